@@ -1,0 +1,405 @@
+//! The typed ARM client. Every request goes through the `azure_core`
+//! pipeline (user agent, request id, bearer token) and one retry layer
+//! (`backon`) for transient failures only; the pipeline's own retry policy is
+//! off so that attempts are not multiplied and `Retry-After` is honoured once.
+use super::credentials;
+use super::error::{self, AzureError};
+use super::lro::{Operation, PollSettings};
+use super::models::{Database, RestoreSpec, COMPUTE_API_VERSION, SQL_API_VERSION};
+use crate::config::AzureConfig;
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::http::headers::HeaderName;
+use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
+use azure_core::http::{
+    ClientOptions, Context, Method, Pipeline, PipelineSendOptions, Request, RetryOptions,
+    Transport, Url,
+};
+use backon::{ExponentialBuilder, Retryable};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ARM_SCOPE: &str = "https://management.azure.com/.default";
+const MAX_HONOURED_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// One answer from ARM, read whole.
+#[derive(Debug, Clone)]
+pub struct ArmResponse {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub azure_async_operation: Option<String>,
+    pub location: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl ArmResponse {
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RetrySettings {
+    pub max_times: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArmClient {
+    pipeline: Pipeline,
+    endpoint: Url,
+    pub(crate) poll: PollSettings,
+    retry: RetrySettings,
+}
+
+impl ArmClient {
+    /// Builds the client from config; `extra_ca_pem` (e.g. the embedded mock's
+    /// CA) is trusted in addition to `azure.ca_file` and the system roots.
+    pub fn new(cfg: &AzureConfig, extra_ca_pem: Option<&str>) -> Result<Self, AzureError> {
+        Self::build(cfg, extra_ca_pem, None)
+    }
+
+    /// A client for a mock Azure (dry runs, the demo): the mock's URL serves
+    /// both ARM and the token endpoint, and its CA is trusted. The poll floor
+    /// is lowered because nothing is gained by waiting on a simulation.
+    pub fn for_mock(cfg: &AzureConfig, url: &str, ca_pem: &str) -> Result<Self, AzureError> {
+        let mut cfg = cfg.clone();
+        cfg.arm_endpoint = url.to_string();
+        cfg.authority_host = url.to_string();
+        cfg.ca_file = None;
+        cfg.credential = crate::config::CredentialKind::ClientSecret;
+        cfg.tenant_id = Some("pitr-dry-run".into());
+        cfg.client_id = Some("pitr-dry-run".into());
+        cfg.min_poll_interval_ms = cfg.min_poll_interval_ms.min(200);
+        cfg.max_poll_interval_ms = cfg.max_poll_interval_ms.min(1_000);
+        cfg.retry_min_delay_ms = cfg.retry_min_delay_ms.min(100);
+        cfg.retry_max_delay_ms = cfg.retry_max_delay_ms.min(1_000);
+        Self::build(&cfg, Some(ca_pem), Some("mock-azure-accepts-any-secret"))
+    }
+
+    fn build(
+        cfg: &AzureConfig,
+        extra_ca_pem: Option<&str>,
+        secret_override: Option<&str>,
+    ) -> Result<Self, AzureError> {
+        let endpoint = Url::parse(&cfg.arm_endpoint)
+            .map_err(|e| AzureError::Setup(format!("arm_endpoint '{}': {e}", cfg.arm_endpoint)))?;
+        let mut http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.request_timeout_secs.max(1)))
+            .connect_timeout(Duration::from_secs(10));
+        let mut pems: Vec<Vec<u8>> = Vec::new();
+        if let Some(path) = &cfg.ca_file {
+            pems.push(std::fs::read(path).map_err(|e| {
+                AzureError::Setup(format!(
+                    "cannot read [azure] ca_file {}: {e}; start the mock with --ca-out or fix the path",
+                    path.display()
+                ))
+            })?);
+        }
+        if let Some(pem) = extra_ca_pem {
+            pems.push(pem.as_bytes().to_vec());
+        }
+        for pem in pems {
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| AzureError::Setup(format!("CA file is not PEM: {e}")))?;
+            for c in certs {
+                http = http.add_root_certificate(c);
+            }
+        }
+        let http = http
+            .build()
+            .map_err(|e| AzureError::Setup(format!("HTTP client: {e}")))?;
+        let transport = Transport::new(Arc::new(http));
+
+        let mut cloud = CustomConfiguration::default();
+        cloud.authority_host = cfg.authority_host.clone();
+        let options = ClientOptions {
+            transport: Some(transport),
+            retry: RetryOptions::none(),
+            cloud: Some(Arc::new(CloudConfiguration::Custom(cloud))),
+            ..Default::default()
+        };
+        let credential = credentials::build(cfg, &options, secret_override)?;
+        let auth = BearerTokenAuthorizationPolicy::new(credential, [ARM_SCOPE]);
+        let pipeline = Pipeline::new(
+            Some("pitr"),
+            Some(env!("CARGO_PKG_VERSION")),
+            options,
+            Vec::new(),
+            vec![Arc::new(auth)],
+            None,
+        );
+        Ok(Self {
+            pipeline,
+            endpoint,
+            poll: PollSettings {
+                floor: Duration::from_millis(cfg.min_poll_interval_ms.max(1)),
+                cap: Duration::from_millis(cfg.max_poll_interval_ms.max(cfg.min_poll_interval_ms)),
+            },
+            retry: RetrySettings {
+                max_times: cfg.retry_max_times,
+                min_delay: Duration::from_millis(cfg.retry_min_delay_ms),
+                max_delay: Duration::from_millis(cfg.retry_max_delay_ms.max(cfg.retry_min_delay_ms)),
+            },
+        })
+    }
+
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
+        let mut u = self
+            .endpoint
+            .join(path)
+            .map_err(|e| AzureError::Setup(format!("bad resource path {path}: {e}")))?;
+        u.query_pairs_mut().append_pair("api-version", api_version);
+        Ok(u)
+    }
+
+    /// Poll URLs come from Azure's headers; a token is only ever sent to the
+    /// configured ARM endpoint's origin.
+    pub(crate) fn poll_url(&self, op: &str, raw: &str) -> Result<Url, AzureError> {
+        let u = Url::parse(raw).map_err(|e| AzureError::Protocol {
+            op: op.to_string(),
+            detail: format!("poll URL '{raw}' is not absolute: {e}"),
+        })?;
+        if u.origin() != self.endpoint.origin() {
+            return Err(AzureError::Protocol {
+                op: op.to_string(),
+                detail: format!(
+                    "poll URL host {} differs from the ARM endpoint {}; refusing to send a token there",
+                    u.origin().ascii_serialization(),
+                    self.endpoint.origin().ascii_serialization()
+                ),
+            });
+        }
+        Ok(u)
+    }
+
+    /// Sends one request, retrying transient failures with exponential
+    /// backoff and jitter, honouring `Retry-After`. Non-2xx answers are errors.
+    pub(crate) async fn send(
+        &self,
+        op: &str,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<ArmResponse, AzureError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_times)
+            .with_jitter();
+        let attempts = AtomicUsize::new(0);
+        let result = (|| async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.send_once(op, method, url, body).await
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(AzureError::is_transient)
+        .adjust(|e, next| {
+            let next = next?;
+            Some(match e.retry_after() {
+                Some(ra) => ra.min(MAX_HONOURED_RETRY_AFTER).max(next),
+                None => next,
+            })
+        })
+        .notify(|e, wait| {
+            tracing::warn!(op, error = %e, wait_ms = wait.as_millis() as u64, "transient Azure failure; retrying");
+        })
+        .await;
+        result.map_err(|mut e| {
+            e.set_attempts(attempts.load(Ordering::Relaxed));
+            e
+        })
+    }
+
+    async fn send_once(
+        &self,
+        op: &str,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<ArmResponse, AzureError> {
+        let mut req = Request::new(url.clone(), method);
+        req.insert_header("accept", "application/json");
+        if let Some(b) = body {
+            req.insert_header("content-type", "application/json");
+            let bytes = serde_json::to_vec(b).map_err(|e| AzureError::Protocol {
+                op: op.to_string(),
+                detail: e.to_string(),
+            })?;
+            req.set_body(bytes);
+        }
+        let ctx = Context::new();
+        let sent = self
+            .pipeline
+            .send(
+                &ctx,
+                &mut req,
+                Some(PipelineSendOptions {
+                    skip_checks: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(match e.kind() {
+                    azure_core::error::ErrorKind::Credential => {
+                        AzureError::Credential(e.to_string())
+                    }
+                    _ => AzureError::Transport {
+                        op: op.to_string(),
+                        cause: describe_transport_error(&e),
+                    },
+                })
+            }
+        };
+        let (status, headers, body) = resp.deconstruct();
+        let status = u16::from(status);
+        let header = |name: &'static str| {
+            headers
+                .get_optional_str(&HeaderName::from_static(name))
+                .map(str::to_string)
+        };
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        for bucket in ["reads", "writes", "deletes"] {
+            if let Some(left) = headers.get_optional_str(&HeaderName::from(format!(
+                "x-ms-ratelimit-remaining-subscription-{bucket}"
+            ))) {
+                tracing::trace!(op, bucket, left, "ARM rate-limit budget");
+            }
+        }
+        let response = ArmResponse {
+            status,
+            retry_after,
+            azure_async_operation: header("azure-asyncoperation"),
+            location: header("location"),
+            body: body.to_vec(),
+        };
+        tracing::debug!(op, method = ?method, status, "ARM answered");
+        if (200..300).contains(&status) {
+            Ok(response)
+        } else {
+            Err(error::from_status(op, status, &response.body, retry_after))
+        }
+    }
+
+    // ---- Microsoft.Sql ----
+
+    /// `None` when the database does not exist.
+    pub async fn get_database(&self, id: &str) -> Result<Option<Database>, AzureError> {
+        let op = format!("GET database {}", last_segment(id));
+        let url = self.url(id, SQL_API_VERSION)?;
+        match self.send(&op, Method::Get, &url, None).await {
+            Ok(r) => parse_json(&op, &r.body).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a point-in-time restore into the new database `target_id`.
+    pub async fn begin_restore(
+        &self,
+        target_id: &str,
+        spec: &RestoreSpec,
+    ) -> Result<Operation, AzureError> {
+        let op = format!("PUT restore {}", last_segment(target_id));
+        let url = self.url(target_id, SQL_API_VERSION)?;
+        let r = self.send(&op, Method::Put, &url, Some(&spec.body())).await?;
+        Operation::from_response(&op, &r).ok_or(AzureError::Protocol {
+            op,
+            detail: format!(
+                "HTTP {} without Azure-AsyncOperation or Location; cannot follow the restore",
+                r.status
+            ),
+        })
+    }
+
+    /// Renames a database on the same server (synchronous).
+    pub async fn rename_database(&self, id: &str, new_id: &str) -> Result<(), AzureError> {
+        let op = format!(
+            "rename {} -> {}",
+            last_segment(id),
+            last_segment(new_id)
+        );
+        let url = self.url(&format!("{id}/move"), SQL_API_VERSION)?;
+        let body = serde_json::json!({ "id": new_id });
+        self.send(&op, Method::Post, &url, Some(&body)).await?;
+        Ok(())
+    }
+
+    /// Starts deleting a database. `None`: already gone or deleted at once.
+    pub async fn begin_delete_database(&self, id: &str) -> Result<Option<Operation>, AzureError> {
+        let op = format!("DELETE database {}", last_segment(id));
+        let url = self.url(id, SQL_API_VERSION)?;
+        match self.send(&op, Method::Delete, &url, None).await {
+            Ok(r) if r.status == 202 => Ok(Operation::from_response(&op, &r)),
+            Ok(_) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- Microsoft.Compute ----
+
+    /// Starts a PowerShell Run Command on a VM.
+    pub async fn begin_run_command(
+        &self,
+        vm_id: &str,
+        script: &[String],
+        parameters: &[(String, String)],
+    ) -> Result<Operation, AzureError> {
+        let op = format!("runCommand on {}", last_segment(vm_id));
+        let url = self.url(&format!("{vm_id}/runCommand"), COMPUTE_API_VERSION)?;
+        let body = serde_json::json!({
+            "commandId": "RunPowerShellScript",
+            "script": script,
+            "parameters": parameters
+                .iter()
+                .map(|(n, v)| serde_json::json!({"name": n, "value": v}))
+                .collect::<Vec<_>>(),
+        });
+        let r = self.send(&op, Method::Post, &url, Some(&body)).await?;
+        Operation::from_response(&op, &r).ok_or(AzureError::Protocol {
+            op,
+            detail: format!("HTTP {} without a Location to poll", r.status),
+        })
+    }
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    op: &str,
+    body: &[u8],
+) -> Result<T, AzureError> {
+    serde_json::from_slice(body).map_err(|e| AzureError::Protocol {
+        op: op.to_string(),
+        detail: format!("cannot read the answer: {e}"),
+    })
+}
+
+pub(crate) fn last_segment(id: &str) -> &str {
+    id.rsplit('/').next().unwrap_or(id)
+}
+
+/// The innermost cause says what happened (refused, reset, timed out).
+fn describe_transport_error(e: &azure_core::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        src = s.source();
+    }
+    msg
+}

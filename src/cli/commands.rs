@@ -1,0 +1,207 @@
+//! What each command does: load config, open the store, call the engine.
+use super::{dry_run, output, Cli, Command, EnvCommand, Failure, RequestCommand, SubmitArgs};
+use crate::azure::ArmClient;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::domain::lifecycle::LifecycleEvent;
+use crate::domain::{Acknowledgements, NewRequest, Window};
+use crate::engine::progress::{Console, Progress};
+use crate::engine::Engine;
+use crate::store::{self, SharedStore};
+use chrono::{DateTime, Utc};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const DEFAULT_CONFIG: &str = "config/pitr.toml";
+
+pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let actor = cli
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    match cli.command {
+        Command::Demo { json } => super::demo::run(json).await,
+        Command::MockAzure {
+            listen,
+            scenario,
+            ca_out,
+        } => mock_azure(cli.config.as_deref(), listen, scenario.as_deref(), &ca_out).await,
+        Command::Request(rc) => {
+            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
+            request(ctx, rc).await
+        }
+        Command::Run { id, dry_run } => {
+            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
+            if dry_run {
+                dry_run::run(&ctx.config, ctx.store.clone(), &ctx.actor, &id).await
+            } else {
+                let engine = ctx.engine(Arc::new(Console::default()))?;
+                let job = engine.run(&id, false).await?;
+                println!("job {} succeeded", job.id);
+                Ok(())
+            }
+        }
+        Command::Resume { id } => {
+            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
+            let engine = ctx.engine(Arc::new(Console::default()))?;
+            let job = engine.resume(&id).await?;
+            println!("job {} succeeded", job.id);
+            Ok(())
+        }
+        Command::Env(ec) => {
+            let config = load_config(cli.config.as_deref())?;
+            env_command(&config, ec)
+        }
+    }
+}
+
+pub(crate) struct Ctx {
+    pub config: Config,
+    pub store: SharedStore,
+    pub actor: String,
+    pub clock: SharedClock,
+}
+
+impl Ctx {
+    async fn load(path: Option<&Path>, actor: String) -> Result<Self, Failure> {
+        let config = load_config(path)?;
+        let store = store::open(&config.store.url).await?;
+        Ok(Self {
+            config,
+            store,
+            actor,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    fn engine(&self, progress: Arc<dyn Progress>) -> Result<Engine, Failure> {
+        let azure = ArmClient::new(&self.config.azure, None).map_err(|e| Failure::bad_input(e.to_string()))?;
+        Ok(Engine::new(
+            &self.config,
+            self.store.clone(),
+            azure,
+            self.clock.clone(),
+            progress,
+            self.actor.clone(),
+        ))
+    }
+}
+
+pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
+    let path: PathBuf = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    Config::load(&path, std::env::vars()).map_err(|e| Failure::bad_input(e.to_string()))
+}
+
+fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| {
+            Failure::bad_input(format!(
+                "{flag} '{s}' is not an RFC 3339 instant ({e}); write it like 2026-11-20T08:30:00Z or 2026-11-20T09:30:00+01:00"
+            ))
+        })
+}
+
+async fn request(ctx: Ctx, cmd: RequestCommand) -> Result<(), Failure> {
+    match cmd {
+        RequestCommand::Submit(args) => submit(&ctx, args).await,
+        RequestCommand::Accept { id, json } => {
+            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+            let r = engine.transition(&id, LifecycleEvent::Accept, None).await?;
+            output::status_changed(&r, json);
+            Ok(())
+        }
+        RequestCommand::Reject { id, reason, json } => {
+            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+            let r = engine
+                .transition(&id, LifecycleEvent::Reject, Some(reason))
+                .await?;
+            output::status_changed(&r, json);
+            Ok(())
+        }
+        RequestCommand::Cancel { id, reason, json } => {
+            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+            let r = engine.transition(&id, LifecycleEvent::Cancel, reason).await?;
+            output::status_changed(&r, json);
+            Ok(())
+        }
+        RequestCommand::List { json } => {
+            let all = ctx.store.list_requests().await?;
+            output::request_list(&all, json);
+            Ok(())
+        }
+        RequestCommand::Show { id, json } => {
+            let req = ctx
+                .store
+                .get_request(&id)
+                .await?
+                .ok_or_else(|| Failure::from(store::StoreError::RequestNotFound(id.clone())))?;
+            let events = ctx.store.request_events(&id).await?;
+            let jobs = ctx.store.jobs_for_request(&id).await?;
+            let steps = match jobs.last() {
+                Some(j) => ctx.store.steps(&j.id).await?,
+                None => Vec::new(),
+            };
+            output::request_show(&req, &events, &jobs, &steps, json);
+            Ok(())
+        }
+    }
+}
+
+async fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<(), Failure> {
+    let new = NewRequest {
+        environment: a.env.clone(),
+        database: a.database.clone(),
+        restore_point: parse_instant("--restore-point", &a.restore_point)?,
+        window: Window {
+            start: parse_instant("--window-start", &a.window_start)?,
+            end: parse_instant("--window-end", &a.window_end)?,
+        },
+        acks: Acknowledgements {
+            erase: a.ack_erase,
+            downtime: a.ack_downtime,
+            scope: a.ack_scope,
+        },
+        requester: ctx.actor.clone(),
+        reason: a.reason.clone(),
+        prestage: a.prestage,
+    };
+    let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+    let req = engine.submit(new).await?;
+    if a.json {
+        output::print_json(&serde_json::json!({"id": req.id, "status": req.status}));
+    } else {
+        println!("{}", req.id);
+    }
+    Ok(())
+}
+
+fn env_command(config: &Config, cmd: EnvCommand) -> Result<(), Failure> {
+    match cmd {
+        EnvCommand::List { json } => {
+            output::env_list(&config.environments, json);
+            Ok(())
+        }
+        EnvCommand::Show { name, json } => {
+            let env = config.environment(&name).ok_or_else(|| {
+                Failure::bad_input(
+                    crate::domain::RuleViolation::UnknownEnvironment(name.clone()).to_string(),
+                )
+            })?;
+            output::env_show(env, json);
+            Ok(())
+        }
+    }
+}
+
+async fn mock_azure(
+    config: Option<&Path>,
+    listen: std::net::SocketAddr,
+    scenario: Option<&Path>,
+    ca_out: &Path,
+) -> Result<(), Failure> {
+    dry_run::serve_mock(config, listen, scenario, ca_out).await
+}

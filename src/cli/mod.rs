@@ -1,0 +1,212 @@
+//! The command line. Exit codes: 0 success, 1 the operation failed, 2 bad
+//! input (arguments, config, request rules); bad input changes nothing.
+mod commands;
+mod demo;
+pub mod dry_run;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "pitr", version, about = "Point-in-time restores of Azure SQL databases for Dynamics 365 F&O non-production environments")]
+pub struct Cli {
+    /// Config file (default: config/pitr.toml).
+    #[arg(long, global = true, env = "PITR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Who acts, for the audit trail (default: $USER).
+    #[arg(long, global = true, env = "PITR_ACTOR")]
+    pub actor: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Self-contained rehearsal: a temporary store, the embedded mock Azure, a
+    /// demo environment; submits, accepts and runs a restore.
+    Demo {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the mock Azure (an ARM look-alike over HTTPS) until interrupted.
+    MockAzure {
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// Scenario file (TOML); default: seeded from the configured environments.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Where to write the CA certificate (PEM) clients must trust.
+        #[arg(long, default_value = "var/mock-ca.pem")]
+        ca_out: PathBuf,
+    },
+    /// Submit and manage restore requests.
+    #[command(subcommand)]
+    Request(RequestCommand),
+    /// Run an accepted request now.
+    Run {
+        id: String,
+        /// Rehearse against an embedded mock Azure seeded from the config;
+        /// the request's status is not changed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Continue an interrupted run where it stopped.
+    Resume { id: String },
+    /// Configured environments.
+    #[command(subcommand)]
+    Env(EnvCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    Submit(SubmitArgs),
+    Accept {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Cancel {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[arg(long = "env")]
+    pub env: String,
+    #[arg(long)]
+    pub database: String,
+    /// RFC 3339 instant with an offset, e.g. 2026-11-20T08:30:00Z.
+    #[arg(long)]
+    pub restore_point: String,
+    #[arg(long)]
+    pub window_start: String,
+    #[arg(long)]
+    pub window_end: String,
+    /// I understand the current database is erased and replaced.
+    #[arg(long)]
+    pub ack_erase: bool,
+    /// I understand the environment is unavailable during the window.
+    #[arg(long)]
+    pub ack_downtime: bool,
+    /// I understand only the F&O database is restored (document blobs and the
+    /// Management Reporter database keep their state; versions may differ).
+    #[arg(long)]
+    pub ack_scope: bool,
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Restore ahead of the window so that the downtime is shorter.
+    #[arg(long)]
+    pub prestage: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An error at the binary's edge, with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::engine::EngineError> for Failure {
+    fn from(e: crate::engine::EngineError) -> Self {
+        Self {
+            code: e.exit_code() as u8,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        crate::engine::EngineError::from(e).into()
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PITR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

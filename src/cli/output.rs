@@ -1,0 +1,188 @@
+//! How results are printed: a readable form, or JSON with `--json`.
+use crate::domain::{Environment, Job, RequestEvent, RestoreRequest, StepRecord};
+use serde_json::{json, Value};
+
+pub fn print_json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}
+
+fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn status_changed(r: &RestoreRequest, json: bool) {
+    if json {
+        print_json(&json!({"id": r.id, "status": r.status}));
+    } else {
+        println!("request {} is {}", r.id, r.status);
+    }
+}
+
+pub fn request_list(all: &[RestoreRequest], json: bool) {
+    if json {
+        print_json(&Value::Array(all.iter().map(request_json).collect()));
+        return;
+    }
+    if all.is_empty() {
+        println!("no requests; submit one with `pitr request submit`");
+        return;
+    }
+    println!(
+        "{:<12}  {:<11}  {:<16}  {:<10}  {:<20}  WINDOW START",
+        "ID", "STATUS", "ENVIRONMENT", "DATABASE", "RESTORE POINT"
+    );
+    for r in all {
+        println!(
+            "{:<12}  {:<11}  {:<16}  {:<10}  {:<20}  {}",
+            r.id,
+            r.status.as_str(),
+            r.environment,
+            r.database,
+            ts(&r.restore_point),
+            ts(&r.window.start)
+        );
+    }
+}
+
+fn request_json(r: &RestoreRequest) -> Value {
+    json!({
+        "id": r.id,
+        "status": r.status,
+        "environment": r.environment,
+        "database": r.database,
+        "restore_point": ts(&r.restore_point),
+        "window_start": ts(&r.window.start),
+        "window_end": ts(&r.window.end),
+        "acknowledgements": r.acks,
+        "requester": r.requester,
+        "reason": r.reason,
+        "prestage": r.prestage,
+        "submitted_at": ts(&r.submitted_at),
+        "updated_at": ts(&r.updated_at),
+    })
+}
+
+fn step_json(s: &StepRecord) -> Value {
+    json!({
+        "name": s.step.as_str(),
+        "status": s.status.as_str(),
+        "attempts": s.attempts,
+        "error": s.error,
+        "started_at": s.started_at.as_ref().map(ts),
+        "finished_at": s.finished_at.as_ref().map(ts),
+        "detail": s.detail,
+    })
+}
+
+fn job_json(j: &Job) -> Value {
+    json!({
+        "id": j.id,
+        "status": j.status.as_str(),
+        "dry_run": j.dry_run,
+        "plan": j.plan.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "created_at": ts(&j.created_at),
+        "finished_at": j.finished_at.as_ref().map(ts),
+        "error": j.error,
+        "original_database_id": j.facts.original_database_id,
+        "restored_database_id": j.facts.restored_database_id,
+        "offline_at": j.facts.offline_at.as_ref().map(ts),
+        "online_at": j.facts.online_at.as_ref().map(ts),
+    })
+}
+
+pub fn request_show(
+    r: &RestoreRequest,
+    events: &[RequestEvent],
+    jobs: &[Job],
+    steps: &[StepRecord],
+    json: bool,
+) {
+    if json {
+        let mut v = request_json(r);
+        v["events"] = Value::Array(
+            events
+                .iter()
+                .map(|e| {
+                    json!({"at": ts(&e.at), "actor": e.actor, "from": e.from, "to": e.to, "note": e.note})
+                })
+                .collect(),
+        );
+        v["jobs"] = Value::Array(jobs.iter().map(job_json).collect());
+        v["job"] = jobs.last().map(job_json).unwrap_or(Value::Null);
+        v["steps"] = Value::Array(steps.iter().map(step_json).collect());
+        print_json(&v);
+        return;
+    }
+    println!("request     {}", r.id);
+    println!("status      {}", r.status);
+    println!("environment {} (database {})", r.environment, r.database);
+    println!("restore to  {}", ts(&r.restore_point));
+    println!("window      {} .. {}", ts(&r.window.start), ts(&r.window.end));
+    println!("requester   {}{}", r.requester, r.reason.as_deref().map(|x| format!(" ({x})")).unwrap_or_default());
+    if let Some(j) = jobs.last() {
+        println!(
+            "job         {} {}{}",
+            j.id,
+            j.status.as_str(),
+            if j.dry_run { " [dry run]" } else { "" }
+        );
+        if let (Some(off), Some(on)) = (j.facts.offline_at, j.facts.online_at) {
+            println!("downtime    {:.1}s ({} .. {})", (on - off).num_milliseconds() as f64 / 1000.0, ts(&off), ts(&on));
+        }
+        if let Some(e) = &j.error {
+            println!("error       {e}");
+        }
+        for s in steps {
+            println!(
+                "  {:<9} {:<9} attempts {}{}",
+                s.step.as_str(),
+                s.status.as_str(),
+                s.attempts,
+                s.error.as_deref().map(|e| format!("  {e}")).unwrap_or_default()
+            );
+        }
+    }
+    println!("history:");
+    for e in events {
+        println!(
+            "  {}  {:<10} -> {:<11} by {}{}",
+            ts(&e.at),
+            e.from.map(|f| f.as_str()).unwrap_or("-"),
+            e.to.as_str(),
+            e.actor,
+            e.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+        );
+    }
+}
+
+pub fn env_list(envs: &[Environment], json: bool) {
+    if json {
+        print_json(&serde_json::to_value(envs).unwrap_or(Value::Null));
+        return;
+    }
+    println!("{:<16}  {:<10}  {:<9}  {:<24}  DATABASE", "NAME", "TIER", "KIND", "SERVER");
+    for e in envs {
+        println!(
+            "{:<16}  {:<10}  {:<9}  {:<24}  {}",
+            e.name,
+            format!("{:?}", e.tier).to_lowercase(),
+            format!("{:?}", e.database_kind).to_lowercase(),
+            e.server,
+            e.database
+        );
+    }
+}
+
+pub fn env_show(e: &Environment, json: bool) {
+    if json {
+        print_json(&serde_json::to_value(e).unwrap_or(Value::Null));
+        return;
+    }
+    match toml::to_string_pretty(e) {
+        Ok(t) => print!("{t}"),
+        Err(_) => println!("{e:?}"),
+    }
+}

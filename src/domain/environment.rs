@@ -1,0 +1,98 @@
+//! What the engine knows of an environment: where its databases and VMs are,
+//! and how its offline/online/sync/mr_reset actions are carried out.
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Sandbox,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseKind {
+    AzureSql,
+    SqlServer,
+}
+
+/// How an environment action (offline, online, sync, mr_reset) is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    #[default]
+    VmRunCommand,
+    None,
+}
+
+fn default_retention() -> u32 {
+    35
+}
+fn default_package_dir() -> String {
+    r"K:\AosService\PackagesLocalDirectory".to_string()
+}
+fn default_mr_dir() -> String {
+    r"C:\Program Files\Microsoft Dynamics 365 for Operations - Financial Reporting".to_string()
+}
+fn default_sql_user() -> String {
+    "axdbadmin".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub name: String,
+    pub tier: Tier,
+    pub database_kind: DatabaseKind,
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub server: String,
+    pub location: String,
+    /// The F&O (AX) database: the only one that may be restored.
+    pub database: String,
+    /// Entity store database name, refused as a restore target.
+    #[serde(default)]
+    pub entity_store_database: Option<String>,
+    /// Management Reporter database name, refused as a restore target.
+    #[serde(default)]
+    pub mr_database: Option<String>,
+    /// VM resource ids where the services are stopped and started.
+    #[serde(default)]
+    pub aos_vms: Vec<String>,
+    /// VM resource id where database synchronization runs.
+    #[serde(default)]
+    pub sync_vm: Option<String>,
+    /// VM resource id where the Management Reporter reset runs.
+    #[serde(default)]
+    pub mr_vm: Option<String>,
+    #[serde(default)]
+    pub actions: ActionKind,
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+    #[serde(default = "default_package_dir")]
+    pub package_dir: String,
+    #[serde(default = "default_mr_dir")]
+    pub mr_install_dir: String,
+    #[serde(default = "default_sql_user")]
+    pub sql_user: String,
+    /// Name of the environment variable holding the SQL password used by sync.
+    #[serde(default)]
+    pub sql_password_env: Option<String>,
+    /// Run `restore` before `offline` (pre-staging) for this environment's requests.
+    #[serde(default)]
+    pub prestage: bool,
+    /// Keep a restored database whose run failed before `swap` (for diagnosis)
+    /// instead of dropping it.
+    #[serde(default)]
+    pub keep_failed_restore: bool,
+}
+
+impl Environment {
+    /// ARM resource id of a database of this environment's server.
+    pub fn database_id(&self, name: &str) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/servers/{}/databases/{}",
+            self.subscription_id, self.resource_group, self.server, name
+        )
+    }
+}

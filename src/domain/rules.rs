@@ -1,0 +1,285 @@
+//! The request rules of the original process, each a named violation whose
+//! message says what to change.
+use super::environment::{DatabaseKind, Environment, Tier};
+use super::request::NewRequest;
+use chrono::{DateTime, Duration, Utc};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleViolation {
+    #[error("rule unknown-environment: environment '{0}' is not in the catalog; run `pitr env list` to see the configured environments")]
+    UnknownEnvironment(String),
+    #[error("rule azure-sql-only: environment '{0}' runs on SQL Server (one-box); only Azure SQL Database environments can be restored point-in-time")]
+    NotAzureSql(String),
+    #[error("rule non-production-only: environment '{0}' is production; production restores go through Microsoft support, not pitr")]
+    Production(String),
+    #[error("rule fno-database-only: '{database}' is not the F&O database of '{environment}'{which}; only '{fno}' can be restored")]
+    NotFnoDatabase {
+        environment: String,
+        database: String,
+        fno: String,
+        which: String,
+    },
+    #[error("rule restore-point-not-future: restore point {point} is in the future (now {now}); choose an instant in the past")]
+    RestorePointInFuture {
+        point: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    #[error("rule retention: restore point {point} is older than the {days}-day retention of '{environment}' (oldest allowed now: {oldest}); choose a later instant")]
+    OutsideRetention {
+        environment: String,
+        point: DateTime<Utc>,
+        days: u32,
+        oldest: DateTime<Utc>,
+    },
+    #[error("rule retention-at-window: restore point {point} will be older than the {days}-day retention when the window opens at {window_start}; move the window to start no later than {latest_start}, or choose a later restore point")]
+    OutsideRetentionAtWindow {
+        point: DateTime<Utc>,
+        days: u32,
+        window_start: DateTime<Utc>,
+        latest_start: DateTime<Utc>,
+    },
+    #[error("rule earliest-restore-date: restore point {point} is before Azure's earliest restore date {earliest} for database '{database}'; choose {earliest} or later")]
+    BeforeEarliestRestore {
+        database: String,
+        point: DateTime<Utc>,
+        earliest: DateTime<Utc>,
+    },
+    #[error("rule window-length: the window {start} .. {end} is shorter than 1 hour; set --window-end at least 1 hour after --window-start")]
+    WindowTooShort {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+    #[error("rule acknowledgement: the statement '{0}' was not acknowledged; read it and pass --ack-{0}")]
+    MissingAcknowledgement(&'static str),
+}
+
+/// Facts Azure reports for the database at submission time.
+#[derive(Debug, Clone, Copy)]
+pub struct AzureFacts {
+    pub earliest_restore_date: Option<DateTime<Utc>>,
+}
+
+/// Rules that need only the catalog: checked before anything asks Azure.
+pub fn check_catalog(env: Option<&Environment>, req: &NewRequest) -> Result<(), RuleViolation> {
+    let env = env.ok_or_else(|| RuleViolation::UnknownEnvironment(req.environment.clone()))?;
+    if env.database_kind == DatabaseKind::SqlServer {
+        return Err(RuleViolation::NotAzureSql(env.name.clone()));
+    }
+    if env.tier == Tier::Production {
+        return Err(RuleViolation::Production(env.name.clone()));
+    }
+    if !req.database.eq_ignore_ascii_case(&env.database) {
+        let which = if env.entity_store_database.as_deref() == Some(req.database.as_str()) {
+            " (it is the entity store database)"
+        } else if env.mr_database.as_deref() == Some(req.database.as_str()) {
+            " (it is the Management Reporter database)"
+        } else {
+            ""
+        };
+        return Err(RuleViolation::NotFnoDatabase {
+            environment: env.name.clone(),
+            database: req.database.clone(),
+            fno: env.database.clone(),
+            which: which.to_string(),
+        });
+    }
+    for (given, name) in [
+        (req.acks.erase, "erase"),
+        (req.acks.downtime, "downtime"),
+        (req.acks.scope, "scope"),
+    ] {
+        if !given {
+            return Err(RuleViolation::MissingAcknowledgement(name));
+        }
+    }
+    Ok(())
+}
+
+/// Rules on instants; `now` comes from the injectable clock.
+pub fn check_times(
+    env: &Environment,
+    req: &NewRequest,
+    facts: AzureFacts,
+    now: DateTime<Utc>,
+) -> Result<(), RuleViolation> {
+    let point = req.restore_point;
+    if point > now {
+        return Err(RuleViolation::RestorePointInFuture { point, now });
+    }
+    let retention = Duration::days(i64::from(env.retention_days));
+    let oldest = now - retention;
+    if point < oldest {
+        return Err(RuleViolation::OutsideRetention {
+            environment: env.name.clone(),
+            point,
+            days: env.retention_days,
+            oldest,
+        });
+    }
+    if let Some(earliest) = facts.earliest_restore_date {
+        if point < earliest {
+            return Err(RuleViolation::BeforeEarliestRestore {
+                database: req.database.clone(),
+                point,
+                earliest,
+            });
+        }
+    }
+    let w = req.window;
+    if w.end < w.start + Duration::hours(1) {
+        return Err(RuleViolation::WindowTooShort {
+            start: w.start,
+            end: w.end,
+        });
+    }
+    if w.start > point + retention {
+        return Err(RuleViolation::OutsideRetentionAtWindow {
+            point,
+            days: env.retention_days,
+            window_start: w.start,
+            latest_start: point + retention,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::request::{Acknowledgements, Window};
+    use chrono::TimeZone;
+
+    fn env() -> Environment {
+        toml::from_str(
+            r#"
+            name = "uat"
+            tier = "sandbox"
+            database_kind = "azure_sql"
+            subscription_id = "s"
+            resource_group = "rg"
+            server = "srv"
+            location = "westeurope"
+            database = "AxDB"
+            entity_store_database = "AxDW"
+            mr_database = "MRDB"
+            "#,
+        )
+        .unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+    }
+
+    fn req() -> NewRequest {
+        NewRequest {
+            environment: "uat".into(),
+            database: "AxDB".into(),
+            restore_point: now() - Duration::days(2),
+            window: Window {
+                start: now() + Duration::days(1),
+                end: now() + Duration::days(1) + Duration::hours(2),
+            },
+            acks: Acknowledgements {
+                erase: true,
+                downtime: true,
+                scope: true,
+            },
+            requester: "alice".into(),
+            reason: None,
+            prestage: false,
+        }
+    }
+
+    fn facts() -> AzureFacts {
+        AzureFacts {
+            earliest_restore_date: Some(now() - Duration::days(10)),
+        }
+    }
+
+    fn check(e: &Environment, r: &NewRequest) -> Result<(), RuleViolation> {
+        check_catalog(Some(e), r)?;
+        check_times(e, r, facts(), now())
+    }
+
+    #[test]
+    fn a_valid_request_passes() {
+        check(&env(), &req()).unwrap();
+    }
+
+    #[test]
+    fn unknown_environment() {
+        assert!(matches!(
+            check_catalog(None, &req()),
+            Err(RuleViolation::UnknownEnvironment(_))
+        ));
+    }
+
+    #[test]
+    fn sql_server_and_production_are_refused() {
+        let mut e = env();
+        e.database_kind = DatabaseKind::SqlServer;
+        assert!(matches!(check(&e, &req()), Err(RuleViolation::NotAzureSql(_))));
+        let mut e = env();
+        e.tier = Tier::Production;
+        assert!(matches!(check(&e, &req()), Err(RuleViolation::Production(_))));
+    }
+
+    #[test]
+    fn only_the_fno_database() {
+        for db in ["AxDW", "MRDB", "Other"] {
+            let mut r = req();
+            r.database = db.into();
+            let err = check(&env(), &r).unwrap_err();
+            assert!(matches!(err, RuleViolation::NotFnoDatabase { .. }), "{db}");
+        }
+        let mut r = req();
+        r.database = "AxDW".into();
+        assert!(check(&env(), &r).unwrap_err().to_string().contains("entity store"));
+    }
+
+    #[test]
+    fn acknowledgements_are_required() {
+        for i in 0..3 {
+            let mut r = req();
+            match i {
+                0 => r.acks.erase = false,
+                1 => r.acks.downtime = false,
+                _ => r.acks.scope = false,
+            }
+            assert!(matches!(
+                check(&env(), &r),
+                Err(RuleViolation::MissingAcknowledgement(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn restore_point_rules() {
+        let mut r = req();
+        r.restore_point = now() + Duration::minutes(1);
+        assert!(matches!(check(&env(), &r), Err(RuleViolation::RestorePointInFuture { .. })));
+        r.restore_point = now() - Duration::days(36);
+        assert!(matches!(check(&env(), &r), Err(RuleViolation::OutsideRetention { .. })));
+        r.restore_point = now() - Duration::days(11);
+        let err = check(&env(), &r).unwrap_err();
+        assert!(matches!(err, RuleViolation::BeforeEarliestRestore { .. }));
+        assert!(err.to_string().contains("earliest restore date"));
+    }
+
+    #[test]
+    fn window_rules() {
+        let mut r = req();
+        r.window.end = r.window.start + Duration::minutes(59);
+        assert!(matches!(check(&env(), &r), Err(RuleViolation::WindowTooShort { .. })));
+        let mut r = req();
+        r.restore_point = now() - Duration::days(9);
+        let mut e = env();
+        e.retention_days = 10;
+        r.window.start = now() + Duration::days(2);
+        r.window.end = r.window.start + Duration::hours(2);
+        let err = check_times(&e, &r, facts(), now()).unwrap_err();
+        assert!(matches!(err, RuleViolation::OutsideRetentionAtWindow { .. }));
+        assert!(err.to_string().contains("no later than"));
+    }
+}

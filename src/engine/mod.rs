@@ -1,0 +1,385 @@
+//! The job runner: takes a request through its steps, checkpointing each one
+//! in the store before and after its Azure calls, so that a run killed at any
+//! moment resumes where it stopped. What to do next is decided by the pure
+//! functions in [`crate::domain`]; this module performs it.
+pub mod actions;
+pub mod progress;
+mod recovery;
+mod steps;
+
+use crate::azure::{ArmClient, AzureError};
+use crate::clock::SharedClock;
+use crate::config::{Config, EngineConfig};
+use crate::domain::lifecycle::{transition, InvalidTransition, LifecycleEvent};
+use crate::domain::rules::{self, AzureFacts};
+use crate::domain::{
+    job, Environment, Job, JobStatus, NewRequest, RequestEvent, RequestStatus, RestoreRequest,
+    RuleViolation, StepName, StepRecord, StepStatus,
+};
+use crate::store::{SharedStore, StoreError};
+use progress::{Progress, ProgressEvent};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Rule(#[from] RuleViolation),
+    #[error("{0}")]
+    Lifecycle(#[from] InvalidTransition),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Azure(#[from] AzureError),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("job {job} {status}: {cause}")]
+    RunFailed {
+        job: String,
+        status: &'static str,
+        cause: String,
+    },
+}
+
+impl EngineError {
+    /// 2 for bad input (nothing was changed), 1 for an operation that failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Rule(_) | Self::Lifecycle(_) | Self::BadInput(_) => 2,
+            Self::Store(
+                StoreError::RequestNotFound(_)
+                | StoreError::JobNotFound(_)
+                | StoreError::ActiveRequestExists { .. }
+                | StoreError::SchemaTooNew { .. }
+                | StoreError::UnsupportedUrl(_),
+            ) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A failure inside a step, with the text stored in its checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    #[error("{0}")]
+    Azure(#[from] AzureError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub struct Engine {
+    pub(crate) store: SharedStore,
+    pub(crate) azure: ArmClient,
+    pub(crate) clock: SharedClock,
+    pub(crate) config: EngineConfig,
+    pub(crate) environments: Vec<Environment>,
+    pub(crate) progress: Arc<dyn Progress>,
+    /// Who acts (recorded in the audit trail).
+    pub actor: String,
+}
+
+impl Engine {
+    pub fn new(
+        config: &Config,
+        store: SharedStore,
+        azure: ArmClient,
+        clock: SharedClock,
+        progress: Arc<dyn Progress>,
+        actor: String,
+    ) -> Self {
+        Self {
+            store,
+            azure,
+            clock,
+            config: config.engine.clone(),
+            environments: config.environments.clone(),
+            progress,
+            actor,
+        }
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    pub fn environment(&self, name: &str) -> Result<&Environment, EngineError> {
+        self.environments
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| RuleViolation::UnknownEnvironment(name.to_string()).into())
+    }
+
+    fn event(
+        &self,
+        req: &RestoreRequest,
+        to: RequestStatus,
+        note: Option<String>,
+    ) -> RequestEvent {
+        RequestEvent {
+            request_id: req.id.clone(),
+            at: self.clock.now(),
+            actor: self.actor.clone(),
+            from: Some(req.status),
+            to,
+            note,
+        }
+    }
+
+    pub async fn request(&self, id: &str) -> Result<RestoreRequest, EngineError> {
+        self.store
+            .get_request(id)
+            .await?
+            .ok_or_else(|| StoreError::RequestNotFound(id.to_string()).into())
+    }
+
+    /// Validates a new request against the rules (asking Azure for the
+    /// database's earliest restore date) and stores it. Nothing is written
+    /// when a rule is broken.
+    pub async fn submit(&self, new: NewRequest) -> Result<RestoreRequest, EngineError> {
+        let env = self.environments.iter().find(|e| e.name == new.environment);
+        rules::check_catalog(env, &new)?;
+        let env = self.environment(&new.environment)?;
+        let db = self
+            .azure
+            .get_database(&env.database_id(&env.database))
+            .await?
+            .ok_or_else(|| {
+                EngineError::BadInput(format!(
+                    "database '{}' was not found on server '{}' (resource group '{}'); check the environment's configuration",
+                    env.database, env.server, env.resource_group
+                ))
+            })?;
+        let facts = AzureFacts {
+            earliest_restore_date: db.properties.earliest_restore_date,
+        };
+        let now = self.clock.now();
+        rules::check_times(env, &new, facts, now)?;
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let req = RestoreRequest::from_new(id, new, now);
+        let ev = RequestEvent {
+            request_id: req.id.clone(),
+            at: now,
+            actor: self.actor.clone(),
+            from: None,
+            to: RequestStatus::Submitted,
+            note: req.reason.clone(),
+        };
+        self.store.insert_request(&req, &ev).await?;
+        Ok(req)
+    }
+
+    /// Moves a request through its lifecycle, recording who and why.
+    pub async fn transition(
+        &self,
+        id: &str,
+        event: LifecycleEvent,
+        note: Option<String>,
+    ) -> Result<RestoreRequest, EngineError> {
+        let req = self.request(id).await?;
+        let to = transition(req.status, event)?;
+        let ev = self.event(&req, to, note);
+        self.store.transition_request(&ev).await?;
+        self.request(id).await
+    }
+
+    /// Starts a run of an accepted request. A dry run rehearses the request
+    /// without changing its status.
+    pub async fn run(&self, request_id: &str, dry_run: bool) -> Result<Job, EngineError> {
+        let req = self.request(request_id).await?;
+        let env = self.environment(&req.environment)?.clone();
+        if let Some(active) = self
+            .store
+            .jobs_for_request(&req.id)
+            .await?
+            .into_iter()
+            .find(|j| j.status == JobStatus::Running)
+        {
+            return Err(EngineError::BadInput(format!(
+                "request {} already has a run in progress (job {}); continue it with `pitr resume {}`",
+                req.id, active.id, req.id
+            )));
+        }
+        if dry_run {
+            if !matches!(req.status, RequestStatus::Submitted | RequestStatus::Accepted) {
+                return Err(EngineError::BadInput(format!(
+                    "request {} is {}; only a submitted or accepted request can be rehearsed",
+                    req.id, req.status
+                )));
+            }
+        } else {
+            let to = transition(req.status, LifecycleEvent::Start)?;
+            self.store
+                .transition_request(&self.event(&req, to, Some("run started".into())))
+                .await?;
+        }
+        let now = self.clock.now();
+        let job = Job {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            request_id: req.id.clone(),
+            dry_run,
+            status: JobStatus::Running,
+            plan: job::plan(req.prestage || env.prestage),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            facts: Default::default(),
+            error: None,
+        };
+        self.store.insert_job(&job).await?;
+        self.progress.event(ProgressEvent::Note(format!(
+            "job {} for request {} on {} ({}){}",
+            job.id,
+            req.id,
+            env.name,
+            env.database,
+            if dry_run { " [dry run]" } else { "" }
+        )));
+        self.drive(job).await
+    }
+
+    /// Continues the unfinished run of a request where it stopped.
+    pub async fn resume(&self, request_id: &str) -> Result<Job, EngineError> {
+        let req = self.request(request_id).await?;
+        let job = self
+            .store
+            .jobs_for_request(&req.id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|j| j.status == JobStatus::Running)
+            .ok_or_else(|| {
+                EngineError::BadInput(format!(
+                    "request {} has no unfinished run to resume (status {}); start one with `pitr run {}`",
+                    req.id, req.status, req.id
+                ))
+            })?;
+        self.progress
+            .event(ProgressEvent::Note(format!("resuming job {}", job.id)));
+        self.drive(job).await
+    }
+
+    /// Runs the job's remaining steps, then its recovery if a step failed.
+    async fn drive(&self, mut job: Job) -> Result<Job, EngineError> {
+        let req = self.request(&job.request_id).await?;
+        let env = self.environment(&req.environment)?.clone();
+        loop {
+            if let Some(cause) = job.facts.recovering.clone() {
+                return self.recover(&req, &env, job, cause).await;
+            }
+            let records = self.store.steps(&job.id).await?;
+            let Some(step) = job::next_step(&job.plan, &records) else {
+                return self.finish(&req, job, JobStatus::Succeeded, None).await;
+            };
+            let mut rec = records
+                .into_iter()
+                .find(|r| r.step == step)
+                .unwrap_or_else(|| StepRecord::pending(step));
+            rec.status = StepStatus::Running;
+            rec.attempts += 1;
+            rec.error = None;
+            rec.started_at.get_or_insert(self.clock.now());
+            self.store.save_step(&job.id, &rec).await?;
+            self.progress.event(ProgressEvent::StepStarted {
+                step,
+                attempt: rec.attempts,
+            });
+            let started = std::time::Instant::now();
+            let limit = self.step_timeout(step);
+            let outcome = tokio::time::timeout(
+                limit + Duration::from_secs(60),
+                self.perform(step, &req, &env, &mut job, &mut rec),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(StepError::Failed(format!(
+                    "step {step} did not finish within its timeout of {}s",
+                    limit.as_secs()
+                )))
+            });
+            match outcome {
+                Ok(summary) => {
+                    rec.status = StepStatus::Succeeded;
+                    rec.finished_at = Some(self.clock.now());
+                    self.store.save_step(&job.id, &rec).await?;
+                    self.progress.event(ProgressEvent::StepDone {
+                        step,
+                        elapsed: started.elapsed(),
+                        summary,
+                    });
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    rec.status = StepStatus::Failed;
+                    rec.finished_at = Some(self.clock.now());
+                    rec.error = Some(error.clone());
+                    self.store.save_step(&job.id, &rec).await?;
+                    self.progress.event(ProgressEvent::StepFailed {
+                        step,
+                        error: error.clone(),
+                    });
+                    job.facts.recovering = Some(format!("{step}: {error}"));
+                    self.save_job(&mut job).await?;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn step_timeout(&self, step: StepName) -> Duration {
+        Duration::from_secs(match step {
+            StepName::Restore => self.config.restore_timeout_secs,
+            StepName::Offline | StepName::Online | StepName::Sync | StepName::MrReset => {
+                self.config.action_timeout_secs
+            }
+            _ => self.config.step_timeout_secs,
+        })
+    }
+
+    pub(crate) async fn save_job(&self, job: &mut Job) -> Result<(), StoreError> {
+        job.updated_at = self.clock.now();
+        self.store.update_job(job).await
+    }
+
+    /// Ends the job and, unless it was a rehearsal, its request.
+    async fn finish(
+        &self,
+        req: &RestoreRequest,
+        mut job: Job,
+        status: JobStatus,
+        cause: Option<String>,
+    ) -> Result<Job, EngineError> {
+        job.status = status;
+        job.error = cause.clone();
+        job.finished_at = Some(self.clock.now());
+        self.save_job(&mut job).await?;
+        if !job.dry_run {
+            let current = self.request(&req.id).await?;
+            let event = match status {
+                JobStatus::Succeeded => LifecycleEvent::Succeed,
+                JobStatus::RolledBack => LifecycleEvent::RollBack,
+                _ => LifecycleEvent::Fail,
+            };
+            if current.status == RequestStatus::Running {
+                let to = transition(current.status, event)?;
+                self.store
+                    .transition_request(&self.event(&current, to, cause.clone()))
+                    .await?;
+            }
+        }
+        self.progress.event(ProgressEvent::Note(format!(
+            "job {} {}{}",
+            job.id,
+            status.as_str(),
+            cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+        )));
+        match status {
+            JobStatus::Succeeded => Ok(job),
+            _ => Err(EngineError::RunFailed {
+                job: job.id.clone(),
+                status: status.as_str(),
+                cause: cause.unwrap_or_default(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! `pitr`: point-in-time restores of Azure SQL databases for Dynamics 365 F&O
+//! non-production environments, carried out as checkpointed, resumable jobs.
+//!
+//! Layout (dependencies point inward):
+//! - [`domain`]: pure request rules, lifecycle and step plan; no I/O.
+//! - [`engine`]: the job runner that performs the steps.
+//! - [`azure`]: the typed ARM client (azure_core pipeline, LRO poller, credentials).
+//! - [`mock`]: the mock Azure (an ARM look-alike over HTTPS) used for dry runs.
+//! - [`store`]: the state store (requests, audit events, jobs, step checkpoints).
+//! - [`cli`]: the command line.
+pub mod azure;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod mock;
+pub mod store;

@@ -1,0 +1,83 @@
+//! The state store: requests, their audit trail, jobs and step checkpoints.
+//! One [`Store`] trait; the engine never knows which database is behind it.
+//! The URL scheme picks the implementation (`sqlite://PATH`).
+use crate::domain::{Job, RequestEvent, RequestStatus, RestoreRequest, StepRecord};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store URL '{0}' is not supported; use sqlite://PATH (for example sqlite://var/pitr.db)")]
+    UnsupportedUrl(String),
+    #[error("cannot open the store at {path}: {cause}")]
+    Open { path: String, cause: String },
+    #[error("the store at {path} has schema version {found}, newer than this pitr binary understands ({supported}); upgrade pitr, or point [store] url at another store")]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("request {0} not found; `pitr request list` shows the known requests")]
+    RequestNotFound(String),
+    #[error("job {0} not found")]
+    JobNotFound(String),
+    #[error("request {id} is {actual}, not {expected}: it changed meanwhile; look at `pitr request show {id}`")]
+    StatusConflict {
+        id: String,
+        expected: RequestStatus,
+        actual: RequestStatus,
+    },
+    #[error("environment '{environment}' already has an active request ({existing}); cancel it or wait for it to finish")]
+    ActiveRequestExists {
+        environment: String,
+        existing: String,
+    },
+    #[error("store error: {0}")]
+    Database(String),
+    #[error("store holds an unreadable value in {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Inserts a new request and its first audit event atomically. Refused
+    /// with `ActiveRequestExists` if the environment has an active request.
+    async fn insert_request(&self, req: &RestoreRequest, event: &RequestEvent) -> Result<()>;
+    async fn get_request(&self, id: &str) -> Result<Option<RestoreRequest>>;
+    /// All requests, newest first.
+    async fn list_requests(&self) -> Result<Vec<RestoreRequest>>;
+    /// Compare-and-set of a request's status with its audit event, atomically.
+    /// `event.from` must be the expected current status.
+    async fn transition_request(&self, event: &RequestEvent) -> Result<()>;
+    /// Replaces the request's editable fields (window, restore point) with an
+    /// audit event, atomically (reschedule).
+    async fn update_request(&self, req: &RestoreRequest, event: &RequestEvent) -> Result<()>;
+    /// The audit trail of a request, oldest first.
+    async fn request_events(&self, id: &str) -> Result<Vec<RequestEvent>>;
+
+    async fn insert_job(&self, job: &Job) -> Result<()>;
+    async fn get_job(&self, id: &str) -> Result<Option<Job>>;
+    /// Jobs of a request, oldest first.
+    async fn jobs_for_request(&self, request_id: &str) -> Result<Vec<Job>>;
+    /// Writes the whole job row (status, facts, error, timestamps).
+    async fn update_job(&self, job: &Job) -> Result<()>;
+    /// Upserts the checkpoint of one step of a job.
+    async fn save_step(&self, job_id: &str, step: &StepRecord) -> Result<()>;
+    /// The checkpoints of a job, in the order they were first written.
+    async fn steps(&self, job_id: &str) -> Result<Vec<StepRecord>>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store named by a URL, creating and migrating it as needed.
+pub async fn open(url: &str) -> Result<SharedStore> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(sqlite::SqliteStore::open(path)?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}

@@ -1,0 +1,336 @@
+//! Shared start-up for the integration tests: a real `pitr mock-azure`
+//! process on an ephemeral port with its own CA, a fresh SQLite store and a
+//! config pointing at both, and the `pitr` binary driven as a user would.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const PITR: &str = env!("CARGO_BIN_EXE_pitr");
+pub const SUB: &str = "00000000-0000-0000-0000-00000000aaaa";
+pub const RG: &str = "rg-uat";
+pub const SERVER: &str = "sql-uat";
+
+/// The scenario every test starts from; `settings` and `faults` TOML is
+/// appended by the test.
+pub fn scenario(settings: &str) -> String {
+    format!(
+        r#"
+[settings]
+{settings}
+
+[[servers]]
+subscription_id = "{SUB}"
+resource_group = "{RG}"
+name = "{SERVER}"
+location = "westeurope"
+
+[[servers.databases]]
+name = "AxDB"
+earliest_restore = "-7d"
+created = "-60d"
+sku = {{ name = "GP_Gen5", tier = "GeneralPurpose", family = "Gen5", capacity = 4 }}
+history = [
+  {{ at = "-30d", content = "v1 before test cycle" }},
+  {{ at = "-3d", content = "v2 after test cycle 1" }},
+  {{ at = "-1h", content = "v3 after destructive tests" }},
+]
+
+[[vms]]
+subscription_id = "{SUB}"
+resource_group = "{RG}"
+name = "aos1"
+location = "westeurope"
+services = ["W3SVC", "DynamicsAxBatch", "Microsoft.Dynamics.AX.Framework.Tools.DMF.SSISHelperService.exe"]
+
+[[vms]]
+subscription_id = "{SUB}"
+resource_group = "{RG}"
+name = "aos2"
+location = "westeurope"
+services = ["W3SVC", "DynamicsAxBatch"]
+
+[[vms]]
+subscription_id = "{SUB}"
+resource_group = "{RG}"
+name = "bi"
+location = "westeurope"
+services = ["MR2012ProcessService"]
+"#
+    )
+}
+
+pub fn vm(name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{name}")
+}
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub ca: PathBuf,
+    pub config: PathBuf,
+    mock: Child,
+    http: reqwest::Client,
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = self.mock.kill();
+        let _ = self.mock.wait();
+    }
+}
+
+impl TestEnv {
+    /// Starts `pitr mock-azure` with `scenario_toml` and writes a config.
+    pub fn start(scenario_toml: &str) -> TestEnv {
+        Self::start_with(scenario_toml, "")
+    }
+
+    pub fn start_with(scenario_toml: &str, extra_config: &str) -> TestEnv {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scen = dir.path().join("scenario.toml");
+        std::fs::write(&scen, scenario_toml).expect("write scenario");
+        let ca = dir.path().join("ca.pem");
+        let mut mock = Command::new(PITR)
+            .args(["mock-azure", "--listen", "127.0.0.1:0", "--scenario"])
+            .arg(&scen)
+            .arg("--ca-out")
+            .arg(&ca)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn mock-azure");
+        let stdout = mock.stdout.take().expect("mock stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.expect("read mock output");
+            if let Some(rest) = line.strip_prefix("mock Azure listening on ") {
+                url = Some(rest.trim().to_string());
+                break;
+            }
+        }
+        let url = url.expect("mock-azure printed its URL");
+        // Keep draining so the mock never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let config = dir.path().join("pitr.toml");
+        let store = dir.path().join("pitr.db");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[store]
+url = "sqlite://{store}"
+
+[azure]
+arm_endpoint = "{url}"
+authority_host = "{url}"
+ca_file = "{ca}"
+credential = "client_secret"
+tenant_id = "test-tenant"
+client_id = "test-client"
+client_secret_env = "PITR_TEST_CLIENT_SECRET"
+min_poll_interval_ms = 50
+max_poll_interval_ms = 200
+retry_min_delay_ms = 10
+retry_max_delay_ms = 100
+request_timeout_secs = 10
+
+{extra_config}
+
+[[environments]]
+name = "uat"
+tier = "sandbox"
+database_kind = "azure_sql"
+subscription_id = "{SUB}"
+resource_group = "{RG}"
+server = "{SERVER}"
+location = "westeurope"
+database = "AxDB"
+entity_store_database = "AxDW"
+mr_database = "MRDB"
+aos_vms = ["{aos1}", "{aos2}"]
+sync_vm = "{aos1}"
+mr_vm = "{bi}"
+
+[[environments]]
+name = "prod"
+tier = "production"
+database_kind = "azure_sql"
+subscription_id = "{SUB}"
+resource_group = "{RG}"
+server = "{SERVER}"
+location = "westeurope"
+database = "AxDB"
+actions = "none"
+"#,
+                store = store.display(),
+                ca = ca.display(),
+                aos1 = vm("aos1"),
+                aos2 = vm("aos2"),
+                bi = vm("bi"),
+            ),
+        )
+        .expect("write config");
+        let pem = std::fs::read(&ca).expect("mock wrote its CA");
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA pem"))
+            .build()
+            .expect("http client");
+        TestEnv {
+            dir,
+            url,
+            ca,
+            config,
+            mock,
+            http,
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(PITR);
+        c.args(args)
+            .env("PITR_CONFIG", &self.config)
+            .env("PITR_TEST_CLIENT_SECRET", "test-only-not-a-secret")
+            .env("PITR_ACTOR", "tester")
+            .env_remove("PITR_LOG")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// Runs `pitr ARGS` to completion.
+    pub fn pitr(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run pitr")
+    }
+
+    /// Runs `pitr ARGS`, asserting exit code 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.pitr(args);
+        assert!(
+            out.status.success(),
+            "pitr {args:?} failed ({:?}):\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let s = self.ok(args);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("pitr {args:?}: not JSON ({e}): {s}"))
+    }
+
+    /// Submits and accepts a request restoring AxDB of `uat` to `point`.
+    pub fn submit_accepted(&self, point: &str) -> String {
+        let id = self.submit(point);
+        self.ok(&["request", "accept", &id]);
+        id
+    }
+
+    pub fn submit(&self, point: &str) -> String {
+        let now = chrono::Utc::now();
+        let start = (now + chrono::Duration::days(2)).to_rfc3339();
+        let end = (now + chrono::Duration::days(2) + chrono::Duration::hours(2)).to_rfc3339();
+        self.ok(&[
+            "request",
+            "submit",
+            "--env",
+            "uat",
+            "--database",
+            "AxDB",
+            "--restore-point",
+            point,
+            "--window-start",
+            &start,
+            "--window-end",
+            &end,
+            "--ack-erase",
+            "--ack-downtime",
+            "--ack-scope",
+            "--reason",
+            "retest after fixes",
+        ])
+        .trim()
+        .to_string()
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("mock answers")
+            .json()
+            .await
+            .expect("mock JSON")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("mock answers");
+        assert!(r.status().is_success(), "POST {path}: {}", r.status());
+        r.json().await.unwrap_or(Value::Null)
+    }
+
+    pub async fn state(&self) -> Value {
+        self.get("/_mock/state").await
+    }
+
+    pub async fn journal(&self) -> Vec<Value> {
+        self.get("/_mock/requests")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+}
+
+/// The databases of the test server, by name.
+pub fn databases(state: &Value) -> std::collections::HashMap<String, Value> {
+    state["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["name"] == SERVER)
+        .flat_map(|s| s["databases"].as_array().cloned().unwrap_or_default())
+        .map(|d| (d["name"].as_str().unwrap_or_default().to_string(), d))
+        .collect()
+}
+
+/// Journal entries matching a method and a path fragment.
+pub fn requests<'a>(journal: &'a [Value], method: &str, fragment: &str) -> Vec<&'a Value> {
+    journal
+        .iter()
+        .filter(|e| e["method"] == method && e["path"].as_str().unwrap_or("").contains(fragment))
+        .collect()
+}
+
+pub fn restore_puts(journal: &[Value]) -> usize {
+    journal
+        .iter()
+        .filter(|e| {
+            e["method"] == "PUT"
+                && e["body"]["properties"]["createMode"] == "PointInTimeRestore"
+        })
+        .count()
+}
+
+pub fn rfc3339_ago(d: chrono::Duration) -> String {
+    (chrono::Utc::now() - d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,0 +1,278 @@
+//! A restore request carried end to end through the CLI, against the mock
+//! Azure over HTTPS and a real SQLite store.
+mod common;
+
+use chrono::Duration;
+use common::*;
+use serde_json::{json, Value};
+
+fn step<'a>(show: &'a Value, name: &str) -> &'a Value {
+    show["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["name"] == name))
+        .unwrap_or_else(|| panic!("step {name} in {show}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
+    let t = TestEnv::start(&scenario("restore_polls = 2"));
+    let before = databases(&t.state().await);
+    let original_id = before["AxDB"]["database_id"].as_str().unwrap().to_string();
+
+    // Between "v2" (-3d) and "v3" (-1h): the restored content must be v2.
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let out = t.pitr(&["run", &id]);
+    assert!(
+        out.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Live progress names the steps as they go.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    for s in ["preflight", "offline", "restore", "swap", "sync", "mr_reset", "online", "verify"] {
+        assert!(progress.contains(s), "progress shows {s}: {progress}");
+    }
+
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "succeeded");
+    for s in ["preflight", "offline", "restore", "swap", "sync", "mr_reset", "online", "verify"] {
+        assert_eq!(step(&show, s)["status"], "succeeded", "{s}");
+        assert_eq!(step(&show, s)["attempts"], 1, "{s}");
+        assert!(step(&show, s)["error"].is_null());
+    }
+    let job = show["job"]["id"].as_str().unwrap();
+    let tag = &job[..8];
+
+    let state = t.state().await;
+    let dbs = databases(&state);
+    let live = &dbs["AxDB"];
+    let kept = &dbs[&format!("AxDB_before_{tag}")];
+    assert_eq!(live["content"], "v2 after test cycle 1");
+    assert_eq!(live["status"], "Online");
+    assert_ne!(live["database_id"], original_id.as_str());
+    assert_eq!(show["job"]["restored_database_id"], live["database_id"]);
+    assert_eq!(kept["content"], "v3 after destructive tests");
+    assert_eq!(kept["database_id"], original_id.as_str());
+    assert!(!dbs.contains_key(&format!("AxDB_pitr_{tag}")));
+
+    // Run commands in order: offline on both AOS VMs, then sync, then
+    // mr_reset, then online; sync after the swap's renames.
+    let mut cmds: Vec<(u64, String, String)> = Vec::new();
+    for vm in state["vms"].as_array().unwrap() {
+        for rc in vm["run_commands"].as_array().unwrap() {
+            cmds.push((
+                rc["completed_seq"].as_u64().unwrap(),
+                vm["name"].as_str().unwrap().to_string(),
+                rc["kind"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    cmds.sort();
+    let kinds: Vec<&str> = cmds.iter().map(|c| c.2.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["stop_services", "stop_services", "sync", "mr_reset", "start_services", "start_services"],
+        "{cmds:?}"
+    );
+    let sync_vm = state["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "aos1")
+        .unwrap();
+    let sync = sync_vm["run_commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "sync")
+        .unwrap();
+    assert_eq!(sync["synced_database_id"], live["database_id"], "sync ran on the restored database");
+    for vm in state["vms"].as_array().unwrap() {
+        for (svc, st) in vm["services"].as_object().unwrap() {
+            assert_eq!(st, "Running", "{} {svc}", vm["name"]);
+        }
+    }
+    let journal = t.journal().await;
+    assert_eq!(restore_puts(&journal), 1);
+    let renames = requests(&journal, "POST", "/move");
+    assert_eq!(renames.len(), 2);
+    assert!(renames.iter().all(|r| r["status"] == 200));
+    let sync_post = journal
+        .iter()
+        .find(|e| e["method"] == "POST" && e["path"].as_str().unwrap().contains("aos1/runCommand")
+            && e["body"]["script"].to_string().contains("Deployment.Setup.exe"))
+        .unwrap();
+    assert!(sync_post["seq"].as_u64() > renames[1]["seq"].as_u64());
+    // The SQL password never reaches the journal in clear.
+    assert!(!serde_json::to_string(&journal).unwrap().contains("test-only-not-a-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_point_before_the_earliest_restore_date_is_refused_at_submit() {
+    let t = TestEnv::start(&scenario(""));
+    let now = chrono::Utc::now();
+    let out = t.pitr(&[
+        "request",
+        "submit",
+        "--env",
+        "uat",
+        "--database",
+        "AxDB",
+        "--restore-point",
+        &rfc3339_ago(Duration::days(8)),
+        "--window-start",
+        &(now + Duration::days(2)).to_rfc3339(),
+        "--window-end",
+        &(now + Duration::days(2) + Duration::hours(1)).to_rfc3339(),
+        "--ack-erase",
+        "--ack-downtime",
+        "--ack-scope",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("earliest-restore-date"), "{err}");
+    assert!(err.contains("choose"), "{err}");
+    let list = t.json(&["request", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 0);
+    let journal = t.journal().await;
+    assert!(journal.iter().all(|e| e["method"] == "GET" || e["path"].as_str().unwrap().contains("oauth2")), "{journal:?}");
+    assert_eq!(databases(&t.state().await).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_request_rules_are_refused_with_exit_code_2() {
+    let t = TestEnv::start(&scenario(""));
+    let now = chrono::Utc::now();
+    let ws = (now + Duration::days(2)).to_rfc3339();
+    let we = (now + Duration::days(2) + Duration::hours(2)).to_rfc3339();
+    let point = rfc3339_ago(Duration::days(1));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--env", "prod", "--database", "AxDB"], "non-production-only"),
+        (vec!["--env", "nope", "--database", "AxDB"], "unknown-environment"),
+        (vec!["--env", "uat", "--database", "AxDW"], "fno-database-only"),
+    ];
+    for (args, rule) in cases {
+        let mut full = vec!["request", "submit"];
+        full.extend(args);
+        full.extend([
+            "--restore-point", &point, "--window-start", &ws, "--window-end", &we,
+            "--ack-erase", "--ack-downtime", "--ack-scope",
+        ]);
+        let out = t.pitr(&full);
+        assert_eq!(out.status.code(), Some(2), "{rule}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(rule), "{rule}");
+    }
+    let out = t.pitr(&[
+        "request", "submit", "--env", "uat", "--database", "AxDB", "--restore-point", &point,
+        "--window-start", &ws, "--window-end", &we, "--ack-erase", "--ack-downtime",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ack-scope"));
+    let out = t.pitr(&[
+        "request", "submit", "--env", "uat", "--database", "AxDB", "--restore-point", "yesterday",
+        "--window-start", &ws, "--window-end", &we, "--ack-erase", "--ack-downtime", "--ack-scope",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+    assert_eq!(t.json(&["request", "list", "--json"]).as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_restore_operation_fails_the_job_with_azures_code_and_brings_the_environment_back() {
+    let t = TestEnv::start(&format!(
+        "{}\n[[faults]]\noperation = \"restore\"\noutcome = \"fail\"\nerror_code = \"RestoreSourceUnavailable\"\nmessage = \"The source database backups are unavailable.\"\n",
+        scenario("restore_polls = 2")
+    ));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let out = t.pitr(&["run", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RestoreSourceUnavailable"), "{err}");
+
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "failed");
+    let restore = step(&show, "restore");
+    assert_eq!(restore["status"], "failed");
+    let msg = restore["error"].as_str().unwrap();
+    assert!(msg.contains("RestoreSourceUnavailable"), "{msg}");
+    assert!(msg.contains("The source database backups are unavailable."), "{msg}");
+    assert!(show["job"]["online_at"].is_string());
+
+    let state = t.state().await;
+    for vm in state["vms"].as_array().unwrap() {
+        for (svc, st) in vm["services"].as_object().unwrap() {
+            assert_eq!(st, "Running", "{} {svc} back online", vm["name"]);
+        }
+    }
+    let dbs = databases(&state);
+    assert_eq!(dbs["AxDB"]["content"], "v3 after destructive tests");
+    assert_eq!(dbs.len(), 1, "no database left behind: {dbs:?}");
+    assert_eq!(restore_puts(&t.journal().await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_during_the_restore_is_finished_by_resume_with_one_restore_put() {
+    let t = TestEnv::start(&scenario("restore_polls = 2"));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.post("/_mock/hold", json!({"operation": "restore", "hold": true})).await;
+
+    let mut child = t.command(&["run", &id]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Wait until the restore operation is being polled: its URL has then been
+    // checkpointed (the engine writes it before the first poll).
+    let mut polled = false;
+    for _ in 0..600 {
+        let j = t.journal().await;
+        if !requests(&j, "GET", "databaseAzureAsyncOperation").is_empty() {
+            polled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(polled, "the restore was never polled");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "running");
+    assert_eq!(step(&show, "restore")["status"], "running");
+
+    t.post("/_mock/hold", json!({"operation": "restore", "hold": false})).await;
+    t.ok(&["resume", &id]);
+
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "succeeded");
+    assert_eq!(step(&show, "restore")["attempts"], 2);
+    let journal = t.journal().await;
+    assert_eq!(restore_puts(&journal), 1, "exactly one restore PUT");
+    let dbs = databases(&t.state().await);
+    assert_eq!(dbs["AxDB"]["content"], "v2 after test cycle 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_follows_a_location_only_202_and_retry_after_zero_respects_the_floor() {
+    // Restores take 1.5 s of wall time and answer Retry-After: 0; the
+    // configured floor is 300 ms, so at most 1.5/0.3 + 1 status polls.
+    let t = TestEnv::start_with(
+        &scenario("restore_headers = \"location_only\"\nrestore_polls = 1\nrestore_duration_ms = 1500\nretry_after_secs = 0"),
+        "",
+    );
+    std::fs::write(
+        &t.config,
+        std::fs::read_to_string(&t.config)
+            .unwrap()
+            .replace("min_poll_interval_ms = 50", "min_poll_interval_ms = 300")
+            .replace("max_poll_interval_ms = 200", "max_poll_interval_ms = 1000"),
+    )
+    .unwrap();
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.ok(&["run", &id]);
+    let journal = t.journal().await;
+    assert!(requests(&journal, "GET", "databaseAzureAsyncOperation").is_empty());
+    let polls = requests(&journal, "GET", "databaseOperationResults");
+    assert!(!polls.is_empty(), "followed the Location URL");
+    assert!(polls.len() <= 6, "{} polls for a 1.5 s restore with a 300 ms floor", polls.len());
+    assert!(polls.iter().any(|p| p["status"] == 202));
+    assert_eq!(polls.last().unwrap()["status"], 200);
+    let dbs = databases(&t.state().await);
+    assert_eq!(dbs["AxDB"]["content"], "v2 after test cycle 1");
+}
