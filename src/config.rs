@@ -116,6 +116,56 @@ pub struct EngineConfig {
     pub step_timeout_secs: u64,
     /// How long the original database is kept after a successful run.
     pub keep_original_hours: u64,
+    /// Lifetime of a runner's lease on a job; renewed every third of it.
+    pub lease_ttl_secs: u64,
+    /// Expected duration of each step, used to refuse starting a step that
+    /// would end after the window closes.
+    pub estimates: StepEstimates,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StepEstimates {
+    pub preflight_secs: u64,
+    pub offline_secs: u64,
+    pub restore_secs: u64,
+    pub swap_secs: u64,
+    pub sync_secs: u64,
+    pub mr_reset_secs: u64,
+    pub online_secs: u64,
+    pub verify_secs: u64,
+}
+
+impl Default for StepEstimates {
+    fn default() -> Self {
+        Self {
+            preflight_secs: 30,
+            offline_secs: 300,
+            restore_secs: 3600,
+            swap_secs: 120,
+            sync_secs: 2700,
+            mr_reset_secs: 600,
+            online_secs: 300,
+            verify_secs: 30,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn estimate_secs(&self, step: crate::domain::StepName) -> u64 {
+        use crate::domain::StepName as S;
+        let e = &self.estimates;
+        match step {
+            S::Preflight => e.preflight_secs,
+            S::Offline => e.offline_secs,
+            S::Restore => e.restore_secs,
+            S::Swap => e.swap_secs,
+            S::Sync => e.sync_secs,
+            S::MrReset => e.mr_reset_secs,
+            S::Online => e.online_secs,
+            S::Verify | S::Cleanup => e.verify_secs,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -125,6 +175,8 @@ impl Default for EngineConfig {
             action_timeout_secs: 2 * 3600,
             step_timeout_secs: 15 * 60,
             keep_original_hours: 24,
+            lease_ttl_secs: 60,
+            estimates: StepEstimates::default(),
         }
     }
 }

@@ -265,7 +265,7 @@ pub async fn store_suite(store: SharedStore) {
     preflight.status = StepStatus::Running;
     preflight.attempts = 1;
     preflight.started_at = Some(t(1441));
-    store.save_step(&job1.id, &preflight).await.unwrap();
+    store.save_step(&job1.id, &preflight, None).await.unwrap();
     let offline = StepRecord {
         step: StepName::Offline,
         status: StepStatus::Failed,
@@ -276,7 +276,7 @@ pub async fn store_suite(store: SharedStore) {
         detail: Some("renamed db -> db_before_1234".into()),
         error: Some("throttled (429)".into()),
     };
-    store.save_step(&job1.id, &offline).await.unwrap();
+    store.save_step(&job1.id, &offline, None).await.unwrap();
     assert_eq!(
         store.steps(&job1.id).await.unwrap(),
         vec![preflight.clone(), offline.clone()]
@@ -287,22 +287,22 @@ pub async fn store_suite(store: SharedStore) {
     preflight.attempts = 2;
     preflight.finished_at = Some(t(1444));
     preflight.detail = Some("all checks passed".into());
-    store.save_step(&job1.id, &preflight).await.unwrap();
+    store.save_step(&job1.id, &preflight, None).await.unwrap();
     let offline_retried = StepRecord {
         status: StepStatus::Succeeded,
         error: None,
         external_ref: None,
         ..offline.clone()
     };
-    store.save_step(&job1.id, &offline_retried).await.unwrap();
+    store.save_step(&job1.id, &offline_retried, None).await.unwrap();
     let restore = StepRecord::pending(StepName::Restore);
-    store.save_step(&job1.id, &restore).await.unwrap();
+    store.save_step(&job1.id, &restore, None).await.unwrap();
     assert_eq!(
         store.steps(&job1.id).await.unwrap(),
         vec![preflight.clone(), offline_retried.clone(), restore.clone()]
     );
     assert!(matches!(
-        store.save_step(&nobody, &restore).await,
+        store.save_step(&nobody, &restore, None).await,
         Err(StoreError::JobNotFound(id)) if id == nobody
     ));
 
@@ -327,10 +327,10 @@ pub async fn store_suite(store: SharedStore) {
         online_at: None,
         recovering: Some("restore step failed: timeout".into()),
     };
-    store.update_job(&job1).await.unwrap();
+    store.update_job(&job1, None).await.unwrap();
     assert_eq!(store.get_job(&job1.id).await.unwrap(), Some(job1.clone()));
     assert!(matches!(
-        store.update_job(&job(&nobody, &first.id, t(0))).await,
+        store.update_job(&job(&nobody, &first.id, t(0)), None).await,
         Err(StoreError::JobNotFound(id)) if id == nobody
     ));
 
@@ -350,7 +350,7 @@ pub async fn store_suite(store: SharedStore) {
     assert!(store.jobs_for_request(&other.id).await.unwrap().is_empty());
     // Steps belong to their job.
     assert!(store.steps(&job2.id).await.unwrap().is_empty());
-    store.save_step(&job2.id, &restore).await.unwrap();
+    store.save_step(&job2.id, &restore, None).await.unwrap();
     assert_eq!(store.steps(&job2.id).await.unwrap(), vec![restore.clone()]);
     assert_eq!(store.steps(&job1.id).await.unwrap().len(), 3);
 
@@ -406,6 +406,63 @@ pub async fn store_suite(store: SharedStore) {
             first.id.clone()
         ]
     );
+
+    lease_story(&store, &job1.id).await;
+}
+
+/// Leases: one owner at a time, takeover after expiry, stale writes refused.
+async fn lease_story(store: &SharedStore, job_id: &str) {
+    use pitr::store::StoreError;
+    let ttl = chrono::Duration::seconds(60);
+    assert_eq!(store.get_lease(job_id).await.unwrap(), None);
+    let a = store.acquire_lease(job_id, "runner-a", t(2000), ttl).await.unwrap();
+    assert_eq!(a.fencing, 1);
+    assert_eq!(store.get_lease(job_id).await.unwrap(), Some(a.clone()));
+    // Held: another runner is told who holds it and until when.
+    match store.acquire_lease(job_id, "runner-b", t(2000), ttl).await {
+        Err(StoreError::LeaseHeld { owner, expires_at, .. }) => {
+            assert_eq!(owner, "runner-a");
+            assert_eq!(expires_at, t(2001));
+        }
+        other => panic!("expected LeaseHeld, got {other:?}"),
+    }
+    // The owner writes under its lease and renews it.
+    let step = StepRecord::pending(StepName::Verify);
+    store.save_step(job_id, &step, Some(&a)).await.unwrap();
+    let a = store.renew_lease(&a, t(2000) + chrono::Duration::seconds(30), ttl).await.unwrap();
+    assert_eq!(a.fencing, 1);
+    // After expiry another runner takes over, with a larger fencing token.
+    let b = store.acquire_lease(job_id, "runner-b", t(2005), ttl).await.unwrap();
+    assert_eq!(b.fencing, 2);
+    // The stale owner's writes and renewals are refused.
+    assert!(matches!(
+        store.save_step(job_id, &step, Some(&a)).await,
+        Err(StoreError::LeaseLost { ours: 1, current: 2, .. })
+    ));
+    let job = store.get_job(job_id).await.unwrap().unwrap();
+    assert!(matches!(
+        store.update_job(&job, Some(&a)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store.renew_lease(&a, t(2005), ttl).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    store.update_job(&job, Some(&b)).await.unwrap();
+    // Releasing frees it at once, and the token keeps growing.
+    store.release_lease(&a).await.unwrap(); // stale: no effect
+    assert!(store.acquire_lease(job_id, "runner-c", t(2005), ttl).await.is_err());
+    store.release_lease(&b).await.unwrap();
+    let c = store.acquire_lease(job_id, "runner-c", t(2005), ttl).await.unwrap();
+    assert_eq!(c.fencing, 3);
+    assert!(matches!(
+        store.save_step(job_id, &step, Some(&b)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store.acquire_lease("no-such-job", "x", t(2005), ttl).await,
+        Err(StoreError::JobNotFound(_))
+    ));
 }
 
 fn sqlite_url(dir: &tempfile::TempDir, rel: &str) -> (String, std::path::PathBuf) {
@@ -439,8 +496,7 @@ async fn sqlite_reopen_keeps_data_and_is_idempotent() {
     let j = job("j1", "r1", t(5));
     store.insert_job(&j).await.unwrap();
     store
-        .save_step("j1", &StepRecord::pending(StepName::Preflight))
-        .await
+        .save_step("j1", &StepRecord::pending(StepName::Preflight), None).await
         .unwrap();
 
     // A second store on the same file at the same time (another process).

@@ -36,7 +36,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             if dry_run {
                 dry_run::run(&ctx.config, ctx.store.clone(), &ctx.actor, &id).await
             } else {
-                let engine = ctx.engine(Arc::new(Console::default()))?;
+                let engine = ctx.engine(Arc::new(Console::default()))?.with_shutdown(on_signal());
                 let job = engine.run(&id, false).await?;
                 println!("job {} succeeded", job.id);
                 Ok(())
@@ -44,16 +44,60 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Resume { id } => {
             let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
-            let engine = ctx.engine(Arc::new(Console::default()))?;
+            let engine = ctx.engine(Arc::new(Console::default()))?.with_shutdown(on_signal());
             let job = engine.resume(&id).await?;
-            println!("job {} succeeded", job.id);
+            println!("job {} {}", job.id, job.status.as_str());
             Ok(())
+        }
+        Command::Rollback { id, reason } => {
+            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
+            let engine = ctx.engine(Arc::new(Console::default()))?.with_shutdown(on_signal());
+            match engine.rollback(&id, reason).await {
+                Err(crate::engine::EngineError::RunFailed { status: "rolled_back", job, .. }) => {
+                    println!("job {job} rolled back");
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+                Ok(job) => {
+                    println!("job {} {}", job.id, job.status.as_str());
+                    Ok(())
+                }
+            }
         }
         Command::Env(ec) => {
             let config = load_config(cli.config.as_deref())?;
             env_command(&config, ec)
         }
     }
+}
+
+/// Becomes true on SIGINT or SIGTERM, so that a run stops at a safe point.
+pub(crate) fn on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("signal received: stopping at a safe point");
+        let _ = tx.send(true);
+        // Keep the sender alive so receivers see `true`, not a closed channel.
+        std::future::pending::<()>().await;
+    });
+    rx
 }
 
 pub(crate) struct Ctx {

@@ -54,6 +54,13 @@ pub enum Command {
     },
     /// Continue an interrupted run where it stopped.
     Resume { id: String },
+    /// Undo a finished run: put the original database back under its name
+    /// and bring the environment online.
+    Rollback {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Configured environments.
     #[command(subcommand)]
     Env(EnvCommand),

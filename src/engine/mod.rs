@@ -3,6 +3,7 @@
 //! moment resumes where it stopped. What to do next is decided by the pure
 //! functions in [`crate::domain`]; this module performs it.
 pub mod actions;
+pub mod crash;
 pub mod progress;
 mod recovery;
 mod steps;
@@ -33,6 +34,8 @@ pub enum EngineError {
     Azure(#[from] AzureError),
     #[error("{0}")]
     BadInput(String),
+    #[error("interrupted; every checkpoint is written; continue with `pitr resume {request}`")]
+    Interrupted { request: String },
     #[error("job {job} {status}: {cause}")]
     RunFailed {
         job: String,
@@ -58,6 +61,15 @@ impl EngineError {
     }
 }
 
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// A failure inside a step, with the text stored in its checkpoint.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StepError {
@@ -78,6 +90,10 @@ pub struct Engine {
     pub(crate) progress: Arc<dyn Progress>,
     /// Who acts (recorded in the audit trail).
     pub actor: String,
+    /// This runner's name in leases: host, process, and a random part.
+    owner: String,
+    lease: std::sync::Mutex<Option<crate::store::Lease>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Engine {
@@ -97,7 +113,21 @@ impl Engine {
             environments: config.environments.clone(),
             progress,
             actor,
+            owner: format!(
+                "{}:{}:{}",
+                hostname(),
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..6]
+            ),
+            lease: std::sync::Mutex::new(None),
+            shutdown: tokio::sync::watch::channel(false).1,
         }
+    }
+
+    /// Stops runs safely when `stop` becomes true (SIGINT/SIGTERM).
+    pub fn with_shutdown(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = stop;
+        self
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -239,6 +269,73 @@ impl Engine {
         self.drive(job).await
     }
 
+    /// Undoes a finished run on request: the original database goes back
+    /// under its name (the restored one is kept as `<db>_pitr_<job8>`) and the
+    /// environment comes back online. Checkpointed like a run: if interrupted,
+    /// `pitr resume` finishes it.
+    pub async fn rollback(&self, request_id: &str, reason: Option<String>) -> Result<Job, EngineError> {
+        let req = self.request(request_id).await?;
+        let mut job = self
+            .store
+            .jobs_for_request(&req.id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|j| !j.dry_run)
+            .ok_or_else(|| {
+                EngineError::BadInput(format!("request {} has no run to roll back", req.id))
+            })?;
+        match job.status {
+            JobStatus::Running => {
+                return Err(EngineError::BadInput(format!(
+                    "job {} is still running; let it finish, or continue it with `pitr resume {}`",
+                    job.id, req.id
+                )))
+            }
+            JobStatus::RolledBack => {
+                return Err(EngineError::BadInput(format!(
+                    "job {} is already rolled back",
+                    job.id
+                )))
+            }
+            JobStatus::Succeeded | JobStatus::Failed => {}
+        }
+        let steps = self.store.steps(&job.id).await?;
+        if !steps.iter().any(|s| s.step == StepName::Swap && s.attempts > 0) {
+            return Err(EngineError::BadInput(format!(
+                "job {} never reached the swap: the original database was not replaced, nothing to roll back",
+                job.id
+            )));
+        }
+        let env = self.environment(&req.environment)?;
+        let before = job.before_name(&env.database);
+        if self
+            .azure
+            .get_database(&env.database_id(&before))
+            .await?
+            .is_none()
+            && self
+                .azure
+                .get_database(&env.database_id(&env.database))
+                .await?
+                .and_then(|d| d.database_id().map(str::to_string))
+                != job.facts.original_database_id
+        {
+            return Err(EngineError::BadInput(format!(
+                "the original database ({before}) no longer exists (cleaned up?); it cannot be rolled back"
+            )));
+        }
+        job.status = JobStatus::Running;
+        job.finished_at = None;
+        job.facts.recovering = Some(format!(
+            "rollback requested by {}{}",
+            self.actor,
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ));
+        self.save_job(&mut job).await?;
+        self.drive(job).await
+    }
+
     /// Continues the unfinished run of a request where it stopped.
     pub async fn resume(&self, request_id: &str) -> Result<Job, EngineError> {
         let req = self.request(request_id).await?;
@@ -260,8 +357,64 @@ impl Engine {
         self.drive(job).await
     }
 
+    /// Runs the job under a lease: refused while another runner holds it,
+    /// renewed in the background, released at the end (also on a signal).
+    async fn drive(&self, job: Job) -> Result<Job, EngineError> {
+        let ttl = chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64);
+        let lease = self
+            .store
+            .acquire_lease(&job.id, &self.owner, self.clock.now(), ttl)
+            .await?;
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease);
+        let heartbeat = self.heartbeat(ttl);
+        let request_id = job.request_id.clone();
+        let mut shutdown = self.shutdown.clone();
+        let outcome = tokio::select! {
+            r = self.drive_leased(job) => r,
+            lost = heartbeat => Err(lost),
+            _ = async {
+                // A dropped sender means nobody will ever ask to stop.
+                if shutdown.wait_for(|stop| *stop).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => Err(EngineError::Interrupted {
+                request: request_id,
+            }),
+        };
+        let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(lease) = lease {
+            // Best effort: an unreleased lease only delays a takeover until it expires.
+            let _ = self.store.release_lease(&lease).await;
+        }
+        if let Err(EngineError::Interrupted { request }) = &outcome {
+            self.progress.event(ProgressEvent::Note(format!(
+                "stopped by a signal; every checkpoint is written; continue with `pitr resume {request}`"
+            )));
+        }
+        outcome
+    }
+
+    /// Renews the lease every third of its lifetime; returns only when it is lost.
+    async fn heartbeat(&self, ttl: chrono::Duration) -> EngineError {
+        let every = std::time::Duration::from_millis((ttl.num_milliseconds() / 3).max(100) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            let current = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let Some(current) = current else {
+                continue;
+            };
+            match self.store.renew_lease(&current, self.clock.now(), ttl).await {
+                Ok(renewed) => {
+                    *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(renewed);
+                }
+                Err(e @ StoreError::LeaseLost { .. }) => return e.into(),
+                Err(e) => tracing::warn!(error = %e, "lease renewal failed; will retry"),
+            }
+        }
+    }
+
     /// Runs the job's remaining steps, then its recovery if a step failed.
-    async fn drive(&self, mut job: Job) -> Result<Job, EngineError> {
+    async fn drive_leased(&self, mut job: Job) -> Result<Job, EngineError> {
         let req = self.request(&job.request_id).await?;
         let env = self.environment(&req.environment)?.clone();
         loop {
@@ -272,6 +425,15 @@ impl Engine {
             let Some(step) = job::next_step(&job.plan, &records) else {
                 return self.finish(&req, job, JobStatus::Succeeded, None).await;
             };
+            if let Some(why) = self.window_forbids(&req, &job, step) {
+                self.progress.event(ProgressEvent::StepFailed {
+                    step,
+                    error: why.clone(),
+                });
+                job.facts.recovering = Some(format!("{step}: {why}"));
+                self.save_job(&mut job).await?;
+                continue;
+            }
             let mut rec = records
                 .into_iter()
                 .find(|r| r.step == step)
@@ -280,7 +442,8 @@ impl Engine {
             rec.attempts += 1;
             rec.error = None;
             rec.started_at.get_or_insert(self.clock.now());
-            self.store.save_step(&job.id, &rec).await?;
+            self.checkpoint(&job.id, &rec).await?;
+            crash::at(step, "started");
             self.progress.event(ProgressEvent::StepStarted {
                 step,
                 attempt: rec.attempts,
@@ -302,19 +465,22 @@ impl Engine {
                 Ok(summary) => {
                     rec.status = StepStatus::Succeeded;
                     rec.finished_at = Some(self.clock.now());
-                    self.store.save_step(&job.id, &rec).await?;
+                    self.checkpoint(&job.id, &rec).await?;
+                    crash::at(step, "done");
                     self.progress.event(ProgressEvent::StepDone {
                         step,
                         elapsed: started.elapsed(),
                         summary,
                     });
                 }
+                // Losing the lease is not the step's failure: stop writing.
+                Err(StepError::Store(e @ StoreError::LeaseLost { .. })) => return Err(e.into()),
                 Err(e) => {
                     let error = e.to_string();
                     rec.status = StepStatus::Failed;
                     rec.finished_at = Some(self.clock.now());
                     rec.error = Some(error.clone());
-                    self.store.save_step(&job.id, &rec).await?;
+                    self.checkpoint(&job.id, &rec).await?;
                     self.progress.event(ProgressEvent::StepFailed {
                         step,
                         error: error.clone(),
@@ -324,6 +490,32 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A step is not started if its estimate would take the run past the end
+    /// of its window. A run started by hand before its window opens is the
+    /// operator's choice and is not held to it.
+    fn window_forbids(&self, req: &RestoreRequest, job: &Job, step: StepName) -> Option<String> {
+        if job.dry_run {
+            return None;
+        }
+        let now = self.clock.now();
+        if now < req.window.start {
+            return None;
+        }
+        let estimate = chrono::Duration::seconds(self.config.estimate_secs(step) as i64);
+        (now + estimate > req.window.end).then(|| {
+            format!(
+                "not started: its estimate ({}s) would end after the window closes at {}; reschedule the request",
+                estimate.num_seconds(),
+                req.window.end
+            )
+        })
+    }
+
+    pub(crate) async fn checkpoint(&self, job_id: &str, rec: &StepRecord) -> Result<(), StoreError> {
+        let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.store.save_step(job_id, rec, lease.as_ref()).await
     }
 
     pub(crate) fn step_timeout(&self, step: StepName) -> Duration {
@@ -338,7 +530,8 @@ impl Engine {
 
     pub(crate) async fn save_job(&self, job: &mut Job) -> Result<(), StoreError> {
         job.updated_at = self.clock.now();
-        self.store.update_job(job).await
+        let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.store.update_job(job, lease.as_ref()).await
     }
 
     /// Ends the job and, unless it was a rehearsal, its request.
@@ -360,8 +553,7 @@ impl Engine {
                 JobStatus::RolledBack => LifecycleEvent::RollBack,
                 _ => LifecycleEvent::Fail,
             };
-            if current.status == RequestStatus::Running {
-                let to = transition(current.status, event)?;
+            if let Ok(to) = transition(current.status, event) {
                 self.store
                     .transition_request(&self.event(&current, to, cause.clone()))
                     .await?;

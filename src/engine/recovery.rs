@@ -24,6 +24,26 @@ impl Engine {
         );
         let mut problems = Vec::new();
         let swapped = started(StepName::Swap);
+        let online_done = records
+            .iter()
+            .any(|r| r.step == StepName::Online && r.status == crate::domain::StepStatus::Succeeded);
+        if swapped && online_done {
+            // A finished run being rolled back: the environment is up and
+            // must go offline before its database is renamed.
+            let mut rec = StepRecord::pending(StepName::Offline);
+            rec.attempts = 1;
+            if let Err(e) = self
+                .services(StepName::Offline, env, &mut job, &mut rec, false)
+                .await
+            {
+                let msg = format!("{cause}; taking the environment offline for the rollback failed: {e}; run `pitr resume {}` to try again", req.id);
+                return Err(EngineError::RunFailed {
+                    job: job.id.clone(),
+                    status: "running",
+                    cause: msg,
+                });
+            }
+        }
         if swapped {
             if let Err(e) = self.unswap(env, &job).await {
                 // Without the original under its name the environment must

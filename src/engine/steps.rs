@@ -1,6 +1,7 @@
 //! The steps of a run. Each one first observes Azure and its own checkpoint,
 //! so running it again after a crash does only what is still missing.
 use super::actions;
+use super::crash;
 use super::progress::ProgressEvent;
 use super::{Engine, StepError};
 use crate::azure::{Operation, PollProgress, RestoreSpec, RunCommandOutput};
@@ -59,6 +60,7 @@ impl Engine {
                 env.database, env.server
             ))
         })?;
+        crash::point("preflight.after_get");
         if !db.is_online() {
             return Err(StepError::Failed(format!(
                 "database '{}' is {}, not Online; wait for the operation on it to finish and resume",
@@ -151,8 +153,10 @@ impl Engine {
                     elastic_pool_id: job.facts.source_elastic_pool_id.clone(),
                 };
                 let op = self.azure.begin_restore(&target, &spec).await?;
+                crash::point("restore.after_put_accepted");
                 rec.external_ref = Some(op.to_checkpoint());
-                self.store.save_step(&job.id, rec).await?;
+                self.checkpoint(&job.id, rec).await?;
+                crash::point("restore.after_checkpoint");
                 self.note(
                     StepName::Restore,
                     format!("restore of {} as of {} accepted by Azure", env.database, req.restore_point),
@@ -162,6 +166,7 @@ impl Engine {
                     .await?;
             }
         }
+        crash::point("restore.after_wait");
         let db = self.azure.get_database(&target).await?.ok_or_else(|| {
             StepError::Failed(format!(
                 "Azure reported the restore done but {name} does not exist"
@@ -256,9 +261,18 @@ impl Engine {
                     self.azure
                         .rename_database(&env.database_id(&from), &env.database_id(&to))
                         .await?;
+                    let first = to == names.before;
+                    crash::point(if first {
+                        "swap.after_first_rename"
+                    } else {
+                        "swap.after_second_rename"
+                    });
                     done.push(format!("{from} -> {to}"));
                     rec.detail = Some(format!("renamed {}", done.join(", ")));
-                    self.store.save_step(&job.id, rec).await?;
+                    self.checkpoint(&job.id, rec).await?;
+                    if first {
+                        crash::point("swap.after_first_checkpoint");
+                    }
                 }
             }
         }
@@ -352,10 +366,12 @@ impl Engine {
             if ops.contains_key(vm) {
                 continue;
             }
-            let op = self.azure.begin_run_command(vm, script, params).await?;
+            let op = self.begin_run_command(step, vm, script, params).await?;
+            crash::at(step, "after_run_command_accepted");
             ops.insert(vm.clone(), op);
             rec.external_ref = serde_json::to_string(&ops).ok();
-            self.store.save_step(&job.id, rec).await?;
+            self.checkpoint(&job.id, rec).await?;
+            crash::at(step, "after_checkpoint");
         }
         let deadline = self.step_timeout(step);
         let waits = vms.iter().map(|vm| {
@@ -378,10 +394,42 @@ impl Engine {
             }
         });
         let results = futures_util::future::join_all(waits).await;
+        crash::at(step, "after_wait");
         // Once every VM has answered, the operations are spent: a retry of
         // the step must issue new ones.
         rec.external_ref = None;
         results.into_iter().collect()
+    }
+
+    /// One Run Command at a time per VM: a 409 means an earlier one (say, from
+    /// a run that crashed before checkpointing it) is still running, so wait
+    /// for it to end instead of failing.
+    async fn begin_run_command(
+        &self,
+        step: StepName,
+        vm: &str,
+        script: &[String],
+        params: &[(String, String)],
+    ) -> Result<Operation, StepError> {
+        let started = std::time::Instant::now();
+        let deadline = self.step_timeout(step);
+        loop {
+            match self.azure.begin_run_command(vm, script, params).await {
+                Err(crate::azure::AzureError::Refused { status: 409, .. })
+                    if started.elapsed() < deadline =>
+                {
+                    self.note(
+                        step,
+                        format!(
+                            "another Run Command is still running on {}; waiting",
+                            crate::azure::client::last_segment(vm)
+                        ),
+                    );
+                    tokio::time::sleep(self.azure.poll.interval(None)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     async fn verify(&self, env: &Environment, job: &Job) -> Result<String, StepError> {

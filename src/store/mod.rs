@@ -34,6 +34,14 @@ pub enum StoreError {
         environment: String,
         existing: String,
     },
+    #[error("job {job} is being run by {owner} (lease until {expires_at}); wait for it, or for the lease to expire if that runner died")]
+    LeaseHeld {
+        job: String,
+        owner: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("lease of job {job} lost: another runner took it over (fencing token {current} > {ours}); this runner stops writing")]
+    LeaseLost { job: String, ours: i64, current: i64 },
     #[error("store error: {0}")]
     Database(String),
     #[error("store holds an unreadable value in {0}")]
@@ -41,6 +49,16 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A runner's claim on a job. The fencing token grows with every takeover;
+/// a checkpoint written with an older token is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub job_id: String,
+    pub owner: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub fencing: i64,
+}
 
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -63,12 +81,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_job(&self, id: &str) -> Result<Option<Job>>;
     /// Jobs of a request, oldest first.
     async fn jobs_for_request(&self, request_id: &str) -> Result<Vec<Job>>;
-    /// Writes the whole job row (status, facts, error, timestamps).
-    async fn update_job(&self, job: &Job) -> Result<()>;
-    /// Upserts the checkpoint of one step of a job.
-    async fn save_step(&self, job_id: &str, step: &StepRecord) -> Result<()>;
+    /// Writes the whole job row (status, facts, error, timestamps). With a
+    /// lease, refused (`LeaseLost`) unless the lease is still the job's.
+    async fn update_job(&self, job: &Job, fence: Option<&Lease>) -> Result<()>;
+    /// Upserts the checkpoint of one step of a job, fenced like `update_job`.
+    async fn save_step(&self, job_id: &str, step: &StepRecord, fence: Option<&Lease>)
+        -> Result<()>;
     /// The checkpoints of a job, in the order they were first written.
     async fn steps(&self, job_id: &str) -> Result<Vec<StepRecord>>;
+
+    /// Takes the lease of a job: free, expired, or already `owner`'s. Each
+    /// grant increments the fencing token. Held by another: `LeaseHeld`.
+    async fn acquire_lease(
+        &self,
+        job_id: &str,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease>;
+    /// Extends a lease still held (same fencing token), else `LeaseLost`.
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease>;
+    /// Gives the lease up (no-op if it was already taken over).
+    async fn release_lease(&self, lease: &Lease) -> Result<()>;
+    async fn get_lease(&self, job_id: &str) -> Result<Option<Lease>>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

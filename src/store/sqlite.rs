@@ -10,7 +10,7 @@
 //! Instants are stored as RFC 3339 UTC text with a fixed nanosecond fraction
 //! (`2024-05-01T22:00:00.000000000Z`): text comparison is then chronological,
 //! and every `DateTime<Utc>` reads back exactly as it was written.
-use super::{Result, Store, StoreError};
+use super::{Lease, Result, Store, StoreError};
 use crate::domain::job::JobFacts;
 use crate::domain::{
     Acknowledgements, Job, JobStatus, RequestEvent, RequestStatus, RestoreRequest, StepName,
@@ -95,7 +95,7 @@ CREATE TABLE job_steps (
     PRIMARY KEY (job_id, step)
 ) STRICT;
 
--- Not used yet: leases of jobs to runners, and what happened to environments.
+-- Leases of jobs to runners; what happened to environments (not used yet).
 CREATE TABLE leases (
     job_id     TEXT PRIMARY KEY NOT NULL REFERENCES jobs (id),
     owner      TEXT NOT NULL,
@@ -336,6 +336,52 @@ fn insert_event(tx: &Transaction<'_>, op: &str, ev: &RequestEvent) -> Result<()>
     )
     .map_err(db(op))?;
     Ok(())
+}
+
+/// Refuses a write whose lease was taken over (its fencing token is stale).
+fn check_fence(tx: &Transaction<'_>, op: &str, fence: Option<&Lease>) -> Result<()> {
+    let Some(lease) = fence else {
+        return Ok(());
+    };
+    let current: Option<i64> = tx
+        .query_row(
+            "SELECT fencing FROM leases WHERE job_id = ?1",
+            params![lease.job_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db(op))?;
+    match current {
+        Some(c) if c == lease.fencing => Ok(()),
+        other => Err(StoreError::LeaseLost {
+            job: lease.job_id.clone(),
+            ours: lease.fencing,
+            current: other.unwrap_or(0),
+        }),
+    }
+}
+
+fn read_lease(tx: &Transaction<'_>, op: &str, job_id: &str) -> Result<Option<Lease>> {
+    let row: Option<(String, String, i64)> = tx
+        .query_row(
+            "SELECT owner, expires_at, fencing FROM leases WHERE job_id = ?1",
+            params![job_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(db(op))?;
+    row.map(|(owner, expires, fencing)| {
+        let expires_at = DateTime::parse_from_rfc3339(&expires)
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|e| StoreError::Corrupt(format!("leases.expires_at of {job_id}: {e}")))?;
+        Ok(Lease {
+            job_id: job_id.to_string(),
+            owner,
+            expires_at,
+            fencing,
+        })
+    })
+    .transpose()
 }
 
 fn job_exists(tx: &Transaction<'_>, op: &str, id: &str) -> Result<bool> {
@@ -710,10 +756,11 @@ impl Store for SqliteStore {
 
     /// Writes every field but the identity (`id`, `request_id`), which is
     /// fixed when the job is inserted.
-    async fn update_job(&self, job: &Job) -> Result<()> {
+    async fn update_job(&self, job: &Job, fence: Option<&Lease>) -> Result<()> {
         const OP: &str = "update_job";
         let facts = facts_json(OP, &job.facts)?;
         self.write(OP, |tx| {
+            check_fence(tx, OP, fence)?;
             let changed = tx
                 .execute(
                     "UPDATE jobs SET dry_run = ?2, status = ?3, plan = ?4, created_at = ?5,
@@ -739,9 +786,15 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn save_step(&self, job_id: &str, step: &StepRecord) -> Result<()> {
+    async fn save_step(
+        &self,
+        job_id: &str,
+        step: &StepRecord,
+        fence: Option<&Lease>,
+    ) -> Result<()> {
         const OP: &str = "save_step";
         self.write(OP, |tx| {
+            check_fence(tx, OP, fence)?;
             if !job_exists(tx, OP, job_id)? {
                 return Err(StoreError::JobNotFound(job_id.to_string()));
             }
@@ -779,6 +832,87 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let sql = format!("SELECT {STEP_COLUMNS} FROM job_steps WHERE job_id = ?1 ORDER BY seq");
         query_all(&conn, "steps", &sql, [job_id], step_from_row)
+    }
+
+    async fn acquire_lease(
+        &self,
+        job_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease> {
+        const OP: &str = "acquire_lease";
+        self.write(OP, |tx| {
+            if !job_exists(tx, OP, job_id)? {
+                return Err(StoreError::JobNotFound(job_id.to_string()));
+            }
+            let fencing = match read_lease(tx, OP, job_id)? {
+                Some(l) if l.owner != owner && l.expires_at > now => {
+                    return Err(StoreError::LeaseHeld {
+                        job: job_id.to_string(),
+                        owner: l.owner,
+                        expires_at: l.expires_at,
+                    })
+                }
+                Some(l) => l.fencing + 1,
+                None => 1,
+            };
+            let lease = Lease {
+                job_id: job_id.to_string(),
+                owner: owner.to_string(),
+                expires_at: now + ttl,
+                fencing,
+            };
+            tx.execute(
+                "INSERT INTO leases (job_id, owner, expires_at, fencing) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner,
+                     expires_at = excluded.expires_at, fencing = excluded.fencing",
+                params![job_id, owner, ts(&lease.expires_at), fencing],
+            )
+            .map_err(db(OP))?;
+            Ok(lease)
+        })
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease> {
+        const OP: &str = "renew_lease";
+        self.write(OP, |tx| {
+            check_fence(tx, OP, Some(lease))?;
+            let renewed = Lease {
+                expires_at: now + ttl,
+                ..lease.clone()
+            };
+            tx.execute(
+                "UPDATE leases SET expires_at = ?2 WHERE job_id = ?1 AND fencing = ?3",
+                params![lease.job_id, ts(&renewed.expires_at), lease.fencing],
+            )
+            .map_err(db(OP))?;
+            Ok(renewed)
+        })
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        const OP: &str = "release_lease";
+        self.write(OP, |tx| {
+            // Expire rather than delete: the fencing token must keep growing,
+            // or a stale owner's token could become valid again.
+            tx.execute(
+                "UPDATE leases SET expires_at = ?3 WHERE job_id = ?1 AND fencing = ?2",
+                params![lease.job_id, lease.fencing, ts(&DateTime::<Utc>::UNIX_EPOCH)],
+            )
+            .map_err(db(OP))?;
+            Ok(())
+        })
+    }
+
+    async fn get_lease(&self, job_id: &str) -> Result<Option<Lease>> {
+        const OP: &str = "get_lease";
+        self.write(OP, |tx| read_lease(tx, OP, job_id))
     }
 }
 
