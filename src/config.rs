@@ -181,8 +181,10 @@ impl Default for EngineConfig {
     }
 }
 
-/// Variables that configure the process but are not config keys.
-const NOT_KEYS: &[&str] = &["PITR_CONFIG", "PITR_LOG", "PITR_CRASH_AT"];
+/// The sections a `PITR_<SECTION>_<KEY>` variable can set. Other `PITR_*`
+/// variables (PITR_CONFIG, PITR_LOG, a secret named by `client_secret_env`)
+/// are not config keys and are left alone.
+const SECTIONS: &[&str] = &["store", "azure", "engine"];
 
 impl Config {
     /// Reads `path`, applies `PITR_*` overrides from `vars`, validates.
@@ -297,16 +299,16 @@ fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<()
     let Some(rest) = name.strip_prefix("PITR_") else {
         return Ok(());
     };
-    if NOT_KEYS.contains(&name) {
-        return Ok(());
-    }
     let rest = rest.to_ascii_lowercase();
     let Some((section, key)) = rest.split_once('_') else {
-        return Err(format!("environment variable {name} names no config key"));
+        return Ok(());
     };
-    if !["store", "azure", "engine"].contains(&section) {
+    if !SECTIONS.contains(&section) {
+        return Ok(());
+    }
+    if section == "azure" && key == "client_secret" {
         return Err(format!(
-            "environment variable {name}: no config section [{section}] (use PITR_STORE_*, PITR_AZURE_* or PITR_ENGINE_*)"
+            "{name}: secrets are not config keys; put the secret in the variable named by [azure] client_secret_env"
         ));
     }
     let parsed = if let Ok(i) = value.parse::<i64>() {
@@ -370,8 +372,10 @@ mod tests {
         assert!(e.to_string().contains("min_poll_interval_ms"));
         let e = Config::from_toml("[azure]\nbogus = 1", "t", []).unwrap_err();
         assert!(e.to_string().contains("bogus"));
-        let e = Config::from_toml("", "t", [("PITR_NOPE_X".into(), "1".into())]).unwrap_err();
-        assert!(e.to_string().contains("PITR_NOPE_X"));
+        let e = Config::from_toml("", "t", [("PITR_AZURE_NOPE".into(), "1".into())]).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        // Not config keys: left alone.
+        Config::from_toml("", "t", [("PITR_ACTOR".into(), "x".into()), ("PITR_CLIENT_SECRET".into(), "x".into())]).unwrap();
         let e = Config::from_toml("[azure]\narm_endpoint = \"http://x\"", "t", []).unwrap_err();
         assert!(e.to_string().contains("https"));
     }

@@ -463,6 +463,18 @@ async fn lease_story(store: &SharedStore, job_id: &str) {
         store.acquire_lease("no-such-job", "x", t(2005), ttl).await,
         Err(StoreError::JobNotFound(_))
     ));
+    // A dead owner's lease is taken over before it expires, but only from
+    // the owner named (a compare-and-swap).
+    assert!(matches!(
+        store.take_over_lease(job_id, "someone-else", "runner-d", t(2005), ttl).await,
+        Err(StoreError::LeaseHeld { .. })
+    ));
+    let d = store.take_over_lease(job_id, "runner-c", "runner-d", t(2005), ttl).await.unwrap();
+    assert_eq!((d.owner.as_str(), d.fencing), ("runner-d", 4));
+    assert!(matches!(
+        store.save_step(job_id, &step, Some(&c)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
 }
 
 fn sqlite_url(dir: &tempfile::TempDir, rel: &str) -> (String, std::path::PathBuf) {

@@ -19,6 +19,7 @@ use crate::domain::{
 };
 use crate::store::{SharedStore, StoreError};
 use progress::{Progress, ProgressEvent};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,31 @@ impl EngineError {
             ) => 2,
             _ => 1,
         }
+    }
+}
+
+/// True only when the owner ran on this host and its process is gone (or a
+/// zombie): then its lease need not be waited out. Anything uncertain
+/// (another host, no /proc) counts as alive.
+fn owner_is_dead(owner: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (_, pid, host) = (parts.next(), parts.next(), parts.next());
+    let (Some(pid), Some(host)) = (pid, host) else {
+        return false;
+    };
+    if host != hostname() || pid.parse::<u32>().is_err() {
+        return false;
+    }
+    if !Path::new("/proc/self").exists() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
     }
 }
 
@@ -219,12 +245,22 @@ impl Engine {
     pub async fn run(&self, request_id: &str, dry_run: bool) -> Result<Job, EngineError> {
         let req = self.request(request_id).await?;
         let env = self.environment(&req.environment)?.clone();
-        if let Some(active) = self
-            .store
-            .jobs_for_request(&req.id)
-            .await?
+        let jobs = self.store.jobs_for_request(&req.id).await?;
+        // A rehearsal's mock Azure lives only as long as its process: a dry
+        // run that did not finish cannot be resumed and is closed here.
+        for mut stale in jobs
+            .iter()
+            .filter(|j| j.dry_run && j.status == JobStatus::Running)
+            .cloned()
+        {
+            stale.status = JobStatus::Failed;
+            stale.error = Some("dry run abandoned (its process ended before it finished)".into());
+            stale.finished_at = Some(self.clock.now());
+            self.save_job(&mut stale).await?;
+        }
+        if let Some(active) = jobs
             .into_iter()
-            .find(|j| j.status == JobStatus::Running)
+            .find(|j| !j.dry_run && j.status == JobStatus::Running)
         {
             return Err(EngineError::BadInput(format!(
                 "request {} already has a run in progress (job {}); continue it with `pitr resume {}`",
@@ -345,11 +381,11 @@ impl Engine {
             .await?
             .into_iter()
             .rev()
-            .find(|j| j.status == JobStatus::Running)
+            .find(|j| j.status == JobStatus::Running && !j.dry_run)
             .ok_or_else(|| {
                 EngineError::BadInput(format!(
-                    "request {} has no unfinished run to resume (status {}); start one with `pitr run {}`",
-                    req.id, req.status, req.id
+                    "request {} has no unfinished run to resume (status {}); start one with `pitr run {}` (an interrupted dry run is started again with `pitr run {} --dry-run`)",
+                    req.id, req.status, req.id, req.id
                 ))
             })?;
         self.progress
@@ -361,10 +397,21 @@ impl Engine {
     /// renewed in the background, released at the end (also on a signal).
     async fn drive(&self, job: Job) -> Result<Job, EngineError> {
         let ttl = chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64);
-        let lease = self
+        let lease = match self
             .store
             .acquire_lease(&job.id, &self.owner, self.clock.now(), ttl)
-            .await?;
+            .await
+        {
+            Err(StoreError::LeaseHeld { owner, .. }) if owner_is_dead(&owner) => {
+                self.progress.event(ProgressEvent::Note(format!(
+                    "the previous runner {owner} is gone (its process no longer exists); taking over"
+                )));
+                self.store
+                    .take_over_lease(&job.id, &owner, &self.owner, self.clock.now(), ttl)
+                    .await?
+            }
+            other => other?,
+        };
         *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease);
         let heartbeat = self.heartbeat(ttl);
         let request_id = job.request_id.clone();
@@ -511,6 +558,19 @@ impl Engine {
                 req.window.end
             )
         })
+    }
+
+    /// Renews the lease before a change in Azure, so that a runner that lost
+    /// its lease (paused, partitioned) stops before acting, not only before
+    /// its next checkpoint.
+    pub(crate) async fn confirm_lease(&self) -> Result<(), StoreError> {
+        let current = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(lease) = current {
+            let ttl = chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64);
+            let renewed = self.store.renew_lease(&lease, self.clock.now(), ttl).await?;
+            *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(renewed);
+        }
+        Ok(())
     }
 
     pub(crate) async fn checkpoint(&self, job_id: &str, rec: &StepRecord) -> Result<(), StoreError> {

@@ -111,6 +111,7 @@ impl Engine {
                 SwapAction::Done => return Ok(()),
                 SwapAction::Rename { from, to } => {
                     self.note(StepName::Swap, format!("rolling back: renaming {from} -> {to}"));
+                    self.confirm_lease().await?;
                     self.azure
                         .rename_database(&env.database_id(&from), &env.database_id(&to))
                         .await?;

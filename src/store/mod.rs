@@ -99,6 +99,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: chrono::DateTime<chrono::Utc>,
         ttl: chrono::Duration,
     ) -> Result<Lease>;
+    /// Takes a lease from `from_owner` before it expires — only when the
+    /// caller knows that owner is dead (same host, process gone). Refused with
+    /// `LeaseHeld` if the owner changed meanwhile.
+    async fn take_over_lease(
+        &self,
+        job_id: &str,
+        from_owner: &str,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease>;
     /// Extends a lease still held (same fencing token), else `LeaseLost`.
     async fn renew_lease(
         &self,

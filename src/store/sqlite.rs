@@ -874,6 +874,45 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn take_over_lease(
+        &self,
+        job_id: &str,
+        from_owner: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease> {
+        const OP: &str = "take_over_lease";
+        self.write(OP, |tx| {
+            let current = read_lease(tx, OP, job_id)?;
+            let fencing = match current {
+                Some(l) if l.owner == from_owner || l.expires_at <= now => l.fencing + 1,
+                Some(l) => {
+                    return Err(StoreError::LeaseHeld {
+                        job: job_id.to_string(),
+                        owner: l.owner,
+                        expires_at: l.expires_at,
+                    })
+                }
+                None => 1,
+            };
+            let lease = Lease {
+                job_id: job_id.to_string(),
+                owner: owner.to_string(),
+                expires_at: now + ttl,
+                fencing,
+            };
+            tx.execute(
+                "INSERT INTO leases (job_id, owner, expires_at, fencing) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner,
+                     expires_at = excluded.expires_at, fencing = excluded.fencing",
+                params![job_id, owner, ts(&lease.expires_at), fencing],
+            )
+            .map_err(db(OP))?;
+            Ok(lease)
+        })
+    }
+
     async fn renew_lease(
         &self,
         lease: &Lease,

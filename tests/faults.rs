@@ -1,0 +1,285 @@
+//! What the engine does under each fault the mock Azure can inject, asserting
+//! the end state, not only the exit code.
+mod common;
+
+use chrono::Duration;
+use common::*;
+use serde_json::{json, Value};
+
+fn step<'a>(show: &'a Value, name: &str) -> &'a Value {
+    show["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["name"] == name))
+        .unwrap_or_else(|| panic!("step {name} in {show}"))
+}
+
+fn all_running(state: &Value) -> bool {
+    state["vms"].as_array().unwrap().iter().all(|vm| {
+        vm["services"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|s| s == "Running")
+    })
+}
+
+/// Runs a request to the end and returns (exit code, request show JSON, mock state, journal).
+async fn run_with(t: &TestEnv) -> (Option<i32>, Value, Value, Vec<Value>, String) {
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let out = t.pitr(&["run", &id]);
+    let show = t.json(&["request", "show", &id, "--json"]);
+    (
+        out.status.code(),
+        show,
+        t.state().await,
+        t.journal().await,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn succeeds_despite(fault: Value) -> (Value, Vec<Value>) {
+    let t = TestEnv::start(&scenario("restore_polls = 2"));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.post("/_mock/faults", fault).await;
+    let out = t.pitr(&["run", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "succeeded");
+    let journal = t.journal().await;
+    assert_eq!(restore_puts(&journal), 1);
+    let dbs = databases(&t.state().await);
+    assert_eq!(dbs["AxDB"]["content"], "v2 after test cycle 1");
+    (show, journal)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_429_is_retried_after_retry_after() {
+    let (_, journal) = succeeds_despite(json!({
+        "method": "PUT", "path_contains": "/databases/AxDB_pitr_", "times": 2,
+        "status": 429, "error_code": "SubscriptionTooManyCreateUpdateRequests",
+        "message": "too many requests", "retry_after": 1
+    }))
+    .await;
+    let puts = requests(&journal, "PUT", "/databases/AxDB_pitr_");
+    assert_eq!(puts.len(), 3, "two throttled, one accepted");
+    assert_eq!(puts[0]["status"], 429);
+    assert_eq!(puts[2]["status"], 202);
+    // Retry-After: 1 was honoured between the attempts.
+    let at = |e: &Value| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap();
+    assert!(at(puts[1]) - at(puts[0]) >= chrono::Duration::milliseconds(950));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried() {
+    for status in [500, 503] {
+        let (_, journal) = succeeds_despite(json!({
+            "method": "GET", "path_contains": "databaseAzureAsyncOperation", "times": 2,
+            "status": status, "error_code": "InternalServerError", "message": "try again"
+        }))
+        .await;
+        let polls = requests(&journal, "GET", "databaseAzureAsyncOperation");
+        assert_eq!(polls.iter().filter(|p| p["status"] == status).count(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_retried() {
+    succeeds_despite(json!({
+        "method": "POST", "path_contains": "/move", "times": 1, "drop_connection": true
+    }))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_slower_than_the_client_timeout_is_retried() {
+    let t = TestEnv::start(&scenario("restore_polls = 2"));
+    std::fs::write(
+        &t.config,
+        std::fs::read_to_string(&t.config)
+            .unwrap()
+            .replace("request_timeout_secs = 10", "request_timeout_secs = 1"),
+    )
+    .unwrap();
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.post(
+        "/_mock/faults",
+        json!({"method": "GET", "path_contains": "databaseAzureAsyncOperation", "times": 1, "delay_ms": 2500}),
+    )
+    .await;
+    t.ok(&["run", &id]);
+    assert_eq!(t.json(&["request", "show", &id, "--json"])["status"], "succeeded");
+    assert_eq!(restore_puts(&t.journal().await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_failing_once_is_retried() {
+    let (_, journal) = succeeds_despite(json!({
+        "method": "POST", "path_contains": "oauth2/v2.0/token", "times": 1,
+        "status": 500, "error_code": "temporarily_unavailable", "message": "try again"
+    }))
+    .await;
+    let tokens = requests(&journal, "POST", "oauth2/v2.0/token");
+    assert!(tokens.len() >= 2);
+    assert_eq!(tokens[0]["status"], 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_stops_the_step_at_once_with_azures_code() {
+    let t = TestEnv::start(&scenario("restore_polls = 2"));
+    t.post(
+        "/_mock/faults",
+        json!({"method": "PUT", "path_contains": "/databases/AxDB_pitr_", "times": 1,
+               "status": 409, "error_code": "SubscriptionVcoreQuotaExceeded",
+               "message": "The subscription vCore quota is exceeded."}),
+    )
+    .await;
+    let (code, show, state, journal, _) = run_with(&t).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(show["status"], "failed");
+    let err = step(&show, "restore")["error"].as_str().unwrap();
+    assert!(err.contains("SubscriptionVcoreQuotaExceeded"), "{err}");
+    assert!(err.contains("The subscription vCore quota is exceeded."), "{err}");
+    assert_eq!(requests(&journal, "PUT", "/databases/AxDB_pitr_").len(), 1, "not retried");
+    assert!(all_running(&state));
+    assert_eq!(databases(&state)["AxDB"]["content"], "v3 after destructive tests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_that_never_finishes_hits_the_step_timeout() {
+    let t = TestEnv::start_with(
+        &format!(
+            "{}\n[[faults]]\noperation = \"restore\"\noutcome = \"never_finish\"\n",
+            scenario("")
+        ),
+        "[engine]\nrestore_timeout_secs = 2\n",
+    );
+    let (code, show, state, _, _) = run_with(&t).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(show["status"], "failed");
+    let err = step(&show, "restore")["error"].as_str().unwrap();
+    assert!(err.contains("did not finish within"), "{err}");
+    assert!(all_running(&state), "environment back online");
+    // The unfinished restore was dropped; the original is untouched.
+    let dbs = databases(&state);
+    assert_eq!(dbs.len(), 1, "{dbs:?}");
+    assert_eq!(dbs["AxDB"]["content"], "v3 after destructive tests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sync_script_rolls_the_swap_back() {
+    let t = TestEnv::start(&format!(
+        "{}\n[[faults]]\noperation = \"run_command\"\noutcome = \"exit_code\"\nscript_contains = \"Deployment.Setup.exe\"\nexit_code = 3\nmessage = \"Synchronize failed: table XYZ\"\ntimes = 0\n",
+        scenario("restore_polls = 2")
+    ));
+    let (code, show, state, journal, stderr) = run_with(&t).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(show["status"], "rolled_back");
+    assert_eq!(show["job"]["status"], "rolled_back");
+    let err = step(&show, "sync")["error"].as_str().unwrap();
+    assert!(err.contains("exited with code 3"), "{err}");
+    assert!(err.contains("Synchronize failed"), "{err}");
+    let tag = &show["job"]["id"].as_str().unwrap()[..8];
+    let dbs = databases(&state);
+    assert_eq!(dbs["AxDB"]["content"], "v3 after destructive tests", "original back");
+    assert_eq!(dbs[&format!("AxDB_pitr_{tag}")]["content"], "v2 after test cycle 1", "restored kept");
+    assert!(all_running(&state));
+    assert_eq!(requests(&journal, "POST", "/move").len(), 4, "two renames and two back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_on_request_undoes_a_finished_run() {
+    let t = TestEnv::start(&scenario("restore_polls = 1"));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.ok(&["run", &id]);
+    t.ok(&["rollback", &id, "--reason", "wrong restore point"]);
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "rolled_back");
+    let state = t.state().await;
+    let dbs = databases(&state);
+    assert_eq!(dbs["AxDB"]["content"], "v3 after destructive tests");
+    assert!(all_running(&state));
+    // A second rollback is refused: nothing to undo.
+    let again = t.pitr(&["rollback", &id]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already rolled back"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leased_job_is_refused_to_a_second_runner_and_a_stale_owner_is_fenced_off() {
+    let t = TestEnv::start_with(&scenario("restore_polls = 2"), "[engine]\nlease_ttl_secs = 3\n");
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.post("/_mock/hold", json!({"operation": "restore", "hold": true})).await;
+    let first = t
+        .command(&["run", &id])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_restore_poll(&t).await;
+
+    // While the first runner is alive, its heartbeat keeps the lease.
+    let second = t.pitr(&["resume", &id]);
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("is being run by"), "{err}");
+    assert!(err.contains("lease until"), "{err}");
+
+    // Freeze the first runner: its lease expires and another takes over.
+    let pid = first.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    t.post("/_mock/hold", json!({"operation": "restore", "hold": false})).await;
+    let mut taken_over = false;
+    for _ in 0..100 {
+        let out = t.pitr(&["resume", &id]);
+        if out.status.success() {
+            taken_over = true;
+            break;
+        }
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is being run by"));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(taken_over, "no takeover after the lease expired");
+    // The stale owner wakes up: its writes are refused, it stops.
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lost"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "succeeded");
+    assert_eq!(restore_puts(&t.journal().await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
+    let t = TestEnv::start_with(&scenario("restore_polls = 2"), "[engine]\nlease_ttl_secs = 600\n");
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.post("/_mock/hold", json!({"operation": "restore", "hold": true})).await;
+    let child = t
+        .command(&["run", &id])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_restore_poll(&t).await;
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("pitr resume {id}")), "{err}");
+
+    // The lease was released: resuming at once works (the TTL is 10 minutes).
+    t.post("/_mock/hold", json!({"operation": "restore", "hold": false})).await;
+    t.ok(&["resume", &id]);
+    assert_eq!(t.json(&["request", "show", &id, "--json"])["status"], "succeeded");
+    assert_eq!(restore_puts(&t.journal().await), 1);
+}
+
+async fn wait_for_restore_poll(t: &TestEnv) {
+    for _ in 0..600 {
+        if !requests(&t.journal().await, "GET", "databaseAzureAsyncOperation").is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the restore was never polled");
+}
