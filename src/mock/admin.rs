@@ -1,0 +1,115 @@
+//! `/_mock/*`: inspection and control endpoints for tests and engineers.
+//! They need no token and are not journaled, so that watching the mock does
+//! not change what it records.
+
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::http::{Reply, Req};
+use super::scenario::FaultSpec;
+use super::state::{OpKind, State};
+
+pub(crate) fn is_admin_path(path: &str) -> bool {
+    let l = path.to_ascii_lowercase();
+    l == "/_mock" || l.starts_with("/_mock/")
+}
+
+const ENDPOINTS: &str =
+    "GET /_mock/state, GET /_mock/requests, GET|POST|DELETE /_mock/faults, POST /_mock/hold";
+
+fn bad(message: impl Into<String>) -> Reply {
+    Reply::arm_error(400, "InvalidMockRequest", message)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    operation: String,
+    hold: bool,
+}
+
+pub(crate) fn handle(st: &mut State, req: &Req) -> Reply {
+    let now = Utc::now();
+    st.tick(now);
+    let what = req
+        .segments
+        .get(1)
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    if req.segments.len() > 2 {
+        return not_found(req);
+    }
+    match (req.method.as_str(), what.as_str()) {
+        ("GET", "state") => Reply::json(200, st.state_json(now)),
+        ("GET", "requests") => Reply::json(200, st.journal_json()),
+        ("GET", "faults") => Reply::json(200, st.faults_json()),
+        ("DELETE", "faults") => {
+            st.request_faults.clear();
+            st.operation_faults.clear();
+            Reply::json(200, st.faults_json())
+        }
+        ("POST", "faults") => {
+            let v: Value = match serde_json::from_slice(&req.body) {
+                Ok(v) => v,
+                Err(e) => return bad(format!("the body is not JSON: {e}")),
+            };
+            let items = match v {
+                Value::Array(a) => a,
+                other => vec![other],
+            };
+            let mut specs = Vec::new();
+            for (i, item) in items.into_iter().enumerate() {
+                let spec: FaultSpec = match serde_json::from_value(item) {
+                    Ok(s) => s,
+                    Err(e) => return bad(format!("fault {i}: {e}")),
+                };
+                if let Err(hint) = spec.check() {
+                    return bad(format!("fault {i}: {hint}"));
+                }
+                specs.push(spec);
+            }
+            // All or nothing: a bad fault in a list adds none of them.
+            for s in specs {
+                st.add_fault(s);
+            }
+            Reply::json(200, st.faults_json())
+        }
+        ("POST", "hold") => {
+            let body: HoldBody = match serde_json::from_slice(&req.body) {
+                Ok(b) => b,
+                Err(e) => {
+                    return bad(format!(
+                        "expected {{\"operation\": \"restore\"|\"delete\"|\"run_command\", \"hold\": true|false}}: {e}"
+                    ))
+                }
+            };
+            let Some(kind) = OpKind::parse(&body.operation) else {
+                return bad(format!(
+                    "operation '{}' is unknown: use restore, delete or run_command",
+                    body.operation
+                ));
+            };
+            if body.hold {
+                st.held.insert(kind);
+            } else {
+                st.held.remove(&kind);
+                st.tick(now);
+            }
+            let held: Vec<&str> = st.held.iter().map(|k| k.as_str()).collect();
+            Reply::json(200, json!({ "held": held }))
+        }
+        _ => not_found(req),
+    }
+}
+
+fn not_found(req: &Req) -> Reply {
+    Reply::arm_error(
+        404,
+        "NotFound",
+        format!(
+            "'{} {}' is not a mock endpoint; use {ENDPOINTS}.",
+            req.method, req.path
+        ),
+    )
+}

@@ -1,0 +1,446 @@
+//! Routing of the Azure-facing endpoints, and what every ARM request goes
+//! through: bearer token check, api-version check, the ARM error envelope and
+//! the long-running operation polling rules shared by Microsoft.Sql and
+//! Microsoft.Compute. Shapes and codes follow `reference/arm-contracts.md`.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::compute;
+use super::http::{Reply, Req};
+use super::identity;
+use super::sql;
+use super::state::{ts, OpKind, State};
+
+pub(crate) const SQL_API: &str = "2023-08-01";
+pub(crate) const COMPUTE_API: &str = "2024-07-01";
+pub(crate) const NOT_FOUND_HINT: &str =
+    "For more details please go to https://aka.ms/ARMResourceNotFoundFix";
+
+pub(crate) struct Ctx<'a> {
+    pub base: &'a str,
+    pub now: DateTime<Utc>,
+    /// Journal sequence number of this request.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    Sql,
+    Compute,
+}
+
+enum Route<'a> {
+    Token,
+    OpenId {
+        tenant: &'a str,
+    },
+    Keys,
+    InstanceDiscovery,
+    DbList {
+        sub: &'a str,
+        rg: &'a str,
+        server: &'a str,
+    },
+    Db {
+        sub: &'a str,
+        rg: &'a str,
+        server: &'a str,
+        db: &'a str,
+    },
+    DbMove {
+        sub: &'a str,
+        rg: &'a str,
+        server: &'a str,
+        db: &'a str,
+    },
+    SqlAsyncOp {
+        sub: &'a str,
+        id: &'a str,
+    },
+    SqlOpResult {
+        sub: &'a str,
+        id: &'a str,
+    },
+    RunCommand {
+        sub: &'a str,
+        rg: &'a str,
+        vm: &'a str,
+    },
+    ComputeOp {
+        sub: &'a str,
+        id: &'a str,
+    },
+    UnknownArm,
+    Unknown,
+}
+
+pub(crate) fn eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn route(segs: &[String]) -> Route<'_> {
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        [_, a, b, c] if eq(a, "oauth2") && eq(b, "v2.0") && eq(c, "token") => Route::Token,
+        [tenant, a, b, c]
+            if eq(a, "v2.0") && eq(b, ".well-known") && eq(c, "openid-configuration") =>
+        {
+            Route::OpenId { tenant }
+        }
+        [_, a, b, c] if eq(a, "discovery") && eq(b, "v2.0") && eq(c, "keys") => Route::Keys,
+        [a, b, c] if eq(a, "common") && eq(b, "discovery") && eq(c, "instance") => {
+            Route::InstanceDiscovery
+        }
+        [su, sub, rgs, rg, p, ms, srvs, server, dbs, rest @ ..]
+            if eq(su, "subscriptions")
+                && eq(rgs, "resourcegroups")
+                && eq(p, "providers")
+                && eq(ms, "microsoft.sql")
+                && eq(srvs, "servers")
+                && eq(dbs, "databases") =>
+        {
+            match rest {
+                [] => Route::DbList { sub, rg, server },
+                [db] => Route::Db {
+                    sub,
+                    rg,
+                    server,
+                    db,
+                },
+                [db, m] if eq(m, "move") => Route::DbMove {
+                    sub,
+                    rg,
+                    server,
+                    db,
+                },
+                _ => Route::UnknownArm,
+            }
+        }
+        [su, sub, p, ms, l, _loc, kind, id]
+            if eq(su, "subscriptions")
+                && eq(p, "providers")
+                && eq(ms, "microsoft.sql")
+                && eq(l, "locations") =>
+        {
+            if eq(kind, "databaseazureasyncoperation") {
+                Route::SqlAsyncOp { sub, id }
+            } else if eq(kind, "databaseoperationresults") {
+                Route::SqlOpResult { sub, id }
+            } else {
+                Route::UnknownArm
+            }
+        }
+        [su, sub, rgs, rg, p, mc, vms, vm, rc]
+            if eq(su, "subscriptions")
+                && eq(rgs, "resourcegroups")
+                && eq(p, "providers")
+                && eq(mc, "microsoft.compute")
+                && eq(vms, "virtualmachines")
+                && eq(rc, "runcommand") =>
+        {
+            Route::RunCommand { sub, rg, vm }
+        }
+        [su, sub, p, mc, l, _loc, ops, id]
+            if eq(su, "subscriptions")
+                && eq(p, "providers")
+                && eq(mc, "microsoft.compute")
+                && eq(l, "locations")
+                && eq(ops, "operations") =>
+        {
+            Route::ComputeOp { sub, id }
+        }
+        [su, ..] if eq(su, "subscriptions") => Route::UnknownArm,
+        _ => Route::Unknown,
+    }
+}
+
+pub(crate) fn is_token_endpoint(segs: &[String]) -> bool {
+    matches!(route(segs), Route::Token)
+}
+
+fn method_not_allowed(req: &Req) -> Reply {
+    Reply::arm_error(
+        405,
+        "MethodNotAllowed",
+        format!(
+            "The requested resource does not support http method '{}'.",
+            req.method
+        ),
+    )
+}
+
+pub(crate) fn dispatch(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
+    let m = req.method.as_str();
+    let r = route(&req.segments);
+    // Identity endpoints are anonymous, like Entra's.
+    match r {
+        Route::Token => {
+            return if m == "POST" {
+                identity::token(st, req, ctx)
+            } else {
+                Reply::entra_error(
+                    405,
+                    "invalid_request",
+                    900561,
+                    "The endpoint only accepts POST requests.",
+                    ctx.now,
+                )
+            };
+        }
+        Route::OpenId { tenant } => return identity::openid(ctx.base, tenant),
+        Route::Keys => return Reply::json(200, json!({"keys": []})),
+        Route::InstanceDiscovery => {
+            return Reply::json(
+                200,
+                json!({
+                    "tenant_discovery_endpoint": format!("{}/common/v2.0/.well-known/openid-configuration", ctx.base),
+                    "api-version": "1.1",
+                    "metadata": [],
+                }),
+            )
+        }
+        Route::Unknown => {
+            return Reply::arm_error(
+                404,
+                "NotFound",
+                format!("The mock Azure does not serve '{}'.", req.path),
+            )
+        }
+        _ => {}
+    }
+    if let Err(reply) = check_auth(st, req, ctx) {
+        return reply;
+    }
+    let provider = match r {
+        Route::RunCommand { .. } | Route::ComputeOp { .. } => Provider::Compute,
+        _ => Provider::Sql,
+    };
+    if !matches!(r, Route::UnknownArm) {
+        if let Err(reply) = check_api_version(req, provider) {
+            return reply;
+        }
+    }
+    match (m, r) {
+        ("GET", Route::DbList { sub, rg, server }) => sql::list_dbs(st, sub, rg, server),
+        ("GET", Route::Db { sub, rg, server, db }) => sql::get_db(st, sub, rg, server, db),
+        ("PUT", Route::Db { sub, rg, server, db }) => sql::put_db(st, req, ctx, sub, rg, server, db),
+        ("DELETE", Route::Db { sub, rg, server, db }) => sql::delete_db(st, ctx, sub, rg, server, db),
+        ("POST", Route::DbMove { sub, rg, server, db }) => sql::move_db(st, req, sub, rg, server, db),
+        ("GET", Route::SqlAsyncOp { sub, id }) => sql::sql_async_status(st, ctx, sub, id),
+        ("GET", Route::SqlOpResult { sub, id }) => sql::sql_op_result(st, ctx, sub, id),
+        ("POST", Route::RunCommand { sub, rg, vm }) => compute::run_command(st, req, ctx, sub, rg, vm),
+        ("GET", Route::ComputeOp { sub, id }) => compute::compute_op(st, req, ctx, sub, id),
+        (_, Route::UnknownArm) => Reply::arm_error(
+            404,
+            "InvalidResourceType",
+            format!(
+                "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases and Microsoft.Compute run commands).",
+                req.path
+            ),
+        ),
+        _ => method_not_allowed(req),
+    }
+}
+
+fn www_authenticate(ctx: &Ctx, description: &str) -> String {
+    format!(
+        "Bearer authorization_uri=\"{}/\", error=\"invalid_token\", error_description=\"{}\"",
+        ctx.base, description
+    )
+}
+
+fn check_auth(st: &State, req: &Req, ctx: &Ctx) -> Result<(), Reply> {
+    let unauthorized = |code: &str, message: String, description: &str| {
+        Reply::arm_error(401, code, message)
+            .header("WWW-Authenticate", www_authenticate(ctx, description))
+    };
+    let Some(value) = req.header("authorization") else {
+        // ARM's code for a missing header.
+        return Err(unauthorized(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.".into(),
+            "The authentication failed because of missing 'Authorization' header.",
+        ));
+    };
+    let token = match value.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+            t.trim()
+        }
+        _ => return Err(unauthorized(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is provided in an invalid format."
+                .into(),
+            "The authentication failed because of an invalid 'Authorization' header.",
+        )),
+    };
+    match st.tokens.get(token) {
+        None => Err(unauthorized(
+            "InvalidAuthenticationToken",
+            "The access token is invalid.".into(),
+            "The access token is invalid.",
+        )),
+        Some(exp) if *exp <= ctx.now => Err(unauthorized(
+            "ExpiredAuthenticationToken",
+            format!(
+                "The access token expiry UTC time '{}' is earlier than current UTC time '{}'.",
+                ts(*exp),
+                ts(ctx.now)
+            ),
+            "The access token has expired.",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn check_api_version(req: &Req, provider: Provider) -> Result<(), Reply> {
+    let (ns, want) = match provider {
+        Provider::Sql => ("Microsoft.Sql", SQL_API),
+        Provider::Compute => ("Microsoft.Compute", COMPUTE_API),
+    };
+    match req.param("api-version") {
+        None => Err(Reply::arm_error(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )),
+        Some(v) if v == want => Ok(()),
+        Some(v) => Err(Reply::arm_error(
+            400,
+            "InvalidApiVersionParameter",
+            format!("The api-version '{v}' is invalid. The supported version for {ns} in the mock Azure is '{want}'."),
+        )),
+    }
+}
+
+pub(crate) fn parse_json_body(req: &Req) -> Result<Value, Reply> {
+    let v: Value = serde_json::from_slice(&req.body).map_err(|e| {
+        Reply::arm_error(
+            400,
+            "InvalidRequestContent",
+            format!("The request content was invalid and could not be deserialized: '{e}'."),
+        )
+    })?;
+    if !v.is_object() {
+        return Err(Reply::arm_error(
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized: the body must be a JSON object.",
+        ));
+    }
+    Ok(v)
+}
+
+fn parse_op_id(id: &str) -> Option<Uuid> {
+    Uuid::parse_str(id).ok()
+}
+
+pub(crate) fn op_not_found(kind: &str, id: &str) -> Reply {
+    Reply::arm_error(
+        404,
+        "ResourceNotFound",
+        format!("The operation '{kind}/{id}' was not found. {NOT_FOUND_HINT}"),
+    )
+}
+
+/// Counts a poll and lets the operation complete if it is now due.
+pub(crate) fn poll(
+    st: &mut State,
+    sub: &str,
+    id: &str,
+    kinds: &[OpKind],
+    now: DateTime<Utc>,
+) -> Option<usize> {
+    let uuid = parse_op_id(id)?;
+    let i = st.find_op(uuid).filter(|&i| {
+        kinds.contains(&st.operations[i].kind) && eq(&st.operations[i].subscription_id, sub)
+    })?;
+    st.operations[i].polls = st.operations[i].polls.saturating_add(1);
+    st.tick(now);
+    Some(i)
+}
+
+pub(crate) fn status_json(st: &State, i: usize) -> Value {
+    let o = &st.operations[i];
+    let mut v = json!({
+        "name": o.id.to_string(),
+        "status": o.status.as_str(),
+        "startTime": ts(o.start),
+    });
+    if let Some(end) = o.end {
+        v["endTime"] = json!(ts(end));
+    }
+    if let Some(e) = &o.error {
+        v["error"] = json!({"code": e.code, "message": e.message});
+    }
+    v
+}
+
+pub(crate) fn failed_reply(st: &State, i: usize) -> Reply {
+    match &st.operations[i].error {
+        Some(e) => Reply::arm_error(e.status, &e.code, e.message.clone()),
+        None => Reply::arm_error(500, "InternalServerError", "The operation failed."),
+    }
+}
+
+pub(crate) fn still_running(st: &State, location: String) -> Reply {
+    Reply::empty(202)
+        .header("Location", location)
+        .header("Retry-After", st.settings.retry_after_secs.to_string())
+}
+
+/// What the journal keeps of a request body: JSON with secrets hidden; for
+/// the token endpoint only the non-secret form fields.
+pub(crate) fn journal_body(req: &Req) -> Value {
+    if is_token_endpoint(&req.segments) {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        return json!({
+            "client_id": get("client_id"),
+            "grant_type": get("grant_type"),
+            "scope": get("scope"),
+        });
+    }
+    if req.body.is_empty() {
+        return Value::Null;
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(v) => super::state::redact_json(&v),
+        Err(_) => Value::Null,
+    }
+}
+
+/// The answer to a request fault (ARM's envelope, or Entra's on the token
+/// endpoint).
+pub(crate) fn fault_reply(
+    spec: &super::scenario::FaultSpec,
+    req: &Req,
+    now: DateTime<Utc>,
+) -> Reply {
+    let status = spec.status.unwrap_or(500);
+    let default_code = match status {
+        408 => "RequestTimeout",
+        429 => "TooManyRequests",
+        500 => "InternalServerError",
+        502 => "BadGateway",
+        503 => "ServiceUnavailable",
+        504 => "GatewayTimeout",
+        _ => "InjectedFault",
+    };
+    let code = spec.error_code.as_deref().unwrap_or(default_code);
+    let message = spec.message.clone().unwrap_or_else(|| {
+        format!("The request failed with {status} (fault injected by the mock scenario).")
+    });
+    let mut r = if is_token_endpoint(&req.segments) {
+        Reply::entra_error(status, code, 0, &message, now)
+    } else {
+        Reply::arm_error(status, code, message)
+    };
+    if let Some(ra) = spec.retry_after {
+        r = r.header("Retry-After", ra.to_string());
+    }
+    r
+}

@@ -1,0 +1,163 @@
+//! Microsoft.Compute run commands (RunPowerShellScript) and their
+//! Location-only operation URL.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::arm::{
+    eq, failed_reply, op_not_found, parse_json_body, poll, status_json, still_running, Ctx,
+    COMPUTE_API, NOT_FOUND_HINT,
+};
+use super::http::{enc, Reply, Req};
+use super::state::{OpDetail, OpKind, OpStatus, State};
+
+fn compute_op_url(base: &str, sub: &str, loc: &str, id: Uuid) -> String {
+    format!(
+        "{base}/subscriptions/{}/providers/Microsoft.Compute/locations/{}/operations/{id}?monitor=true&api-version={COMPUTE_API}",
+        enc(sub),
+        enc(loc)
+    )
+}
+
+pub(crate) fn run_command(
+    st: &mut State,
+    req: &Req,
+    ctx: &Ctx,
+    sub: &str,
+    rg: &str,
+    vm: &str,
+) -> Reply {
+    let Some(vi) = st
+        .vms
+        .iter()
+        .position(|v| eq(&v.subscription_id, sub) && eq(&v.resource_group, rg) && eq(&v.name, vm))
+    else {
+        return Reply::arm_error(
+            404,
+            "ResourceNotFound",
+            format!("The Resource 'Microsoft.Compute/virtualMachines/{vm}' under resource group '{rg}' was not found. {NOT_FOUND_HINT}"),
+        );
+    };
+    let body = match parse_json_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let command_id = body.get("commandId").and_then(Value::as_str).unwrap_or("");
+    if !command_id.eq_ignore_ascii_case("RunPowerShellScript") {
+        return Reply::arm_error(
+            400,
+            "InvalidParameter",
+            format!("The value '{command_id}' of parameter 'commandId' is not supported by the mock Azure: use 'RunPowerShellScript'."),
+        );
+    }
+    let lines: Option<Vec<String>> = body.get("script").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .map(|l| {
+                l.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| l.to_string())
+            })
+            .collect()
+    });
+    let Some(lines) = lines.filter(|l| !l.is_empty()) else {
+        return Reply::arm_error(
+            400,
+            "InvalidParameter",
+            "The parameter 'script' is required for commandId 'RunPowerShellScript' and must be a non-empty array of lines.",
+        );
+    };
+    let mut parameters = Vec::new();
+    if let Some(ps) = body.get("parameters") {
+        let Some(arr) = ps.as_array() else {
+            return Reply::arm_error(
+                400,
+                "InvalidParameter",
+                "The parameter 'parameters' must be an array of {name, value}.",
+            );
+        };
+        for p in arr {
+            let Some(name) = p.get("name").and_then(Value::as_str) else {
+                return Reply::arm_error(
+                    400,
+                    "InvalidParameter",
+                    "Every run command parameter needs a 'name'.",
+                );
+            };
+            let value = match p.get("value") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            parameters.push((name.to_string(), value));
+        }
+    }
+    if st.vms[vi].busy.is_some() {
+        return Reply::arm_error(
+            409,
+            "Conflict",
+            "Run command extension execution is in progress. Please wait for completion before invoking a run command.",
+        );
+    }
+    let script = lines.join("\n");
+    let planned = st.take_operation_fault(OpKind::RunCommand, Some(&script));
+    let v = &st.vms[vi];
+    let (subscription, location, target) = (v.subscription_id.clone(), v.location.clone(), v.id());
+    let op = st.new_operation(
+        &subscription,
+        &location,
+        target,
+        planned,
+        OpDetail::RunCommand {
+            vm: vi,
+            script,
+            parameters: parameters.clone(),
+            stdout: String::new(),
+            stderr: String::new(),
+        },
+        ctx.now,
+    );
+    st.start_run_command_record(vi, ctx.seq, op, &parameters);
+    Reply::empty(202)
+        .header(
+            "Location",
+            compute_op_url(ctx.base, &subscription, &location, op),
+        )
+        .header("Retry-After", st.settings.retry_after_secs.to_string())
+}
+
+fn run_command_output(st: &State, i: usize) -> Value {
+    let (out, err) = match &st.operations[i].detail {
+        OpDetail::RunCommand { stdout, stderr, .. } => (stdout.as_str(), stderr.as_str()),
+        _ => ("", ""),
+    };
+    json!({"value": [
+        {"code": "ComponentStatus/StdOut/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "message": out},
+        {"code": "ComponentStatus/StdErr/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "message": err},
+    ]})
+}
+
+pub(crate) fn compute_op(st: &mut State, req: &Req, ctx: &Ctx, sub: &str, id: &str) -> Reply {
+    let Some(i) = poll(st, sub, id, &[OpKind::RunCommand], ctx.now) else {
+        return op_not_found("Microsoft.Compute/operations", id);
+    };
+    let monitor = req
+        .param("monitor")
+        .is_some_and(|m| m.eq_ignore_ascii_case("true"));
+    let o = &st.operations[i];
+    if !monitor {
+        // Without monitor=true the URL is an Azure-AsyncOperation-style status.
+        let mut v = status_json(st, i);
+        if o.status == OpStatus::Succeeded {
+            v["properties"] = json!({"output": run_command_output(st, i)});
+        }
+        return Reply::json(200, v);
+    }
+    match o.status {
+        OpStatus::InProgress => {
+            let url = compute_op_url(ctx.base, &o.subscription_id, &o.location, o.id);
+            still_running(st, url)
+        }
+        OpStatus::Succeeded => Reply::json(200, run_command_output(st, i)),
+        OpStatus::Failed | OpStatus::Canceled => failed_reply(st, i),
+    }
+}

@@ -1,0 +1,199 @@
+//! Mock Azure: an ARM look-alike over HTTPS on loopback that the real Azure
+//! client talks to unchanged (`pitr mock-azure`, `--dry-run`, `pitr demo`).
+//!
+//! It serves the Entra token endpoint, the Microsoft.Sql database operations
+//! (get, list, point-in-time restore, delete, rename) and Microsoft.Compute
+//! run commands with real ARM shapes, long-running operations that complete
+//! over simulated time, and injected faults. `/_mock/*` exposes its state and
+//! request journal. Its JSON is written from `reference/arm-contracts.md` and
+//! shares no types with `crate::azure`, so a serialization mistake in the
+//! client cannot hide behind the same mistake here.
+
+mod admin;
+mod arm;
+mod compute;
+mod http;
+mod identity;
+mod ops;
+mod scenario;
+mod script;
+mod server;
+mod sql;
+mod state;
+mod tls;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use scenario::{
+    DatabaseSpec, FaultSpec, HistoryEntry, RestoreHeaders, Scenario, ServerSpec, Settings, SkuSpec,
+    TimeSpec, VmSpec,
+};
+
+/// The api-versions the mock accepts (and its LRO URLs carry).
+pub const SQL_API_VERSION: &str = arm::SQL_API;
+pub const COMPUTE_API_VERSION: &str = arm::COMPUTE_API;
+
+/// File name used when `ca_out` is a directory.
+pub const CA_FILE_NAME: &str = "mock-azure-ca.pem";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    #[error("cannot read scenario file {}: {source}", path.display())]
+    ReadScenario {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("scenario {origin}: {message}")]
+    ParseScenario { origin: String, message: String },
+    #[error("scenario {origin}: invalid {what}: {hint}")]
+    InvalidScenario {
+        origin: String,
+        what: String,
+        hint: String,
+    },
+    #[error(
+        "mock Azure cannot listen on {addr}: {source} (pick another port, or 0 for any free port)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mock Azure cannot set up TLS: {0}")]
+    Tls(String),
+    #[error("mock Azure cannot write its CA certificate to {}: {source}", path.display())]
+    WriteCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running mock Azure. Dropping it stops the server.
+pub struct MockAzure {
+    shared: Arc<server::Shared>,
+    url: String,
+    ca_pem: String,
+    ca_path: Option<PathBuf>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for MockAzure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockAzure")
+            .field("url", &self.url)
+            .field("ca_path", &self.ca_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockAzure {
+    /// Binds (port 0 allowed), generates a CA + leaf cert for
+    /// 127.0.0.1/localhost/::1 at start, writes the CA PEM to `ca_out` if
+    /// given (a file path, or a directory to hold `mock-azure-ca.pem`), and
+    /// serves until shutdown/drop. Relative scenario times resolve against now.
+    pub async fn start(
+        scenario: Scenario,
+        listen: SocketAddr,
+        ca_out: Option<&Path>,
+    ) -> Result<MockAzure, MockError> {
+        let state = state::State::new(&scenario, Utc::now())?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| MockError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| MockError::Bind {
+            addr: listen,
+            source,
+        })?;
+        let (host, extra_ip) = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => (IpAddr::V4(Ipv4Addr::LOCALHOST), None),
+            IpAddr::V6(ip) if ip.is_unspecified() => (IpAddr::V6(Ipv6Addr::LOCALHOST), None),
+            ip if ip.is_loopback() => (ip, None),
+            ip => (ip, Some(ip)),
+        };
+        let url = format!("https://{}", SocketAddr::new(host, local.port()));
+        let tls = tls::generate(extra_ip)?;
+        let ca_path = match ca_out {
+            None => None,
+            Some(p) => {
+                let file = if p.is_dir() {
+                    p.join(CA_FILE_NAME)
+                } else {
+                    p.to_path_buf()
+                };
+                std::fs::write(&file, &tls.ca_pem).map_err(|source| MockError::WriteCa {
+                    path: file.clone(),
+                    source,
+                })?;
+                Some(file)
+            }
+        };
+        let shared = Arc::new(server::Shared::new(state, url.clone()));
+        let (tx, rx) = watch::channel(false);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+        let task = tokio::spawn(server::serve(listener, acceptor, shared.clone(), rx));
+        tracing::info!(%url, ca = ?ca_path, "mock Azure listening");
+        Ok(MockAzure {
+            shared,
+            url,
+            ca_pem: tls.ca_pem,
+            ca_path,
+            shutdown: tx,
+            task: Some(task),
+        })
+    }
+
+    /// `https://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    pub fn ca_path(&self) -> Option<&Path> {
+        self.ca_path.as_deref()
+    }
+
+    /// Stops accepting, closes open connections and waits for the server task.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Same JSON as `GET /_mock/state`.
+    pub fn state_json(&self) -> serde_json::Value {
+        let now = Utc::now();
+        let mut st = self.shared.lock();
+        st.tick(now);
+        st.state_json(now)
+    }
+
+    /// Same JSON as `GET /_mock/requests`.
+    pub fn journal_json(&self) -> serde_json::Value {
+        self.shared.lock().journal_json()
+    }
+}
+
+impl Drop for MockAzure {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,698 @@
+//! The scenario a mock Azure starts from: servers, databases with their content
+//! history, VMs with their services, timing settings and injected faults.
+//!
+//! Everything here is a plain data type with public fields and `Default`, so
+//! that code (the dry-run mode) can build a scenario without TOML.
+
+use std::fmt;
+use std::path::Path;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::MockError;
+
+/// A whole scenario, as read from `config/mock-scenario.toml` or built in code.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    pub settings: Settings,
+    pub servers: Vec<ServerSpec>,
+    pub vms: Vec<VmSpec>,
+    /// Request faults and operation faults active from the start.
+    pub faults: Vec<FaultSpec>,
+}
+
+/// Simulated timing. An operation completes once it has been polled at least
+/// `*_polls` times AND `*_duration_ms` of wall time has passed AND its kind is
+/// not held (see `POST /_mock/hold`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `Retry-After` sent on 202s. Azure really sends 0 for Microsoft.Sql.
+    pub retry_after_secs: u64,
+    pub restore_polls: u32,
+    pub restore_duration_ms: u64,
+    pub delete_polls: u32,
+    pub delete_duration_ms: u64,
+    pub run_command_polls: u32,
+    pub run_command_duration_ms: u64,
+    pub token_expires_in_secs: u64,
+    /// Which LRO headers a restore PUT answers with.
+    pub restore_headers: RestoreHeaders,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            retry_after_secs: 0,
+            restore_polls: 2,
+            restore_duration_ms: 0,
+            delete_polls: 1,
+            delete_duration_ms: 0,
+            run_command_polls: 1,
+            run_command_duration_ms: 0,
+            token_expires_in_secs: 3599,
+            restore_headers: RestoreHeaders::Both,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreHeaders {
+    /// `Azure-AsyncOperation` and `Location` (what Microsoft.Sql sends).
+    #[default]
+    Both,
+    LocationOnly,
+    AsyncOnly,
+}
+
+/// A logical SQL server (`Microsoft.Sql/servers`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSpec {
+    pub subscription_id: String,
+    pub resource_group: String,
+    /// Server names are globally unique in Azure; the mock enforces that too
+    /// because a sync script names a server without its resource group.
+    pub name: String,
+    pub location: String,
+    pub databases: Vec<DatabaseSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSpec {
+    pub name: String,
+    /// `properties.status`; default `Online`.
+    pub status: Option<String>,
+    /// Default: `GP_Gen5` (GeneralPurpose, Gen5, 4 vCores), or the elastic
+    /// pool pseudo-sku when `elastic_pool_id` is set.
+    pub sku: Option<SkuSpec>,
+    pub elastic_pool_id: Option<String>,
+    /// Default: the later of `created` and 7 days before start (Azure's
+    /// default short-term retention).
+    pub earliest_restore: Option<TimeSpec>,
+    /// Default: the earliest of the history entries, `earliest_restore` and
+    /// 35 days before start.
+    pub created: Option<TimeSpec>,
+    pub max_size_bytes: Option<u64>,
+    /// Content over time; the content as of T is the latest entry with `at <= T`.
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SkuSpec {
+    pub name: String,
+    /// Inferred from the name when absent (`GP_` -> GeneralPurpose, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryEntry {
+    pub at: TimeSpec,
+    pub content: String,
+}
+
+/// A VM that accepts run commands (`Microsoft.Compute/virtualMachines`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VmSpec {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    /// Windows services installed on the VM; all start `Running`.
+    pub services: Vec<String>,
+}
+
+/// One injected fault. A fault with `operation` set is an operation fault
+/// (it shapes how the next matching long-running operation ends); otherwise it
+/// is a request fault, matched against incoming HTTP requests before normal
+/// handling.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Request faults: HTTP method to match (any when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Request faults: case-insensitive substring of path+query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_contains: Option<String>,
+    /// How many matches the fault applies to; default 1, 0 = unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub times: Option<u32>,
+    /// Request faults: status to answer with. Operation faults with outcome
+    /// `fail`: the HTTP status the Location URL reports (default 400, or 500
+    /// for `InternalServerError`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Request faults: `Retry-After` header (seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// Request faults: wait this long before answering. Alone (no status, no
+    /// drop) it only slows the request down, which is then handled normally.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Request faults: close the connection without answering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_connection: Option<bool>,
+    /// Operation faults: `restore`, `delete` or `run_command`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// Operation faults: `fail`, `never_finish` or `exit_code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Operation faults with outcome `exit_code`: the script's exit code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Operation faults on run commands: only scripts containing this text
+    /// (case-insensitive) match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_contains: Option<String>,
+}
+
+/// An instant in a scenario. In TOML: RFC 3339 (`"2026-11-18T10:00:00Z"`), or
+/// relative to the mock's start: `"now"`, `"-10d"`, `"-2h"`, `"-90m"`,
+/// `"-30s"`, `"-1d12h"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimeSpec {
+    /// The instant the mock starts.
+    #[default]
+    Now,
+    /// Offset from the mock's start (negative = in the past).
+    Relative(TimeDelta),
+    /// A fixed instant.
+    At(DateTime<Utc>),
+}
+
+impl TimeSpec {
+    /// `delta` before the mock's start, for code callers.
+    pub fn ago(delta: TimeDelta) -> TimeSpec {
+        TimeSpec::Relative(-delta)
+    }
+
+    pub fn resolve(&self, start: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            TimeSpec::Now => start,
+            TimeSpec::Relative(d) => start.checked_add_signed(*d).unwrap_or(start),
+            TimeSpec::At(t) => *t,
+        }
+    }
+
+    /// Parses the TOML string form.
+    pub fn parse(s: &str) -> Result<TimeSpec, String> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("now") {
+            return Ok(TimeSpec::Now);
+        }
+        if let Some(rest) = t.strip_prefix('-').or_else(|| t.strip_prefix('+')) {
+            let negative = t.starts_with('-');
+            let d = parse_duration(rest).map_err(|e| format!("time '{s}': {e}"))?;
+            return Ok(TimeSpec::Relative(if negative { -d } else { d }));
+        }
+        match DateTime::parse_from_rfc3339(t) {
+            Ok(dt) => Ok(TimeSpec::At(dt.with_timezone(&Utc))),
+            Err(_) => Err(format!(
+                "time '{s}' is neither RFC 3339 (\"2026-11-18T10:00:00Z\") nor relative to start \
+                 (\"now\", \"-10d\", \"-2h\", \"-90m\", \"-30s\", \"-1d12h\")"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TimeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeSpec::Now => f.write_str("now"),
+            TimeSpec::Relative(d) => {
+                let secs = d.num_seconds();
+                write!(
+                    f,
+                    "{}{}s",
+                    if secs < 0 { "-" } else { "+" },
+                    secs.unsigned_abs()
+                )
+            }
+            TimeSpec::At(t) => f.write_str(&t.to_rfc3339()),
+        }
+    }
+}
+
+/// `1d12h`, `90m`, `30s`: one or more number+unit pairs.
+fn parse_duration(s: &str) -> Result<TimeDelta, String> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    let mut any = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        if c.is_whitespace() && digits.is_empty() {
+            continue;
+        }
+        let unit: i64 = match c.to_ascii_lowercase() {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            other => return Err(format!("unknown unit '{other}' (use d, h, m or s)")),
+        };
+        if digits.is_empty() {
+            return Err(format!("unit '{c}' without a number before it"));
+        }
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("number '{digits}' is too large"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| "duration is too large".to_string())?;
+        digits.clear();
+        any = true;
+    }
+    if !digits.is_empty() {
+        return Err(format!("number '{digits}' has no unit (use d, h, m or s)"));
+    }
+    if !any {
+        return Err("empty duration".to_string());
+    }
+    // Keep resolved instants far inside chrono's range.
+    if total > 100 * 365 * 86_400 {
+        return Err("duration longer than 100 years".to_string());
+    }
+    TimeDelta::try_seconds(total).ok_or_else(|| "duration is too large".to_string())
+}
+
+impl<'de> Deserialize<'de> for TimeSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TimeSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a time: RFC 3339 or relative to start like \"now\", \"-10d\", \"-1d12h\"",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TimeSpec, E> {
+                TimeSpec::parse(v).map_err(E::custom)
+            }
+            // An unquoted TOML datetime arrives as a one-entry map holding its
+            // text form; accept it so that `at = 2026-11-18T10:00:00Z` works.
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TimeSpec, A::Error> {
+                let mut found = None;
+                while let Some((_, v)) = map.next_entry::<String, String>()? {
+                    found = Some(v);
+                }
+                match found {
+                    Some(v) => TimeSpec::parse(&v).map_err(de::Error::custom),
+                    None => Err(de::Error::custom("empty time value")),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+const OPERATION_KINDS: [&str; 3] = ["restore", "delete", "run_command"];
+const OUTCOMES: [&str; 3] = ["fail", "never_finish", "exit_code"];
+
+impl FaultSpec {
+    pub fn is_operation_fault(&self) -> bool {
+        self.operation.is_some()
+    }
+
+    /// Checks one fault; `Err` holds what is wrong and what to do.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(op) = &self.operation {
+            if !OPERATION_KINDS.contains(&op.as_str()) {
+                return Err(format!(
+                    "operation '{op}' is unknown: use one of {}",
+                    OPERATION_KINDS.join(", ")
+                ));
+            }
+            let outcome = self.outcome.as_deref().ok_or_else(|| {
+                format!(
+                    "an operation fault needs `outcome` ({})",
+                    OUTCOMES.join(", ")
+                )
+            })?;
+            if !OUTCOMES.contains(&outcome) {
+                return Err(format!(
+                    "outcome '{outcome}' is unknown: use one of {}",
+                    OUTCOMES.join(", ")
+                ));
+            }
+            if outcome == "exit_code" {
+                if op != "run_command" {
+                    return Err(
+                        "outcome 'exit_code' only applies to operation 'run_command'".into(),
+                    );
+                }
+                if self.exit_code.is_none() {
+                    return Err("outcome 'exit_code' needs `exit_code` (e.g. 1)".into());
+                }
+            }
+            if self.script_contains.is_some() && op != "run_command" {
+                return Err("`script_contains` only applies to operation 'run_command'".into());
+            }
+            if self.method.is_some()
+                || self.path_contains.is_some()
+                || self.retry_after.is_some()
+                || self.delay_ms.is_some()
+                || self.drop_connection.is_some()
+            {
+                return Err("an operation fault cannot also have request-fault fields \
+                            (method, path_contains, retry_after, delay_ms, drop_connection): \
+                            split it into two faults"
+                    .into());
+            }
+            if let Some(s) = self.status {
+                if !(400..=599).contains(&s) {
+                    return Err(format!("status {s} must be between 400 and 599"));
+                }
+            }
+            return Ok(());
+        }
+        if self.outcome.is_some() || self.exit_code.is_some() || self.script_contains.is_some() {
+            return Err(
+                "`outcome`, `exit_code` and `script_contains` need `operation` \
+                        (restore, delete or run_command)"
+                    .into(),
+            );
+        }
+        if self.status.is_none() && self.drop_connection != Some(true) && self.delay_ms.is_none() {
+            return Err(
+                "a request fault needs `status`, `drop_connection = true` or `delay_ms`".into(),
+            );
+        }
+        if let Some(s) = self.status {
+            if !(100..=599).contains(&s) {
+                return Err(format!("status {s} must be between 100 and 599"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_bad_name(s: &str) -> bool {
+    s.trim().is_empty() || s.contains(['/', '?', '#', '\\'])
+}
+
+impl Scenario {
+    pub fn from_toml_str(s: &str) -> Result<Scenario, MockError> {
+        Self::parse(s, "(inline)")
+    }
+
+    pub fn from_file(path: &Path) -> Result<Scenario, MockError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MockError::ReadScenario {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(s: &str, origin: &str) -> Result<Scenario, MockError> {
+        let scenario: Scenario = toml::from_str(s).map_err(|e| MockError::ParseScenario {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        scenario.validate_as(origin)?;
+        Ok(scenario)
+    }
+
+    /// Structural checks (names, duplicates, faults). Time ordering is checked
+    /// when the times are resolved, at start.
+    pub fn validate(&self) -> Result<(), MockError> {
+        self.validate_as("(in code)")
+    }
+
+    pub(crate) fn validate_as(&self, origin: &str) -> Result<(), MockError> {
+        let invalid = |what: String, hint: String| MockError::InvalidScenario {
+            origin: origin.to_string(),
+            what,
+            hint,
+        };
+        let mut server_names: Vec<String> = Vec::new();
+        for (i, srv) in self.servers.iter().enumerate() {
+            let at = format!("servers[{i}] ({})", srv.name);
+            for (field, v) in [
+                ("subscription_id", &srv.subscription_id),
+                ("resource_group", &srv.resource_group),
+                ("name", &srv.name),
+                ("location", &srv.location),
+            ] {
+                if is_bad_name(v) {
+                    return Err(invalid(
+                        format!("{at}.{field} '{v}'"),
+                        "give a non-empty value without '/', '?', '#' or '\\'".into(),
+                    ));
+                }
+            }
+            let lname = srv.name.to_ascii_lowercase();
+            if server_names.contains(&lname) {
+                return Err(invalid(
+                    format!("{at}: server name '{}' appears twice", srv.name),
+                    "SQL server names are globally unique: rename one of them".into(),
+                ));
+            }
+            server_names.push(lname);
+            let mut db_names: Vec<String> = Vec::new();
+            for (j, db) in srv.databases.iter().enumerate() {
+                let dat = format!("{at}.databases[{j}] ({})", db.name);
+                if is_bad_name(&db.name) {
+                    return Err(invalid(
+                        format!("{dat}.name '{}'", db.name),
+                        "give a non-empty name without '/', '?', '#' or '\\'".into(),
+                    ));
+                }
+                let l = db.name.to_ascii_lowercase();
+                if db_names.contains(&l) {
+                    return Err(invalid(
+                        format!("{dat}: database '{}' appears twice on the server", db.name),
+                        "remove or rename the duplicate".into(),
+                    ));
+                }
+                db_names.push(l);
+                if let Some(sku) = &db.sku {
+                    if sku.name.trim().is_empty() {
+                        return Err(invalid(
+                            format!("{dat}.sku"),
+                            "sku.name is required, e.g. \"GP_Gen5\"".into(),
+                        ));
+                    }
+                }
+                if let Some(pool) = &db.elastic_pool_id {
+                    if pool.trim().is_empty() {
+                        return Err(invalid(
+                            format!("{dat}.elastic_pool_id"),
+                            "give the pool's full resource id or leave the key out".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut vm_keys: Vec<String> = Vec::new();
+        for (i, vm) in self.vms.iter().enumerate() {
+            let at = format!("vms[{i}] ({})", vm.name);
+            for (field, v) in [
+                ("subscription_id", &vm.subscription_id),
+                ("resource_group", &vm.resource_group),
+                ("name", &vm.name),
+                ("location", &vm.location),
+            ] {
+                if is_bad_name(v) {
+                    return Err(invalid(
+                        format!("{at}.{field} '{v}'"),
+                        "give a non-empty value without '/', '?', '#' or '\\'".into(),
+                    ));
+                }
+            }
+            let key = format!("{}/{}/{}", vm.subscription_id, vm.resource_group, vm.name)
+                .to_ascii_lowercase();
+            if vm_keys.contains(&key) {
+                return Err(invalid(
+                    format!("{at}: VM appears twice in the same resource group"),
+                    "remove or rename the duplicate".into(),
+                ));
+            }
+            vm_keys.push(key);
+            if vm.services.iter().any(|s| s.trim().is_empty()) {
+                return Err(invalid(
+                    format!("{at}.services"),
+                    "service names must not be empty".into(),
+                ));
+            }
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            f.check()
+                .map_err(|hint| invalid(format!("faults[{i}]"), hint))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_spec_forms() {
+        let start: DateTime<Utc> = "2026-11-20T12:00:00Z".parse().unwrap();
+        assert_eq!(TimeSpec::parse("now").unwrap().resolve(start), start);
+        assert_eq!(
+            TimeSpec::parse("-10d").unwrap().resolve(start),
+            "2026-11-10T12:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            TimeSpec::parse("-1d12h").unwrap().resolve(start),
+            "2026-11-19T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            TimeSpec::parse("-90m").unwrap().resolve(start),
+            "2026-11-20T10:30:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            TimeSpec::parse("-30s").unwrap().resolve(start),
+            "2026-11-20T11:59:30Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            TimeSpec::parse("+2h").unwrap().resolve(start),
+            "2026-11-20T14:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            TimeSpec::parse("2026-11-18T10:00:00Z").unwrap(),
+            TimeSpec::At("2026-11-18T10:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            TimeSpec::parse("2026-11-18T11:00:00+01:00").unwrap(),
+            TimeSpec::At("2026-11-18T10:00:00Z".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn time_spec_errors() {
+        for bad in [
+            "",
+            "-",
+            "-10",
+            "-10x",
+            "10d",
+            "-d",
+            "yesterday",
+            "-99999999999999999999d",
+        ] {
+            assert!(TimeSpec::parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn parses_full_scenario() {
+        let s = Scenario::from_toml_str(
+            r#"
+            [settings]
+            restore_polls = 3
+            restore_headers = "location_only"
+
+            [[servers]]
+            subscription_id = "sub"
+            resource_group = "rg"
+            name = "srv"
+            location = "westeurope"
+
+            [[servers.databases]]
+            name = "AxDB"
+            earliest_restore = "-30d"
+            sku = { name = "GP_Gen5", capacity = 8 }
+            history = [
+              { at = "-20d", content = "a" },
+              { at = 2026-01-01T00:00:00Z, content = "b" },
+            ]
+
+            [[vms]]
+            subscription_id = "sub"
+            resource_group = "rg"
+            name = "vm1"
+            location = "westeurope"
+            services = ["W3SVC"]
+
+            [[faults]]
+            path_contains = "/databases/"
+            status = 429
+            retry_after = 1
+
+            [[faults]]
+            operation = "restore"
+            outcome = "fail"
+            error_code = "InternalServerError"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.settings.restore_polls, 3);
+        assert_eq!(s.settings.delete_polls, 1);
+        assert_eq!(s.settings.restore_headers, RestoreHeaders::LocationOnly);
+        let db = &s.servers[0].databases[0];
+        assert_eq!(db.history.len(), 2);
+        assert_eq!(
+            db.history[1].at,
+            TimeSpec::At("2026-01-01T00:00:00Z".parse().unwrap())
+        );
+        assert_eq!(db.sku.as_ref().unwrap().capacity, Some(8));
+        assert_eq!(s.vms[0].services, vec!["W3SVC"]);
+        assert_eq!(s.faults.len(), 2);
+        assert!(s.faults[1].is_operation_fault());
+    }
+
+    #[test]
+    fn scenario_errors_say_what_to_do() {
+        let e = Scenario::from_toml_str("[settings]\nrestore_pols = 1\n").unwrap_err();
+        assert!(e.to_string().contains("restore_pols"), "{e}");
+
+        let e = Scenario::from_toml_str(
+            "[[servers]]\nsubscription_id='s'\nresource_group='r'\nname='a'\nlocation='l'\n\
+             [[servers]]\nsubscription_id='s'\nresource_group='r'\nname='A'\nlocation='l'\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("appears twice"), "{e}");
+
+        let e = Scenario::from_toml_str("[[faults]]\noperation='restore'\n").unwrap_err();
+        assert!(e.to_string().contains("outcome"), "{e}");
+
+        let e = Scenario::from_toml_str("[[faults]]\npath_contains='x'\n").unwrap_err();
+        assert!(e.to_string().contains("needs `status`"), "{e}");
+
+        let e = Scenario::from_toml_str(
+            "[[servers]]\nsubscription_id='s'\nresource_group='r'\nname='a'\nlocation='l'\n\
+             [[servers.databases]]\nname='x'\nhistory=[{at='-2q', content='c'}]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown unit"), "{e}");
+
+        let e = Scenario::from_file(Path::new("/nonexistent/scenario.toml")).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("cannot read scenario file /nonexistent/scenario.toml"));
+    }
+
+    #[test]
+    fn example_scenario_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mock-scenario.toml");
+        let s = Scenario::from_file(&path).unwrap();
+        assert_eq!(s.servers[0].name, "sql-contoso-uat");
+        assert_eq!(s.vms.len(), 3);
+    }
+}

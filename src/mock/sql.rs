@@ -1,0 +1,548 @@
+//! Microsoft.Sql databases: get, list, point-in-time restore (PUT), delete,
+//! rename (move) and their operation URLs.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::arm::{
+    eq, failed_reply, op_not_found, parse_json_body, poll, status_json, still_running, Ctx,
+    NOT_FOUND_HINT, SQL_API,
+};
+use super::http::{enc, Reply, Req};
+use super::scenario::{RestoreHeaders, SkuSpec};
+use super::state::{
+    complete_sku, content_as_of, pool_sku, ts, Database, OpDetail, OpKind, OpStatus, State,
+};
+
+fn find_server(st: &State, sub: &str, rg: &str, server: &str) -> Option<usize> {
+    st.servers.iter().position(|s| {
+        eq(&s.subscription_id, sub) && eq(&s.resource_group, rg) && eq(&s.name, server)
+    })
+}
+
+fn db_not_found(rg: &str, server: &str, db: &str) -> Reply {
+    Reply::arm_error(
+        404,
+        "ResourceNotFound",
+        format!("The Resource 'Microsoft.Sql/servers/{server}/databases/{db}' under resource group '{rg}' was not found. {NOT_FOUND_HINT}"),
+    )
+}
+
+fn server_not_found(rg: &str, server: &str) -> Reply {
+    Reply::arm_error(
+        404,
+        "ResourceNotFound",
+        format!("The Resource 'Microsoft.Sql/servers/{server}' under resource group '{rg}' was not found. {NOT_FOUND_HINT}"),
+    )
+}
+
+pub(crate) fn list_dbs(st: &State, sub: &str, rg: &str, server: &str) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return server_not_found(rg, server);
+    };
+    let srv = &st.servers[si];
+    let value: Vec<Value> = srv.databases.iter().map(|d| d.to_arm(srv)).collect();
+    Reply::json(200, json!({ "value": value }))
+}
+
+pub(crate) fn get_db(st: &State, sub: &str, rg: &str, server: &str, db: &str) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return db_not_found(rg, server, db);
+    };
+    let srv = &st.servers[si];
+    match srv.find_db(db) {
+        Some(di) => Reply::json(200, srv.databases[di].to_arm(srv)),
+        None => db_not_found(rg, server, db),
+    }
+}
+
+/// A parsed `/subscriptions/../resourceGroups/../providers/Microsoft.Sql/servers/../databases/..` id.
+struct DbRef {
+    sub: String,
+    rg: String,
+    server: String,
+    db: String,
+}
+
+fn parse_db_id(id: &str) -> Option<DbRef> {
+    let path = id.split(['?', '#']).next().unwrap_or("");
+    // Callers sometimes pass the full URL; only the path is the id.
+    let path = match path.find("/subscriptions/") {
+        Some(i) => &path[i..],
+        None => path,
+    };
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        [su, sub, rgs, rg, p, ms, srvs, server, dbs, db]
+            if eq(su, "subscriptions")
+                && eq(rgs, "resourcegroups")
+                && eq(p, "providers")
+                && eq(ms, "microsoft.sql")
+                && eq(srvs, "servers")
+                && eq(dbs, "databases") =>
+        {
+            Some(DbRef {
+                sub: sub.to_string(),
+                rg: rg.to_string(),
+                server: server.to_string(),
+                db: db.to_string(),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn norm_location(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+fn sql_async_url(base: &str, sub: &str, loc: &str, id: Uuid) -> String {
+    format!(
+        "{base}/subscriptions/{}/providers/Microsoft.Sql/locations/{}/databaseAzureAsyncOperation/{id}?api-version={SQL_API}",
+        enc(sub),
+        enc(loc)
+    )
+}
+
+fn sql_result_url(base: &str, sub: &str, loc: &str, id: Uuid) -> String {
+    format!(
+        "{base}/subscriptions/{}/providers/Microsoft.Sql/locations/{}/databaseOperationResults/{id}?api-version={SQL_API}",
+        enc(sub),
+        enc(loc)
+    )
+}
+
+/// The 202 of a Microsoft.Sql long-running operation.
+fn sql_lro_reply(
+    st: &State,
+    ctx: &Ctx,
+    sub: &str,
+    loc: &str,
+    id: Uuid,
+    headers: RestoreHeaders,
+    body: Option<Value>,
+) -> Reply {
+    let mut r = match body {
+        Some(b) => Reply::json(202, b),
+        None => Reply::empty(202),
+    };
+    if headers != RestoreHeaders::LocationOnly {
+        r = r.header(
+            "Azure-AsyncOperation",
+            sql_async_url(ctx.base, sub, loc, id),
+        );
+    }
+    if headers != RestoreHeaders::AsyncOnly {
+        r = r.header("Location", sql_result_url(ctx.base, sub, loc, id));
+    }
+    r.header("Retry-After", st.settings.retry_after_secs.to_string())
+}
+
+fn parse_sku(v: &Value) -> Result<Option<SkuSpec>, Reply> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(m) => {
+            let name = m.get("name").and_then(Value::as_str).unwrap_or("").trim();
+            if name.is_empty() {
+                return Err(Reply::arm_error(
+                    400,
+                    "InvalidRequestContent",
+                    "The request content was invalid: 'sku.name' is required when 'sku' is given.",
+                ));
+            }
+            let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
+            let capacity = m
+                .get("capacity")
+                .and_then(Value::as_u64)
+                .and_then(|c| u32::try_from(c).ok());
+            Ok(Some(complete_sku(SkuSpec {
+                name: name.to_string(),
+                tier: s("tier"),
+                family: s("family"),
+                capacity,
+            })))
+        }
+        _ => Err(Reply::arm_error(
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid: 'sku' must be an object.",
+        )),
+    }
+}
+
+pub(crate) fn put_db(
+    st: &mut State,
+    req: &Req,
+    ctx: &Ctx,
+    sub: &str,
+    rg: &str,
+    server: &str,
+    db: &str,
+) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return server_not_found(rg, server);
+    };
+    let body = match parse_json_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let props = body.get("properties").cloned().unwrap_or(Value::Null);
+    let prop_str = |k: &str| {
+        props
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let create_mode = prop_str("createMode").unwrap_or("Default");
+    if !create_mode.eq_ignore_ascii_case("PointInTimeRestore") {
+        return Reply::arm_error(
+            400,
+            "InvalidCreateMode",
+            format!("The create mode '{create_mode}' is not supported by the mock Azure: it only performs createMode 'PointInTimeRestore'."),
+        );
+    }
+    let srv = &st.servers[si];
+    if let Some(di) = srv.find_db(db) {
+        // Azure's exact answer to a PUT onto an existing name is not confirmed
+        // (PUT is create-or-update); callers must never do it, so refuse loudly.
+        return Reply::arm_error(
+            400,
+            "DatabaseAlreadyExists",
+            format!(
+                "Database '{}' already exists on server '{}'. A point-in-time restore needs a new database name.",
+                srv.databases[di].name, srv.name
+            ),
+        );
+    }
+    match body.get("location").and_then(Value::as_str) {
+        None => {
+            return Reply::arm_error(
+                400,
+                "LocationRequired",
+                "The location property is required for this definition.",
+            )
+        }
+        Some(l) if norm_location(l) != norm_location(&srv.location) => {
+            return Reply::arm_error(
+                400,
+                "InvalidResourceLocation",
+                format!(
+                    "The resource location '{l}' does not match the location '{}' of server '{}'.",
+                    srv.location, srv.name
+                ),
+            )
+        }
+        Some(_) => {}
+    }
+    let req_sku = match parse_sku(body.get("sku").unwrap_or(&Value::Null)) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let req_pool = prop_str("elasticPoolId").map(str::to_string);
+    if req_pool.is_some()
+        && (req_sku.is_some() || prop_str("requestedServiceObjectiveName").is_some())
+    {
+        return Reply::arm_error(
+            400,
+            "CannotSpecifyEditionOrSloWhenRestoringToPool",
+            "Edition or service objective cannot be specified when restoring a database into an elastic pool.",
+        );
+    }
+    let Some(source_id) = prop_str("sourceDatabaseId") else {
+        return Reply::arm_error(
+            400,
+            "MissingSourceDatabaseId",
+            "The sourceDatabaseId property is required for createMode 'PointInTimeRestore'.",
+        );
+    };
+    let Some(point_text) = prop_str("restorePointInTime") else {
+        return Reply::arm_error(
+            400,
+            "MissingRestorePointInTime",
+            "The restorePointInTime property is required for createMode 'PointInTimeRestore'.",
+        );
+    };
+    let Some(source) = parse_db_id(source_id) else {
+        return Reply::arm_error(
+            400,
+            "InvalidSourceDatabaseId",
+            format!("The sourceDatabaseId '{source_id}' is not a valid database resource id."),
+        );
+    };
+    let same_server = eq(&source.sub, &srv.subscription_id)
+        && eq(&source.rg, &srv.resource_group)
+        && eq(&source.server, &srv.name);
+    let Some(src_i) = srv.find_db(&source.db).filter(|_| same_server) else {
+        return Reply::arm_error(
+            404,
+            "SourceDatabaseNotFound",
+            format!(
+                "The source database '{}/{}' does not exist on server '{}' (a point-in-time restore stays on the same server).",
+                source.server, source.db, srv.name
+            ),
+        );
+    };
+    let src = &srv.databases[src_i];
+    let Some(earliest) = src.earliest_restore.filter(|_| src.status != "Restoring") else {
+        return Reply::arm_error(
+            409,
+            "ConflictingDatabaseOperation",
+            format!("The source database '{}' is still being restored and has no backups to restore from yet.", src.name),
+        );
+    };
+    let point = match DateTime::parse_from_rfc3339(point_text) {
+        Ok(p) => p.with_timezone(&Utc),
+        Err(_) => {
+            return Reply::arm_error(
+                400,
+                "InvalidPointInTime",
+                format!("The restore point in time '{point_text}' is not a valid ISO 8601 date and time (for example 2026-11-20T08:30:00Z)."),
+            )
+        }
+    };
+    if point < earliest || point > ctx.now {
+        return Reply::arm_error(
+            400,
+            "InvalidPointInTime",
+            format!(
+                "The restore point in time '{}' is not valid: it must be between the earliest restore point '{}' and the current time '{}'.",
+                ts(point),
+                ts(earliest),
+                ts(ctx.now)
+            ),
+        );
+    }
+    let content = content_as_of(&src.history, point);
+    let (sku, pool) = match (req_sku, req_pool) {
+        (_, Some(pool)) => (pool_sku(), Some(pool)),
+        (Some(sku), None) => (sku, None),
+        (None, None) => (src.sku.clone(), src.elastic_pool_id.clone()),
+    };
+    let max_size = src.max_size_bytes;
+    let location = srv.location.clone();
+    let subscription = srv.subscription_id.clone();
+    let target = srv.db_id(db);
+    let database_id = Uuid::new_v4();
+    let planned = st.take_operation_fault(OpKind::Restore, None);
+    st.servers[si].databases.push(Database {
+        name: db.to_string(),
+        database_id,
+        status: "Restoring".into(),
+        history: Vec::new(),
+        creation_date: ctx.now,
+        earliest_restore: None,
+        sku,
+        elastic_pool_id: pool,
+        max_size_bytes: max_size,
+    });
+    let op = st.new_operation(
+        &subscription,
+        &location,
+        target,
+        planned,
+        OpDetail::Restore {
+            server: si,
+            database_id,
+            content,
+        },
+        ctx.now,
+    );
+    let headers = st.settings.restore_headers;
+    sql_lro_reply(
+        st,
+        ctx,
+        &subscription,
+        &location,
+        op,
+        headers,
+        Some(json!({"operation": "CreateLogicalDatabase", "startTime": ts(ctx.now)})),
+    )
+}
+
+pub(crate) fn delete_db(
+    st: &mut State,
+    ctx: &Ctx,
+    sub: &str,
+    rg: &str,
+    server: &str,
+    db: &str,
+) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return server_not_found(rg, server);
+    };
+    let srv = &st.servers[si];
+    let Some(di) = srv.find_db(db) else {
+        return Reply::empty(204);
+    };
+    let d = &srv.databases[di];
+    let (database_id, name) = (d.database_id, d.name.clone());
+    let (location, subscription, target) = (
+        srv.location.clone(),
+        srv.subscription_id.clone(),
+        srv.db_id(&name),
+    );
+    // A retried DELETE re-attaches to the delete already running.
+    if let Some(oi) = st.pending_db_op(OpKind::Delete, database_id) {
+        let id = st.operations[oi].id;
+        return sql_lro_reply(
+            st,
+            ctx,
+            &subscription,
+            &location,
+            id,
+            RestoreHeaders::Both,
+            None,
+        );
+    }
+    if let Some(oi) = st.pending_db_op(OpKind::Restore, database_id) {
+        st.cancel(
+            oi,
+            format!("The operation was canceled because database '{name}' was deleted while it was being restored."),
+            ctx.now,
+        );
+    }
+    let planned = st.take_operation_fault(OpKind::Delete, None);
+    let op = st.new_operation(
+        &subscription,
+        &location,
+        target,
+        planned,
+        OpDetail::Delete {
+            server: si,
+            database_id,
+        },
+        ctx.now,
+    );
+    sql_lro_reply(
+        st,
+        ctx,
+        &subscription,
+        &location,
+        op,
+        RestoreHeaders::Both,
+        None,
+    )
+}
+
+pub(crate) fn move_db(
+    st: &mut State,
+    req: &Req,
+    sub: &str,
+    rg: &str,
+    server: &str,
+    db: &str,
+) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return server_not_found(rg, server);
+    };
+    let body = match parse_json_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let srv = &st.servers[si];
+    let Some(di) = srv.find_db(db) else {
+        return Reply::arm_error(
+            404,
+            "SourceDatabaseNotFound",
+            format!("The source database '{}/{db}' does not exist.", srv.name),
+        );
+    };
+    let target_text = body.get("id").and_then(Value::as_str).unwrap_or("");
+    let Some(target) = parse_db_id(target_text) else {
+        return Reply::arm_error(
+            400,
+            "InvalidMoveTargetResourceId",
+            format!("The target resource id '{target_text}' is not a valid database resource id."),
+        );
+    };
+    if !(eq(&target.sub, &srv.subscription_id)
+        && eq(&target.rg, &srv.resource_group)
+        && eq(&target.server, &srv.name))
+    {
+        return Reply::arm_error(
+            400,
+            "MismatchingServerNameWithUrl",
+            format!(
+                "The target '{target_text}' is not on server '{}' in resource group '{}' of subscription '{}': a database can only be renamed within its server.",
+                srv.name, srv.resource_group, srv.subscription_id
+            ),
+        );
+    }
+    if srv.find_db(&target.db).is_some() {
+        return Reply::arm_error(
+            400,
+            "DatabaseNameInUse",
+            format!(
+                "Database '{}' already exists on server '{}'. Choose a different database name.",
+                target.db, srv.name
+            ),
+        );
+    }
+    let d = &srv.databases[di];
+    let busy = st.pending_db_op(OpKind::Delete, d.database_id).is_some()
+        || st.pending_db_op(OpKind::Restore, d.database_id).is_some();
+    if d.status != "Online" || busy {
+        return Reply::arm_error(
+            409,
+            "ConflictingDatabaseOperation",
+            format!(
+                "An operation is in progress on database '{}' (status {}); it cannot be renamed until it completes.",
+                d.name, d.status
+            ),
+        );
+    }
+    st.servers[si].databases[di].name = target.db;
+    Reply::empty(200)
+}
+
+pub(crate) fn sql_async_status(st: &mut State, ctx: &Ctx, sub: &str, id: &str) -> Reply {
+    match poll(st, sub, id, &[OpKind::Restore, OpKind::Delete], ctx.now) {
+        Some(i) => Reply::json(200, status_json(st, i)),
+        None => op_not_found("databaseAzureAsyncOperation", id),
+    }
+}
+
+pub(crate) fn sql_op_result(st: &mut State, ctx: &Ctx, sub: &str, id: &str) -> Reply {
+    let Some(i) = poll(st, sub, id, &[OpKind::Restore, OpKind::Delete], ctx.now) else {
+        return op_not_found("databaseOperationResults", id);
+    };
+    let o = &st.operations[i];
+    match o.status {
+        OpStatus::InProgress => {
+            let url = sql_result_url(ctx.base, &o.subscription_id, &o.location, o.id);
+            still_running(st, url)
+        }
+        OpStatus::Succeeded => match &o.detail {
+            OpDetail::Restore {
+                server,
+                database_id,
+                ..
+            } => {
+                let found = st.servers.get(*server).and_then(|srv| {
+                    srv.databases
+                        .iter()
+                        .find(|d| d.database_id == *database_id)
+                        .map(|d| d.to_arm(srv))
+                });
+                match found {
+                    Some(v) => Reply::json(200, v),
+                    None => Reply::arm_error(
+                        404,
+                        "ResourceNotFound",
+                        format!(
+                            "The restored database '{}' no longer exists. {NOT_FOUND_HINT}",
+                            o.target
+                        ),
+                    ),
+                }
+            }
+            _ => Reply::empty(200),
+        },
+        OpStatus::Failed | OpStatus::Canceled => failed_reply(st, i),
+    }
+}

@@ -1,0 +1,915 @@
+//! The mock's world: servers, databases, VMs, long-running operations, tokens,
+//! faults and the request journal. One `State` lives behind one mutex; every
+//! method here is synchronous so the lock is never held across an await.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::scenario::{FaultSpec, Scenario, Settings, SkuSpec};
+use super::script::{self, ScriptKind};
+use super::MockError;
+
+const MAX_JOURNAL: usize = 50_000;
+
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Database {
+    pub name: String,
+    pub database_id: Uuid,
+    pub status: String,
+    /// Sorted by time.
+    pub history: Vec<(DateTime<Utc>, String)>,
+    pub creation_date: DateTime<Utc>,
+    /// None while the database is still being restored (no backups yet).
+    pub earliest_restore: Option<DateTime<Utc>>,
+    pub sku: SkuSpec,
+    pub elastic_pool_id: Option<String>,
+    pub max_size_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub databases: Vec<Database>,
+}
+
+impl Server {
+    pub fn db_id(&self, db: &str) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/servers/{}/databases/{}",
+            self.subscription_id, self.resource_group, self.name, db
+        )
+    }
+
+    pub fn find_db(&self, name: &str) -> Option<usize> {
+        self.databases
+            .iter()
+            .position(|d| d.name.eq_ignore_ascii_case(name))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RunCommandRecord {
+    pub seq: u64,
+    pub operation_id: Uuid,
+    pub status: &'static str,
+    pub completed_seq: Option<u64>,
+    pub kind: ScriptKind,
+    pub services: Vec<String>,
+    /// Already redacted.
+    pub parameters: Vec<(String, String)>,
+    pub exit_code: Option<i32>,
+    pub synced_database_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Vm {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    /// (name, "Running" | "Stopped"), in scenario order.
+    pub services: Vec<(String, String)>,
+    pub run_commands: Vec<RunCommandRecord>,
+    /// The run command in progress: one at a time per VM, like Azure.
+    pub busy: Option<Uuid>,
+}
+
+impl Vm {
+    pub fn id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}",
+            self.subscription_id, self.resource_group, self.name
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum OpKind {
+    Restore,
+    Delete,
+    RunCommand,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Restore => "restore",
+            OpKind::Delete => "delete",
+            OpKind::RunCommand => "run_command",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OpKind> {
+        match s {
+            "restore" => Some(OpKind::Restore),
+            "delete" => Some(OpKind::Delete),
+            "run_command" => Some(OpKind::RunCommand),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpStatus {
+    InProgress,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl OpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::InProgress => "InProgress",
+            OpStatus::Succeeded => "Succeeded",
+            OpStatus::Failed => "Failed",
+            OpStatus::Canceled => "Canceled",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OpError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+/// How an operation fault makes the operation end.
+#[derive(Debug, Clone)]
+pub(crate) enum Planned {
+    Fail(OpError),
+    NeverFinish,
+    ExitCode { code: i32, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum OpDetail {
+    Restore {
+        server: usize,
+        database_id: Uuid,
+        /// The source's content as of the restore point, fixed when the
+        /// restore starts (the restore point is in the past).
+        content: String,
+    },
+    Delete {
+        server: usize,
+        database_id: Uuid,
+    },
+    RunCommand {
+        vm: usize,
+        script: String,
+        /// Raw values: the script needs them; never rendered unredacted.
+        parameters: Vec<(String, String)>,
+        stdout: String,
+        stderr: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Operation {
+    pub id: Uuid,
+    pub kind: OpKind,
+    pub status: OpStatus,
+    pub polls: u32,
+    pub start: DateTime<Utc>,
+    pub started_at: Instant,
+    pub end: Option<DateTime<Utc>>,
+    pub subscription_id: String,
+    pub location: String,
+    pub target: String,
+    pub error: Option<OpError>,
+    pub planned: Option<Planned>,
+    pub completed_seq: Option<u64>,
+    pub detail: OpDetail,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ActiveFault {
+    pub spec: FaultSpec,
+    /// None = unlimited.
+    pub remaining: Option<u32>,
+}
+
+impl ActiveFault {
+    pub fn new(spec: FaultSpec) -> ActiveFault {
+        let remaining = match spec.times {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(1),
+        };
+        ActiveFault { spec, remaining }
+    }
+
+    /// Counts one use; true when the fault is now exhausted.
+    fn consume(&mut self) -> bool {
+        match &mut self.remaining {
+            None => false,
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::to_value(&self.spec).unwrap_or_else(|_| json!({}));
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("remaining".into(), json!(self.remaining));
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct JournalEntry {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub body: Value,
+}
+
+pub(crate) struct State {
+    pub settings: Settings,
+    pub servers: Vec<Server>,
+    pub vms: Vec<Vm>,
+    pub operations: Vec<Operation>,
+    pub tokens: HashMap<String, DateTime<Utc>>,
+    pub request_faults: Vec<ActiveFault>,
+    pub operation_faults: Vec<ActiveFault>,
+    pub held: BTreeSet<OpKind>,
+    journal: Vec<JournalEntry>,
+    next_seq: u64,
+    /// Counts completed operations of any kind (their `completed_seq`).
+    pub(super) completion_seq: u64,
+}
+
+/// Latest history entry at or before `t`; "" when there is none.
+pub(crate) fn content_as_of(history: &[(DateTime<Utc>, String)], t: DateTime<Utc>) -> String {
+    history
+        .iter()
+        .filter(|(at, _)| *at <= t)
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default()
+}
+
+pub(crate) fn default_sku() -> SkuSpec {
+    SkuSpec {
+        name: "GP_Gen5".into(),
+        tier: Some("GeneralPurpose".into()),
+        family: Some("Gen5".into()),
+        capacity: Some(4),
+    }
+}
+
+pub(crate) fn pool_sku() -> SkuSpec {
+    SkuSpec {
+        name: "ElasticPool".into(),
+        tier: Some("GeneralPurpose".into()),
+        family: None,
+        capacity: Some(0),
+    }
+}
+
+/// Fills tier and family the way Azure reports them for well-known names.
+pub(crate) fn complete_sku(mut sku: SkuSpec) -> SkuSpec {
+    let upper = sku.name.to_ascii_uppercase();
+    if sku.tier.is_none() {
+        sku.tier = Some(
+            if upper.starts_with("GP_") {
+                "GeneralPurpose"
+            } else if upper.starts_with("BC_") {
+                "BusinessCritical"
+            } else if upper.starts_with("HS_") {
+                "Hyperscale"
+            } else if upper.starts_with('S') {
+                "Standard"
+            } else if upper.starts_with('P') {
+                "Premium"
+            } else if upper == "BASIC" {
+                "Basic"
+            } else {
+                "GeneralPurpose"
+            }
+            .to_string(),
+        );
+    }
+    if sku.family.is_none() {
+        if let Some(fam) = sku.name.split('_').nth(1) {
+            if !fam.is_empty() {
+                sku.family = Some(fam.to_string());
+            }
+        }
+    }
+    sku
+}
+
+fn is_vcore(sku: &SkuSpec) -> bool {
+    matches!(
+        sku.tier.as_deref(),
+        Some("GeneralPurpose") | Some("BusinessCritical") | Some("Hyperscale")
+    )
+}
+
+impl Database {
+    pub fn content_now(&self, now: DateTime<Utc>) -> Option<String> {
+        if self.status == "Restoring" {
+            return None;
+        }
+        Some(content_as_of(&self.history, now))
+    }
+
+    /// The ARM representation (see the contract's "Get a database").
+    pub fn to_arm(&self, server: &Server) -> Value {
+        let mut sku = serde_json::Map::new();
+        sku.insert("name".into(), json!(self.sku.name));
+        if let Some(t) = &self.sku.tier {
+            sku.insert("tier".into(), json!(t));
+        }
+        if let Some(f) = &self.sku.family {
+            sku.insert("family".into(), json!(f));
+        }
+        if let Some(c) = self.sku.capacity {
+            sku.insert("capacity".into(), json!(c));
+        }
+        let slo = match (self.sku.capacity, self.sku.name.contains('_')) {
+            (Some(c), true) => format!("{}_{}", self.sku.name, c),
+            _ => self.sku.name.clone(),
+        };
+        let mut kind = String::from("v12.0,user");
+        if is_vcore(&self.sku) {
+            kind.push_str(",vcore");
+        }
+        if self.elastic_pool_id.is_some() {
+            kind.push_str(",pool");
+        }
+        json!({
+            "id": server.db_id(&self.name),
+            "name": self.name,
+            "type": "Microsoft.Sql/servers/databases",
+            "location": server.location,
+            "kind": kind,
+            "sku": Value::Object(sku),
+            "properties": {
+                "status": self.status,
+                "databaseId": self.database_id.to_string(),
+                "creationDate": ts(self.creation_date),
+                "earliestRestoreDate": self.earliest_restore.map(ts),
+                "currentServiceObjectiveName": slo,
+                "elasticPoolId": self.elastic_pool_id,
+                "maxSizeBytes": self.max_size_bytes,
+                "zoneRedundant": false,
+                "currentBackupStorageRedundancy": "Geo",
+            }
+        })
+    }
+}
+
+/// Hides values of secret-looking keys anywhere in a JSON document, and the
+/// `value` of `{"name": <secret-looking>, "value": ...}` pairs (run command
+/// parameters), and literal secrets inlined in script lines.
+pub(crate) fn redact_json(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let named_secret = map
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(script::is_secret_name);
+            let mut out = serde_json::Map::new();
+            for (k, val) in map {
+                let hide = script::is_secret_name(k) || (named_secret && k == "value");
+                let nv = if hide {
+                    json!("***")
+                } else if k == "script" {
+                    match val {
+                        Value::Array(lines) => Value::Array(
+                            lines
+                                .iter()
+                                .map(|l| match l {
+                                    Value::String(s) => json!(script::redact_script_line(s)),
+                                    other => redact_json(other),
+                                })
+                                .collect(),
+                        ),
+                        other => redact_json(other),
+                    }
+                } else {
+                    redact_json(val)
+                };
+                out.insert(k.clone(), nv);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(redact_json).collect()),
+        other => other.clone(),
+    }
+}
+
+pub(crate) fn redact_params(params: &[(String, String)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(n, v)| {
+            let v = if script::is_secret_name(n) {
+                "***".to_string()
+            } else {
+                v.clone()
+            };
+            (n.clone(), v)
+        })
+        .collect()
+}
+
+fn params_json(params: &[(String, String)]) -> Value {
+    Value::Array(
+        params
+            .iter()
+            .map(|(n, v)| json!({"name": n, "value": v}))
+            .collect(),
+    )
+}
+
+impl State {
+    /// Builds the world, resolving relative times against `start`.
+    pub fn new(scenario: &Scenario, start: DateTime<Utc>) -> Result<State, MockError> {
+        scenario.validate_as("(at start)")?;
+        let invalid = |what: String, hint: String| MockError::InvalidScenario {
+            origin: "(at start)".into(),
+            what,
+            hint,
+        };
+        let mut servers = Vec::new();
+        for s in &scenario.servers {
+            let mut dbs = Vec::new();
+            for d in &s.databases {
+                let mut history: Vec<(DateTime<Utc>, String)> = d
+                    .history
+                    .iter()
+                    .map(|h| (h.at.resolve(start), h.content.clone()))
+                    .collect();
+                history.sort_by_key(|(t, _)| *t);
+                let earliest_spec = d.earliest_restore.map(|t| t.resolve(start));
+                let created = match d.created {
+                    Some(c) => c.resolve(start),
+                    None => {
+                        let mut c = start - TimeDelta::days(35);
+                        if let Some(e) = earliest_spec {
+                            c = c.min(e);
+                        }
+                        if let Some((t, _)) = history.first() {
+                            c = c.min(*t);
+                        }
+                        c
+                    }
+                };
+                let earliest =
+                    earliest_spec.unwrap_or_else(|| created.max(start - TimeDelta::days(7)));
+                let what = format!("database '{}' on server '{}'", d.name, s.name);
+                if earliest < created {
+                    return Err(invalid(
+                        format!("{what}: earliest_restore {} is before created {}", ts(earliest), ts(created)),
+                        "a database has no backups from before it was created: move earliest_restore later or created earlier".into(),
+                    ));
+                }
+                if earliest > start {
+                    return Err(invalid(
+                        format!("{what}: earliest_restore {} is in the future", ts(earliest)),
+                        "use a past instant such as \"-30d\"".into(),
+                    ));
+                }
+                let sku = match (&d.sku, &d.elastic_pool_id) {
+                    (Some(sku), _) => complete_sku(sku.clone()),
+                    (None, Some(_)) => pool_sku(),
+                    (None, None) => default_sku(),
+                };
+                dbs.push(Database {
+                    name: d.name.clone(),
+                    database_id: Uuid::new_v4(),
+                    status: d.status.clone().unwrap_or_else(|| "Online".into()),
+                    history,
+                    creation_date: created,
+                    earliest_restore: Some(earliest),
+                    sku,
+                    elastic_pool_id: d.elastic_pool_id.clone(),
+                    max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),
+                });
+            }
+            servers.push(Server {
+                subscription_id: s.subscription_id.clone(),
+                resource_group: s.resource_group.clone(),
+                name: s.name.clone(),
+                location: s.location.clone(),
+                databases: dbs,
+            });
+        }
+        let vms = scenario
+            .vms
+            .iter()
+            .map(|v| Vm {
+                subscription_id: v.subscription_id.clone(),
+                resource_group: v.resource_group.clone(),
+                name: v.name.clone(),
+                location: v.location.clone(),
+                services: v
+                    .services
+                    .iter()
+                    .map(|s| (s.clone(), "Running".to_string()))
+                    .collect(),
+                run_commands: Vec::new(),
+                busy: None,
+            })
+            .collect();
+        let mut state = State {
+            settings: scenario.settings.clone(),
+            servers,
+            vms,
+            operations: Vec::new(),
+            tokens: HashMap::new(),
+            request_faults: Vec::new(),
+            operation_faults: Vec::new(),
+            held: BTreeSet::new(),
+            journal: Vec::new(),
+            next_seq: 1,
+            completion_seq: 0,
+        };
+        for f in &scenario.faults {
+            state.add_fault(f.clone());
+        }
+        Ok(state)
+    }
+
+    pub fn add_fault(&mut self, f: FaultSpec) {
+        if f.is_operation_fault() {
+            self.operation_faults.push(ActiveFault::new(f));
+        } else {
+            self.request_faults.push(ActiveFault::new(f));
+        }
+    }
+
+    pub fn faults_json(&self) -> Value {
+        Value::Array(
+            self.request_faults
+                .iter()
+                .chain(self.operation_faults.iter())
+                .map(ActiveFault::to_json)
+                .collect(),
+        )
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    pub fn record(&mut self, entry: JournalEntry) {
+        // A rehearsal left running for days polls a lot: keep the newest
+        // entries, dropping the oldest in chunks so that inserts stay cheap.
+        if self.journal.len() >= MAX_JOURNAL {
+            self.journal.drain(..MAX_JOURNAL / 10);
+        }
+        // Entries arrive in completion order; keep them sorted by arrival.
+        let pos = self.journal.partition_point(|e| e.seq < entry.seq);
+        self.journal.insert(pos, entry);
+    }
+
+    pub fn journal_json(&self) -> Value {
+        Value::Array(
+            self.journal
+                .iter()
+                .map(|e| {
+                    json!({
+                        "seq": e.seq,
+                        "at": ts(e.at),
+                        "method": e.method,
+                        "path": e.path,
+                        "status": e.status,
+                        "body": e.body,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// First request fault matching the request, consumed.
+    pub fn take_request_fault(&mut self, method: &str, path_and_query: &str) -> Option<FaultSpec> {
+        let lower = path_and_query.to_ascii_lowercase();
+        let idx = self.request_faults.iter().position(|f| {
+            f.spec
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && f.spec
+                    .path_contains
+                    .as_deref()
+                    .is_none_or(|p| lower.contains(&p.to_ascii_lowercase()))
+        })?;
+        let spec = self.request_faults[idx].spec.clone();
+        if self.request_faults[idx].consume() {
+            self.request_faults.remove(idx);
+        }
+        Some(spec)
+    }
+
+    /// The outcome planned for a new operation by the first matching
+    /// operation fault, consumed.
+    pub fn take_operation_fault(
+        &mut self,
+        kind: OpKind,
+        script_text: Option<&str>,
+    ) -> Option<Planned> {
+        let script_lower = script_text.map(str::to_ascii_lowercase);
+        let idx = self.operation_faults.iter().position(|f| {
+            f.spec.operation.as_deref() == Some(kind.as_str())
+                && match (&f.spec.script_contains, &script_lower) {
+                    (None, _) => true,
+                    (Some(needle), Some(s)) => s.contains(&needle.to_ascii_lowercase()),
+                    (Some(_), None) => false,
+                }
+        })?;
+        let spec = self.operation_faults[idx].spec.clone();
+        if self.operation_faults[idx].consume() {
+            self.operation_faults.remove(idx);
+        }
+        let code = spec
+            .error_code
+            .clone()
+            .unwrap_or_else(|| "InternalServerError".to_string());
+        let message = spec.message.clone().unwrap_or_else(|| {
+            "An unexpected error occurred while processing the request (fault injected by the mock scenario).".to_string()
+        });
+        match spec.outcome.as_deref() {
+            Some("never_finish") => Some(Planned::NeverFinish),
+            Some("exit_code") => Some(Planned::ExitCode {
+                code: spec.exit_code.unwrap_or(1),
+                message: spec.message.clone().unwrap_or_else(|| {
+                    "The script failed (fault injected by the mock scenario).".into()
+                }),
+            }),
+            _ => {
+                let status = spec.status.unwrap_or(if code == "InternalServerError" {
+                    500
+                } else {
+                    400
+                });
+                Some(Planned::Fail(OpError {
+                    status,
+                    code,
+                    message,
+                }))
+            }
+        }
+    }
+
+    pub fn new_operation(
+        &mut self,
+        subscription_id: &str,
+        location: &str,
+        target: String,
+        planned: Option<Planned>,
+        detail: OpDetail,
+        now: DateTime<Utc>,
+    ) -> Uuid {
+        let id = Uuid::new_v4();
+        let kind = match detail {
+            OpDetail::Restore { .. } => OpKind::Restore,
+            OpDetail::Delete { .. } => OpKind::Delete,
+            OpDetail::RunCommand { .. } => OpKind::RunCommand,
+        };
+        self.operations.push(Operation {
+            id,
+            kind,
+            status: OpStatus::InProgress,
+            polls: 0,
+            start: now,
+            started_at: Instant::now(),
+            end: None,
+            subscription_id: subscription_id.to_string(),
+            location: location.to_string(),
+            target,
+            error: None,
+            planned,
+            completed_seq: None,
+            detail,
+        });
+        id
+    }
+
+    pub fn find_op(&self, id: Uuid) -> Option<usize> {
+        self.operations.iter().position(|o| o.id == id)
+    }
+
+    /// The in-progress operation of `kind` on the database, if any.
+    pub fn pending_db_op(&self, kind: OpKind, database_id: Uuid) -> Option<usize> {
+        self.operations.iter().position(|o| {
+            o.kind == kind
+                && o.status == OpStatus::InProgress
+                && match &o.detail {
+                    OpDetail::Restore { database_id: d, .. }
+                    | OpDetail::Delete { database_id: d, .. } => *d == database_id,
+                    OpDetail::RunCommand { .. } => false,
+                }
+        })
+    }
+
+    pub fn issue_token(&mut self, now: DateTime<Utc>) -> String {
+        // Tokens are opaque to clients; forget expired ones so the map stays small.
+        self.tokens.retain(|_, exp| *exp > now);
+        let token = format!(
+            "mock.{}{}",
+            Uuid::new_v4().simple(),
+            Uuid::new_v4().simple()
+        );
+        let secs = i64::try_from(self.settings.token_expires_in_secs).unwrap_or(i64::MAX / 2);
+        let exp = now
+            .checked_add_signed(TimeDelta::try_seconds(secs).unwrap_or(TimeDelta::days(3650)))
+            .unwrap_or(now);
+        self.tokens.insert(token.clone(), exp);
+        token
+    }
+
+    pub fn state_json(&self, now: DateTime<Utc>) -> Value {
+        let servers: Vec<Value> = self
+            .servers
+            .iter()
+            .map(|s| {
+                let dbs: Vec<Value> = s
+                    .databases
+                    .iter()
+                    .map(|d| {
+                        json!({
+                            "name": d.name,
+                            "id": s.db_id(&d.name),
+                            "database_id": d.database_id.to_string(),
+                            "status": d.status,
+                            "content": d.content_now(now),
+                            "creation_date": ts(d.creation_date),
+                            "earliest_restore_date": d.earliest_restore.map(ts),
+                            "sku": d.sku,
+                            "elastic_pool_id": d.elastic_pool_id,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "subscription_id": s.subscription_id,
+                    "resource_group": s.resource_group,
+                    "name": s.name,
+                    "location": s.location,
+                    "databases": dbs,
+                })
+            })
+            .collect();
+        let vms: Vec<Value> = self
+            .vms
+            .iter()
+            .map(|v| {
+                let services: serde_json::Map<String, Value> = v
+                    .services
+                    .iter()
+                    .map(|(n, st)| (n.clone(), json!(st)))
+                    .collect();
+                let rcs: Vec<Value> = v
+                    .run_commands
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "seq": r.seq,
+                            "operation_id": r.operation_id.to_string(),
+                            "status": r.status,
+                            "completed_seq": r.completed_seq,
+                            "kind": r.kind.as_str(),
+                            "services": r.services,
+                            "parameters": params_json(&r.parameters),
+                            "exit_code": r.exit_code,
+                            "synced_database_id": r.synced_database_id.map(|u| u.to_string()),
+                        })
+                    })
+                    .collect();
+                json!({
+                    "id": v.id(),
+                    "name": v.name,
+                    "location": v.location,
+                    "services": services,
+                    "run_commands": rcs,
+                })
+            })
+            .collect();
+        let ops: Vec<Value> = self
+            .operations
+            .iter()
+            .map(|o| {
+                json!({
+                    "id": o.id.to_string(),
+                    "kind": o.kind.as_str(),
+                    "status": o.status.as_str(),
+                    "polls": o.polls,
+                    "target": o.target,
+                    "start_time": ts(o.start),
+                    "end_time": o.end.map(ts),
+                    "completed_seq": o.completed_seq,
+                    "error": o.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
+                })
+            })
+            .collect();
+        let held: Vec<&str> = self.held.iter().map(|k| k.as_str()).collect();
+        json!({
+            "now": ts(now),
+            "servers": servers,
+            "vms": vms,
+            "operations": ops,
+            "held": held,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn content_as_of_picks_latest_at_or_before() {
+        let h = vec![
+            (t("2026-01-01T00:00:00Z"), "a".to_string()),
+            (t("2026-01-10T00:00:00Z"), "b".to_string()),
+            (t("2026-01-20T00:00:00Z"), "c".to_string()),
+        ];
+        assert_eq!(content_as_of(&h, t("2025-12-31T00:00:00Z")), "");
+        assert_eq!(content_as_of(&h, t("2026-01-01T00:00:00Z")), "a");
+        assert_eq!(content_as_of(&h, t("2026-01-09T23:59:59Z")), "a");
+        assert_eq!(content_as_of(&h, t("2026-01-10T00:00:00Z")), "b");
+        assert_eq!(content_as_of(&h, t("2027-01-01T00:00:00Z")), "c");
+    }
+
+    #[test]
+    fn sku_inference() {
+        let s = complete_sku(SkuSpec {
+            name: "BC_Gen5".into(),
+            ..Default::default()
+        });
+        assert_eq!(s.tier.as_deref(), Some("BusinessCritical"));
+        assert_eq!(s.family.as_deref(), Some("Gen5"));
+        let s = complete_sku(SkuSpec {
+            name: "S3".into(),
+            ..Default::default()
+        });
+        assert_eq!(s.tier.as_deref(), Some("Standard"));
+        assert_eq!(s.family, None);
+    }
+
+    #[test]
+    fn redaction() {
+        let v = json!({
+            "commandId": "RunPowerShellScript",
+            "script": ["x.exe -sqlpwd 'p' -sqluser u"],
+            "parameters": [{"name": "SqlPwd", "value": "p"}, {"name": "Database", "value": "AxDB"}],
+            "client_secret": "s",
+        });
+        let r = redact_json(&v);
+        assert_eq!(r["parameters"][0]["value"], "***");
+        assert_eq!(r["parameters"][1]["value"], "AxDB");
+        assert_eq!(r["client_secret"], "***");
+        assert_eq!(r["script"][0], "x.exe -sqlpwd *** -sqluser u");
+    }
+
+    #[test]
+    fn defaults_for_dates() {
+        let start = t("2026-11-20T12:00:00Z");
+        let sc = Scenario::from_toml_str(
+            "[[servers]]\nsubscription_id='s'\nresource_group='r'\nname='a'\nlocation='l'\n\
+             [[servers.databases]]\nname='x'\n\
+             [[servers.databases]]\nname='y'\nearliest_restore='-3d'\ncreated='-2d'\n",
+        )
+        .unwrap();
+        let st = State::new(&sc, start);
+        let err = st.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("before created"), "{err}");
+
+        let sc = Scenario::from_toml_str(
+            "[[servers]]\nsubscription_id='s'\nresource_group='r'\nname='a'\nlocation='l'\n\
+             [[servers.databases]]\nname='x'\n",
+        )
+        .unwrap();
+        let st = State::new(&sc, start).unwrap();
+        let db = &st.servers[0].databases[0];
+        assert_eq!(db.earliest_restore, Some(t("2026-11-13T12:00:00Z")));
+        assert_eq!(db.creation_date, t("2026-10-16T12:00:00Z"));
+        assert_eq!(db.sku, default_sku());
+    }
+}
