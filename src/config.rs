@@ -356,7 +356,10 @@ mod tests {
             MIN,
             "t",
             [
-                ("PITR_AZURE_MIN_POLL_INTERVAL_MS".to_string(), "250".to_string()),
+                (
+                    "PITR_AZURE_MIN_POLL_INTERVAL_MS".to_string(),
+                    "250".to_string(),
+                ),
                 ("PITR_STORE_URL".to_string(), "sqlite://x.db".to_string()),
                 ("PITR_CONFIG".to_string(), "ignored".to_string()),
             ],
@@ -375,7 +378,15 @@ mod tests {
         let e = Config::from_toml("", "t", [("PITR_AZURE_NOPE".into(), "1".into())]).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
         // Not config keys: left alone.
-        Config::from_toml("", "t", [("PITR_ACTOR".into(), "x".into()), ("PITR_CLIENT_SECRET".into(), "x".into())]).unwrap();
+        Config::from_toml(
+            "",
+            "t",
+            [
+                ("PITR_ACTOR".into(), "x".into()),
+                ("PITR_CLIENT_SECRET".into(), "x".into()),
+            ],
+        )
+        .unwrap();
         let e = Config::from_toml("[azure]\narm_endpoint = \"http://x\"", "t", []).unwrap_err();
         assert!(e.to_string().contains("https"));
     }

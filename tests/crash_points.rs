@@ -45,10 +45,17 @@ async fn walk(point: &str) {
     // Invariant at the crash.
     let state = t.state().await;
     let orig = holders(&state, ORIGINAL);
-    assert_eq!(orig.len(), 1, "{point}: original content lost or doubled: {orig:?}");
+    assert_eq!(
+        orig.len(),
+        1,
+        "{point}: original content lost or doubled: {orig:?}"
+    );
     assert_eq!(orig[0].1, original_id, "{point}");
     let restored_at_crash = holders(&state, RESTORED);
-    assert!(restored_at_crash.len() <= 1, "{point}: two restores: {restored_at_crash:?}");
+    assert!(
+        restored_at_crash.len() <= 1,
+        "{point}: two restores: {restored_at_crash:?}"
+    );
 
     let resumed = t.pitr(&["resume", &id]);
     assert!(
@@ -69,7 +76,11 @@ async fn walk(point: &str) {
     assert_eq!(before["database_id"], original_id.as_str(), "{point}");
     assert_eq!(dbs.len(), 2, "{point}: {dbs:?}");
     if let Some((_, rid)) = restored_at_crash.first() {
-        assert_eq!(dbs["AxDB"]["database_id"], rid.as_str(), "{point}: the restored database was replaced");
+        assert_eq!(
+            dbs["AxDB"]["database_id"],
+            rid.as_str(),
+            "{point}: the restored database was replaced"
+        );
     }
     for vm in state["vms"].as_array().unwrap() {
         for (svc, st) in vm["services"].as_object().unwrap() {

@@ -17,9 +17,11 @@ const COMPUTE: &str = "api-version=2024-07-01";
 
 const SCENARIO: &str = r#"
 [settings]
-restore_polls = 2
+# A GET of a restoring database and a refused run command count as
+# polls too (see src/mock/arm.rs `observe`).
+restore_polls = 3
 delete_polls = 1
-run_command_polls = 2
+run_command_polls = 3
 
 [[servers]]
 subscription_id = "00000000-0000-0000-0000-000000000001"
@@ -385,7 +387,10 @@ async fn point_in_time_restore_end_to_end() {
     let op = &st["operations"][0];
     assert_eq!(op["kind"], "restore");
     assert_eq!(op["status"], "Succeeded");
-    assert_eq!(op["polls"], 3, "two status polls and one Location GET");
+    assert_eq!(
+        op["polls"], 4,
+        "one GET of the restoring database, two status polls and one Location GET"
+    );
 
     // Before the first history entry there is no content yet.
     let r = env
@@ -397,6 +402,7 @@ async fn point_in_time_restore_end_to_end() {
         .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let loc2 = r.header("location").unwrap();
+    assert_eq!(env.arm("GET", &loc2, None).await.status, 202);
     assert_eq!(env.arm("GET", &loc2, None).await.status, 202);
     assert_eq!(env.arm("GET", &loc2, None).await.status, 200);
     let st = env.mock.state_json();
@@ -501,7 +507,7 @@ async fn restore_validations() {
 #[tokio::test]
 async fn restore_headers_setting() {
     let env = start(&SCENARIO.replace(
-        "restore_polls = 2",
+        "restore_polls = 3",
         "restore_polls = 1\nrestore_headers = \"location_only\"",
     ))
     .await;
@@ -715,6 +721,7 @@ async fn run_command_stops_services() {
     assert_eq!(r.status, 202);
     let loc = r.header("location").unwrap();
     env.arm("GET", &loc, None).await;
+    env.arm("GET", &loc, None).await;
     assert_eq!(env.arm("GET", &loc, None).await.status, 200);
     let st = env.mock.state_json();
     let vm = vm_state(&st, "vm-aos1");
@@ -745,7 +752,7 @@ async fn run_command_stops_services() {
 
 #[tokio::test]
 async fn run_command_sync_and_secret_redaction() {
-    let env = start(&SCENARIO.replace("run_command_polls = 2", "run_command_polls = 1")).await;
+    let env = start(&SCENARIO.replace("run_command_polls = 3", "run_command_polls = 1")).await;
     let script = [
         "param([string]$Server, [string]$Database, [string]$SqlPwd)",
         "& K:\\AosService\\PackagesLocalDirectory\\bin\\Microsoft.Dynamics.AX.Deployment.Setup.exe -sqlserver $Server -sqldatabase $Database -sqluser axadmin -sqlpwd $SqlPwd -setupmode sync -syncmode fullall -isazuresql true",
@@ -875,8 +882,11 @@ async fn request_fault_429_once() {
 
 #[tokio::test]
 async fn operation_fault_fails_restore() {
+    let scenario = SCENARIO
+        .replace("restore_polls = 3", "restore_polls = 2")
+        .replace("run_command_polls = 3", "run_command_polls = 2");
     let env = start(&format!(
-        "{SCENARIO}\n[[faults]]\noperation = \"restore\"\noutcome = \"fail\"\nerror_code = \"RestoreFailedInTest\"\nmessage = \"The restore failed.\"\n"
+        "{scenario}\n[[faults]]\noperation = \"restore\"\noutcome = \"fail\"\nerror_code = \"RestoreFailedInTest\"\nmessage = \"The restore failed.\"\n"
     ))
     .await;
     let r = env

@@ -29,13 +29,31 @@ async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
     );
     // Live progress names the steps as they go.
     let progress = String::from_utf8_lossy(&out.stderr);
-    for s in ["preflight", "offline", "restore", "swap", "sync", "mr_reset", "online", "verify"] {
+    for s in [
+        "preflight",
+        "offline",
+        "restore",
+        "swap",
+        "sync",
+        "mr_reset",
+        "online",
+        "verify",
+    ] {
         assert!(progress.contains(s), "progress shows {s}: {progress}");
     }
 
     let show = t.json(&["request", "show", &id, "--json"]);
     assert_eq!(show["status"], "succeeded");
-    for s in ["preflight", "offline", "restore", "swap", "sync", "mr_reset", "online", "verify"] {
+    for s in [
+        "preflight",
+        "offline",
+        "restore",
+        "swap",
+        "sync",
+        "mr_reset",
+        "online",
+        "verify",
+    ] {
         assert_eq!(step(&show, s)["status"], "succeeded", "{s}");
         assert_eq!(step(&show, s)["attempts"], 1, "{s}");
         assert!(step(&show, s)["error"].is_null());
@@ -71,7 +89,14 @@ async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
     let kinds: Vec<&str> = cmds.iter().map(|c| c.2.as_str()).collect();
     assert_eq!(
         kinds,
-        ["stop_services", "stop_services", "sync", "mr_reset", "start_services", "start_services"],
+        [
+            "stop_services",
+            "stop_services",
+            "sync",
+            "mr_reset",
+            "start_services",
+            "start_services"
+        ],
         "{cmds:?}"
     );
     let sync_vm = state["vms"]
@@ -86,7 +111,10 @@ async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
         .iter()
         .find(|r| r["kind"] == "sync")
         .unwrap();
-    assert_eq!(sync["synced_database_id"], live["database_id"], "sync ran on the restored database");
+    assert_eq!(
+        sync["synced_database_id"], live["database_id"],
+        "sync ran on the restored database"
+    );
     for vm in state["vms"].as_array().unwrap() {
         for (svc, st) in vm["services"].as_object().unwrap() {
             assert_eq!(st, "Running", "{} {svc}", vm["name"]);
@@ -99,12 +127,19 @@ async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
     assert!(renames.iter().all(|r| r["status"] == 200));
     let sync_post = journal
         .iter()
-        .find(|e| e["method"] == "POST" && e["path"].as_str().unwrap().contains("aos1/runCommand")
-            && e["body"]["script"].to_string().contains("Deployment.Setup.exe"))
+        .find(|e| {
+            e["method"] == "POST"
+                && e["path"].as_str().unwrap().contains("aos1/runCommand")
+                && e["body"]["script"]
+                    .to_string()
+                    .contains("Deployment.Setup.exe")
+        })
         .unwrap();
     assert!(sync_post["seq"].as_u64() > renames[1]["seq"].as_u64());
     // The SQL password never reaches the journal in clear.
-    assert!(!serde_json::to_string(&journal).unwrap().contains("test-only-not-a-secret"));
+    assert!(!serde_json::to_string(&journal)
+        .unwrap()
+        .contains("test-only-not-a-secret"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +170,12 @@ async fn a_restore_point_before_the_earliest_restore_date_is_refused_at_submit()
     let list = t.json(&["request", "list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 0);
     let journal = t.journal().await;
-    assert!(journal.iter().all(|e| e["method"] == "GET" || e["path"].as_str().unwrap().contains("oauth2")), "{journal:?}");
+    assert!(
+        journal
+            .iter()
+            .all(|e| e["method"] == "GET" || e["path"].as_str().unwrap().contains("oauth2")),
+        "{journal:?}"
+    );
     assert_eq!(databases(&t.state().await).len(), 1);
 }
 
@@ -147,38 +187,89 @@ async fn other_request_rules_are_refused_with_exit_code_2() {
     let we = (now + Duration::days(2) + Duration::hours(2)).to_rfc3339();
     let point = rfc3339_ago(Duration::days(1));
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--env", "prod", "--database", "AxDB"], "non-production-only"),
-        (vec!["--env", "nope", "--database", "AxDB"], "unknown-environment"),
-        (vec!["--env", "uat", "--database", "AxDW"], "fno-database-only"),
+        (
+            vec!["--env", "prod", "--database", "AxDB"],
+            "non-production-only",
+        ),
+        (
+            vec!["--env", "nope", "--database", "AxDB"],
+            "unknown-environment",
+        ),
+        (
+            vec!["--env", "uat", "--database", "AxDW"],
+            "fno-database-only",
+        ),
     ];
     for (args, rule) in cases {
         let mut full = vec!["request", "submit"];
         full.extend(args);
         full.extend([
-            "--restore-point", &point, "--window-start", &ws, "--window-end", &we,
-            "--ack-erase", "--ack-downtime", "--ack-scope",
+            "--restore-point",
+            &point,
+            "--window-start",
+            &ws,
+            "--window-end",
+            &we,
+            "--ack-erase",
+            "--ack-downtime",
+            "--ack-scope",
         ]);
         let out = t.pitr(&full);
         assert_eq!(out.status.code(), Some(2), "{rule}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(rule), "{rule}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(rule),
+            "{rule}"
+        );
     }
     let out = t.pitr(&[
-        "request", "submit", "--env", "uat", "--database", "AxDB", "--restore-point", &point,
-        "--window-start", &ws, "--window-end", &we, "--ack-erase", "--ack-downtime",
+        "request",
+        "submit",
+        "--env",
+        "uat",
+        "--database",
+        "AxDB",
+        "--restore-point",
+        &point,
+        "--window-start",
+        &ws,
+        "--window-end",
+        &we,
+        "--ack-erase",
+        "--ack-downtime",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ack-scope"));
     let out = t.pitr(&[
-        "request", "submit", "--env", "uat", "--database", "AxDB", "--restore-point", "yesterday",
-        "--window-start", &ws, "--window-end", &we, "--ack-erase", "--ack-downtime", "--ack-scope",
+        "request",
+        "submit",
+        "--env",
+        "uat",
+        "--database",
+        "AxDB",
+        "--restore-point",
+        "yesterday",
+        "--window-start",
+        &ws,
+        "--window-end",
+        &we,
+        "--ack-erase",
+        "--ack-downtime",
+        "--ack-scope",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
-    assert_eq!(t.json(&["request", "list", "--json"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        t.json(&["request", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_restore_operation_fails_the_job_with_azures_code_and_brings_the_environment_back() {
+async fn a_failed_restore_operation_fails_the_job_with_azures_code_and_brings_the_environment_back()
+{
     let t = TestEnv::start(&format!(
         "{}\n[[faults]]\noperation = \"restore\"\noutcome = \"fail\"\nerror_code = \"RestoreSourceUnavailable\"\nmessage = \"The source database backups are unavailable.\"\n",
         scenario("restore_polls = 2")
@@ -195,7 +286,10 @@ async fn a_failed_restore_operation_fails_the_job_with_azures_code_and_brings_th
     assert_eq!(restore["status"], "failed");
     let msg = restore["error"].as_str().unwrap();
     assert!(msg.contains("RestoreSourceUnavailable"), "{msg}");
-    assert!(msg.contains("The source database backups are unavailable."), "{msg}");
+    assert!(
+        msg.contains("The source database backups are unavailable."),
+        "{msg}"
+    );
     assert!(show["job"]["online_at"].is_string());
 
     let state = t.state().await;
@@ -214,9 +308,14 @@ async fn a_failed_restore_operation_fails_the_job_with_azures_code_and_brings_th
 async fn a_run_killed_during_the_restore_is_finished_by_resume_with_one_restore_put() {
     let t = TestEnv::start(&scenario("restore_polls = 2"));
     let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
-    t.post("/_mock/hold", json!({"operation": "restore", "hold": true})).await;
+    t.post("/_mock/hold", json!({"operation": "restore", "hold": true}))
+        .await;
 
-    let mut child = t.command(&["run", &id]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = t
+        .command(&["run", &id])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until the restore operation is being polled: its URL has then been
     // checkpointed (the engine writes it before the first poll).
     let mut polled = false;
@@ -236,7 +335,11 @@ async fn a_run_killed_during_the_restore_is_finished_by_resume_with_one_restore_
     assert_eq!(show["status"], "running");
     assert_eq!(step(&show, "restore")["status"], "running");
 
-    t.post("/_mock/hold", json!({"operation": "restore", "hold": false})).await;
+    t.post(
+        "/_mock/hold",
+        json!({"operation": "restore", "hold": false}),
+    )
+    .await;
     t.ok(&["resume", &id]);
 
     let show = t.json(&["request", "show", &id, "--json"]);
@@ -270,7 +373,11 @@ async fn the_poller_follows_a_location_only_202_and_retry_after_zero_respects_th
     assert!(requests(&journal, "GET", "databaseAzureAsyncOperation").is_empty());
     let polls = requests(&journal, "GET", "databaseOperationResults");
     assert!(!polls.is_empty(), "followed the Location URL");
-    assert!(polls.len() <= 6, "{} polls for a 1.5 s restore with a 300 ms floor", polls.len());
+    assert!(
+        polls.len() <= 6,
+        "{} polls for a 1.5 s restore with a 300 ms floor",
+        polls.len()
+    );
     assert!(polls.iter().any(|p| p["status"] == 202));
     assert_eq!(polls.last().unwrap()["status"], 200);
     let dbs = databases(&t.state().await);

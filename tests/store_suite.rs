@@ -294,7 +294,10 @@ pub async fn store_suite(store: SharedStore) {
         external_ref: None,
         ..offline.clone()
     };
-    store.save_step(&job1.id, &offline_retried, None).await.unwrap();
+    store
+        .save_step(&job1.id, &offline_retried, None)
+        .await
+        .unwrap();
     let restore = StepRecord::pending(StepName::Restore);
     store.save_step(&job1.id, &restore, None).await.unwrap();
     assert_eq!(
@@ -415,12 +418,17 @@ async fn lease_story(store: &SharedStore, job_id: &str) {
     use pitr::store::StoreError;
     let ttl = chrono::Duration::seconds(60);
     assert_eq!(store.get_lease(job_id).await.unwrap(), None);
-    let a = store.acquire_lease(job_id, "runner-a", t(2000), ttl).await.unwrap();
+    let a = store
+        .acquire_lease(job_id, "runner-a", t(2000), ttl)
+        .await
+        .unwrap();
     assert_eq!(a.fencing, 1);
     assert_eq!(store.get_lease(job_id).await.unwrap(), Some(a.clone()));
     // Held: another runner is told who holds it and until when.
     match store.acquire_lease(job_id, "runner-b", t(2000), ttl).await {
-        Err(StoreError::LeaseHeld { owner, expires_at, .. }) => {
+        Err(StoreError::LeaseHeld {
+            owner, expires_at, ..
+        }) => {
             assert_eq!(owner, "runner-a");
             assert_eq!(expires_at, t(2001));
         }
@@ -429,15 +437,25 @@ async fn lease_story(store: &SharedStore, job_id: &str) {
     // The owner writes under its lease and renews it.
     let step = StepRecord::pending(StepName::Verify);
     store.save_step(job_id, &step, Some(&a)).await.unwrap();
-    let a = store.renew_lease(&a, t(2000) + chrono::Duration::seconds(30), ttl).await.unwrap();
+    let a = store
+        .renew_lease(&a, t(2000) + chrono::Duration::seconds(30), ttl)
+        .await
+        .unwrap();
     assert_eq!(a.fencing, 1);
     // After expiry another runner takes over, with a larger fencing token.
-    let b = store.acquire_lease(job_id, "runner-b", t(2005), ttl).await.unwrap();
+    let b = store
+        .acquire_lease(job_id, "runner-b", t(2005), ttl)
+        .await
+        .unwrap();
     assert_eq!(b.fencing, 2);
     // The stale owner's writes and renewals are refused.
     assert!(matches!(
         store.save_step(job_id, &step, Some(&a)).await,
-        Err(StoreError::LeaseLost { ours: 1, current: 2, .. })
+        Err(StoreError::LeaseLost {
+            ours: 1,
+            current: 2,
+            ..
+        })
     ));
     let job = store.get_job(job_id).await.unwrap().unwrap();
     assert!(matches!(
@@ -451,9 +469,15 @@ async fn lease_story(store: &SharedStore, job_id: &str) {
     store.update_job(&job, Some(&b)).await.unwrap();
     // Releasing frees it at once, and the token keeps growing.
     store.release_lease(&a).await.unwrap(); // stale: no effect
-    assert!(store.acquire_lease(job_id, "runner-c", t(2005), ttl).await.is_err());
+    assert!(store
+        .acquire_lease(job_id, "runner-c", t(2005), ttl)
+        .await
+        .is_err());
     store.release_lease(&b).await.unwrap();
-    let c = store.acquire_lease(job_id, "runner-c", t(2005), ttl).await.unwrap();
+    let c = store
+        .acquire_lease(job_id, "runner-c", t(2005), ttl)
+        .await
+        .unwrap();
     assert_eq!(c.fencing, 3);
     assert!(matches!(
         store.save_step(job_id, &step, Some(&b)).await,
@@ -466,10 +490,15 @@ async fn lease_story(store: &SharedStore, job_id: &str) {
     // A dead owner's lease is taken over before it expires, but only from
     // the owner named (a compare-and-swap).
     assert!(matches!(
-        store.take_over_lease(job_id, "someone-else", "runner-d", t(2005), ttl).await,
+        store
+            .take_over_lease(job_id, "someone-else", "runner-d", t(2005), ttl)
+            .await,
         Err(StoreError::LeaseHeld { .. })
     ));
-    let d = store.take_over_lease(job_id, "runner-c", "runner-d", t(2005), ttl).await.unwrap();
+    let d = store
+        .take_over_lease(job_id, "runner-c", "runner-d", t(2005), ttl)
+        .await
+        .unwrap();
     assert_eq!((d.owner.as_str(), d.fencing), ("runner-d", 4));
     assert!(matches!(
         store.save_step(job_id, &step, Some(&c)).await,
@@ -508,7 +537,8 @@ async fn sqlite_reopen_keeps_data_and_is_idempotent() {
     let j = job("j1", "r1", t(5));
     store.insert_job(&j).await.unwrap();
     store
-        .save_step("j1", &StepRecord::pending(StepName::Preflight), None).await
+        .save_step("j1", &StepRecord::pending(StepName::Preflight), None)
+        .await
         .unwrap();
 
     // A second store on the same file at the same time (another process).

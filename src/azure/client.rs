@@ -140,7 +140,9 @@ impl ArmClient {
             retry: RetrySettings {
                 max_times: cfg.retry_max_times,
                 min_delay: Duration::from_millis(cfg.retry_min_delay_ms),
-                max_delay: Duration::from_millis(cfg.retry_max_delay_ms.max(cfg.retry_min_delay_ms)),
+                max_delay: Duration::from_millis(
+                    cfg.retry_max_delay_ms.max(cfg.retry_min_delay_ms),
+                ),
             },
         })
     }
@@ -313,7 +315,9 @@ impl ArmClient {
     ) -> Result<Operation, AzureError> {
         let op = format!("PUT restore {}", last_segment(target_id));
         let url = self.url(target_id, SQL_API_VERSION)?;
-        let r = self.send(&op, Method::Put, &url, Some(&spec.body())).await?;
+        let r = self
+            .send(&op, Method::Put, &url, Some(&spec.body()))
+            .await?;
         Operation::from_response(&op, &r).ok_or(AzureError::Protocol {
             op,
             detail: format!(
@@ -325,11 +329,7 @@ impl ArmClient {
 
     /// Renames a database on the same server (synchronous).
     pub async fn rename_database(&self, id: &str, new_id: &str) -> Result<(), AzureError> {
-        let op = format!(
-            "rename {} -> {}",
-            last_segment(id),
-            last_segment(new_id)
-        );
+        let op = format!("rename {} -> {}", last_segment(id), last_segment(new_id));
         let url = self.url(&format!("{id}/move"), SQL_API_VERSION)?;
         let body = serde_json::json!({ "id": new_id });
         self.send(&op, Method::Post, &url, Some(&body)).await?;

@@ -18,9 +18,8 @@ pub fn build(
     options: &ClientOptions,
     secret_override: Option<&str>,
 ) -> Result<Arc<dyn TokenCredential>, AzureError> {
-    let setup = |what: &str, e: azure_core::Error| {
-        AzureError::Setup(format!("{what} credential: {e}"))
-    };
+    let setup =
+        |what: &str, e: azure_core::Error| AzureError::Setup(format!("{what} credential: {e}"));
     match cfg.credential {
         CredentialKind::ClientSecret => client_secret(cfg, options, secret_override)?.ok_or_else(|| {
             AzureError::Setup(format!(

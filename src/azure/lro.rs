@@ -55,7 +55,9 @@ pub struct PollSettings {
 impl PollSettings {
     /// The wait before the next poll.
     pub fn interval(&self, retry_after: Option<Duration>) -> Duration {
-        retry_after.unwrap_or(Duration::ZERO).clamp(self.floor, self.cap)
+        retry_after
+            .unwrap_or(Duration::ZERO)
+            .clamp(self.floor, self.cap)
     }
 }
 
@@ -182,8 +184,14 @@ mod tests {
         };
         assert_eq!(p.interval(None), Duration::from_millis(500));
         assert_eq!(p.interval(Some(Duration::ZERO)), Duration::from_millis(500));
-        assert_eq!(p.interval(Some(Duration::from_secs(5))), Duration::from_secs(5));
-        assert_eq!(p.interval(Some(Duration::from_secs(600))), Duration::from_secs(30));
+        assert_eq!(
+            p.interval(Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            p.interval(Some(Duration::from_secs(600))),
+            Duration::from_secs(30)
+        );
     }
 
     #[test]

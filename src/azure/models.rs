@@ -130,12 +130,17 @@ mod tests {
             location: "westeurope".into(),
             source_database_id: "/subscriptions/s/x".into(),
             restore_point: "2026-11-20T08:30:00Z".parse().unwrap(),
-            sku: Some(serde_json::json!({"name":"GP_Gen5","tier":"GeneralPurpose","capacity":4,"size":"x"})),
+            sku: Some(
+                serde_json::json!({"name":"GP_Gen5","tier":"GeneralPurpose","capacity":4,"size":"x"}),
+            ),
             elastic_pool_id: None,
         };
         let b = spec.body();
         assert_eq!(b["properties"]["createMode"], "PointInTimeRestore");
-        assert_eq!(b["properties"]["restorePointInTime"], "2026-11-20T08:30:00Z");
+        assert_eq!(
+            b["properties"]["restorePointInTime"],
+            "2026-11-20T08:30:00Z"
+        );
         assert_eq!(b["sku"]["capacity"], 4);
         assert!(b["sku"].get("size").is_none());
         let pooled = RestoreSpec {

@@ -36,7 +36,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             if dry_run {
                 dry_run::run(&ctx.config, ctx.store.clone(), &ctx.actor, &id).await
             } else {
-                let engine = ctx.engine(Arc::new(Console::default()))?.with_shutdown(on_signal());
+                let engine = ctx
+                    .engine(Arc::new(Console::default()))?
+                    .with_shutdown(on_signal());
                 let job = engine.run(&id, false).await?;
                 println!("job {} succeeded", job.id);
                 Ok(())
@@ -44,16 +46,24 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Resume { id } => {
             let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
-            let engine = ctx.engine(Arc::new(Console::default()))?.with_shutdown(on_signal());
+            let engine = ctx
+                .engine(Arc::new(Console::default()))?
+                .with_shutdown(on_signal());
             let job = engine.resume(&id).await?;
             println!("job {} {}", job.id, job.status.as_str());
             Ok(())
         }
         Command::Rollback { id, reason } => {
             let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
-            let engine = ctx.engine(Arc::new(Console::default()))?.with_shutdown(on_signal());
+            let engine = ctx
+                .engine(Arc::new(Console::default()))?
+                .with_shutdown(on_signal());
             match engine.rollback(&id, reason).await {
-                Err(crate::engine::EngineError::RunFailed { status: "rolled_back", job, .. }) => {
+                Err(crate::engine::EngineError::RunFailed {
+                    status: "rolled_back",
+                    job,
+                    ..
+                }) => {
                     println!("job {job} rolled back");
                     Ok(())
                 }
@@ -120,7 +130,8 @@ impl Ctx {
     }
 
     fn engine(&self, progress: Arc<dyn Progress>) -> Result<Engine, Failure> {
-        let azure = ArmClient::new(&self.config.azure, None).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let azure = ArmClient::new(&self.config.azure, None)
+            .map_err(|e| Failure::bad_input(e.to_string()))?;
         Ok(Engine::new(
             &self.config,
             self.store.clone(),
@@ -168,7 +179,9 @@ async fn request(ctx: Ctx, cmd: RequestCommand) -> Result<(), Failure> {
         }
         RequestCommand::Cancel { id, reason, json } => {
             let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
-            let r = engine.transition(&id, LifecycleEvent::Cancel, reason).await?;
+            let r = engine
+                .transition(&id, LifecycleEvent::Cancel, reason)
+                .await?;
             output::status_changed(&r, json);
             Ok(())
         }

@@ -47,10 +47,11 @@ fn demo_environment() -> Environment {
 }
 
 pub async fn run(json_out: bool) -> Result<(), Failure> {
-    let dir = tempfile::tempdir().map_err(|e| Failure::failed(format!("temporary directory: {e}")))?;
+    let dir =
+        tempfile::tempdir().map_err(|e| Failure::failed(format!("temporary directory: {e}")))?;
     let env = demo_environment();
-    let mut config = Config::from_toml("", "demo", [])
-        .map_err(|e| Failure::failed(e.to_string()))?;
+    let mut config =
+        Config::from_toml("", "demo", []).map_err(|e| Failure::failed(e.to_string()))?;
     config.store.url = format!("sqlite://{}", dir.path().join("pitr.db").display());
     config.environments = vec![env.clone()];
 
@@ -61,7 +62,11 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
     let mock = MockAzure::start(scenario, "127.0.0.1:0".parse().expect("loopback"), None)
         .await
         .map_err(|e| Failure::failed(e.to_string()))?;
-    eprintln!("demo: mock Azure at {}, store {}", mock.url(), config.store.url);
+    eprintln!(
+        "demo: mock Azure at {}, store {}",
+        mock.url(),
+        config.store.url
+    );
 
     let store = crate::store::open(&config.store.url).await?;
     let azure = ArmClient::for_mock(&config.azure, &mock.url(), mock.ca_pem())
@@ -98,8 +103,13 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
             prestage: false,
         })
         .await?;
-    eprintln!("demo: submitted request {} (restore {} to {})", req.id, env.database, point);
-    engine.transition(&req.id, LifecycleEvent::Accept, None).await?;
+    eprintln!(
+        "demo: submitted request {} (restore {} to {})",
+        req.id, env.database, point
+    );
+    engine
+        .transition(&req.id, LifecycleEvent::Accept, None)
+        .await?;
     eprintln!("demo: accepted; running it now");
     let job = engine.run(&req.id, false).await;
     let state = mock.state_json();
@@ -126,7 +136,8 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
         (
             "the original database is kept under the _before_ name",
             before.is_some_and(|d| {
-                d["database_id"] == original_id.as_str() && d["content"] == expected_original.as_str()
+                d["database_id"] == original_id.as_str()
+                    && d["content"] == expected_original.as_str()
             }),
         ),
         ("every service is running again", all_running(&state)),
@@ -150,8 +161,14 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
         println!();
         println!("verification (from the mock Azure's state):");
         let show = |d: Option<&Value>| {
-            d.map(|d| format!("databaseId {}  content \"{}\"", d["database_id"].as_str().unwrap_or("?"), d["content"].as_str().unwrap_or("?")))
-                .unwrap_or_else(|| "missing".into())
+            d.map(|d| {
+                format!(
+                    "databaseId {}  content \"{}\"",
+                    d["database_id"].as_str().unwrap_or("?"),
+                    d["content"].as_str().unwrap_or("?")
+                )
+            })
+            .unwrap_or_else(|| "missing".into())
         };
         println!("  {:<22} {}", env.database, show(live));
         println!("  {:<22} {}", before_name, show(before));

@@ -10,7 +10,9 @@ use crate::domain::{DatabaseKind, Environment};
 use crate::engine::actions::FNO_SERVICES;
 use crate::engine::progress::Console;
 use crate::engine::Engine;
-use crate::mock::{DatabaseSpec, HistoryEntry, MockAzure, Scenario, ServerSpec, SkuSpec, TimeSpec, VmSpec};
+use crate::mock::{
+    DatabaseSpec, HistoryEntry, MockAzure, Scenario, ServerSpec, SkuSpec, TimeSpec, VmSpec,
+};
 use crate::store::SharedStore;
 use chrono::TimeDelta;
 use std::path::Path;
@@ -28,7 +30,10 @@ pub const SEEDED_HISTORY: [(i64, &str); 4] = [
 /// A scenario holding every Azure SQL environment's server, databases and VMs.
 pub fn scenario_for(envs: &[Environment]) -> Scenario {
     let mut scenario = Scenario::default();
-    for env in envs.iter().filter(|e| e.database_kind == DatabaseKind::AzureSql) {
+    for env in envs
+        .iter()
+        .filter(|e| e.database_kind == DatabaseKind::AzureSql)
+    {
         let pos = scenario.servers.iter().position(|s| {
             s.subscription_id == env.subscription_id
                 && s.resource_group == env.resource_group
@@ -62,7 +67,9 @@ pub fn scenario_for(envs: &[Environment]) -> Scenario {
                 family: Some("Gen5".into()),
                 capacity: Some(4),
             }),
-            earliest_restore: Some(TimeSpec::ago(TimeDelta::days(i64::from(env.retention_days)))),
+            earliest_restore: Some(TimeSpec::ago(TimeDelta::days(i64::from(
+                env.retention_days,
+            )))),
             created: Some(TimeSpec::ago(TimeDelta::days(90))),
             history,
             ..Default::default()
@@ -101,7 +108,12 @@ pub fn scenario_for(envs: &[Environment]) -> Scenario {
 }
 
 /// `pitr run ID --dry-run`.
-pub async fn run(config: &Config, store: SharedStore, actor: &str, id: &str) -> Result<(), Failure> {
+pub async fn run(
+    config: &Config,
+    store: SharedStore,
+    actor: &str,
+    id: &str,
+) -> Result<(), Failure> {
     let mock = MockAzure::start(
         scenario_for(&config.environments),
         "127.0.0.1:0".parse().expect("loopback address"),
@@ -162,7 +174,10 @@ pub async fn serve_mock(
         "point pitr at it with: PITR_AZURE_ARM_ENDPOINT={0} PITR_AZURE_AUTHORITY_HOST={0} PITR_AZURE_CA_FILE={ca}",
         mock.url()
     );
-    println!("inspect: {0}/_mock/state and {0}/_mock/requests", mock.url());
+    println!(
+        "inspect: {0}/_mock/state and {0}/_mock/requests",
+        mock.url()
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let mut stop = super::commands::on_signal();
@@ -186,7 +201,11 @@ mod tests {
         let s = scenario_for(&config.environments);
         // contoso-uat and contoso-prod are Azure SQL; the one-box is not.
         assert_eq!(s.servers.len(), 2);
-        let uat = s.servers.iter().find(|s| s.name == "sql-contoso-uat").unwrap();
+        let uat = s
+            .servers
+            .iter()
+            .find(|s| s.name == "sql-contoso-uat")
+            .unwrap();
         let names: Vec<_> = uat.databases.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, ["AxDB", "AxDW", "MRDB"]);
         assert_eq!(uat.databases[0].history.len(), SEEDED_HISTORY.len());

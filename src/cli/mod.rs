@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "pitr", version, about = "Point-in-time restores of Azure SQL databases for Dynamics 365 F&O non-production environments")]
+#[command(
+    name = "pitr",
+    version,
+    about = "Point-in-time restores of Azure SQL databases for Dynamics 365 F&O non-production environments"
+)]
 pub struct Cli {
     /// Config file (default: config/pitr.toml).
     #[arg(long, global = true, env = "PITR_CONFIG")]

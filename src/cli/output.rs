@@ -120,8 +120,19 @@ pub fn request_show(
     println!("status      {}", r.status);
     println!("environment {} (database {})", r.environment, r.database);
     println!("restore to  {}", ts(&r.restore_point));
-    println!("window      {} .. {}", ts(&r.window.start), ts(&r.window.end));
-    println!("requester   {}{}", r.requester, r.reason.as_deref().map(|x| format!(" ({x})")).unwrap_or_default());
+    println!(
+        "window      {} .. {}",
+        ts(&r.window.start),
+        ts(&r.window.end)
+    );
+    println!(
+        "requester   {}{}",
+        r.requester,
+        r.reason
+            .as_deref()
+            .map(|x| format!(" ({x})"))
+            .unwrap_or_default()
+    );
     if let Some(j) = jobs.last() {
         println!(
             "job         {} {}{}",
@@ -130,7 +141,12 @@ pub fn request_show(
             if j.dry_run { " [dry run]" } else { "" }
         );
         if let (Some(off), Some(on)) = (j.facts.offline_at, j.facts.online_at) {
-            println!("downtime    {:.1}s ({} .. {})", (on - off).num_milliseconds() as f64 / 1000.0, ts(&off), ts(&on));
+            println!(
+                "downtime    {:.1}s ({} .. {})",
+                (on - off).num_milliseconds() as f64 / 1000.0,
+                ts(&off),
+                ts(&on)
+            );
         }
         if let Some(e) = &j.error {
             println!("error       {e}");
@@ -141,7 +157,10 @@ pub fn request_show(
                 s.step.as_str(),
                 s.status.as_str(),
                 s.attempts,
-                s.error.as_deref().map(|e| format!("  {e}")).unwrap_or_default()
+                s.error
+                    .as_deref()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -153,7 +172,10 @@ pub fn request_show(
             e.from.map(|f| f.as_str()).unwrap_or("-"),
             e.to.as_str(),
             e.actor,
-            e.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+            e.note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
         );
     }
 }
@@ -163,7 +185,10 @@ pub fn env_list(envs: &[Environment], json: bool) {
         print_json(&serde_json::to_value(envs).unwrap_or(Value::Null));
         return;
     }
-    println!("{:<16}  {:<10}  {:<9}  {:<24}  DATABASE", "NAME", "TIER", "KIND", "SERVER");
+    println!(
+        "{:<16}  {:<10}  {:<9}  {:<24}  DATABASE",
+        "NAME", "TIER", "KIND", "SERVER"
+    );
     for e in envs {
         println!(
             "{:<16}  {:<10}  {:<9}  {:<24}  {}",

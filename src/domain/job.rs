@@ -61,9 +61,13 @@ impl fmt::Display for StepName {
 pub fn plan(prestage: bool) -> Vec<StepName> {
     use StepName::*;
     if prestage {
-        vec![Preflight, Restore, Offline, Swap, Sync, MrReset, Online, Verify]
+        vec![
+            Preflight, Restore, Offline, Swap, Sync, MrReset, Online, Verify,
+        ]
     } else {
-        vec![Preflight, Offline, Restore, Swap, Sync, MrReset, Online, Verify]
+        vec![
+            Preflight, Offline, Restore, Swap, Sync, MrReset, Online, Verify,
+        ]
     }
 }
 
@@ -152,9 +156,14 @@ impl JobStatus {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Running, Self::Succeeded, Self::Failed, Self::RolledBack]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::RolledBack,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 
@@ -207,11 +216,9 @@ impl Job {
 
 /// The first step of the plan that is not done yet.
 pub fn next_step(plan: &[StepName], records: &[StepRecord]) -> Option<StepName> {
-    plan.iter().copied().find(|s| {
-        !records
-            .iter()
-            .any(|r| r.step == *s && r.status.is_done())
-    })
+    plan.iter()
+        .copied()
+        .find(|s| !records.iter().any(|r| r.step == *s && r.status.is_done()))
 }
 
 #[cfg(test)]
@@ -239,7 +246,10 @@ mod tests {
         r.status = StepStatus::Succeeded;
         let mut o = StepRecord::pending(StepName::Offline);
         o.status = StepStatus::Running;
-        assert_eq!(next_step(&p, &[r.clone(), o.clone()]), Some(StepName::Offline));
+        assert_eq!(
+            next_step(&p, &[r.clone(), o.clone()]),
+            Some(StepName::Offline)
+        );
         o.status = StepStatus::Succeeded;
         assert_eq!(next_step(&p, &[r, o]), Some(StepName::Restore));
     }

@@ -219,10 +219,16 @@ mod tests {
     fn sql_server_and_production_are_refused() {
         let mut e = env();
         e.database_kind = DatabaseKind::SqlServer;
-        assert!(matches!(check(&e, &req()), Err(RuleViolation::NotAzureSql(_))));
+        assert!(matches!(
+            check(&e, &req()),
+            Err(RuleViolation::NotAzureSql(_))
+        ));
         let mut e = env();
         e.tier = Tier::Production;
-        assert!(matches!(check(&e, &req()), Err(RuleViolation::Production(_))));
+        assert!(matches!(
+            check(&e, &req()),
+            Err(RuleViolation::Production(_))
+        ));
     }
 
     #[test]
@@ -235,7 +241,10 @@ mod tests {
         }
         let mut r = req();
         r.database = "AxDW".into();
-        assert!(check(&env(), &r).unwrap_err().to_string().contains("entity store"));
+        assert!(check(&env(), &r)
+            .unwrap_err()
+            .to_string()
+            .contains("entity store"));
     }
 
     #[test]
@@ -258,9 +267,15 @@ mod tests {
     fn restore_point_rules() {
         let mut r = req();
         r.restore_point = now() + Duration::minutes(1);
-        assert!(matches!(check(&env(), &r), Err(RuleViolation::RestorePointInFuture { .. })));
+        assert!(matches!(
+            check(&env(), &r),
+            Err(RuleViolation::RestorePointInFuture { .. })
+        ));
         r.restore_point = now() - Duration::days(36);
-        assert!(matches!(check(&env(), &r), Err(RuleViolation::OutsideRetention { .. })));
+        assert!(matches!(
+            check(&env(), &r),
+            Err(RuleViolation::OutsideRetention { .. })
+        ));
         r.restore_point = now() - Duration::days(11);
         let err = check(&env(), &r).unwrap_err();
         assert!(matches!(err, RuleViolation::BeforeEarliestRestore { .. }));
@@ -271,7 +286,10 @@ mod tests {
     fn window_rules() {
         let mut r = req();
         r.window.end = r.window.start + Duration::minutes(59);
-        assert!(matches!(check(&env(), &r), Err(RuleViolation::WindowTooShort { .. })));
+        assert!(matches!(
+            check(&env(), &r),
+            Err(RuleViolation::WindowTooShort { .. })
+        ));
         let mut r = req();
         r.restore_point = now() - Duration::days(9);
         let mut e = env();
@@ -279,7 +297,10 @@ mod tests {
         r.window.start = now() + Duration::days(2);
         r.window.end = r.window.start + Duration::hours(2);
         let err = check_times(&e, &r, facts(), now()).unwrap_err();
-        assert!(matches!(err, RuleViolation::OutsideRetentionAtWindow { .. }));
+        assert!(matches!(
+            err,
+            RuleViolation::OutsideRetentionAtWindow { .. }
+        ));
         assert!(err.to_string().contains("no later than"));
     }
 }

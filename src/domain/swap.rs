@@ -17,7 +17,10 @@ pub struct SwapNames {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SwapAction {
     /// Rename `from` to `to`.
-    Rename { from: String, to: String },
+    Rename {
+        from: String,
+        to: String,
+    },
     Done,
 }
 
@@ -112,7 +115,10 @@ mod tests {
         }
     }
     fn obs(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -121,15 +127,24 @@ mod tests {
         let s0 = obs(&[("AxDB", "O"), ("AxDB_pitr_1", "R")]);
         assert_eq!(
             next_swap_action(&n, &s0, "O", "R").unwrap(),
-            SwapAction::Rename { from: "AxDB".into(), to: "AxDB_before_1".into() }
+            SwapAction::Rename {
+                from: "AxDB".into(),
+                to: "AxDB_before_1".into()
+            }
         );
         let s1 = obs(&[("AxDB_before_1", "O"), ("AxDB_pitr_1", "R")]);
         assert_eq!(
             next_swap_action(&n, &s1, "O", "R").unwrap(),
-            SwapAction::Rename { from: "AxDB_pitr_1".into(), to: "AxDB".into() }
+            SwapAction::Rename {
+                from: "AxDB_pitr_1".into(),
+                to: "AxDB".into()
+            }
         );
         let s2 = obs(&[("AxDB_before_1", "O"), ("AxDB", "R")]);
-        assert_eq!(next_swap_action(&n, &s2, "O", "R").unwrap(), SwapAction::Done);
+        assert_eq!(
+            next_swap_action(&n, &s2, "O", "R").unwrap(),
+            SwapAction::Done
+        );
     }
 
     #[test]
@@ -146,14 +161,23 @@ mod tests {
         let s2 = obs(&[("AxDB_before_1", "O"), ("AxDB", "R")]);
         assert_eq!(
             next_unswap_action(&n, &s2, "O", Some("R")).unwrap(),
-            SwapAction::Rename { from: "AxDB".into(), to: "AxDB_pitr_1".into() }
+            SwapAction::Rename {
+                from: "AxDB".into(),
+                to: "AxDB_pitr_1".into()
+            }
         );
         let s1 = obs(&[("AxDB_before_1", "O"), ("AxDB_pitr_1", "R")]);
         assert_eq!(
             next_unswap_action(&n, &s1, "O", Some("R")).unwrap(),
-            SwapAction::Rename { from: "AxDB_before_1".into(), to: "AxDB".into() }
+            SwapAction::Rename {
+                from: "AxDB_before_1".into(),
+                to: "AxDB".into()
+            }
         );
         let s0 = obs(&[("AxDB", "O"), ("AxDB_pitr_1", "R")]);
-        assert_eq!(next_unswap_action(&n, &s0, "O", Some("R")).unwrap(), SwapAction::Done);
+        assert_eq!(
+            next_unswap_action(&n, &s0, "O", Some("R")).unwrap(),
+            SwapAction::Done
+        );
     }
 }

@@ -66,14 +66,19 @@ pub fn sync_script() -> Vec<String> {
         "& $setup -bindir $PackageDir -metadatadir $PackageDir -sqlserver \"$Server.database.windows.net\" -sqldatabase $Database -sqluser $SqlUser -sqlpwd $SqlPwd -setupmode sync -syncmode fullall -isazuresql true".to_string(),
         "if ($LASTEXITCODE -ne 0) { throw \"Microsoft.Dynamics.AX.Deployment.Setup.exe exited with code $LASTEXITCODE\" }".to_string(),
     ];
-    wrap(&["PackageDir", "Server", "Database", "SqlUser", "SqlPwd"], &body)
+    wrap(
+        &["PackageDir", "Server", "Database", "SqlUser", "SqlPwd"],
+        &body,
+    )
 }
 
 /// Management Reporter (Financial reporting) data mart reset.
 pub fn mr_reset_script() -> Vec<String> {
     let body = vec![
-        "Import-Module (Join-Path $MRInstallDirectory 'Server\\MRDeploy\\MRDeploy.psd1')".to_string(),
-        "Reset-DatamartIntegration -Reason OTHER -ReasonDetail \"pitr job $Job\" -SkipMRTableReset".to_string(),
+        "Import-Module (Join-Path $MRInstallDirectory 'Server\\MRDeploy\\MRDeploy.psd1')"
+            .to_string(),
+        "Reset-DatamartIntegration -Reason OTHER -ReasonDetail \"pitr job $Job\" -SkipMRTableReset"
+            .to_string(),
     ];
     wrap(&["MRInstallDirectory", "Job"], &body)
 }
@@ -84,7 +89,12 @@ mod tests {
 
     #[test]
     fn templates_report_their_exit_code_and_keep_secrets_out() {
-        for s in [offline_script(), online_script(), sync_script(), mr_reset_script()] {
+        for s in [
+            offline_script(),
+            online_script(),
+            sync_script(),
+            mr_reset_script(),
+        ] {
             assert!(s.iter().any(|l| l.contains("pitr-exit-code: 0")));
         }
         let sync = sync_script().join("\n");

@@ -167,12 +167,7 @@ impl Engine {
             .ok_or_else(|| RuleViolation::UnknownEnvironment(name.to_string()).into())
     }
 
-    fn event(
-        &self,
-        req: &RestoreRequest,
-        to: RequestStatus,
-        note: Option<String>,
-    ) -> RequestEvent {
+    fn event(&self, req: &RestoreRequest, to: RequestStatus, note: Option<String>) -> RequestEvent {
         RequestEvent {
             request_id: req.id.clone(),
             at: self.clock.now(),
@@ -268,7 +263,10 @@ impl Engine {
             )));
         }
         if dry_run {
-            if !matches!(req.status, RequestStatus::Submitted | RequestStatus::Accepted) {
+            if !matches!(
+                req.status,
+                RequestStatus::Submitted | RequestStatus::Accepted
+            ) {
                 return Err(EngineError::BadInput(format!(
                     "request {} is {}; only a submitted or accepted request can be rehearsed",
                     req.id, req.status
@@ -309,7 +307,11 @@ impl Engine {
     /// under its name (the restored one is kept as `<db>_pitr_<job8>`) and the
     /// environment comes back online. Checkpointed like a run: if interrupted,
     /// `pitr resume` finishes it.
-    pub async fn rollback(&self, request_id: &str, reason: Option<String>) -> Result<Job, EngineError> {
+    pub async fn rollback(
+        &self,
+        request_id: &str,
+        reason: Option<String>,
+    ) -> Result<Job, EngineError> {
         let req = self.request(request_id).await?;
         let mut job = self
             .store
@@ -337,7 +339,10 @@ impl Engine {
             JobStatus::Succeeded | JobStatus::Failed => {}
         }
         let steps = self.store.steps(&job.id).await?;
-        if !steps.iter().any(|s| s.step == StepName::Swap && s.attempts > 0) {
+        if !steps
+            .iter()
+            .any(|s| s.step == StepName::Swap && s.attempts > 0)
+        {
             return Err(EngineError::BadInput(format!(
                 "job {} never reached the swap: the original database was not replaced, nothing to roll back",
                 job.id
@@ -450,7 +455,11 @@ impl Engine {
             let Some(current) = current else {
                 continue;
             };
-            match self.store.renew_lease(&current, self.clock.now(), ttl).await {
+            match self
+                .store
+                .renew_lease(&current, self.clock.now(), ttl)
+                .await
+            {
                 Ok(renewed) => {
                     *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(renewed);
                 }
@@ -567,13 +576,20 @@ impl Engine {
         let current = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(lease) = current {
             let ttl = chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64);
-            let renewed = self.store.renew_lease(&lease, self.clock.now(), ttl).await?;
+            let renewed = self
+                .store
+                .renew_lease(&lease, self.clock.now(), ttl)
+                .await?;
             *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(renewed);
         }
         Ok(())
     }
 
-    pub(crate) async fn checkpoint(&self, job_id: &str, rec: &StepRecord) -> Result<(), StoreError> {
+    pub(crate) async fn checkpoint(
+        &self,
+        job_id: &str,
+        rec: &StepRecord,
+    ) -> Result<(), StoreError> {
         let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
         self.store.save_step(job_id, rec, lease.as_ref()).await
     }
@@ -623,7 +639,10 @@ impl Engine {
             "job {} {}{}",
             job.id,
             status.as_str(),
-            cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+            cause
+                .as_deref()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default()
         )));
         match status {
             JobStatus::Succeeded => Ok(job),

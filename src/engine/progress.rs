@@ -6,10 +6,23 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub enum ProgressEvent {
-    StepStarted { step: StepName, attempt: u32 },
-    Azure { step: StepName, message: String },
-    StepDone { step: StepName, elapsed: Duration, summary: String },
-    StepFailed { step: StepName, error: String },
+    StepStarted {
+        step: StepName,
+        attempt: u32,
+    },
+    Azure {
+        step: StepName,
+        message: String,
+    },
+    StepDone {
+        step: StepName,
+        elapsed: Duration,
+        summary: String,
+    },
+    StepFailed {
+        step: StepName,
+        error: String,
+    },
     Note(String),
 }
 

@@ -24,9 +24,9 @@ impl Engine {
         );
         let mut problems = Vec::new();
         let swapped = started(StepName::Swap);
-        let online_done = records
-            .iter()
-            .any(|r| r.step == StepName::Online && r.status == crate::domain::StepStatus::Succeeded);
+        let online_done = records.iter().any(|r| {
+            r.step == StepName::Online && r.status == crate::domain::StepStatus::Succeeded
+        });
         if swapped && online_done {
             // A finished run being rolled back: the environment is up and
             // must go offline before its database is renamed.
@@ -62,7 +62,9 @@ impl Engine {
             }
         } else if started(StepName::Restore) && !env.keep_failed_restore {
             if let Err(e) = self.drop_partial_restore(env, &job).await {
-                problems.push(format!("the partial restored database was not dropped: {e}"));
+                problems.push(format!(
+                    "the partial restored database was not dropped: {e}"
+                ));
             }
         }
         if started(StepName::Offline) || started(StepName::Online) {
@@ -99,9 +101,11 @@ impl Engine {
     /// Puts the original database back under the environment's name.
     async fn unswap(&self, env: &Environment, job: &Job) -> Result<(), StepError> {
         let names = Self::swap_names(env, job);
-        let original = job.facts.original_database_id.clone().ok_or_else(|| {
-            StepError::Failed("the original databaseId is unknown".into())
-        })?;
+        let original = job
+            .facts
+            .original_database_id
+            .clone()
+            .ok_or_else(|| StepError::Failed("the original databaseId is unknown".into()))?;
         let restored = job.facts.restored_database_id.clone();
         for _ in 0..4 {
             let seen = self.observe(env, &names).await?;
@@ -110,7 +114,10 @@ impl Engine {
             {
                 SwapAction::Done => return Ok(()),
                 SwapAction::Rename { from, to } => {
-                    self.note(StepName::Swap, format!("rolling back: renaming {from} -> {to}"));
+                    self.note(
+                        StepName::Swap,
+                        format!("rolling back: renaming {from} -> {to}"),
+                    );
                     self.confirm_lease().await?;
                     self.azure
                         .rename_database(&env.database_id(&from), &env.database_id(&to))
@@ -118,7 +125,9 @@ impl Engine {
                 }
             }
         }
-        Err(StepError::Failed("the rollback renames did not settle".into()))
+        Err(StepError::Failed(
+            "the rollback renames did not settle".into(),
+        ))
     }
 
     /// Drops `<db>_pitr_<job8>`, but only if it is not the original.
@@ -143,7 +152,10 @@ impl Engine {
                 )
                 .await?;
         }
-        self.note(StepName::Restore, format!("dropped the partial restore {name}"));
+        self.note(
+            StepName::Restore,
+            format!("dropped the partial restore {name}"),
+        );
         Ok(())
     }
 }

@@ -79,7 +79,10 @@ impl Engine {
         let original = db.database_id().ok_or_else(|| {
             StepError::Failed("Azure reported no databaseId for the source database".into())
         })?;
-        for name in [job.restored_name(&env.database), job.before_name(&env.database)] {
+        for name in [
+            job.restored_name(&env.database),
+            job.before_name(&env.database),
+        ] {
             if let Some(existing) = self.azure.get_database(&env.database_id(&name)).await? {
                 return Err(StepError::Failed(format!(
                     "target name '{name}' is already taken (databaseId {}); remove it or start a new job",
@@ -87,8 +90,7 @@ impl Engine {
                 )));
             }
         }
-        if !job.dry_run && env.sql_password_env.is_some() && self.sql_password(env, job).is_none()
-        {
+        if !job.dry_run && env.sql_password_env.is_some() && self.sql_password(env, job).is_none() {
             return Err(StepError::Failed(format!(
                 "the SQL password for sync is not set: export {} before running",
                 env.sql_password_env.as_deref().unwrap_or_default()
@@ -120,7 +122,10 @@ impl Engine {
     ) -> Result<String, StepError> {
         let name = job.restored_name(&env.database);
         let target = env.database_id(&name);
-        let checkpointed = rec.external_ref.as_deref().and_then(Operation::from_checkpoint);
+        let checkpointed = rec
+            .external_ref
+            .as_deref()
+            .and_then(Operation::from_checkpoint);
         let existing = self.azure.get_database(&target).await?;
         let deadline = self.step_timeout(StepName::Restore);
         match (existing, checkpointed) {
@@ -160,7 +165,10 @@ impl Engine {
                 crash::point("restore.after_checkpoint");
                 self.note(
                     StepName::Restore,
-                    format!("restore of {} as of {} accepted by Azure", env.database, req.restore_point),
+                    format!(
+                        "restore of {} as of {} accepted by Azure",
+                        env.database, req.restore_point
+                    ),
                 );
                 self.azure
                     .wait(&op, deadline, &mut self.poll_reporter(StepName::Restore))
@@ -300,7 +308,15 @@ impl Engine {
         ];
         let secrets = [password];
         let outs = self
-            .run_on_vms(StepName::Sync, job, rec, std::slice::from_ref(vm), &actions::sync_script(), &params, &secrets)
+            .run_on_vms(
+                StepName::Sync,
+                job,
+                rec,
+                std::slice::from_ref(vm),
+                &actions::sync_script(),
+                &params,
+                &secrets,
+            )
             .await?;
         Ok(summarise(&outs))
     }
@@ -317,7 +333,15 @@ impl Engine {
             ("Job".to_string(), job.id.clone()),
         ];
         let outs = self
-            .run_on_vms(StepName::MrReset, job, rec, std::slice::from_ref(vm), &actions::mr_reset_script(), &params, &[])
+            .run_on_vms(
+                StepName::MrReset,
+                job,
+                rec,
+                std::slice::from_ref(vm),
+                &actions::mr_reset_script(),
+                &params,
+                &[],
+            )
             .await?;
         Ok(summarise(&outs))
     }
@@ -466,10 +490,7 @@ impl Engine {
         self.progress.event(ProgressEvent::Azure { step, message });
     }
 
-    pub(super) fn poll_reporter(
-        &self,
-        step: StepName,
-    ) -> impl FnMut(&PollProgress) + Send + '_ {
+    pub(super) fn poll_reporter(&self, step: StepName) -> impl FnMut(&PollProgress) + Send + '_ {
         move |p: &PollProgress| {
             self.note(
                 step,
@@ -511,7 +532,10 @@ fn single_vm<'a>(
     key: &str,
 ) -> Result<&'a String, StepError> {
     vm.as_ref().ok_or_else(|| {
-        StepError::Failed(format!("environment '{}' has no {key} configured", env.name))
+        StepError::Failed(format!(
+            "environment '{}' has no {key} configured",
+            env.name
+        ))
     })
 }
 

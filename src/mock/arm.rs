@@ -11,7 +11,7 @@ use super::compute;
 use super::http::{Reply, Req};
 use super::identity;
 use super::sql;
-use super::state::{ts, OpKind, State};
+use super::state::{ts, OpKind, OpStatus, State};
 
 pub(crate) const SQL_API: &str = "2023-08-01";
 pub(crate) const COMPUTE_API: &str = "2024-07-01";
@@ -224,13 +224,19 @@ pub(crate) fn dispatch(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
     }
     match (m, r) {
         ("GET", Route::DbList { sub, rg, server }) => sql::list_dbs(st, sub, rg, server),
-        ("GET", Route::Db { sub, rg, server, db }) => sql::get_db(st, sub, rg, server, db),
+        ("GET", Route::Db { sub, rg, server, db }) => {
+            observe(st, &format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Sql/servers/{server}/databases/{db}"), ctx.now);
+            sql::get_db(st, sub, rg, server, db)
+        }
         ("PUT", Route::Db { sub, rg, server, db }) => sql::put_db(st, req, ctx, sub, rg, server, db),
         ("DELETE", Route::Db { sub, rg, server, db }) => sql::delete_db(st, ctx, sub, rg, server, db),
         ("POST", Route::DbMove { sub, rg, server, db }) => sql::move_db(st, req, sub, rg, server, db),
         ("GET", Route::SqlAsyncOp { sub, id }) => sql::sql_async_status(st, ctx, sub, id),
         ("GET", Route::SqlOpResult { sub, id }) => sql::sql_op_result(st, ctx, sub, id),
-        ("POST", Route::RunCommand { sub, rg, vm }) => compute::run_command(st, req, ctx, sub, rg, vm),
+        ("POST", Route::RunCommand { sub, rg, vm }) => {
+            observe(st, &format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm}"), ctx.now);
+            compute::run_command(st, req, ctx, sub, rg, vm)
+        }
         ("GET", Route::ComputeOp { sub, id }) => compute::compute_op(st, req, ctx, sub, id),
         (_, Route::UnknownArm) => Reply::arm_error(
             404,
@@ -342,6 +348,27 @@ pub(crate) fn op_not_found(kind: &str, id: &str) -> Reply {
         "ResourceNotFound",
         format!("The operation '{kind}/{id}' was not found. {NOT_FOUND_HINT}"),
     )
+}
+
+/// A client that lost an operation's URL (it crashed before saving it) can
+/// only watch the resource: a GET of a database being restored, or a run
+/// command refused because the VM is busy. Such an observation counts as a
+/// poll of the operation on that resource, so that polls-based completion
+/// stays deterministic and the operation still ends, as it would on Azure.
+fn observe(st: &mut State, target: &str, now: DateTime<Utc>) {
+    let mut seen = false;
+    for o in st.operations.iter_mut() {
+        if o.status == OpStatus::InProgress
+            && matches!(o.kind, OpKind::Restore | OpKind::RunCommand)
+            && eq(&o.target, target)
+        {
+            o.polls = o.polls.saturating_add(1);
+            seen = true;
+        }
+    }
+    if seen {
+        st.tick(now);
+    }
 }
 
 /// Counts a poll and lets the operation complete if it is now due.

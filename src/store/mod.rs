@@ -9,7 +9,9 @@ pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store URL '{0}' is not supported; use sqlite://PATH (for example sqlite://var/pitr.db)")]
+    #[error(
+        "store URL '{0}' is not supported; use sqlite://PATH (for example sqlite://var/pitr.db)"
+    )]
     UnsupportedUrl(String),
     #[error("cannot open the store at {path}: {cause}")]
     Open { path: String, cause: String },
@@ -41,7 +43,11 @@ pub enum StoreError {
         expires_at: chrono::DateTime<chrono::Utc>,
     },
     #[error("lease of job {job} lost: another runner took it over (fencing token {current} > {ours}); this runner stops writing")]
-    LeaseLost { job: String, ours: i64, current: i64 },
+    LeaseLost {
+        job: String,
+        ours: i64,
+        current: i64,
+    },
     #[error("store error: {0}")]
     Database(String),
     #[error("store holds an unreadable value in {0}")]

@@ -942,7 +942,11 @@ impl Store for SqliteStore {
             // or a stale owner's token could become valid again.
             tx.execute(
                 "UPDATE leases SET expires_at = ?3 WHERE job_id = ?1 AND fencing = ?2",
-                params![lease.job_id, lease.fencing, ts(&DateTime::<Utc>::UNIX_EPOCH)],
+                params![
+                    lease.job_id,
+                    lease.fencing,
+                    ts(&DateTime::<Utc>::UNIX_EPOCH)
+                ],
             )
             .map_err(db(OP))?;
             Ok(())

@@ -321,8 +321,21 @@ pub fn restore_puts(journal: &[Value]) -> usize {
     journal
         .iter()
         .filter(|e| {
+            e["method"] == "PUT" && e["body"]["properties"]["createMode"] == "PointInTimeRestore"
+        })
+        .count()
+}
+
+/// Restore PUTs that Azure accepted (a throttled attempt created nothing).
+pub fn accepted_restore_puts(journal: &[Value]) -> usize {
+    journal
+        .iter()
+        .filter(|e| {
             e["method"] == "PUT"
                 && e["body"]["properties"]["createMode"] == "PointInTimeRestore"
+                && e["status"]
+                    .as_u64()
+                    .is_some_and(|s| (200..300).contains(&s))
         })
         .count()
 }
