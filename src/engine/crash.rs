@@ -43,12 +43,23 @@ pub const POINTS: &[&str] = &[
     "verify.done",
 ];
 
+/// Crash points of the recovery (rollback) path, met after a step failed
+/// for good from `swap` on.
+pub const RECOVERY_POINTS: &[&str] = &[
+    "recovery.started",
+    "recovery.after_unswap_rename",
+    "recovery.before_online",
+];
+
 /// Aborts the process if `PITR_CRASH_AT` names this point.
 #[inline]
 pub fn point(name: &str) {
     #[cfg(feature = "crash-points")]
     {
-        debug_assert!(POINTS.contains(&name), "unknown crash point {name}");
+        debug_assert!(
+            POINTS.contains(&name) || RECOVERY_POINTS.contains(&name),
+            "unknown crash point {name}"
+        );
         if std::env::var("PITR_CRASH_AT").as_deref() == Ok(name) {
             eprintln!("PITR_CRASH_AT={name}: aborting");
             std::process::abort();

@@ -16,6 +16,7 @@ impl Engine {
         mut job: Job,
         cause: String,
     ) -> Result<Job, EngineError> {
+        super::crash::point("recovery.started");
         let records = self.store.steps(&job.id).await?;
         let started = |s: StepName| records.iter().any(|r| r.step == s && r.attempts > 0);
         self.note(
@@ -67,6 +68,7 @@ impl Engine {
                 ));
             }
         }
+        super::crash::point("recovery.before_online");
         if started(StepName::Offline) || started(StepName::Online) {
             let mut rec = records
                 .iter()
@@ -122,6 +124,7 @@ impl Engine {
                     self.azure
                         .rename_database(&env.database_id(&from), &env.database_id(&to))
                         .await?;
+                    super::crash::point("recovery.after_unswap_rename");
                 }
             }
         }
