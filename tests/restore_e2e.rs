@@ -383,3 +383,69 @@ async fn the_poller_follows_a_location_only_202_and_retry_after_zero_respects_th
     let dbs = databases(&t.state().await);
     assert_eq!(dbs["AxDB"]["content"], "v2 after test cycle 1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_rehearses_on_an_embedded_mock_and_leaves_the_request_as_it_was() {
+    let t = TestEnv::start(&scenario(""));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let out = t.pitr(&["run", &id, "--dry-run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("embedded mock Azure"));
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "accepted", "a rehearsal changes no status");
+    assert_eq!(show["job"]["dry_run"], true);
+    assert_eq!(show["job"]["status"], "succeeded");
+    assert!(show["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "succeeded"));
+    // The configured Azure (here the external mock) saw no change at all.
+    let journal = t.journal().await;
+    assert!(journal
+        .iter()
+        .all(|e| e["method"] == "GET" || e["path"].as_str().unwrap().contains("oauth2")));
+    // The real run can follow.
+    t.ok(&["run", &id]);
+    assert_eq!(
+        t.json(&["request", "show", &id, "--json"])["status"],
+        "succeeded"
+    );
+}
+
+#[test]
+fn the_demo_runs_self_contained_and_verifies_the_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(PITR)
+        .args(["demo", "--json"])
+        .current_dir(dir.path())
+        .env_remove("PITR_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ok"] == true));
+    assert_eq!(v["steps"].as_array().unwrap().len(), 8);
+    assert!(v["database"]["content"]
+        .as_str()
+        .unwrap()
+        .ends_with("state 1 day ago"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the demo leaves nothing behind"
+    );
+}

@@ -52,29 +52,35 @@ pub fn scenario_for(envs: &[Environment]) -> Scenario {
                 scenario.servers.last_mut().expect("just pushed")
             }
         };
-        let history = SEEDED_HISTORY
-            .iter()
-            .map(|(hours, what)| HistoryEntry {
-                at: TimeSpec::ago(TimeDelta::hours(*hours)),
-                content: format!("{}/{}: {what}", env.name, env.database),
-            })
-            .collect();
-        server.databases.push(DatabaseSpec {
-            name: env.database.clone(),
-            sku: Some(SkuSpec {
-                name: "GP_Gen5".into(),
-                tier: Some("GeneralPurpose".into()),
-                family: Some("Gen5".into()),
-                capacity: Some(4),
-            }),
-            earliest_restore: Some(TimeSpec::ago(TimeDelta::days(i64::from(
-                env.retention_days,
-            )))),
-            created: Some(TimeSpec::ago(TimeDelta::days(90))),
-            history,
-            ..Default::default()
-        });
+        // Two environments may name the same server and database: seed it once.
+        if !server.databases.iter().any(|d| d.name == env.database) {
+            let history = SEEDED_HISTORY
+                .iter()
+                .map(|(hours, what)| HistoryEntry {
+                    at: TimeSpec::ago(TimeDelta::hours(*hours)),
+                    content: format!("{}/{}: {what}", env.name, env.database),
+                })
+                .collect();
+            server.databases.push(DatabaseSpec {
+                name: env.database.clone(),
+                sku: Some(SkuSpec {
+                    name: "GP_Gen5".into(),
+                    tier: Some("GeneralPurpose".into()),
+                    family: Some("Gen5".into()),
+                    capacity: Some(4),
+                }),
+                earliest_restore: Some(TimeSpec::ago(TimeDelta::days(i64::from(
+                    env.retention_days,
+                )))),
+                created: Some(TimeSpec::ago(TimeDelta::days(90))),
+                history,
+                ..Default::default()
+            });
+        }
         for other in env.entity_store_database.iter().chain(&env.mr_database) {
+            if server.databases.iter().any(|d| &d.name == other) {
+                continue;
+            }
             server.databases.push(DatabaseSpec {
                 name: other.clone(),
                 history: vec![HistoryEntry {
