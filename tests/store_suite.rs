@@ -42,10 +42,12 @@ fn request(id: &str, environment: &str, submitted_at: DateTime<Utc>) -> RestoreR
             erase: true,
             downtime: true,
             scope: false,
+            version_mismatch: true,
         },
         requester: "ana@contoso.com".to_string(),
         reason: Some("regression in posting; back to Tuesday's data".to_string()),
         prestage: false,
+        emergency: Some("go-live rehearsal blocked".to_string()),
         status: RequestStatus::Submitted,
         submitted_at,
         updated_at: submitted_at,
@@ -411,6 +413,41 @@ pub async fn store_suite(store: SharedStore) {
     );
 
     lease_story(&store, &job1.id).await;
+    history_story(&store).await;
+}
+
+/// Environment history: restores and deployments, oldest first, per environment.
+async fn history_story(store: &SharedStore) {
+    use pitr::domain::{EnvironmentEvent, EnvironmentEventKind as K};
+    let env = fresh("env-h");
+    let deployment = EnvironmentEvent {
+        environment: env.clone(),
+        kind: K::Deployment,
+        at: t(3000),
+        finished_at: None,
+        version: Some("10.0.38".into()),
+        detail: None,
+    };
+    let restore = EnvironmentEvent {
+        environment: env.clone(),
+        kind: K::Restore,
+        at: t(2990),
+        finished_at: Some(t(3050)),
+        version: None,
+        detail: Some(r#"{"restore_secs":12.5}"#.into()),
+    };
+    assert!(store.environment_events(&env).await.unwrap().is_empty());
+    store.add_environment_event(&deployment).await.unwrap();
+    store.add_environment_event(&restore).await.unwrap();
+    assert_eq!(
+        store.environment_events(&env).await.unwrap(),
+        vec![restore, deployment]
+    );
+    assert!(store
+        .environment_events(&fresh("other"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Leases: one owner at a time, takeover after expiry, stale writes refused.

@@ -68,13 +68,16 @@ async fn setup(minutes_left: i64) -> (tempfile::TempDir, MockAzure, Engine, Manu
                 erase: true,
                 downtime: true,
                 scope: true,
+                version_mismatch: false,
             },
             requester: "tester".into(),
             reason: None,
             prestage: false,
+            emergency: None,
         })
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     engine
         .transition(&req.id, LifecycleEvent::Accept, None)
         .await

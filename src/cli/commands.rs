@@ -1,5 +1,8 @@
 //! What each command does: load config, open the store, call the engine.
-use super::{dry_run, output, Cli, Command, EnvCommand, Failure, RequestCommand, SubmitArgs};
+use super::{
+    dry_run, output, Cli, Command, DeploymentCommand, EnvCommand, Failure, RequestCommand,
+    SubmitArgs,
+};
 use crate::azure::ArmClient;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
@@ -75,8 +78,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Env(ec) => {
-            let config = load_config(cli.config.as_deref())?;
-            env_command(&config, ec)
+            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
+            env_command(&ctx, ec).await
         }
     }
 }
@@ -185,6 +188,50 @@ async fn request(ctx: Ctx, cmd: RequestCommand) -> Result<(), Failure> {
             output::status_changed(&r, json);
             Ok(())
         }
+        RequestCommand::Reschedule {
+            id,
+            window_start,
+            window_end,
+            restore_point,
+            ack_version_mismatch,
+            emergency_reason,
+            json,
+        } => {
+            let parse = |flag: &str, v: Option<String>| -> Result<Option<DateTime<Utc>>, Failure> {
+                v.map(|s| parse_instant(flag, &s)).transpose()
+            };
+            let change = crate::engine::requests::Reschedule {
+                window_start: parse("--window-start", window_start)?,
+                window_end: parse("--window-end", window_end)?,
+                restore_point: parse("--restore-point", restore_point)?,
+                ack_version_mismatch,
+                emergency: emergency_reason,
+            };
+            if change.window_start.is_none()
+                && change.window_end.is_none()
+                && change.restore_point.is_none()
+            {
+                return Err(Failure::bad_input(
+                    "nothing to reschedule: give --window-start, --window-end and/or --restore-point",
+                ));
+            }
+            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+            let (r, warnings) = engine.reschedule(&id, change).await?;
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            output::status_changed(&r, json);
+            Ok(())
+        }
+        RequestCommand::History { id, json } => {
+            ctx.store
+                .get_request(&id)
+                .await?
+                .ok_or_else(|| Failure::from(store::StoreError::RequestNotFound(id.clone())))?;
+            let events = ctx.store.request_events(&id).await?;
+            output::history(&events, json);
+            Ok(())
+        }
         RequestCommand::List { json } => {
             let all = ctx.store.list_requests().await?;
             output::request_list(&all, json);
@@ -221,13 +268,18 @@ async fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<(), Failure> {
             erase: a.ack_erase,
             downtime: a.ack_downtime,
             scope: a.ack_scope,
+            version_mismatch: a.ack_version_mismatch,
         },
         requester: ctx.actor.clone(),
         reason: a.reason.clone(),
         prestage: a.prestage,
+        emergency: a.emergency_reason.clone(),
     };
     let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
-    let req = engine.submit(new).await?;
+    let (req, warnings) = engine.submit(new).await?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         output::print_json(&serde_json::json!({"id": req.id, "status": req.status}));
     } else {
@@ -236,19 +288,32 @@ async fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn env_command(config: &Config, cmd: EnvCommand) -> Result<(), Failure> {
+async fn env_command(ctx: &Ctx, cmd: EnvCommand) -> Result<(), Failure> {
+    let unknown = |name: &str| {
+        Failure::bad_input(
+            crate::domain::RuleViolation::UnknownEnvironment(name.to_string()).to_string(),
+        )
+    };
     match cmd {
         EnvCommand::List { json } => {
-            output::env_list(&config.environments, json);
+            output::env_list(&ctx.config.environments, json);
             Ok(())
         }
         EnvCommand::Show { name, json } => {
-            let env = config.environment(&name).ok_or_else(|| {
-                Failure::bad_input(
-                    crate::domain::RuleViolation::UnknownEnvironment(name.clone()).to_string(),
-                )
-            })?;
-            output::env_show(env, json);
+            let env = ctx
+                .config
+                .environment(&name)
+                .ok_or_else(|| unknown(&name))?;
+            let history = ctx.store.environment_events(&name).await?;
+            output::env_show(env, &history, json);
+            Ok(())
+        }
+        EnvCommand::Deployment(DeploymentCommand::Add { env, version, at }) => {
+            let at = parse_instant("--at", &at)?;
+            ctx.config.environment(&env).ok_or_else(|| unknown(&env))?;
+            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+            engine.add_deployment(&env, &version, at).await?;
+            println!("recorded: {env} runs {version} since {}", at.to_rfc3339());
             Ok(())
         }
     }

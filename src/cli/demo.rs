@@ -90,19 +90,22 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
             database: env.database.clone(),
             restore_point: point,
             window: Window {
-                start: now + Duration::days(1),
-                end: now + Duration::days(1) + Duration::hours(2),
+                start: now + Duration::days(2),
+                end: now + Duration::days(2) + Duration::hours(2),
             },
             acks: Acknowledgements {
                 erase: true,
                 downtime: true,
                 scope: true,
+                version_mismatch: false,
             },
             requester: "demo".into(),
             reason: Some("demo: undo the destructive tests".into()),
             prestage: false,
+            emergency: None,
         })
-        .await?;
+        .await?
+        .0;
     eprintln!(
         "demo: submitted request {} (restore {} to {})",
         req.id, env.database, point

@@ -92,11 +92,34 @@ pub enum RequestCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change the window and/or the restore point before the run starts
+    /// (every rule is checked again).
+    Reschedule {
+        id: String,
+        #[arg(long)]
+        window_start: Option<String>,
+        #[arg(long)]
+        window_end: Option<String>,
+        #[arg(long)]
+        restore_point: Option<String>,
+        #[arg(long)]
+        ack_version_mismatch: bool,
+        #[arg(long)]
+        emergency_reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     List {
         #[arg(long)]
         json: bool,
     },
     Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit trail: every transition with who, when and why.
+    History {
         id: String,
         #[arg(long)]
         json: bool,
@@ -131,6 +154,14 @@ pub struct SubmitArgs {
     /// Restore ahead of the window so that the downtime is shorter.
     #[arg(long)]
     pub prestage: bool,
+    /// I understand the code version at the restore point differs from
+    /// today's (needed when the deployment history shows another major version).
+    #[arg(long)]
+    pub ack_version_mismatch: bool,
+    /// Operators only: allow a window less than 24 hours ahead, for this reason
+    /// (recorded in the audit trail).
+    #[arg(long)]
+    pub emergency_reason: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -145,6 +176,22 @@ pub enum EnvCommand {
         name: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Deployments of code versions (for the code-version rule).
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCommand {
+    /// Record that VERSION was deployed to the environment at an instant.
+    Add {
+        #[arg(long = "env")]
+        env: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        at: String,
     },
 }
 

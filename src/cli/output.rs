@@ -1,5 +1,8 @@
 //! How results are printed: a readable form, or JSON with `--json`.
-use crate::domain::{Environment, Job, RequestEvent, RestoreRequest, StepRecord};
+use crate::domain::{
+    Environment, EnvironmentEvent, EnvironmentEventKind, Job, RequestEvent, RestoreRequest,
+    StepRecord,
+};
 use serde_json::{json, Value};
 
 pub fn print_json(v: &Value) {
@@ -60,6 +63,7 @@ fn request_json(r: &RestoreRequest) -> Value {
         "requester": r.requester,
         "reason": r.reason,
         "prestage": r.prestage,
+        "emergency": r.emergency,
         "submitted_at": ts(&r.submitted_at),
         "updated_at": ts(&r.updated_at),
     })
@@ -201,13 +205,107 @@ pub fn env_list(envs: &[Environment], json: bool) {
     }
 }
 
-pub fn env_show(e: &Environment, json: bool) {
+pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
+    let restores: Vec<Value> = history
+        .iter()
+        .filter(|h| h.kind == EnvironmentEventKind::Restore)
+        .map(|h| {
+            let detail: Value = h
+                .detail
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .unwrap_or(Value::Null);
+            json!({
+                "started_at": ts(&h.at),
+                "finished_at": h.finished_at.as_ref().map(ts),
+                "job": detail["job"],
+                "request": detail["request"],
+                "restore_point": detail["restore_point"],
+                "restore_secs": detail["restore_secs"],
+                "downtime_secs": detail["downtime_secs"],
+                "prestaged": detail["prestaged"],
+            })
+        })
+        .collect();
+    let deployments: Vec<Value> = history
+        .iter()
+        .filter(|h| h.kind == EnvironmentEventKind::Deployment)
+        .map(|h| json!({"at": ts(&h.at), "version": h.version}))
+        .collect();
     if json {
-        print_json(&serde_json::to_value(e).unwrap_or(Value::Null));
+        let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+        v["restores"] = Value::Array(restores);
+        v["deployments"] = Value::Array(deployments);
+        print_json(&v);
         return;
     }
     match toml::to_string_pretty(e) {
         Ok(t) => print!("{t}"),
         Err(_) => println!("{e:?}"),
+    }
+    println!();
+    println!("restores:");
+    if restores.is_empty() {
+        println!("  none recorded");
+    }
+    for r in &restores {
+        println!(
+            "  {}  job {}  restore point {}  restore {}  downtime {}{}",
+            r["started_at"].as_str().unwrap_or("?"),
+            r["job"]
+                .as_str()
+                .map(|j| j.get(..8).unwrap_or(j))
+                .unwrap_or("?"),
+            r["restore_point"].as_str().unwrap_or("?"),
+            secs(&r["restore_secs"]),
+            secs(&r["downtime_secs"]),
+            if r["prestaged"] == true {
+                "  (pre-staged)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!("deployments:");
+    if deployments.is_empty() {
+        println!("  none recorded");
+    }
+    for d in &deployments {
+        println!(
+            "  {}  {}",
+            d["at"].as_str().unwrap_or("?"),
+            d["version"].as_str().unwrap_or("?")
+        );
+    }
+}
+
+fn secs(v: &Value) -> String {
+    v.as_f64()
+        .map(|s| format!("{s:.1}s"))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn history(events: &[RequestEvent], json: bool) {
+    if json {
+        print_json(&Value::Array(
+            events
+                .iter()
+                .map(|e| json!({"at": ts(&e.at), "actor": e.actor, "from": e.from, "to": e.to, "note": e.note}))
+                .collect(),
+        ));
+        return;
+    }
+    for e in events {
+        println!(
+            "{}  {:<10} -> {:<11} by {}{}",
+            ts(&e.at),
+            e.from.map(|f| f.as_str()).unwrap_or("-"),
+            e.to.as_str(),
+            e.actor,
+            e.note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
+        );
     }
 }

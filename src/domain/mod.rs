@@ -11,5 +11,8 @@ pub mod swap;
 pub use environment::{ActionKind, DatabaseKind, Environment, Tier};
 pub use job::{Job, JobStatus, StepName, StepRecord, StepStatus};
 pub use lifecycle::{LifecycleEvent, RequestStatus};
-pub use request::{Acknowledgements, NewRequest, RequestEvent, RestoreRequest, Window};
+pub use request::{
+    Acknowledgements, EnvironmentEvent, EnvironmentEventKind, NewRequest, RequestEvent,
+    RestoreRequest, Window,
+};
 pub use rules::RuleViolation;

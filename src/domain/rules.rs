@@ -51,12 +51,50 @@ pub enum RuleViolation {
     },
     #[error("rule acknowledgement: the statement '{0}' was not acknowledged; read it and pass --ack-{0}")]
     MissingAcknowledgement(&'static str),
+    #[error("rule notice-24h: the window starts at {start}, less than 24 hours after the request ({now}); start it at {earliest} or later, or, as an operator in an emergency, pass --emergency-reason TEXT")]
+    WindowTooSoon {
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+        earliest: DateTime<Utc>,
+    },
+    #[error("rule after-last-restore: restore point {point} is before the end of the last restore of '{environment}' ({last_end}); a restore creates a new database and backup history restarts then; choose {last_end} or later")]
+    BeforeLastRestore {
+        environment: String,
+        point: DateTime<Utc>,
+        last_end: DateTime<Utc>,
+    },
+    #[error("rule code-version: '{environment}' ran version {at_point} at the restore point and runs {current} now, a different major version; the restored database may not work with today's code; read the code-versioning note, consult the developers, then pass --ack-version-mismatch")]
+    VersionMismatch {
+        environment: String,
+        at_point: String,
+        current: String,
+    },
 }
 
-/// Facts Azure reports for the database at submission time.
-#[derive(Debug, Clone, Copy)]
+/// What is known of the database and the environment when a request is
+/// checked: Azure's earliest restore date and the environment's history.
+#[derive(Debug, Clone, Default)]
 pub struct AzureFacts {
     pub earliest_restore_date: Option<DateTime<Utc>>,
+    /// When the environment's last restore ended (back online).
+    pub last_restore_end: Option<DateTime<Utc>>,
+    /// Deployments of code versions, any order.
+    pub deployments: Vec<(DateTime<Utc>, String)>,
+}
+
+/// The major part of a version: its first dot-separated component
+/// ("10.0.38" -> "10", "9" -> "9").
+pub fn major(version: &str) -> &str {
+    version.trim().split('.').next().unwrap_or("")
+}
+
+/// The version deployed at `t`: the latest deployment at or before it.
+pub fn version_at(deployments: &[(DateTime<Utc>, String)], t: DateTime<Utc>) -> Option<&str> {
+    deployments
+        .iter()
+        .filter(|(at, _)| *at <= t)
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Rules that need only the catalog: checked before anything asks Azure.
@@ -95,13 +133,14 @@ pub fn check_catalog(env: Option<&Environment>, req: &NewRequest) -> Result<(), 
     Ok(())
 }
 
-/// Rules on instants; `now` comes from the injectable clock.
+/// Rules on instants and history; `now` comes from the injectable clock.
+/// Returns the warnings the requester acknowledged (code version).
 pub fn check_times(
     env: &Environment,
     req: &NewRequest,
-    facts: AzureFacts,
+    facts: &AzureFacts,
     now: DateTime<Utc>,
-) -> Result<(), RuleViolation> {
+) -> Result<Vec<String>, RuleViolation> {
     let point = req.restore_point;
     if point > now {
         return Err(RuleViolation::RestorePointInFuture { point, now });
@@ -115,6 +154,15 @@ pub fn check_times(
             days: env.retention_days,
             oldest,
         });
+    }
+    if let Some(last_end) = facts.last_restore_end {
+        if point < last_end {
+            return Err(RuleViolation::BeforeLastRestore {
+                environment: env.name.clone(),
+                point,
+                last_end,
+            });
+        }
     }
     if let Some(earliest) = facts.earliest_restore_date {
         if point < earliest {
@@ -132,6 +180,17 @@ pub fn check_times(
             end: w.end,
         });
     }
+    let emergency = req
+        .emergency
+        .as_deref()
+        .is_some_and(|r| !r.trim().is_empty());
+    if w.start < now + Duration::hours(24) && !emergency {
+        return Err(RuleViolation::WindowTooSoon {
+            start: w.start,
+            now,
+            earliest: now + Duration::hours(24),
+        });
+    }
     if w.start > point + retention {
         return Err(RuleViolation::OutsideRetentionAtWindow {
             point,
@@ -140,7 +199,25 @@ pub fn check_times(
             latest_start: point + retention,
         });
     }
-    Ok(())
+    let mut warnings = Vec::new();
+    if let (Some(then), Some(current)) = (
+        version_at(&facts.deployments, point),
+        version_at(&facts.deployments, now),
+    ) {
+        if major(then) != major(current) {
+            if !req.acks.version_mismatch {
+                return Err(RuleViolation::VersionMismatch {
+                    environment: env.name.clone(),
+                    at_point: then.to_string(),
+                    current: current.to_string(),
+                });
+            }
+            warnings.push(format!(
+                "code version: the environment ran {then} at the restore point and runs {current} now (different major versions); acknowledged"
+            ));
+        }
+    }
+    Ok(warnings)
 }
 
 #[cfg(test)]
@@ -184,22 +261,25 @@ mod tests {
                 erase: true,
                 downtime: true,
                 scope: true,
+                version_mismatch: false,
             },
             requester: "alice".into(),
             reason: None,
             prestage: false,
+            emergency: None,
         }
     }
 
     fn facts() -> AzureFacts {
         AzureFacts {
             earliest_restore_date: Some(now() - Duration::days(10)),
+            ..Default::default()
         }
     }
 
     fn check(e: &Environment, r: &NewRequest) -> Result<(), RuleViolation> {
         check_catalog(Some(e), r)?;
-        check_times(e, r, facts(), now())
+        check_times(e, r, &facts(), now()).map(|_| ())
     }
 
     #[test]
@@ -296,11 +376,70 @@ mod tests {
         e.retention_days = 10;
         r.window.start = now() + Duration::days(2);
         r.window.end = r.window.start + Duration::hours(2);
-        let err = check_times(&e, &r, facts(), now()).unwrap_err();
+        let err = check_times(&e, &r, &facts(), now()).unwrap_err();
         assert!(matches!(
             err,
             RuleViolation::OutsideRetentionAtWindow { .. }
         ));
         assert!(err.to_string().contains("no later than"));
+    }
+
+    #[test]
+    fn the_window_needs_24_hours_notice_unless_an_emergency() {
+        let mut r = req();
+        r.window.start = now() + Duration::hours(23);
+        r.window.end = r.window.start + Duration::hours(2);
+        let err = check(&env(), &r).unwrap_err();
+        assert!(matches!(err, RuleViolation::WindowTooSoon { .. }));
+        assert!(err.to_string().contains("--emergency-reason"));
+        r.emergency = Some("  ".into());
+        assert!(check(&env(), &r).is_err(), "a blank reason is no reason");
+        r.emergency = Some("prod data leaked into UAT".into());
+        check(&env(), &r).unwrap();
+    }
+
+    #[test]
+    fn not_before_the_end_of_the_last_restore() {
+        let r = req();
+        let f = AzureFacts {
+            last_restore_end: Some(r.restore_point + Duration::minutes(1)),
+            ..facts()
+        };
+        let err = check_times(&env(), &r, &f, now()).unwrap_err();
+        assert!(matches!(err, RuleViolation::BeforeLastRestore { .. }));
+        let f = AzureFacts {
+            last_restore_end: Some(r.restore_point - Duration::minutes(1)),
+            ..facts()
+        };
+        check_times(&env(), &r, &f, now()).unwrap();
+    }
+
+    #[test]
+    fn a_different_major_version_needs_its_acknowledgement() {
+        let mut r = req();
+        let f = AzureFacts {
+            deployments: vec![
+                (now() - Duration::days(20), "9.2.1".into()),
+                (now() - Duration::days(1), "10.0.3".into()),
+            ],
+            ..facts()
+        };
+        let err = check_times(&env(), &r, &f, now()).unwrap_err();
+        assert!(matches!(err, RuleViolation::VersionMismatch { .. }));
+        assert!(err.to_string().contains("--ack-version-mismatch"));
+        r.acks.version_mismatch = true;
+        let warnings = check_times(&env(), &r, &f, now()).unwrap();
+        assert_eq!(warnings.len(), 1);
+        // Same major: no acknowledgement needed.
+        let f = AzureFacts {
+            deployments: vec![
+                (now() - Duration::days(20), "10.0.1".into()),
+                (now() - Duration::days(1), "10.0.3".into()),
+            ],
+            ..facts()
+        };
+        assert!(check_times(&env(), &req(), &f, now()).unwrap().is_empty());
+        assert_eq!(major("10.0.38"), "10");
+        assert_eq!(version_at(&f.deployments, now() - Duration::days(30)), None);
     }
 }

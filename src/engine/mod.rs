@@ -6,16 +6,16 @@ pub mod actions;
 pub mod crash;
 pub mod progress;
 mod recovery;
+pub mod requests;
 mod steps;
 
 use crate::azure::{ArmClient, AzureError};
 use crate::clock::SharedClock;
 use crate::config::{Config, EngineConfig};
 use crate::domain::lifecycle::{transition, InvalidTransition, LifecycleEvent};
-use crate::domain::rules::{self, AzureFacts};
 use crate::domain::{
-    job, Environment, Job, JobStatus, NewRequest, RequestEvent, RequestStatus, RestoreRequest,
-    RuleViolation, StepName, StepRecord, StepStatus,
+    job, Environment, Job, JobStatus, RequestEvent, RequestStatus, RestoreRequest, RuleViolation,
+    StepName, StepRecord, StepStatus,
 };
 use crate::store::{SharedStore, StoreError};
 use progress::{Progress, ProgressEvent};
@@ -183,56 +183,6 @@ impl Engine {
             .get_request(id)
             .await?
             .ok_or_else(|| StoreError::RequestNotFound(id.to_string()).into())
-    }
-
-    /// Validates a new request against the rules (asking Azure for the
-    /// database's earliest restore date) and stores it. Nothing is written
-    /// when a rule is broken.
-    pub async fn submit(&self, new: NewRequest) -> Result<RestoreRequest, EngineError> {
-        let env = self.environments.iter().find(|e| e.name == new.environment);
-        rules::check_catalog(env, &new)?;
-        let env = self.environment(&new.environment)?;
-        let db = self
-            .azure
-            .get_database(&env.database_id(&env.database))
-            .await?
-            .ok_or_else(|| {
-                EngineError::BadInput(format!(
-                    "database '{}' was not found on server '{}' (resource group '{}'); check the environment's configuration",
-                    env.database, env.server, env.resource_group
-                ))
-            })?;
-        let facts = AzureFacts {
-            earliest_restore_date: db.properties.earliest_restore_date,
-        };
-        let now = self.clock.now();
-        rules::check_times(env, &new, facts, now)?;
-        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let req = RestoreRequest::from_new(id, new, now);
-        let ev = RequestEvent {
-            request_id: req.id.clone(),
-            at: now,
-            actor: self.actor.clone(),
-            from: None,
-            to: RequestStatus::Submitted,
-            note: req.reason.clone(),
-        };
-        self.store.insert_request(&req, &ev).await?;
-        Ok(req)
-    }
-
-    /// Moves a request through its lifecycle, recording who and why.
-    pub async fn transition(
-        &self,
-        id: &str,
-        event: LifecycleEvent,
-        note: Option<String>,
-    ) -> Result<RestoreRequest, EngineError> {
-        let req = self.request(id).await?;
-        let to = transition(req.status, event)?;
-        let ev = self.event(&req, to, note);
-        self.store.transition_request(&ev).await?;
-        self.request(id).await
     }
 
     /// Starts a run of an accepted request. A dry run rehearses the request
@@ -594,6 +544,40 @@ impl Engine {
         self.store.save_step(job_id, rec, lease.as_ref()).await
     }
 
+    /// A finished restore in the environment's history: it bounds later
+    /// restore points and gives the durations that estimates are made from.
+    async fn record_restore(&self, req: &RestoreRequest, job: &Job) -> Result<(), StoreError> {
+        let steps = self.store.steps(&job.id).await?;
+        let secs = |s: StepName| {
+            steps.iter().find(|r| r.step == s).and_then(|r| {
+                Some((r.finished_at? - r.started_at?).num_milliseconds() as f64 / 1000.0)
+            })
+        };
+        let downtime = match (job.facts.offline_at, job.facts.online_at) {
+            (Some(off), Some(on)) => Some((on - off).num_milliseconds() as f64 / 1000.0),
+            _ => None,
+        };
+        let detail = serde_json::json!({
+            "job": job.id,
+            "request": req.id,
+            "restore_point": req.restore_point,
+            "restore_secs": secs(StepName::Restore),
+            "downtime_secs": downtime,
+            "prestaged": job.plan.iter().position(|s| *s == StepName::Restore)
+                < job.plan.iter().position(|s| *s == StepName::Offline),
+        });
+        self.store
+            .add_environment_event(&crate::domain::EnvironmentEvent {
+                environment: req.environment.clone(),
+                kind: crate::domain::EnvironmentEventKind::Restore,
+                at: job.created_at,
+                finished_at: job.facts.online_at.or(job.finished_at),
+                version: None,
+                detail: Some(detail.to_string()),
+            })
+            .await
+    }
+
     pub(crate) fn step_timeout(&self, step: StepName) -> Duration {
         Duration::from_secs(match step {
             StepName::Restore => self.config.restore_timeout_secs,
@@ -622,6 +606,9 @@ impl Engine {
         job.error = cause.clone();
         job.finished_at = Some(self.clock.now());
         self.save_job(&mut job).await?;
+        if status == JobStatus::Succeeded && !job.dry_run {
+            self.record_restore(req, &job).await?;
+        }
         if !job.dry_run {
             let current = self.request(&req.id).await?;
             let event = match status {

@@ -1,7 +1,9 @@
 //! The state store: requests, their audit trail, jobs and step checkpoints.
 //! One [`Store`] trait; the engine never knows which database is behind it.
 //! The URL scheme picks the implementation (`sqlite://PATH`).
-use crate::domain::{Job, RequestEvent, RequestStatus, RestoreRequest, StepRecord};
+use crate::domain::{
+    EnvironmentEvent, Job, RequestEvent, RequestStatus, RestoreRequest, StepRecord,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -31,7 +33,7 @@ pub enum StoreError {
         expected: RequestStatus,
         actual: RequestStatus,
     },
-    #[error("environment '{environment}' already has an active request ({existing}); cancel it or wait for it to finish")]
+    #[error("rule one-active-request: environment '{environment}' already has an active request ({existing}); cancel it or wait for it to finish")]
     ActiveRequestExists {
         environment: String,
         existing: String,
@@ -126,6 +128,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Gives the lease up (no-op if it was already taken over).
     async fn release_lease(&self, lease: &Lease) -> Result<()>;
     async fn get_lease(&self, job_id: &str) -> Result<Option<Lease>>;
+
+    /// Records a restore or a deployment of an environment.
+    async fn add_environment_event(&self, ev: &EnvironmentEvent) -> Result<()>;
+    /// An environment's restores and deployments, oldest first.
+    async fn environment_events(&self, environment: &str) -> Result<Vec<EnvironmentEvent>>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

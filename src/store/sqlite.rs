@@ -13,8 +13,8 @@
 use super::{Lease, Result, Store, StoreError};
 use crate::domain::job::JobFacts;
 use crate::domain::{
-    Acknowledgements, Job, JobStatus, RequestEvent, RequestStatus, RestoreRequest, StepName,
-    StepRecord, StepStatus, Window,
+    Acknowledgements, EnvironmentEvent, EnvironmentEventKind, Job, JobStatus, RequestEvent,
+    RequestStatus, RestoreRequest, StepName, StepRecord, StepStatus, Window,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -114,6 +114,12 @@ CREATE TABLE environment_history (
 ) STRICT;
 CREATE INDEX environment_history_environment ON environment_history (environment, at);
 "#,
+    // 2: emergencies (a window sooner than 24 h) and the code-version acknowledgement.
+    r#"
+ALTER TABLE requests ADD COLUMN emergency TEXT;
+ALTER TABLE requests ADD COLUMN ack_version_mismatch INTEGER NOT NULL DEFAULT 0
+    CHECK (ack_version_mismatch IN (0, 1));
+"#,
 ];
 
 /// The schema version this binary writes (kept in `PRAGMA user_version`).
@@ -121,7 +127,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 const REQUEST_COLUMNS: &str = "id, environment, database, restore_point, window_start, \
      window_end, ack_erase, ack_downtime, ack_scope, requester, reason, prestage, status, \
-     submitted_at, updated_at";
+     submitted_at, updated_at, emergency, ack_version_mismatch";
 const JOB_COLUMNS: &str =
     "id, request_id, dry_run, status, plan, created_at, updated_at, finished_at, facts, error";
 const STEP_COLUMNS: &str =
@@ -500,10 +506,12 @@ fn request_from_row(row: &Row<'_>) -> Result<RestoreRequest> {
             erase: c.flag("ack_erase")?,
             downtime: c.flag("ack_downtime")?,
             scope: c.flag("ack_scope")?,
+            version_mismatch: c.flag("ack_version_mismatch")?,
         },
         requester: c.text("requester")?,
         reason: c.opt_text("reason")?,
         prestage: c.flag("prestage")?,
+        emergency: c.opt_text("emergency")?,
         status: c.named("status", "request status", RequestStatus::parse)?,
         submitted_at: c.instant("submitted_at")?,
         updated_at: c.instant("updated_at")?,
@@ -606,7 +614,7 @@ impl Store for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
                 ),
                 params![
                     req.id,
@@ -624,6 +632,8 @@ impl Store for SqliteStore {
                     req.status.as_str(),
                     ts(&req.submitted_at),
                     ts(&req.updated_at),
+                    req.emergency,
+                    req.acks.version_mismatch,
                 ],
             )
             .map_err(db(OP))?;
@@ -678,7 +688,8 @@ impl Store for SqliteStore {
             check_status(&req.id, event.from, actual)?;
             tx.execute(
                 "UPDATE requests SET restore_point = ?2, window_start = ?3, window_end = ?4,
-                     reason = ?5, prestage = ?6, status = ?7, updated_at = ?8
+                     reason = ?5, prestage = ?6, status = ?7, updated_at = ?8, emergency = ?9,
+                     ack_version_mismatch = ?10
                  WHERE id = ?1",
                 params![
                     req.id,
@@ -689,6 +700,8 @@ impl Store for SqliteStore {
                     req.prestage,
                     event.to.as_str(),
                     ts(&event.at),
+                    req.emergency,
+                    req.acks.version_mismatch,
                 ],
             )
             .map_err(db(OP))?;
@@ -953,6 +966,48 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn add_environment_event(&self, ev: &EnvironmentEvent) -> Result<()> {
+        const OP: &str = "add_environment_event";
+        self.write(OP, |tx| {
+            tx.execute(
+                "INSERT INTO environment_history (environment, kind, at, finished_at, version, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    ev.environment,
+                    ev.kind.as_str(),
+                    ts(&ev.at),
+                    opt_ts(&ev.finished_at),
+                    ev.version,
+                    ev.detail,
+                ],
+            )
+            .map_err(db(OP))?;
+            Ok(())
+        })
+    }
+
+    async fn environment_events(&self, environment: &str) -> Result<Vec<EnvironmentEvent>> {
+        let conn = self.conn();
+        query_all(
+            &conn,
+            "environment_history",
+            "SELECT id, environment, kind, at, finished_at, version, detail
+             FROM environment_history WHERE environment = ?1 ORDER BY at, id",
+            [environment],
+            |row| {
+                let c = Cols::new(row, "environment_history", "environment")?;
+                Ok(EnvironmentEvent {
+                    environment: c.text("environment")?,
+                    kind: c.named("kind", "history kind", EnvironmentEventKind::parse)?,
+                    at: c.instant("at")?,
+                    finished_at: c.opt_instant("finished_at")?,
+                    version: c.opt_text("version")?,
+                    detail: c.opt_text("detail")?,
+                })
+            },
+        )
+    }
+
     async fn get_lease(&self, job_id: &str) -> Result<Option<Lease>> {
         const OP: &str = "get_lease";
         self.write(OP, |tx| read_lease(tx, OP, job_id))
@@ -1010,7 +1065,7 @@ mod tests {
             conn.execute(
                 &format!(
                     "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
-                     (?1, ?2, 'db', ?3, ?3, ?3, 1, 1, 1, 'me', NULL, 0, ?4, ?3, ?3)"
+                     (?1, ?2, 'db', ?3, ?3, ?3, 1, 1, 1, 'me', NULL, 0, ?4, ?3, ?3, NULL, 0)"
                 ),
                 params![id, format!("env-{status}"), t, status.as_str()],
             )

@@ -1,0 +1,175 @@
+//! Requests as users handle them: submit, reschedule, lifecycle moves, and
+//! the environment history the rules need. Every rule is checked before
+//! anything is written; a broken rule writes nothing.
+use super::{Engine, EngineError};
+use crate::domain::lifecycle::{transition, LifecycleEvent};
+use crate::domain::rules::{self, AzureFacts};
+use crate::domain::{
+    Environment, EnvironmentEvent, EnvironmentEventKind, NewRequest, RequestEvent, RequestStatus,
+    RestoreRequest, Window,
+};
+use chrono::{DateTime, Utc};
+
+/// What a reschedule changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct Reschedule {
+    pub window_start: Option<DateTime<Utc>>,
+    pub window_end: Option<DateTime<Utc>>,
+    pub restore_point: Option<DateTime<Utc>>,
+    pub ack_version_mismatch: bool,
+    pub emergency: Option<String>,
+}
+
+impl Engine {
+    /// Azure's earliest restore date for the F&O database, and the
+    /// environment's restores and deployments.
+    async fn facts(&self, env: &Environment) -> Result<AzureFacts, EngineError> {
+        let db = self
+            .azure
+            .get_database(&env.database_id(&env.database))
+            .await?
+            .ok_or_else(|| {
+                EngineError::BadInput(format!(
+                    "database '{}' was not found on server '{}' (resource group '{}'); check the environment's configuration",
+                    env.database, env.server, env.resource_group
+                ))
+            })?;
+        let history = self.store.environment_events(&env.name).await?;
+        Ok(AzureFacts {
+            earliest_restore_date: db.properties.earliest_restore_date,
+            last_restore_end: history
+                .iter()
+                .filter(|e| e.kind == EnvironmentEventKind::Restore)
+                .filter_map(|e| e.finished_at)
+                .max(),
+            deployments: history
+                .iter()
+                .filter(|e| e.kind == EnvironmentEventKind::Deployment)
+                .filter_map(|e| e.version.clone().map(|v| (e.at, v)))
+                .collect(),
+        })
+    }
+
+    /// Validates a new request against every rule and stores it. Returns
+    /// it with the warnings the requester acknowledged.
+    pub async fn submit(
+        &self,
+        new: NewRequest,
+    ) -> Result<(RestoreRequest, Vec<String>), EngineError> {
+        let env = self.environments.iter().find(|e| e.name == new.environment);
+        rules::check_catalog(env, &new)?;
+        let env = self.environment(&new.environment)?;
+        let facts = self.facts(env).await?;
+        let now = self.clock.now();
+        let warnings = rules::check_times(env, &new, &facts, now)?;
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let req = RestoreRequest::from_new(id, new, now);
+        let mut note = req.reason.clone().unwrap_or_default();
+        if let Some(e) = &req.emergency {
+            note = format!("{note} [emergency: {e}]").trim().to_string();
+        }
+        for w in &warnings {
+            note = format!("{note} [{w}]").trim().to_string();
+        }
+        let ev = RequestEvent {
+            request_id: req.id.clone(),
+            at: now,
+            actor: self.actor.clone(),
+            from: None,
+            to: RequestStatus::Submitted,
+            note: (!note.is_empty()).then_some(note),
+        };
+        self.store.insert_request(&req, &ev).await?;
+        Ok((req, warnings))
+    }
+
+    /// Changes the window and/or restore point of a request that has not
+    /// started, checking every rule again.
+    pub async fn reschedule(
+        &self,
+        id: &str,
+        change: Reschedule,
+    ) -> Result<(RestoreRequest, Vec<String>), EngineError> {
+        let req = self.request(id).await?;
+        let to = transition(req.status, LifecycleEvent::Reschedule)?;
+        let env = self.environment(&req.environment)?;
+        let mut acks = req.acks;
+        acks.version_mismatch |= change.ack_version_mismatch;
+        let candidate = NewRequest {
+            environment: req.environment.clone(),
+            database: req.database.clone(),
+            restore_point: change.restore_point.unwrap_or(req.restore_point),
+            window: Window {
+                start: change.window_start.unwrap_or(req.window.start),
+                end: change.window_end.unwrap_or(req.window.end),
+            },
+            acks,
+            requester: req.requester.clone(),
+            reason: req.reason.clone(),
+            prestage: req.prestage,
+            emergency: change.emergency.clone().or(req.emergency.clone()),
+        };
+        rules::check_catalog(Some(env), &candidate)?;
+        let facts = self.facts(env).await?;
+        let warnings = rules::check_times(env, &candidate, &facts, self.clock.now())?;
+        let updated = RestoreRequest {
+            restore_point: candidate.restore_point,
+            window: candidate.window,
+            acks: candidate.acks,
+            emergency: candidate.emergency,
+            ..req.clone()
+        };
+        let note = format!(
+            "rescheduled: restore point {} -> {}, window {} .. {} -> {} .. {}",
+            req.restore_point,
+            updated.restore_point,
+            req.window.start,
+            req.window.end,
+            updated.window.start,
+            updated.window.end
+        );
+        let ev = self.event(&req, to, Some(note));
+        self.store.update_request(&updated, &ev).await?;
+        Ok((self.request(id).await?, warnings))
+    }
+
+    /// Moves a request through its lifecycle, recording who and why.
+    pub async fn transition(
+        &self,
+        id: &str,
+        event: LifecycleEvent,
+        note: Option<String>,
+    ) -> Result<RestoreRequest, EngineError> {
+        let req = self.request(id).await?;
+        let to = transition(req.status, event)?;
+        let ev = self.event(&req, to, note);
+        self.store.transition_request(&ev).await?;
+        self.request(id).await
+    }
+
+    /// Records a deployment of a code version (for the code-version rule).
+    pub async fn add_deployment(
+        &self,
+        environment: &str,
+        version: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        self.environment(environment)?;
+        if version.trim().is_empty() {
+            return Err(EngineError::BadInput(
+                "--version must not be empty (e.g. 10.0.38)".into(),
+            ));
+        }
+        self.store
+            .add_environment_event(&EnvironmentEvent {
+                environment: environment.to_string(),
+                kind: EnvironmentEventKind::Deployment,
+                at,
+                finished_at: None,
+                version: Some(version.trim().to_string()),
+                detail: Some(format!("recorded by {}", self.actor)),
+            })
+            .await?;
+        Ok(())
+    }
+}
