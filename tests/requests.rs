@@ -8,14 +8,30 @@ use serde_json::Value;
 
 fn submit_args<'a>(point: &'a str, ws: &'a str, we: &'a str) -> Vec<&'a str> {
     vec![
-        "request", "submit", "--env", "uat", "--database", "AxDB", "--restore-point", point,
-        "--window-start", ws, "--window-end", we, "--ack-erase", "--ack-downtime", "--ack-scope",
+        "request",
+        "submit",
+        "--env",
+        "uat",
+        "--database",
+        "AxDB",
+        "--restore-point",
+        point,
+        "--window-start",
+        ws,
+        "--window-end",
+        we,
+        "--ack-erase",
+        "--ack-downtime",
+        "--ack-scope",
     ]
 }
 
 fn window(in_hours: i64) -> (String, String) {
     let start = Utc::now() + Duration::hours(in_hours);
-    (start.to_rfc3339(), (start + Duration::hours(2)).to_rfc3339())
+    (
+        start.to_rfc3339(),
+        (start + Duration::hours(2)).to_rfc3339(),
+    )
 }
 
 fn stderr(o: &std::process::Output) -> String {
@@ -31,11 +47,17 @@ async fn a_window_sooner_than_24_hours_needs_an_operators_emergency_reason() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("rule notice-24h"), "{}", stderr(&out));
     let mut args = submit_args(&point, &ws, &we);
-    args.extend(["--emergency-reason", "payroll test data corrupted before go-live"]);
+    args.extend([
+        "--emergency-reason",
+        "payroll test data corrupted before go-live",
+    ]);
     let id = t.ok(&args).trim().to_string();
     let history = t.json(&["request", "history", &id, "--json"]);
     let note = history[0]["note"].as_str().unwrap();
-    assert!(note.contains("emergency: payroll test data corrupted"), "{note}");
+    assert!(
+        note.contains("emergency: payroll test data corrupted"),
+        "{note}"
+    );
     assert_eq!(history[0]["actor"], "tester");
 }
 
@@ -69,14 +91,38 @@ async fn a_restore_point_before_the_end_of_the_last_restore_is_refused() {
     let (ws, we) = window(48);
     let out = t.pitr(&submit_args(&point, &ws, &we));
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("rule after-last-restore"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rule after-last-restore"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_point_under_another_major_version_needs_its_acknowledgement() {
     let t = TestEnv::start(&scenario(""));
-    t.ok(&["env", "deployment", "add", "--env", "uat", "--version", "9.4.12", "--at", &rfc3339_ago(Duration::days(20))]);
-    t.ok(&["env", "deployment", "add", "--env", "uat", "--version", "10.0.38", "--at", &rfc3339_ago(Duration::days(2))]);
+    t.ok(&[
+        "env",
+        "deployment",
+        "add",
+        "--env",
+        "uat",
+        "--version",
+        "9.4.12",
+        "--at",
+        &rfc3339_ago(Duration::days(20)),
+    ]);
+    t.ok(&[
+        "env",
+        "deployment",
+        "add",
+        "--env",
+        "uat",
+        "--version",
+        "10.0.38",
+        "--at",
+        &rfc3339_ago(Duration::days(2)),
+    ]);
     let point = rfc3339_ago(Duration::days(3));
     let (ws, we) = window(48);
     let out = t.pitr(&submit_args(&point, &ws, &we));
@@ -105,20 +151,44 @@ async fn reschedule_is_revalidated_and_recorded() {
     let before = t.json(&["request", "show", &id, "--json"]);
     let (ws, _) = window(30);
     let short_end = (Utc::now() + Duration::hours(30) + Duration::minutes(30)).to_rfc3339();
-    let out = t.pitr(&["request", "reschedule", &id, "--window-start", &ws, "--window-end", &short_end]);
+    let out = t.pitr(&[
+        "request",
+        "reschedule",
+        &id,
+        "--window-start",
+        &ws,
+        "--window-end",
+        &short_end,
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("rule window-length"));
-    assert_eq!(t.json(&["request", "show", &id, "--json"])["window_start"], before["window_start"]);
+    assert_eq!(
+        t.json(&["request", "show", &id, "--json"])["window_start"],
+        before["window_start"]
+    );
     // A valid change keeps the status and is in the history.
     let (ws, we) = window(50);
     let point = rfc3339_ago(Duration::hours(30));
-    t.ok(&["request", "reschedule", &id, "--window-start", &ws, "--window-end", &we, "--restore-point", &point]);
+    t.ok(&[
+        "request",
+        "reschedule",
+        &id,
+        "--window-start",
+        &ws,
+        "--window-end",
+        &we,
+        "--restore-point",
+        &point,
+    ]);
     let after = t.json(&["request", "show", &id, "--json"]);
     assert_eq!(after["status"], "accepted");
     assert_ne!(after["window_start"], before["window_start"]);
     let history = t.json(&["request", "history", &id, "--json"]);
     let last = history.as_array().unwrap().last().unwrap().clone();
-    assert_eq!((last["from"].clone(), last["to"].clone()), (Value::from("accepted"), Value::from("accepted")));
+    assert_eq!(
+        (last["from"].clone(), last["to"].clone()),
+        (Value::from("accepted"), Value::from("accepted"))
+    );
     assert!(last["note"].as_str().unwrap().starts_with("rescheduled"));
     let out = t.pitr(&["request", "reschedule", &id]);
     assert_eq!(out.status.code(), Some(2));
@@ -130,16 +200,30 @@ async fn reject_cancel_and_invalid_transitions() {
     let id = t.submit(&rfc3339_ago(Duration::days(1)));
     let out = t.pitr(&["request", "reject", &id]);
     assert_eq!(out.status.code(), Some(2), "--reason is required");
-    t.ok(&["request", "reject", &id, "--reason", "no capacity that week"]);
+    t.ok(&[
+        "request",
+        "reject",
+        &id,
+        "--reason",
+        "no capacity that week",
+    ]);
     let show = t.json(&["request", "show", &id, "--json"]);
     assert_eq!(show["status"], "rejected");
-    for args in [vec!["request", "accept", &id], vec!["request", "cancel", &id]] {
+    for args in [
+        vec!["request", "accept", &id],
+        vec!["request", "cancel", &id],
+    ] {
         let out = t.pitr(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(stderr(&out).contains("cannot be"), "{}", stderr(&out));
     }
     let history = t.json(&["request", "history", &id, "--json"]);
-    let to: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["to"].as_str().unwrap()).collect();
+    let to: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
     assert_eq!(to, ["submitted", "rejected"]);
     assert_eq!(history[1]["note"], "no capacity that week");
 
@@ -149,6 +233,11 @@ async fn reject_cancel_and_invalid_transitions() {
     let out = t.pitr(&["run", &id]);
     assert_eq!(out.status.code(), Some(2));
     let history = t.json(&["request", "history", &id, "--json"]);
-    let to: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["to"].as_str().unwrap()).collect();
+    let to: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
     assert_eq!(to, ["submitted", "accepted", "cancelled"]);
 }

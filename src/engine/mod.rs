@@ -4,6 +4,7 @@
 //! functions in [`crate::domain`]; this module performs it.
 pub mod actions;
 pub mod crash;
+mod lease;
 pub mod progress;
 mod recovery;
 pub mod requests;
@@ -19,7 +20,6 @@ use crate::domain::{
 };
 use crate::store::{SharedStore, StoreError};
 use progress::{Progress, ProgressEvent};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,40 +62,6 @@ impl EngineError {
     }
 }
 
-/// True only when the owner ran on this host and its process is gone (or a
-/// zombie): then its lease need not be waited out. Anything uncertain
-/// (another host, no /proc) counts as alive.
-fn owner_is_dead(owner: &str) -> bool {
-    let mut parts = owner.rsplitn(3, ':');
-    let (_, pid, host) = (parts.next(), parts.next(), parts.next());
-    let (Some(pid), Some(host)) = (pid, host) else {
-        return false;
-    };
-    if host != hostname() || pid.parse::<u32>().is_err() {
-        return false;
-    }
-    if !Path::new("/proc/self").exists() {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X"),
-    }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 /// A failure inside a step, with the text stored in its checkpoint.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StepError {
@@ -118,7 +84,7 @@ pub struct Engine {
     pub actor: String,
     /// This runner's name in leases: host, process, and a random part.
     owner: String,
-    lease: std::sync::Mutex<Option<crate::store::Lease>>,
+    leases: std::sync::Mutex<std::collections::HashMap<String, crate::store::Lease>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -141,11 +107,11 @@ impl Engine {
             actor,
             owner: format!(
                 "{}:{}:{}",
-                hostname(),
+                lease::hostname(),
                 std::process::id(),
                 &uuid::Uuid::new_v4().simple().to_string()[..6]
             ),
-            lease: std::sync::Mutex::new(None),
+            leases: std::sync::Mutex::new(Default::default()),
             shutdown: tokio::sync::watch::channel(false).1,
         }
     }
@@ -348,77 +314,6 @@ impl Engine {
         self.drive(job).await
     }
 
-    /// Runs the job under a lease: refused while another runner holds it,
-    /// renewed in the background, released at the end (also on a signal).
-    async fn drive(&self, job: Job) -> Result<Job, EngineError> {
-        let ttl = chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64);
-        let lease = match self
-            .store
-            .acquire_lease(&job.id, &self.owner, self.clock.now(), ttl)
-            .await
-        {
-            Err(StoreError::LeaseHeld { owner, .. }) if owner_is_dead(&owner) => {
-                self.progress.event(ProgressEvent::Note(format!(
-                    "the previous runner {owner} is gone (its process no longer exists); taking over"
-                )));
-                self.store
-                    .take_over_lease(&job.id, &owner, &self.owner, self.clock.now(), ttl)
-                    .await?
-            }
-            other => other?,
-        };
-        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease);
-        let heartbeat = self.heartbeat(ttl);
-        let request_id = job.request_id.clone();
-        let mut shutdown = self.shutdown.clone();
-        let outcome = tokio::select! {
-            r = self.drive_leased(job) => r,
-            lost = heartbeat => Err(lost),
-            _ = async {
-                // A dropped sender means nobody will ever ask to stop.
-                if shutdown.wait_for(|stop| *stop).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            } => Err(EngineError::Interrupted {
-                request: request_id,
-            }),
-        };
-        let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(lease) = lease {
-            // Best effort: an unreleased lease only delays a takeover until it expires.
-            let _ = self.store.release_lease(&lease).await;
-        }
-        if let Err(EngineError::Interrupted { request }) = &outcome {
-            self.progress.event(ProgressEvent::Note(format!(
-                "stopped by a signal; every checkpoint is written; continue with `pitr resume {request}`"
-            )));
-        }
-        outcome
-    }
-
-    /// Renews the lease every third of its lifetime; returns only when it is lost.
-    async fn heartbeat(&self, ttl: chrono::Duration) -> EngineError {
-        let every = std::time::Duration::from_millis((ttl.num_milliseconds() / 3).max(100) as u64);
-        loop {
-            tokio::time::sleep(every).await;
-            let current = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let Some(current) = current else {
-                continue;
-            };
-            match self
-                .store
-                .renew_lease(&current, self.clock.now(), ttl)
-                .await
-            {
-                Ok(renewed) => {
-                    *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(renewed);
-                }
-                Err(e @ StoreError::LeaseLost { .. }) => return e.into(),
-                Err(e) => tracing::warn!(error = %e, "lease renewal failed; will retry"),
-            }
-        }
-    }
-
     /// Runs the job's remaining steps, then its recovery if a step failed.
     async fn drive_leased(&self, mut job: Job) -> Result<Job, EngineError> {
         let req = self.request(&job.request_id).await?;
@@ -519,31 +414,6 @@ impl Engine {
         })
     }
 
-    /// Renews the lease before a change in Azure, so that a runner that lost
-    /// its lease (paused, partitioned) stops before acting, not only before
-    /// its next checkpoint.
-    pub(crate) async fn confirm_lease(&self) -> Result<(), StoreError> {
-        let current = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(lease) = current {
-            let ttl = chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64);
-            let renewed = self
-                .store
-                .renew_lease(&lease, self.clock.now(), ttl)
-                .await?;
-            *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(renewed);
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn checkpoint(
-        &self,
-        job_id: &str,
-        rec: &StepRecord,
-    ) -> Result<(), StoreError> {
-        let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.store.save_step(job_id, rec, lease.as_ref()).await
-    }
-
     /// A finished restore in the environment's history: it bounds later
     /// restore points and gives the durations that estimates are made from.
     async fn record_restore(&self, req: &RestoreRequest, job: &Job) -> Result<(), StoreError> {
@@ -586,12 +456,6 @@ impl Engine {
             }
             _ => self.config.step_timeout_secs,
         })
-    }
-
-    pub(crate) async fn save_job(&self, job: &mut Job) -> Result<(), StoreError> {
-        job.updated_at = self.clock.now();
-        let lease = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.store.update_job(job, lease.as_ref()).await
     }
 
     /// Ends the job and, unless it was a rehearsal, its request.

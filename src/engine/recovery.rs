@@ -120,7 +120,7 @@ impl Engine {
                         StepName::Swap,
                         format!("rolling back: renaming {from} -> {to}"),
                     );
-                    self.confirm_lease().await?;
+                    self.confirm_lease(&job.id).await?;
                     self.azure
                         .rename_database(&env.database_id(&from), &env.database_id(&to))
                         .await?;

@@ -157,7 +157,7 @@ impl Engine {
                     sku: job.facts.source_sku.clone(),
                     elastic_pool_id: job.facts.source_elastic_pool_id.clone(),
                 };
-                self.confirm_lease().await?;
+                self.confirm_lease(&job.id).await?;
                 let op = self.azure.begin_restore(&target, &spec).await?;
                 crash::point("restore.after_put_accepted");
                 rec.external_ref = Some(op.to_checkpoint());
@@ -267,7 +267,7 @@ impl Engine {
                 }
                 SwapAction::Rename { from, to } => {
                     self.note(StepName::Swap, format!("renaming {from} -> {to}"));
-                    self.confirm_lease().await?;
+                    self.confirm_lease(&job.id).await?;
                     self.azure
                         .rename_database(&env.database_id(&from), &env.database_id(&to))
                         .await?;
@@ -392,7 +392,7 @@ impl Engine {
             if ops.contains_key(vm) {
                 continue;
             }
-            self.confirm_lease().await?;
+            self.confirm_lease(&job.id).await?;
             let op = self.begin_run_command(step, vm, script, params).await?;
             crash::at(step, "after_run_command_accepted");
             ops.insert(vm.clone(), op);

@@ -1,0 +1,173 @@
+//! The lease a runner holds on each job it drives: taken before the first
+//! step (refused while another live runner holds it, taken over when it
+//! expired or its owner's process is gone), renewed in the background,
+//! checked before every change in Azure, and released at the end. Every
+//! checkpoint is written under it, so a stale owner's writes are refused.
+use super::progress::ProgressEvent;
+use super::{Engine, EngineError};
+use crate::domain::{Job, StepRecord};
+use crate::store::{Lease, StoreError};
+use std::path::Path;
+
+impl Engine {
+    fn lease_of(&self, job_id: &str) -> Option<Lease> {
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job_id)
+            .cloned()
+    }
+
+    fn set_lease(&self, lease: Lease) {
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(lease.job_id.clone(), lease);
+    }
+
+    fn take_lease(&self, job_id: &str) -> Option<Lease> {
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(job_id)
+    }
+
+    fn lease_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64)
+    }
+
+    /// Runs the job under a lease: refused while another runner holds it,
+    /// renewed in the background, released at the end (also on a signal).
+    pub(super) async fn drive(&self, job: Job) -> Result<Job, EngineError> {
+        let ttl = self.lease_ttl();
+        let lease = match self
+            .store
+            .acquire_lease(&job.id, &self.owner, self.clock.now(), ttl)
+            .await
+        {
+            Err(StoreError::LeaseHeld { owner, .. }) if owner_is_dead(&owner) => {
+                self.progress.event(ProgressEvent::Note(format!(
+                    "the previous runner {owner} is gone (its process no longer exists); taking over"
+                )));
+                self.store
+                    .take_over_lease(&job.id, &owner, &self.owner, self.clock.now(), ttl)
+                    .await?
+            }
+            other => other?,
+        };
+        self.set_lease(lease);
+        let job_id = job.id.clone();
+        let heartbeat = self.heartbeat(&job_id, ttl);
+        let request_id = job.request_id.clone();
+        let mut shutdown = self.shutdown.clone();
+        let outcome = tokio::select! {
+            r = self.drive_leased(job) => r,
+            lost = heartbeat => Err(lost),
+            _ = async {
+                // A dropped sender means nobody will ever ask to stop.
+                if shutdown.wait_for(|stop| *stop).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => Err(EngineError::Interrupted {
+                request: request_id,
+            }),
+        };
+        if let Some(lease) = self.take_lease(&job_id) {
+            // Best effort: an unreleased lease only delays a takeover until it expires.
+            let _ = self.store.release_lease(&lease).await;
+        }
+        if let Err(EngineError::Interrupted { request }) = &outcome {
+            self.progress.event(ProgressEvent::Note(format!(
+                "stopped by a signal; every checkpoint is written; continue with `pitr resume {request}`"
+            )));
+        }
+        outcome
+    }
+
+    /// Renews the lease every third of its lifetime; returns only when it is lost.
+    async fn heartbeat(&self, job_id: &str, ttl: chrono::Duration) -> EngineError {
+        let every = std::time::Duration::from_millis((ttl.num_milliseconds() / 3).max(100) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(current) = self.lease_of(job_id) else {
+                continue;
+            };
+            match self
+                .store
+                .renew_lease(&current, self.clock.now(), ttl)
+                .await
+            {
+                Ok(renewed) => {
+                    self.set_lease(renewed);
+                }
+                Err(e @ StoreError::LeaseLost { .. }) => return e.into(),
+                Err(e) => tracing::warn!(error = %e, "lease renewal failed; will retry"),
+            }
+        }
+    }
+
+    /// Renews the lease before a change in Azure, so that a runner that lost
+    /// its lease (paused, partitioned) stops before acting, not only before
+    /// its next checkpoint.
+    pub(crate) async fn confirm_lease(&self, job_id: &str) -> Result<(), StoreError> {
+        if let Some(lease) = self.lease_of(job_id) {
+            let ttl = self.lease_ttl();
+            let renewed = self
+                .store
+                .renew_lease(&lease, self.clock.now(), ttl)
+                .await?;
+            self.set_lease(renewed);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn checkpoint(
+        &self,
+        job_id: &str,
+        rec: &StepRecord,
+    ) -> Result<(), StoreError> {
+        self.store
+            .save_step(job_id, rec, self.lease_of(job_id).as_ref())
+            .await
+    }
+
+    pub(crate) async fn save_job(&self, job: &mut Job) -> Result<(), StoreError> {
+        job.updated_at = self.clock.now();
+        let lease = self.lease_of(&job.id);
+        self.store.update_job(job, lease.as_ref()).await
+    }
+}
+
+/// True only when the owner ran on this host and its process is gone (or a
+/// zombie): then its lease need not be waited out. Anything uncertain
+/// (another host, no /proc) counts as alive.
+fn owner_is_dead(owner: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (_, pid, host) = (parts.next(), parts.next(), parts.next());
+    let (Some(pid), Some(host)) = (pid, host) else {
+        return false;
+    };
+    if host != hostname() || pid.parse::<u32>().is_err() {
+        return false;
+    }
+    if !Path::new("/proc/self").exists() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+pub(super) fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
