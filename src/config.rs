@@ -118,6 +118,10 @@ pub struct EngineConfig {
     pub keep_original_hours: u64,
     /// Lifetime of a runner's lease on a job; renewed every third of it.
     pub lease_ttl_secs: u64,
+    /// How often `pitr serve` looks for due windows.
+    pub scheduler_tick_secs: u64,
+    /// Runs `pitr serve` carries at once (one per environment in any case).
+    pub max_concurrent_runs: usize,
     /// Expected duration of each step, used to refuse starting a step that
     /// would end after the window closes.
     pub estimates: StepEstimates,
@@ -176,6 +180,8 @@ impl Default for EngineConfig {
             step_timeout_secs: 15 * 60,
             keep_original_hours: 24,
             lease_ttl_secs: 60,
+            scheduler_tick_secs: 15,
+            max_concurrent_runs: 2,
             estimates: StepEstimates::default(),
         }
     }

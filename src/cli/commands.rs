@@ -43,7 +43,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     .engine(Arc::new(Console::default()))?
                     .with_shutdown(on_signal());
                 let job = engine.run(&id, false).await?;
-                println!("job {} succeeded", job.id);
+                report_job(&job);
                 Ok(())
             }
         }
@@ -53,7 +53,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 .engine(Arc::new(Console::default()))?
                 .with_shutdown(on_signal());
             let job = engine.resume(&id).await?;
-            println!("job {} {}", job.id, job.status.as_str());
+            report_job(&job);
             Ok(())
         }
         Command::Rollback { id, reason } => {
@@ -77,10 +77,46 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
+        Command::Serve {
+            tick_secs,
+            max_concurrent,
+        } => {
+            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
+            let stop = on_signal();
+            let engine = Arc::new(
+                ctx.engine(Arc::new(Console::default()))?
+                    .with_shutdown(stop.clone()),
+            );
+            let every = std::time::Duration::from_secs(
+                tick_secs
+                    .unwrap_or(ctx.config.engine.scheduler_tick_secs)
+                    .max(1),
+            );
+            let limit = max_concurrent.unwrap_or(ctx.config.engine.max_concurrent_runs);
+            eprintln!(
+                "pitr serve: looking for due windows every {}s, at most {limit} runs at once; Ctrl-C stops at a safe point",
+                every.as_secs()
+            );
+            crate::engine::scheduler::Scheduler::new(engine, limit)
+                .serve(every, stop)
+                .await?;
+            eprintln!("pitr serve: stopped; runs in progress continue with the next `pitr serve` or `pitr resume ID`");
+            Ok(())
+        }
         Command::Env(ec) => {
             let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
             env_command(&ctx, ec).await
         }
+    }
+}
+
+fn report_job(job: &crate::domain::Job) {
+    match job.status {
+        crate::domain::JobStatus::Running => println!(
+            "job {} staged: the restore is done; the downtime steps wait for the window",
+            job.id
+        ),
+        s => println!("job {} {}", job.id, s.as_str()),
     }
 }
 
@@ -249,7 +285,23 @@ async fn request(ctx: Ctx, cmd: RequestCommand) -> Result<(), Failure> {
                 Some(j) => ctx.store.steps(&j.id).await?,
                 None => Vec::new(),
             };
-            output::request_show(&req, &events, &jobs, &steps, json);
+            let estimate = match ctx.config.environment(&req.environment) {
+                Some(env) => {
+                    Some(crate::engine::estimates(&ctx.store, &ctx.config.engine, env).await?)
+                }
+                None => None,
+            };
+            let waiting = jobs.last().and_then(|j| {
+                crate::domain::schedule::waiting_reason(&req, j, &steps, ctx.clock.now())
+            });
+            output::request_show(
+                &req,
+                &events,
+                &jobs,
+                &steps,
+                output::Extra { estimate, waiting },
+                json,
+            );
             Ok(())
         }
     }

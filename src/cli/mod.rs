@@ -65,6 +65,15 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Run accepted requests in their windows, unattended, until interrupted.
+    Serve {
+        /// Seconds between two looks at the schedule (default: [engine] scheduler_tick_secs).
+        #[arg(long)]
+        tick_secs: Option<u64>,
+        /// Runs at once (default: [engine] max_concurrent_runs).
+        #[arg(long)]
+        max_concurrent: Option<usize>,
+    },
     /// Configured environments.
     #[command(subcommand)]
     Env(EnvCommand),

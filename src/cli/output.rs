@@ -97,13 +97,28 @@ fn job_json(j: &Job) -> Value {
     })
 }
 
+/// What `request show` adds to the stored facts.
+pub struct Extra {
+    pub estimate: Option<crate::domain::schedule::Estimates>,
+    pub waiting: Option<String>,
+}
+
 pub fn request_show(
     r: &RestoreRequest,
     events: &[RequestEvent],
     jobs: &[Job],
     steps: &[StepRecord],
+    extra: Extra,
     json: bool,
 ) {
+    let prestage = r.prestage || jobs.last().is_some_and(|j| j.is_prestaged());
+    let estimated_downtime = extra.estimate.map(|e| e.downtime(prestage).num_seconds());
+    let downtime = jobs
+        .last()
+        .and_then(|j| match (j.facts.offline_at, j.facts.online_at) {
+            (Some(off), Some(on)) => Some((on - off).num_milliseconds() as f64 / 1000.0),
+            _ => None,
+        });
     if json {
         let mut v = request_json(r);
         v["events"] = Value::Array(
@@ -117,6 +132,9 @@ pub fn request_show(
         v["jobs"] = Value::Array(jobs.iter().map(job_json).collect());
         v["job"] = jobs.last().map(job_json).unwrap_or(Value::Null);
         v["steps"] = Value::Array(steps.iter().map(step_json).collect());
+        v["downtime_secs"] = json!(downtime);
+        v["estimated_downtime_secs"] = json!(estimated_downtime);
+        v["waiting"] = json!(extra.waiting);
         print_json(&v);
         return;
     }
@@ -146,11 +164,19 @@ pub fn request_show(
         );
         if let (Some(off), Some(on)) = (j.facts.offline_at, j.facts.online_at) {
             println!(
-                "downtime    {:.1}s ({} .. {})",
+                "downtime    {:.1}s ({} .. {}); estimated {}",
                 (on - off).num_milliseconds() as f64 / 1000.0,
                 ts(&off),
-                ts(&on)
+                ts(&on),
+                estimated_downtime
+                    .map(|s| format!("{s}s"))
+                    .unwrap_or_else(|| "-".into())
             );
+        } else if let Some(s) = estimated_downtime {
+            println!("downtime    estimated {s}s");
+        }
+        if let Some(w) = &extra.waiting {
+            println!("waiting     {w}");
         }
         if let Some(e) = &j.error {
             println!("error       {e}");

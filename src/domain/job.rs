@@ -212,6 +212,11 @@ impl Job {
     pub fn before_name(&self, db: &str) -> String {
         format!("{db}_before_{}", self.tag())
     }
+    /// Its restore runs before the environment goes offline.
+    pub fn is_prestaged(&self) -> bool {
+        let at = |s: StepName| self.plan.iter().position(|p| *p == s);
+        at(StepName::Restore) < at(StepName::Offline)
+    }
 }
 
 /// The first step of the plan that is not done yet.

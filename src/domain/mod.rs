@@ -6,6 +6,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod request;
 pub mod rules;
+pub mod schedule;
 pub mod swap;
 
 pub use environment::{ActionKind, DatabaseKind, Environment, Tier};

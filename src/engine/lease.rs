@@ -32,6 +32,15 @@ impl Engine {
             .remove(job_id)
     }
 
+    /// No live runner holds the job: no lease, an expired one, or one whose
+    /// owner's process is gone.
+    pub async fn lease_is_free(&self, job: &Job) -> Result<bool, StoreError> {
+        Ok(match self.store.get_lease(&job.id).await? {
+            None => true,
+            Some(l) => l.expires_at <= self.clock.now() || owner_is_dead(&l.owner),
+        })
+    }
+
     fn lease_ttl(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64)
     }

@@ -8,12 +8,14 @@ mod lease;
 pub mod progress;
 mod recovery;
 pub mod requests;
+pub mod scheduler;
 mod steps;
 
 use crate::azure::{ArmClient, AzureError};
 use crate::clock::SharedClock;
 use crate::config::{Config, EngineConfig};
 use crate::domain::lifecycle::{transition, InvalidTransition, LifecycleEvent};
+use crate::domain::schedule::{self, Estimates};
 use crate::domain::{
     job, Environment, Job, JobStatus, RequestEvent, RequestStatus, RestoreRequest, RuleViolation,
     StepName, StepRecord, StepStatus,
@@ -318,6 +320,7 @@ impl Engine {
     async fn drive_leased(&self, mut job: Job) -> Result<Job, EngineError> {
         let req = self.request(&job.request_id).await?;
         let env = self.environment(&req.environment)?.clone();
+        let est = self.estimates(&env).await?;
         loop {
             if let Some(cause) = job.facts.recovering.clone() {
                 return self.recover(&req, &env, job, cause).await;
@@ -326,7 +329,14 @@ impl Engine {
             let Some(step) = job::next_step(&job.plan, &records) else {
                 return self.finish(&req, job, JobStatus::Succeeded, None).await;
             };
-            if let Some(why) = self.window_forbids(&req, &job, step) {
+            if self.waits_for_window(&req, &job, step) {
+                self.progress.event(ProgressEvent::Note(format!(
+                    "restore staged ahead of the window; the environment goes offline when the window opens at {}: `pitr serve` continues then (or `pitr resume {}`)",
+                    req.window.start, req.id
+                )));
+                return Ok(job);
+            }
+            if let Some(why) = self.window_forbids(&req, &job, step, &est) {
                 self.progress.event(ProgressEvent::StepFailed {
                     step,
                     error: why.clone(),
@@ -393,10 +403,31 @@ impl Engine {
         }
     }
 
+    /// A pre-staged run stops before its first downtime step until the
+    /// window opens (the job stays running, its lease released).
+    fn waits_for_window(&self, req: &RestoreRequest, job: &Job, step: StepName) -> bool {
+        !job.dry_run
+            && job.facts.recovering.is_none()
+            && job.is_prestaged()
+            && schedule::needs_window(step)
+            && self.clock.now() < req.window.start
+    }
+
+    /// Expected step durations for an environment.
+    pub async fn estimates(&self, env: &Environment) -> Result<Estimates, StoreError> {
+        estimates(&self.store, &self.config, env).await
+    }
+
     /// A step is not started if its estimate would take the run past the end
     /// of its window. A run started by hand before its window opens is the
     /// operator's choice and is not held to it.
-    fn window_forbids(&self, req: &RestoreRequest, job: &Job, step: StepName) -> Option<String> {
+    fn window_forbids(
+        &self,
+        req: &RestoreRequest,
+        job: &Job,
+        step: StepName,
+        est: &Estimates,
+    ) -> Option<String> {
         if job.dry_run {
             return None;
         }
@@ -404,7 +435,7 @@ impl Engine {
         if now < req.window.start {
             return None;
         }
-        let estimate = chrono::Duration::seconds(self.config.estimate_secs(step) as i64);
+        let estimate = est.of(step);
         (now + estimate > req.window.end).then(|| {
             format!(
                 "not started: its estimate ({}s) would end after the window closes at {}; reschedule the request",
@@ -433,8 +464,7 @@ impl Engine {
             "restore_point": req.restore_point,
             "restore_secs": secs(StepName::Restore),
             "downtime_secs": downtime,
-            "prestaged": job.plan.iter().position(|s| *s == StepName::Restore)
-                < job.plan.iter().position(|s| *s == StepName::Offline),
+            "prestaged": job.is_prestaged(),
         });
         self.store
             .add_environment_event(&crate::domain::EnvironmentEvent {
@@ -504,4 +534,32 @@ impl Engine {
             }),
         }
     }
+}
+
+/// Expected step durations for an environment; the restore's from the
+/// environment's own history of restores when there is one.
+pub async fn estimates(
+    store: &SharedStore,
+    config: &EngineConfig,
+    env: &Environment,
+) -> Result<Estimates, StoreError> {
+    let history = store.environment_events(&env.name).await?;
+    let recent: Vec<f64> = history
+        .iter()
+        .filter(|e| e.kind == crate::domain::EnvironmentEventKind::Restore)
+        .filter_map(|e| e.detail.as_deref())
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v["restore_secs"].as_f64())
+        .collect();
+    let secs = |s: StepName| chrono::Duration::seconds(config.estimate_secs(s) as i64);
+    Ok(Estimates {
+        preflight: secs(StepName::Preflight),
+        offline: secs(StepName::Offline),
+        restore: schedule::restore_estimate(&recent, secs(StepName::Restore)),
+        swap: secs(StepName::Swap),
+        sync: secs(StepName::Sync),
+        mr_reset: secs(StepName::MrReset),
+        online: secs(StepName::Online),
+        verify: secs(StepName::Verify),
+    })
 }

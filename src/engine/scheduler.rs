@@ -1,0 +1,225 @@
+//! The scheduler behind `pitr serve`: each tick looks at the store and the
+//! injectable clock, starts accepted requests whose window (or pre-staging
+//! time) has come, marks windows that can no longer hold a run `missed`,
+//! continues pre-staged runs when their window opens, and resumes runs in
+//! progress that no live runner holds (after a restart). One active run per
+//! environment, at most `max_concurrent_runs` in all.
+use super::{Engine, EngineError};
+use crate::domain::lifecycle::LifecycleEvent;
+use crate::domain::schedule::{self, Due};
+use crate::domain::{Job, JobStatus, RequestStatus};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+
+/// What one tick did, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub started: Vec<String>,
+    pub resumed: Vec<String>,
+    pub missed: Vec<(String, String)>,
+    /// Due, but held back by the limit on concurrent runs.
+    pub deferred: Vec<String>,
+}
+
+pub struct Scheduler {
+    engine: Arc<Engine>,
+    max_concurrent: usize,
+    /// Runs this scheduler drives, by request id.
+    running: Mutex<HashMap<String, JoinHandle<()>>>,
+}
+
+impl Scheduler {
+    pub fn new(engine: Arc<Engine>, max_concurrent: usize) -> Self {
+        Self {
+            engine,
+            max_concurrent: max_concurrent.max(1),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn active(&self) -> usize {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|_, h| !h.is_finished());
+        running.len()
+    }
+
+    fn is_driving(&self, request_id: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(request_id)
+            .is_some_and(|h| !h.is_finished())
+    }
+
+    fn spawn(&self, request_id: &str, resume: bool) {
+        let engine = self.engine.clone();
+        let id = request_id.to_string();
+        let handle = tokio::spawn(async move {
+            let outcome = if resume {
+                engine.resume(&id).await
+            } else {
+                engine.run(&id, false).await
+            };
+            match outcome {
+                Ok(job) if job.status == JobStatus::Running => {
+                    tracing::info!(request = %id, "restore staged; waiting for the window")
+                }
+                Ok(_) => tracing::info!(request = %id, "run succeeded"),
+                Err(e) => tracing::warn!(request = %id, error = %e, "run ended"),
+            }
+        });
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request_id.to_string(), handle);
+    }
+
+    /// One pass over the requests.
+    pub async fn tick(&self) -> Result<TickReport, EngineError> {
+        let mut report = TickReport::default();
+        let now = self.engine.clock.now();
+        let requests = self.engine.store.list_requests().await?;
+        let busy_envs: Vec<String> = requests
+            .iter()
+            .filter(|r| r.status == RequestStatus::Running)
+            .map(|r| r.environment.clone())
+            .collect();
+
+        // Runs in progress that nobody drives: after a restart, or a
+        // pre-staged run whose window has opened.
+        for req in requests
+            .iter()
+            .filter(|r| r.status == RequestStatus::Running)
+        {
+            if self.is_driving(&req.id) {
+                continue;
+            }
+            let Some(job) = self.unfinished_job(&req.id).await? else {
+                continue;
+            };
+            if !self.engine.lease_is_free(&job).await? {
+                continue;
+            }
+            let parked = job.is_prestaged()
+                && now < req.window.start
+                && job.facts.recovering.is_none()
+                && self.restore_done(&job).await?;
+            if parked {
+                continue;
+            }
+            if self.active() >= self.max_concurrent {
+                report.deferred.push(req.id.clone());
+                continue;
+            }
+            self.spawn(&req.id, true);
+            report.resumed.push(req.id.clone());
+        }
+
+        // Accepted requests whose time has come.
+        let mut accepted: Vec<_> = requests
+            .iter()
+            .filter(|r| r.status == RequestStatus::Accepted)
+            .collect();
+        accepted.sort_by_key(|r| r.window.start);
+        for req in accepted {
+            let env = match self.engine.environment(&req.environment) {
+                Ok(e) => e.clone(),
+                Err(e) => {
+                    tracing::warn!(request = %req.id, error = %e, "request names an environment no longer configured");
+                    continue;
+                }
+            };
+            let prestage = req.prestage || env.prestage;
+            let est = self.engine.estimates(&env).await?;
+            match schedule::due(req, prestage, now, &est) {
+                Due::Wait => {}
+                Due::Miss(why) => {
+                    self.engine
+                        .transition(&req.id, LifecycleEvent::Miss, Some(why.clone()))
+                        .await?;
+                    report.missed.push((req.id.clone(), why));
+                }
+                Due::Start => {
+                    // One active run per environment, and the global limit.
+                    if busy_envs.contains(&req.environment) || self.active() >= self.max_concurrent
+                    {
+                        report.deferred.push(req.id.clone());
+                    } else {
+                        self.spawn(&req.id, false);
+                        report.started.push(req.id.clone());
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn unfinished_job(&self, request_id: &str) -> Result<Option<Job>, EngineError> {
+        Ok(self
+            .engine
+            .store
+            .jobs_for_request(request_id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|j| !j.dry_run && j.status == JobStatus::Running))
+    }
+
+    async fn restore_done(&self, job: &Job) -> Result<bool, EngineError> {
+        Ok(self.engine.store.steps(&job.id).await?.iter().any(|s| {
+            s.step == crate::domain::StepName::Restore
+                && s.status == crate::domain::StepStatus::Succeeded
+        }))
+    }
+
+    /// Waits for every run this scheduler started (tests, shutdown).
+    pub async fn wait_idle(&self) {
+        loop {
+            let handles: Vec<JoinHandle<()>> = {
+                let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                running.drain().map(|(_, h)| h).collect()
+            };
+            if handles.is_empty() {
+                return;
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+        }
+    }
+
+    /// Ticks every `every` until `stop` becomes true, then lets the runs
+    /// stop at a safe point (they share the engine's shutdown signal).
+    pub async fn serve(
+        &self,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), EngineError> {
+        loop {
+            match self.tick().await {
+                Ok(r) => {
+                    for id in &r.started {
+                        tracing::info!(request = %id, "window open: run started");
+                    }
+                    for id in &r.resumed {
+                        tracing::info!(request = %id, "run resumed");
+                    }
+                    for (id, why) in &r.missed {
+                        tracing::warn!(request = %id, why, "window missed");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "scheduler tick failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                r = stop.wait_for(|s| *s) => {
+                    let _ = r;
+                    break;
+                }
+            }
+        }
+        self.wait_idle().await;
+        Ok(())
+    }
+}

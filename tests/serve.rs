@@ -1,0 +1,80 @@
+//! `pitr serve` runs an accepted request unattended when its window opens.
+mod common;
+
+use chrono::{Duration, Utc};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_an_accepted_request_when_its_window_opens() {
+    let t = TestEnv::start_with(
+        &scenario("restore_polls = 2"),
+        "[engine]\nscheduler_tick_secs = 1\n[engine.estimates]\nrestore_secs = 60\nsync_secs = 60\n",
+    );
+    let start = Utc::now() + Duration::seconds(3);
+    let id = t
+        .ok(&[
+            "request",
+            "submit",
+            "--env",
+            "uat",
+            "--database",
+            "AxDB",
+            "--restore-point",
+            &rfc3339_ago(Duration::days(1)),
+            "--window-start",
+            &start.to_rfc3339(),
+            "--window-end",
+            &(start + Duration::hours(1)).to_rfc3339(),
+            "--ack-erase",
+            "--ack-downtime",
+            "--ack-scope",
+            "--emergency-reason",
+            "test data corrupted; rehearsal tomorrow",
+        ])
+        .trim()
+        .to_string();
+    t.ok(&["request", "accept", &id]);
+
+    let mut serve = t
+        .command(&["serve"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = String::new();
+    for _ in 0..300 {
+        status = t.json(&["request", "show", &id, "--json"])["status"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if status == "succeeded" || status == "failed" || status == "missed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pid = serve.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let exit = serve.wait().unwrap();
+    assert_eq!(status, "succeeded");
+    assert!(exit.success(), "serve stops cleanly on SIGTERM");
+    let show = t.json(&["request", "show", &id, "--json"]);
+    let offline_at =
+        chrono::DateTime::parse_from_rfc3339(show["job"]["offline_at"].as_str().unwrap()).unwrap();
+    assert!(
+        offline_at >= start - Duration::seconds(1),
+        "not before the window"
+    );
+    assert!(show["downtime_secs"].as_f64().is_some());
+    assert!(show["estimated_downtime_secs"].as_i64().is_some());
+    let history = t.json(&["request", "history", &id, "--json"]);
+    let to: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(to, ["submitted", "accepted", "running", "succeeded"]);
+    assert_eq!(restore_puts(&t.journal().await), 1);
+}
