@@ -41,3 +41,23 @@ impl Clock for ManualClock {
 }
 
 pub type SharedClock = Arc<dyn Clock>;
+
+/// The wall clock moved by an adjustable offset: real durations, but an
+/// instant that can jump ahead (benchmarks that wait for a window).
+#[derive(Debug, Clone, Default)]
+pub struct ShiftedClock(Arc<Mutex<chrono::Duration>>);
+
+impl ShiftedClock {
+    pub fn shift_by(&self, by: chrono::Duration) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+    pub fn offset(&self) -> chrono::Duration {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset()
+    }
+}

@@ -71,7 +71,7 @@ impl ArmClient {
         cfg.credential = crate::config::CredentialKind::ClientSecret;
         cfg.tenant_id = Some("pitr-dry-run".into());
         cfg.client_id = Some("pitr-dry-run".into());
-        cfg.min_poll_interval_ms = cfg.min_poll_interval_ms.min(200);
+        cfg.min_poll_interval_ms = cfg.min_poll_interval_ms.clamp(1, 200);
         cfg.max_poll_interval_ms = cfg.max_poll_interval_ms.min(1_000);
         cfg.retry_min_delay_ms = cfg.retry_min_delay_ms.min(100);
         cfg.retry_max_delay_ms = cfg.retry_max_delay_ms.min(1_000);

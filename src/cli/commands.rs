@@ -25,6 +25,24 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         .unwrap_or_else(|| "unknown".into());
     match cli.command {
         Command::Demo { json } => super::demo::run(json).await,
+        Command::Bench {
+            runs,
+            restore_ms,
+            run_command_ms,
+            poll_ms,
+            json,
+        } => {
+            super::bench::run(
+                super::bench::BenchArgs {
+                    runs,
+                    restore_ms,
+                    run_command_ms,
+                    poll_ms,
+                },
+                json,
+            )
+            .await
+        }
         Command::MockAzure {
             listen,
             scenario,

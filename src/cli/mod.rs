@@ -1,5 +1,6 @@
 //! The command line. Exit codes: 0 success, 1 the operation failed, 2 bad
 //! input (arguments, config, request rules); bad input changes nothing.
+mod bench;
 mod commands;
 mod demo;
 pub mod dry_run;
@@ -64,6 +65,24 @@ pub enum Command {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Measure downtime and engine overhead against the mock Azure, default
+    /// order against pre-staged restores.
+    Bench {
+        /// Restores per mode.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// How long the mock's restore operation takes.
+        #[arg(long, default_value_t = 3000)]
+        restore_ms: u64,
+        /// How long each Run Command takes.
+        #[arg(long, default_value_t = 500)]
+        run_command_ms: u64,
+        /// Poll floor of the client.
+        #[arg(long, default_value_t = 100)]
+        poll_ms: u64,
+        #[arg(long)]
+        json: bool,
     },
     /// Run accepted requests in their windows, unattended, until interrupted.
     Serve {
