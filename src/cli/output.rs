@@ -121,14 +121,7 @@ pub fn request_show(
         });
     if json {
         let mut v = request_json(r);
-        v["events"] = Value::Array(
-            events
-                .iter()
-                .map(|e| {
-                    json!({"at": ts(&e.at), "actor": e.actor, "from": e.from, "to": e.to, "note": e.note})
-                })
-                .collect(),
-        );
+        v["events"] = Value::Array(events.iter().map(event_json).collect());
         v["jobs"] = Value::Array(jobs.iter().map(job_json).collect());
         v["job"] = jobs.last().map(job_json).unwrap_or(Value::Null);
         v["steps"] = Value::Array(steps.iter().map(step_json).collect());
@@ -196,18 +189,26 @@ pub fn request_show(
     }
     println!("history:");
     for e in events {
-        println!(
-            "  {}  {:<10} -> {:<11} by {}{}",
-            ts(&e.at),
-            e.from.map(|f| f.as_str()).unwrap_or("-"),
-            e.to.as_str(),
-            e.actor,
-            e.note
-                .as_deref()
-                .map(|n| format!(": {n}"))
-                .unwrap_or_default()
-        );
+        println!("  {}", event_line(e));
     }
+}
+
+fn event_line(e: &RequestEvent) -> String {
+    format!(
+        "{}  {:<10} -> {:<11} by {}{}",
+        ts(&e.at),
+        e.from.map(|f| f.as_str()).unwrap_or("-"),
+        e.to.as_str(),
+        e.actor,
+        e.note
+            .as_deref()
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default()
+    )
+}
+
+fn event_json(e: &RequestEvent) -> Value {
+    json!({"at": ts(&e.at), "actor": e.actor, "from": e.from, "to": e.to, "note": e.note})
 }
 
 pub fn env_list(envs: &[Environment], json: bool) {
@@ -313,25 +314,10 @@ fn secs(v: &Value) -> String {
 
 pub fn history(events: &[RequestEvent], json: bool) {
     if json {
-        print_json(&Value::Array(
-            events
-                .iter()
-                .map(|e| json!({"at": ts(&e.at), "actor": e.actor, "from": e.from, "to": e.to, "note": e.note}))
-                .collect(),
-        ));
+        print_json(&Value::Array(events.iter().map(event_json).collect()));
         return;
     }
     for e in events {
-        println!(
-            "{}  {:<10} -> {:<11} by {}{}",
-            ts(&e.at),
-            e.from.map(|f| f.as_str()).unwrap_or("-"),
-            e.to.as_str(),
-            e.actor,
-            e.note
-                .as_deref()
-                .map(|n| format!(": {n}"))
-                .unwrap_or_default()
-        );
+        println!("{}", event_line(e));
     }
 }

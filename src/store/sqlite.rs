@@ -367,6 +367,30 @@ fn check_fence(tx: &Transaction<'_>, op: &str, fence: Option<&Lease>) -> Result<
     }
 }
 
+/// Writes the lease row for a new grant.
+fn grant_lease(
+    tx: &Transaction<'_>,
+    op: &str,
+    job_id: &str,
+    owner: &str,
+    expires_at: DateTime<Utc>,
+    fencing: i64,
+) -> Result<Lease> {
+    tx.execute(
+        "INSERT INTO leases (job_id, owner, expires_at, fencing) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner,
+             expires_at = excluded.expires_at, fencing = excluded.fencing",
+        params![job_id, owner, ts(&expires_at), fencing],
+    )
+    .map_err(db(op))?;
+    Ok(Lease {
+        job_id: job_id.to_string(),
+        owner: owner.to_string(),
+        expires_at,
+        fencing,
+    })
+}
+
 fn read_lease(tx: &Transaction<'_>, op: &str, job_id: &str) -> Result<Option<Lease>> {
     let row: Option<(String, String, i64)> = tx
         .query_row(
@@ -870,20 +894,7 @@ impl Store for SqliteStore {
                 Some(l) => l.fencing + 1,
                 None => 1,
             };
-            let lease = Lease {
-                job_id: job_id.to_string(),
-                owner: owner.to_string(),
-                expires_at: now + ttl,
-                fencing,
-            };
-            tx.execute(
-                "INSERT INTO leases (job_id, owner, expires_at, fencing) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner,
-                     expires_at = excluded.expires_at, fencing = excluded.fencing",
-                params![job_id, owner, ts(&lease.expires_at), fencing],
-            )
-            .map_err(db(OP))?;
-            Ok(lease)
+            grant_lease(tx, OP, job_id, owner, now + ttl, fencing)
         })
     }
 
@@ -909,20 +920,7 @@ impl Store for SqliteStore {
                 }
                 None => 1,
             };
-            let lease = Lease {
-                job_id: job_id.to_string(),
-                owner: owner.to_string(),
-                expires_at: now + ttl,
-                fencing,
-            };
-            tx.execute(
-                "INSERT INTO leases (job_id, owner, expires_at, fencing) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner,
-                     expires_at = excluded.expires_at, fencing = excluded.fencing",
-                params![job_id, owner, ts(&lease.expires_at), fencing],
-            )
-            .map_err(db(OP))?;
-            Ok(lease)
+            grant_lease(tx, OP, job_id, owner, now + ttl, fencing)
         })
     }
 
