@@ -70,7 +70,10 @@ impl Engine {
         let request_id = job.request_id.clone();
         let mut shutdown = self.shutdown.clone();
         let outcome = tokio::select! {
-            r = self.drive_leased(job) => r,
+            r = tracing::Instrument::instrument(
+                self.drive_leased(job),
+                tracing::info_span!("job", job = %job_id, request = %request_id),
+            ) => r,
             lost = heartbeat => Err(lost),
             _ = async {
                 // A dropped sender means nobody will ever ask to stop.

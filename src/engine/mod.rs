@@ -361,9 +361,14 @@ impl Engine {
             });
             let started = std::time::Instant::now();
             let limit = self.step_timeout(step);
+            let span = tracing::info_span!("step", step = %step, attempt = rec.attempts);
+            tracing::info!(parent: &span, "step started");
             let outcome = tokio::time::timeout(
                 limit + Duration::from_secs(60),
-                self.perform(step, &req, &env, &mut job, &mut rec),
+                tracing::Instrument::instrument(
+                    self.perform(step, &req, &env, &mut job, &mut rec),
+                    span.clone(),
+                ),
             )
             .await
             .unwrap_or_else(|_| {
@@ -374,6 +379,7 @@ impl Engine {
             });
             match outcome {
                 Ok(summary) => {
+                    tracing::info!(parent: &span, %summary, "step succeeded");
                     rec.status = StepStatus::Succeeded;
                     rec.finished_at = Some(self.clock.now());
                     self.checkpoint(&job.id, &rec).await?;
@@ -388,6 +394,7 @@ impl Engine {
                 Err(StepError::Store(e @ StoreError::LeaseLost { .. })) => return Err(e.into()),
                 Err(e) => {
                     let error = e.to_string();
+                    tracing::warn!(parent: &span, %error, "step failed");
                     rec.status = StepStatus::Failed;
                     rec.finished_at = Some(self.clock.now());
                     rec.error = Some(error.clone());
