@@ -194,6 +194,34 @@ async fn an_accepted_request_runs_when_its_window_opens() {
     assert_eq!(h.restore_puts(), 1);
     // Nothing left to do.
     assert_eq!(sched.tick().await.unwrap(), Default::default());
+
+    // The original is kept for 24 hours, then dropped.
+    let before = format!("AxDB_before_{}", &job.id[..8]);
+    let names = |h: &Harness| -> Vec<String> {
+        h.mock.state_json()["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["databases"].as_array().unwrap().clone())
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    h.clock
+        .set(job.finished_at.unwrap() + Duration::hours(24) - Duration::seconds(1));
+    assert!(sched.tick().await.unwrap().cleaned.is_empty());
+    assert!(names(&h).contains(&before));
+    h.clock.set(job.finished_at.unwrap() + Duration::hours(24));
+    assert_eq!(sched.tick().await.unwrap().cleaned, vec![job.id.clone()]);
+    assert!(!names(&h).contains(&before), "{:?}", names(&h));
+    assert!(names(&h).contains(&"AxDB".to_string()));
+    assert_eq!(
+        h.step(&job, StepName::Cleanup).await,
+        Some(StepStatus::Succeeded)
+    );
+    assert!(sched.tick().await.unwrap().cleaned.is_empty(), "once");
+    // With the original gone, a rollback is refused.
+    let err = h.engine.rollback(&id, None).await.unwrap_err();
+    assert!(err.to_string().contains("no longer exists"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

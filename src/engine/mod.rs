@@ -3,6 +3,7 @@
 //! moment resumes where it stopped. What to do next is decided by the pure
 //! functions in [`crate::domain`]; this module performs it.
 pub mod actions;
+mod cleanup;
 pub mod crash;
 mod lease;
 pub mod progress;

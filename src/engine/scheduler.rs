@@ -20,6 +20,8 @@ pub struct TickReport {
     pub missed: Vec<(String, String)>,
     /// Due, but held back by the limit on concurrent runs.
     pub deferred: Vec<String>,
+    /// Jobs whose original database was dropped after its retention.
+    pub cleaned: Vec<String>,
 }
 
 pub struct Scheduler {
@@ -148,6 +150,20 @@ impl Scheduler {
                     } else {
                         self.spawn(&req.id, false);
                         report.started.push(req.id.clone());
+                    }
+                }
+            }
+        }
+        // Originals kept past their retention.
+        for req in requests
+            .iter()
+            .filter(|r| r.status == RequestStatus::Succeeded)
+        {
+            for job in self.engine.store.jobs_for_request(&req.id).await? {
+                if self.engine.cleanup_due(&job).await? {
+                    match self.engine.cleanup(&job).await {
+                        Ok(_) => report.cleaned.push(job.id.clone()),
+                        Err(e) => tracing::warn!(job = %job.id, error = %e, "cleanup failed"),
                     }
                 }
             }
