@@ -145,10 +145,10 @@ impl Default for StepEstimates {
         Self {
             preflight_secs: 30,
             offline_secs: 300,
-            restore_secs: 3600,
+            restore_secs: 1800,
             swap_secs: 120,
-            sync_secs: 2700,
-            mr_reset_secs: 600,
+            sync_secs: 1800,
+            mr_reset_secs: 300,
             online_secs: 300,
             verify_secs: 30,
         }
@@ -263,6 +263,86 @@ impl Config {
             return Err(invalid(
                 "[azure] max_poll_interval_ms must not be below min_poll_interval_ms".into(),
             ));
+        }
+        // Bounds keep date arithmetic from overflowing (and catch typos).
+        let e = &self.engine;
+        let week = 7 * 24 * 3600;
+        for (key, value, max) in [
+            (
+                "[engine] restore_timeout_secs",
+                e.restore_timeout_secs,
+                week,
+            ),
+            ("[engine] action_timeout_secs", e.action_timeout_secs, week),
+            ("[engine] step_timeout_secs", e.step_timeout_secs, week),
+            ("[engine] lease_ttl_secs", e.lease_ttl_secs, 24 * 3600),
+            (
+                "[engine] keep_original_hours",
+                e.keep_original_hours,
+                24 * 365,
+            ),
+            ("[engine] scheduler_tick_secs", e.scheduler_tick_secs, 3600),
+            (
+                "[engine.estimates] preflight_secs",
+                e.estimates.preflight_secs,
+                week,
+            ),
+            (
+                "[engine.estimates] offline_secs",
+                e.estimates.offline_secs,
+                week,
+            ),
+            (
+                "[engine.estimates] restore_secs",
+                e.estimates.restore_secs,
+                week,
+            ),
+            ("[engine.estimates] swap_secs", e.estimates.swap_secs, week),
+            ("[engine.estimates] sync_secs", e.estimates.sync_secs, week),
+            (
+                "[engine.estimates] mr_reset_secs",
+                e.estimates.mr_reset_secs,
+                week,
+            ),
+            (
+                "[engine.estimates] online_secs",
+                e.estimates.online_secs,
+                week,
+            ),
+            (
+                "[engine.estimates] verify_secs",
+                e.estimates.verify_secs,
+                week,
+            ),
+            (
+                "[azure] request_timeout_secs",
+                self.azure.request_timeout_secs,
+                3600,
+            ),
+            (
+                "[azure] max_poll_interval_ms",
+                self.azure.max_poll_interval_ms,
+                3_600_000,
+            ),
+            (
+                "[azure] retry_max_delay_ms",
+                self.azure.retry_max_delay_ms,
+                3_600_000,
+            ),
+        ] {
+            if value > max {
+                return Err(invalid(format!(
+                    "{key} = {value} is above its limit of {max}"
+                )));
+            }
+        }
+        for env in &self.environments {
+            if env.retention_days == 0 || env.retention_days > 3650 {
+                return Err(invalid(format!(
+                    "environment '{}': retention_days must be between 1 and 3650",
+                    env.name
+                )));
+            }
         }
         if self.azure.credential == CredentialKind::ClientSecret
             && (self.azure.tenant_id.is_none() || self.azure.client_id.is_none())
@@ -379,6 +459,13 @@ mod tests {
     fn bad_values_are_named() {
         let e = Config::from_toml("[azure]\nmin_poll_interval_ms = 0", "t", []).unwrap_err();
         assert!(e.to_string().contains("min_poll_interval_ms"));
+        let e = Config::from_toml(
+            "[engine.estimates]\nrestore_secs = 9000000000000000000",
+            "t",
+            [],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("restore_secs"), "{e}");
         let e = Config::from_toml("[azure]\nbogus = 1", "t", []).unwrap_err();
         assert!(e.to_string().contains("bogus"));
         let e = Config::from_toml("", "t", [("PITR_AZURE_NOPE".into(), "1".into())]).unwrap_err();

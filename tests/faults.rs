@@ -239,6 +239,32 @@ async fn rollback_on_request_undoes_a_finished_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_back_a_run_that_a_later_restore_replaced_is_refused_untouched() {
+    let t = TestEnv::start(&scenario("restore_polls = 1"));
+    let first = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.ok(&["run", &first]);
+    // A second restore, to a point after the first one ended.
+    let second = t.submit_accepted(&chrono::Utc::now().to_rfc3339());
+    t.ok(&["run", &second]);
+    let before = t.state().await;
+    let calls = t.journal().await.len();
+    let out = t.pitr(&["rollback", &first]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a later restore replaced"));
+    let after = t.state().await;
+    assert_eq!(databases(&after), databases(&before), "no database touched");
+    assert!(all_running(&after), "the environment stays up");
+    let journal = t.journal().await;
+    assert!(journal[calls..]
+        .iter()
+        .all(|e| e["method"] == "GET" || e["path"].as_str().unwrap().contains("oauth2")));
+    assert_eq!(
+        t.json(&["request", "show", &first, "--json"])["status"],
+        "succeeded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leased_job_is_refused_to_a_second_runner_and_a_stale_owner_is_fenced_off() {
     let t = TestEnv::start_with(
         &scenario("restore_polls = 2"),

@@ -136,10 +136,14 @@ async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
         })
         .unwrap();
     assert!(sync_post["seq"].as_u64() > renames[1]["seq"].as_u64());
-    // The SQL password never reaches the journal in clear.
-    assert!(!serde_json::to_string(&journal)
-        .unwrap()
-        .contains("test-only-not-a-secret"));
+    // Neither the client secret nor the SQL password reaches the journal in clear.
+    let text = serde_json::to_string(&journal).unwrap();
+    assert!(!text.contains("test-only-not-a-secret"));
+    assert!(!text.contains("sql-test-only-value"));
+    assert!(
+        sync_post["body"].to_string().contains("SqlPwd"),
+        "the password is a parameter"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

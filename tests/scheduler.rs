@@ -36,6 +36,7 @@ resource_group = "rg-{name}"
 server = "{server}"
 location = "westeurope"
 database = "AxDB"
+sql_password_env = "PITR_TEST_SQL_PASSWORD"
 aos_vms = ["{vm}"]
 sync_vm = "{vm}"
 mr_vm = "{vm}"
@@ -79,6 +80,7 @@ impl Harness {
                 Arc::new(Silent),
                 "scheduler".into(),
             )
+            .with_secret("PITR_TEST_SQL_PASSWORD", "x-test")
             .with_shutdown(stop),
         );
         Harness {
@@ -97,14 +99,17 @@ impl Harness {
         let azure =
             ArmClient::for_mock(&config.azure, &self.mock.url(), self.mock.ca_pem()).unwrap();
         let store = pitr::store::open(&config.store.url).await.unwrap();
-        Arc::new(Engine::new(
-            &config,
-            store,
-            azure,
-            Arc::new(self.clock.clone()),
-            Arc::new(Silent),
-            "scheduler-2".into(),
-        ))
+        Arc::new(
+            Engine::new(
+                &config,
+                store,
+                azure,
+                Arc::new(self.clock.clone()),
+                Arc::new(Silent),
+                "scheduler-2".into(),
+            )
+            .with_secret("PITR_TEST_SQL_PASSWORD", "x-test"),
+        )
     }
 
     /// An accepted request for `env` whose 2-hour window opens a day from t0.

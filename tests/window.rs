@@ -6,9 +6,7 @@ use pitr::azure::ArmClient;
 use pitr::clock::ManualClock;
 use pitr::config::Config;
 use pitr::domain::lifecycle::LifecycleEvent;
-use pitr::domain::{
-    Acknowledgements, JobStatus, NewRequest, RequestStatus, StepName, StepStatus, Window,
-};
+use pitr::domain::{Acknowledgements, JobStatus, NewRequest, RequestStatus, StepName, Window};
 use pitr::engine::progress::Silent;
 use pitr::engine::Engine;
 use pitr::mock::MockAzure;
@@ -29,6 +27,7 @@ resource_group = "rg-uat"
 server = "sql-uat"
 location = "westeurope"
 database = "AxDB"
+sql_password_env = "PITR_TEST_SQL_PASSWORD"
 aos_vms = ["/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg-uat/providers/Microsoft.Compute/virtualMachines/aos1"]
 sync_vm = "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg-uat/providers/Microsoft.Compute/virtualMachines/aos1"
 mr_vm = "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg-uat/providers/Microsoft.Compute/virtualMachines/aos1"
@@ -53,7 +52,8 @@ async fn setup(minutes_left: i64) -> (tempfile::TempDir, MockAzure, Engine, Manu
         Arc::new(clock.clone()),
         Arc::new(Silent),
         "tester".into(),
-    );
+    )
+    .with_secret("PITR_TEST_SQL_PASSWORD", "x-test");
     let start = t0 + Duration::days(1);
     let req = engine
         .submit(NewRequest {
@@ -89,7 +89,8 @@ async fn setup(minutes_left: i64) -> (tempfile::TempDir, MockAzure, Engine, Manu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_that_cannot_finish_before_the_window_ends_is_not_started() {
-    // 30 minutes left: preflight and offline fit, the 1-hour restore does not.
+    // 30 minutes left: the rest of the run (a 1-hour restore among it) does
+    // not fit, so nothing starts and the environment is never taken down.
     let (_dir, mock, engine, _clock, id) = setup(30).await;
     let err = engine.run(&id, false).await.unwrap_err();
     assert!(
@@ -109,9 +110,14 @@ async fn a_step_that_cannot_finish_before_the_window_ends_is_not_started() {
     assert_eq!(job.status, JobStatus::Failed);
     let steps = engine.store().steps(&job.id).await.unwrap();
     let status = |s: StepName| steps.iter().find(|r| r.step == s).map(|r| r.status);
-    assert_eq!(status(StepName::Preflight), Some(StepStatus::Succeeded));
-    assert_eq!(status(StepName::Offline), Some(StepStatus::Succeeded));
-    assert_eq!(status(StepName::Restore), None, "restore never started");
+    assert_eq!(status(StepName::Preflight), None, "nothing started");
+    assert_eq!(status(StepName::Offline), None);
+    assert_eq!(status(StepName::Restore), None);
+    assert!(mock.state_json()["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|vm| vm["run_commands"].as_array().unwrap().is_empty()));
     // No restore was requested, and the environment is back online.
     let journal = mock.journal_json();
     assert!(!journal

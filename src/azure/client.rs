@@ -22,6 +22,16 @@ use std::time::Duration;
 const ARM_SCOPE: &str = "https://management.azure.com/.default";
 const MAX_HONOURED_RETRY_AFTER: Duration = Duration::from_secs(300);
 
+/// Which failures a request may be retried on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// 408, 429, 5xx, transport and token errors: safe for reads and for
+    /// actions that are idempotent on the VM (Run Command scripts).
+    Transient,
+    /// 429 only.
+    ThrottledOnly,
+}
+
 /// One answer from ARM, read whole.
 #[derive(Debug, Clone)]
 pub struct ArmResponse {
@@ -189,6 +199,22 @@ impl ArmClient {
         url: &Url,
         body: Option<&serde_json::Value>,
     ) -> Result<ArmResponse, AzureError> {
+        self.send_with(op, method, url, body, Retry::Transient)
+            .await
+    }
+
+    /// `Retry::ThrottledOnly` is for requests that must not be sent twice
+    /// (a restore PUT, a rename): a lost answer may hide an accepted request,
+    /// so only a 429, which Azure did not act on, is retried here; the step
+    /// looks at Azure again before deciding to resend.
+    pub(crate) async fn send_with(
+        &self,
+        op: &str,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        retry: Retry,
+    ) -> Result<ArmResponse, AzureError> {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_delay)
             .with_max_delay(self.retry.max_delay)
@@ -201,7 +227,10 @@ impl ArmClient {
         })
         .retry(backoff)
         .sleep(tokio::time::sleep)
-        .when(AzureError::is_transient)
+        .when(|e: &AzureError| match retry {
+            Retry::Transient => e.is_transient(),
+            Retry::ThrottledOnly => matches!(e, AzureError::Unavailable { status: 429, .. }),
+        })
         .adjust(|e, next| {
             let next = next?;
             Some(match e.retry_after() {
@@ -316,7 +345,13 @@ impl ArmClient {
         let op = format!("PUT restore {}", last_segment(target_id));
         let url = self.url(target_id, SQL_API_VERSION)?;
         let r = self
-            .send(&op, Method::Put, &url, Some(&spec.body()))
+            .send_with(
+                &op,
+                Method::Put,
+                &url,
+                Some(&spec.body()),
+                Retry::ThrottledOnly,
+            )
             .await?;
         Operation::from_response(&op, &r).ok_or(AzureError::Protocol {
             op,
@@ -332,7 +367,8 @@ impl ArmClient {
         let op = format!("rename {} -> {}", last_segment(id), last_segment(new_id));
         let url = self.url(&format!("{id}/move"), SQL_API_VERSION)?;
         let body = serde_json::json!({ "id": new_id });
-        self.send(&op, Method::Post, &url, Some(&body)).await?;
+        self.send_with(&op, Method::Post, &url, Some(&body), Retry::ThrottledOnly)
+            .await?;
         Ok(())
     }
 

@@ -128,7 +128,18 @@ impl ArmClient {
                 .unwrap_or("")
                 .to_string();
             return match status.as_str() {
-                "Succeeded" => Ok((status, r.retry_after, Some(None))),
+                // An action's result (a Run Command's output) is at the
+                // Location URL once the operation succeeded.
+                "Succeeded" => match &op.location_url {
+                    Some(loc) => {
+                        let url = self.poll_url(&op.op, loc)?;
+                        let res = self
+                            .send(&format!("{} (result)", op.op), Method::Get, &url, None)
+                            .await?;
+                        Ok((status, r.retry_after, Some(res.json())))
+                    }
+                    None => Ok((status, r.retry_after, Some(None))),
+                },
                 "Failed" | "Canceled" | "Cancelled" => {
                     let err = v.get("error");
                     let field = |k: &str| {

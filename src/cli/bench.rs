@@ -111,6 +111,7 @@ fn bench_environment() -> Environment {
         server = "sql-bench"
         location = "westeurope"
         database = "AxDB"
+        sql_password_env = "PITR_BENCH_SQL_PASSWORD"
         aos_vms = ["{}", "{}"]
         sync_vm = "{}"
         mr_vm = "{}"
@@ -151,7 +152,8 @@ async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
         Arc::new(clock.clone()),
         Arc::new(Silent),
         "bench".into(),
-    );
+    )
+    .with_secret("PITR_BENCH_SQL_PASSWORD", "bench-only-not-a-password");
     let now = clock.now();
     let window_start = now + Duration::days(2);
     let (req, _) = engine

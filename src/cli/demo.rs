@@ -34,6 +34,7 @@ fn demo_environment() -> Environment {
         database = "AxDB"
         entity_store_database = "AxDW"
         mr_database = "MRDB"
+        sql_password_env = "PITR_DEMO_SQL_PASSWORD"
         aos_vms = ["{}", "{}"]
         sync_vm = "{}"
         mr_vm = "{}"
@@ -79,6 +80,7 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
         Arc::new(Console::default()),
         "demo".into(),
     )
+    .with_secret("PITR_DEMO_SQL_PASSWORD", "demo-only-not-a-password")
     .with_shutdown(super::commands::on_signal());
 
     // Restore to 3 hours ago: after "1 day ago", before the destructive tests.

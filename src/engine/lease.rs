@@ -18,7 +18,7 @@ impl Engine {
             .cloned()
     }
 
-    fn set_lease(&self, lease: Lease) {
+    pub(super) fn set_lease(&self, lease: Lease) {
         self.leases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -41,7 +41,7 @@ impl Engine {
         })
     }
 
-    fn lease_ttl(&self) -> chrono::Duration {
+    pub(super) fn lease_ttl(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64)
     }
 

@@ -89,6 +89,9 @@ pub struct Engine {
     owner: String,
     leases: std::sync::Mutex<std::collections::HashMap<String, crate::store::Lease>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Secrets given in code (demo, benchmarks, tests), by the name of the
+    /// environment variable they stand for; otherwise the variable is read.
+    secrets: std::collections::HashMap<String, String>,
 }
 
 impl Engine {
@@ -116,7 +119,14 @@ impl Engine {
             ),
             leases: std::sync::Mutex::new(Default::default()),
             shutdown: tokio::sync::watch::channel(false).1,
+            secrets: Default::default(),
         }
+    }
+
+    /// Uses `value` where the config names the environment variable `var`.
+    pub fn with_secret(mut self, var: &str, value: &str) -> Self {
+        self.secrets.insert(var.to_string(), value.to_string());
+        self
     }
 
     /// Stops runs safely when `stop` becomes true (SIGINT/SIGTERM).
@@ -160,20 +170,8 @@ impl Engine {
         let req = self.request(request_id).await?;
         let env = self.environment(&req.environment)?.clone();
         let jobs = self.store.jobs_for_request(&req.id).await?;
-        // A rehearsal's mock Azure lives only as long as its process: a dry
-        // run that did not finish cannot be resumed and is closed here.
-        for mut stale in jobs
-            .iter()
-            .filter(|j| j.dry_run && j.status == JobStatus::Running)
-            .cloned()
-        {
-            stale.status = JobStatus::Failed;
-            stale.error = Some("dry run abandoned (its process ended before it finished)".into());
-            stale.finished_at = Some(self.clock.now());
-            self.save_job(&mut stale).await?;
-        }
         if let Some(active) = jobs
-            .into_iter()
+            .iter()
             .find(|j| !j.dry_run && j.status == JobStatus::Running)
         {
             return Err(EngineError::BadInput(format!(
@@ -192,10 +190,21 @@ impl Engine {
                 )));
             }
         } else {
-            let to = transition(req.status, LifecycleEvent::Start)?;
-            self.store
-                .transition_request(&self.event(&req, to, Some("run started".into())))
-                .await?;
+            transition(req.status, LifecycleEvent::Start)?;
+        }
+        // A rehearsal's mock Azure lives only as long as its process: a dry
+        // run that did not finish, and that no live process holds, is closed.
+        for mut stale in jobs
+            .into_iter()
+            .filter(|j| j.dry_run && j.status == JobStatus::Running)
+        {
+            if self.lease_is_free(&stale).await? {
+                stale.status = JobStatus::Failed;
+                stale.error =
+                    Some("dry run abandoned (its process ended before it finished)".into());
+                stale.finished_at = Some(self.clock.now());
+                self.save_job(&mut stale).await?;
+            }
         }
         let now = self.clock.now();
         let job = Job {
@@ -210,7 +219,12 @@ impl Engine {
             facts: Default::default(),
             error: None,
         };
+        // The job first, then the request's status: a crash in between
+        // leaves a job that `resume` (or the scheduler) picks up.
         self.store.insert_job(&job).await?;
+        if !dry_run {
+            self.start_request(&req).await?;
+        }
         self.progress.event(ProgressEvent::Note(format!(
             "job {} for request {} on {} ({}){}",
             job.id,
@@ -220,6 +234,15 @@ impl Engine {
             if dry_run { " [dry run]" } else { "" }
         )));
         self.drive(job).await
+    }
+
+    /// Accepted -> Running, recorded.
+    async fn start_request(&self, req: &RestoreRequest) -> Result<(), EngineError> {
+        let to = transition(req.status, LifecycleEvent::Start)?;
+        self.store
+            .transition_request(&self.event(req, to, Some("run started".into())))
+            .await?;
+        Ok(())
     }
 
     /// Undoes a finished run on request: the original database goes back
@@ -267,7 +290,21 @@ impl Engine {
                 job.id
             )));
         }
-        let env = self.environment(&req.environment)?;
+        let env = self.environment(&req.environment)?.clone();
+        let later_restore = self
+            .store
+            .environment_events(&env.name)
+            .await?
+            .into_iter()
+            .any(|e| {
+                e.kind == crate::domain::EnvironmentEventKind::Restore && e.at > job.created_at
+            });
+        if later_restore {
+            return Err(EngineError::BadInput(format!(
+                "a later restore replaced {}'s database since job {}; rolling this one back would undo it; nothing was changed",
+                env.name, job.id
+            )));
+        }
         let before = job.before_name(&env.database);
         if self
             .azure
@@ -285,6 +322,31 @@ impl Engine {
                 "the original database ({before}) no longer exists (cleaned up?); it cannot be rolled back"
             )));
         }
+        // Check that the reverse swap is possible before touching anything.
+        let names = Self::swap_names(&env, &job);
+        let seen = self
+            .observe(&env, &names)
+            .await
+            .map_err(|e| EngineError::RunFailed {
+                job: job.id.clone(),
+                status: "not rolled back",
+                cause: e.to_string(),
+            })?;
+        if let Some(original) = job.facts.original_database_id.as_deref() {
+            crate::domain::swap::next_unswap_action(
+                &names,
+                &seen,
+                original,
+                job.facts.restored_database_id.as_deref(),
+            )
+            .map_err(|e| EngineError::BadInput(format!("cannot roll back job {}: {e}", job.id)))?;
+        }
+        // Hold the job before writing to it (cleanup or another runner may).
+        let lease = self
+            .store
+            .acquire_lease(&job.id, &self.owner, self.clock.now(), self.lease_ttl())
+            .await?;
+        self.set_lease(lease);
         job.status = JobStatus::Running;
         job.finished_at = None;
         job.facts.recovering = Some(format!(
@@ -312,6 +374,10 @@ impl Engine {
                     req.id, req.status, req.id, req.id
                 ))
             })?;
+        if req.status == RequestStatus::Accepted {
+            // The run was created but its start not recorded (a crash).
+            self.start_request(&req).await?;
+        }
         self.progress
             .event(ProgressEvent::Note(format!("resuming job {}", job.id)));
         self.drive(job).await
@@ -426,9 +492,11 @@ impl Engine {
         estimates(&self.store, &self.config, env).await
     }
 
-    /// A step is not started if its estimate would take the run past the end
-    /// of its window. A run started by hand before its window opens is the
-    /// operator's choice and is not held to it.
+    /// Until the swap, a step is not started if the rest of the run (this
+    /// step and every later one, by their estimates) would end after the
+    /// window: the run stops while the original is still in place. From the
+    /// swap on the run is finished rather than undone. A run started by hand
+    /// before its window opens is the operator's choice and is not held to it.
     fn window_forbids(
         &self,
         req: &RestoreRequest,
@@ -436,18 +504,28 @@ impl Engine {
         step: StepName,
         est: &Estimates,
     ) -> Option<String> {
-        if job.dry_run {
+        if job.dry_run
+            || !matches!(
+                step,
+                StepName::Preflight | StepName::Offline | StepName::Restore | StepName::Swap
+            )
+        {
             return None;
         }
         let now = self.clock.now();
         if now < req.window.start {
             return None;
         }
-        let estimate = est.of(step);
-        (now + estimate > req.window.end).then(|| {
+        let rest = job
+            .plan
+            .iter()
+            .skip_while(|s| **s != step)
+            .map(|s| est.of(*s))
+            .fold(chrono::Duration::zero(), |a, b| a + b);
+        (now + rest > req.window.end).then(|| {
             format!(
-                "not started: its estimate ({}s) would end after the window closes at {}; reschedule the request",
-                estimate.num_seconds(),
+                "not started: the rest of the run ({} min by the estimates) would end after the window closes at {}; reschedule the request",
+                rest.num_minutes(),
                 req.window.end
             )
         })

@@ -97,7 +97,18 @@ impl Engine {
         if !problems.is_empty() {
             cause = format!("{cause}; {}", problems.join("; "));
         }
-        self.finish(req, job, status, Some(cause)).await
+        let done = self.finish(req, job, status, Some(cause)).await;
+        match done {
+            // A rollback that left something undone is a failure to report.
+            Err(EngineError::RunFailed { job, cause, .. }) if !problems.is_empty() => {
+                Err(EngineError::RunFailed {
+                    job,
+                    status: "ended with problems",
+                    cause,
+                })
+            }
+            other => other,
+        }
     }
 
     /// Puts the original database back under the environment's name.
@@ -109,7 +120,7 @@ impl Engine {
             .clone()
             .ok_or_else(|| StepError::Failed("the original databaseId is unknown".into()))?;
         let restored = job.facts.restored_database_id.clone();
-        for _ in 0..4 {
+        for _ in 0..8 {
             let seen = self.observe(env, &names).await?;
             match next_unswap_action(&names, &seen, &original, restored.as_deref())
                 .map_err(|e| StepError::Failed(e.to_string()))?
@@ -121,9 +132,17 @@ impl Engine {
                         format!("rolling back: renaming {from} -> {to}"),
                     );
                     self.confirm_lease(&job.id).await?;
-                    self.azure
+                    if let Err(e) = self
+                        .azure
                         .rename_database(&env.database_id(&from), &env.database_id(&to))
-                        .await?;
+                        .await
+                    {
+                        if !e.is_transient() {
+                            return Err(e.into());
+                        }
+                        tokio::time::sleep(self.azure.poll.interval(None)).await;
+                        continue;
+                    }
                     super::crash::point("recovery.after_unswap_rename");
                 }
             }

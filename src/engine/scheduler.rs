@@ -142,6 +142,13 @@ impl Scheduler {
                         .await?;
                     report.missed.push((req.id.clone(), why));
                 }
+                Due::Start if self.unfinished_job(&req.id).await?.is_some() => {
+                    // Its run was created but its start never recorded.
+                    if !self.is_driving(&req.id) && self.active() < self.max_concurrent {
+                        self.spawn(&req.id, true);
+                        report.resumed.push(req.id.clone());
+                    }
+                }
                 Due::Start => {
                     // One active run per environment, and the global limit.
                     if busy_envs.contains(&req.environment) || self.active() >= self.max_concurrent

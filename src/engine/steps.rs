@@ -9,8 +9,9 @@ use crate::domain::swap::{next_swap_action, SwapAction, SwapNames};
 use crate::domain::{Environment, Job, RestoreRequest, StepName, StepRecord};
 use std::collections::{BTreeMap, HashMap};
 
-/// Stops any loop that would otherwise not end on a confused server.
-const MAX_RENAMES: usize = 4;
+/// Stops any loop that would otherwise not end on a confused server (two
+/// renames, plus re-observations after answers that were lost).
+const MAX_RENAMES: usize = 8;
 
 impl Engine {
     pub(super) async fn perform(
@@ -90,11 +91,19 @@ impl Engine {
                 )));
             }
         }
-        if !job.dry_run && env.sql_password_env.is_some() && self.sql_password(env, job).is_none() {
-            return Err(StepError::Failed(format!(
-                "the SQL password for sync is not set: export {} before running",
-                env.sql_password_env.as_deref().unwrap_or_default()
-            )));
+        // Found now, not after the swap when sync needs it.
+        if env.actions == crate::domain::ActionKind::VmRunCommand
+            && self.sql_password(env, job).is_none()
+        {
+            return Err(StepError::Failed(match &env.sql_password_env {
+                Some(var) => format!(
+                    "the SQL password for sync is not set: export {var} before running"
+                ),
+                None => format!(
+                    "environment '{}' has no sql_password_env: name the variable that holds the SQL password sync uses, and export it",
+                    env.name
+                ),
+            }));
         }
         job.facts.original_database_id = Some(original.to_string());
         job.facts.source_resource_id = Some(db.id.clone());
@@ -157,22 +166,27 @@ impl Engine {
                     sku: job.facts.source_sku.clone(),
                     elastic_pool_id: job.facts.source_elastic_pool_id.clone(),
                 };
-                self.confirm_lease(&job.id).await?;
-                let op = self.azure.begin_restore(&target, &spec).await?;
-                crash::point("restore.after_put_accepted");
-                rec.external_ref = Some(op.to_checkpoint());
-                self.checkpoint(&job.id, rec).await?;
-                crash::point("restore.after_checkpoint");
-                self.note(
-                    StepName::Restore,
-                    format!(
-                        "restore of {} as of {} accepted by Azure",
-                        env.database, req.restore_point
-                    ),
-                );
-                self.azure
-                    .wait(&op, deadline, &mut self.poll_reporter(StepName::Restore))
-                    .await?;
+                match self.put_restore_once(job, &target, &spec).await? {
+                    Some(op) => {
+                        crash::point("restore.after_put_accepted");
+                        rec.external_ref = Some(op.to_checkpoint());
+                        self.checkpoint(&job.id, rec).await?;
+                        crash::point("restore.after_checkpoint");
+                        self.note(
+                            StepName::Restore,
+                            format!(
+                                "restore of {} as of {} accepted by Azure",
+                                env.database,
+                                req.restore_point.to_rfc3339()
+                            ),
+                        );
+                        self.azure
+                            .wait(&op, deadline, &mut self.poll_reporter(StepName::Restore))
+                            .await?;
+                    }
+                    // An answer was lost but the PUT had reached Azure.
+                    None => self.wait_until_online(&target, deadline).await?,
+                }
             }
         }
         crash::point("restore.after_wait");
@@ -191,6 +205,36 @@ impl Engine {
         job.facts.restored_database_id = Some(restored.clone());
         self.save_job(job).await?;
         Ok(format!("{name} is Online (databaseId {restored})"))
+    }
+
+    /// Sends the restore PUT so that it reaches Azure at most once: after a
+    /// lost answer (timeout, dropped connection, 5xx) the target is read
+    /// first, and an existing one is followed (`None`) instead of re-PUT.
+    async fn put_restore_once(
+        &self,
+        job: &Job,
+        target: &str,
+        spec: &RestoreSpec,
+    ) -> Result<Option<Operation>, StepError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.confirm_lease(&job.id).await?;
+            match self.azure.begin_restore(target, spec).await {
+                Ok(op) => return Ok(Some(op)),
+                Err(e) if e.is_transient() && attempt < 6 => {
+                    self.note(
+                        StepName::Restore,
+                        format!("the restore request got no clear answer ({e}); checking Azure before sending it again"),
+                    );
+                    tokio::time::sleep(self.azure.poll.interval(None) * attempt).await;
+                    if self.azure.get_database(target).await?.is_some() {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn wait_until_online(
@@ -268,9 +312,22 @@ impl Engine {
                 SwapAction::Rename { from, to } => {
                     self.note(StepName::Swap, format!("renaming {from} -> {to}"));
                     self.confirm_lease(&job.id).await?;
-                    self.azure
+                    if let Err(e) = self
+                        .azure
                         .rename_database(&env.database_id(&from), &env.database_id(&to))
-                        .await?;
+                        .await
+                    {
+                        // The rename may or may not have happened: look again.
+                        if !e.is_transient() {
+                            return Err(e.into());
+                        }
+                        self.note(
+                            StepName::Swap,
+                            format!("rename got no clear answer ({e}); looking at the names again"),
+                        );
+                        tokio::time::sleep(self.azure.poll.interval(None)).await;
+                        continue;
+                    }
                     let first = to == names.before;
                     crash::point(if first {
                         "swap.after_first_rename"
@@ -415,7 +472,7 @@ impl Engine {
                         "script on {vm_name} {}: {}",
                         code.map(|c| format!("exited with code {c}"))
                             .unwrap_or_else(|| "did not report its exit code".into()),
-                        redact(tail(&out.stderr, 600), secrets)
+                        tail(&redact(&out.stderr, secrets), 600)
                     ))),
                 }
             }
@@ -506,11 +563,15 @@ impl Engine {
     }
 
     fn sql_password(&self, env: &Environment, job: &Job) -> Option<String> {
-        match &env.sql_password_env {
-            Some(var) => std::env::var(var).ok(),
-            None if job.dry_run => Some("dry-run-placeholder".into()),
-            None => None,
-        }
+        let given = env.sql_password_env.as_ref().and_then(|var| {
+            self.secrets
+                .get(var)
+                .cloned()
+                .or_else(|| std::env::var(var).ok())
+                .filter(|v| !v.is_empty())
+        });
+        // A rehearsal against the mock needs no real password.
+        given.or_else(|| job.dry_run.then(|| "dry-run-placeholder".into()))
     }
 }
 
@@ -559,7 +620,7 @@ fn tail(s: &str, n: usize) -> &str {
 
 fn redact(s: &str, secrets: &[String]) -> String {
     let mut out = s.to_string();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
         out = out.replace(secret.as_str(), "***");
     }
     out

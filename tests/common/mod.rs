@@ -151,6 +151,7 @@ location = "westeurope"
 database = "AxDB"
 entity_store_database = "AxDW"
 mr_database = "MRDB"
+sql_password_env = "PITR_TEST_SQL_PASSWORD"
 aos_vms = ["{aos1}", "{aos2}"]
 sync_vm = "{aos1}"
 mr_vm = "{bi}"
@@ -194,6 +195,7 @@ actions = "none"
         c.args(args)
             .env("PITR_CONFIG", &self.config)
             .env("PITR_TEST_CLIENT_SECRET", "test-only-not-a-secret")
+            .env("PITR_TEST_SQL_PASSWORD", "sql-test-only-value")
             .env("PITR_ACTOR", "tester")
             .env_remove("PITR_LOG")
             .current_dir(self.dir.path());
