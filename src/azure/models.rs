@@ -64,7 +64,7 @@ impl RestoreSpec {
         let mut props = serde_json::json!({
             "createMode": "PointInTimeRestore",
             "sourceDatabaseId": self.source_database_id,
-            "restorePointInTime": self.restore_point.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "restorePointInTime": self.restore_point.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         });
         let mut body = serde_json::json!({ "location": self.location });
         if let Some(pool) = &self.elastic_pool_id {
@@ -140,6 +140,16 @@ mod tests {
         assert_eq!(
             b["properties"]["restorePointInTime"],
             "2026-11-20T08:30:00Z"
+        );
+        // Never truncated: a point checked against earliestRestoreDate must
+        // not move earlier on the wire.
+        let precise = RestoreSpec {
+            restore_point: "2026-11-20T08:30:00.123456Z".parse().unwrap(),
+            ..spec.clone()
+        };
+        assert_eq!(
+            precise.body()["properties"]["restorePointInTime"],
+            "2026-11-20T08:30:00.123456Z"
         );
         assert_eq!(b["sku"]["capacity"], 4);
         assert!(b["sku"].get("size").is_none());

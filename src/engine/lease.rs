@@ -155,10 +155,12 @@ impl Engine {
 /// (another host, no /proc) counts as alive.
 fn owner_is_dead(owner: &str) -> bool {
     let mut parts = owner.rsplitn(3, ':');
-    let (_, pid, host) = (parts.next(), parts.next(), parts.next());
-    let (Some(pid), Some(host)) = (pid, host) else {
+    let (_, process, host) = (parts.next(), parts.next(), parts.next());
+    let (Some(process), Some(host)) = (process, host) else {
         return false;
     };
+    // "PID.START": START tells a reused PID from the owner's process.
+    let (pid, start) = process.split_once('.').unwrap_or((process, ""));
     if host != hostname() || pid.parse::<u32>().is_err() {
         return false;
     }
@@ -167,11 +169,32 @@ fn owner_is_dead(owner: &str) -> bool {
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X"),
+        Ok(stat) => {
+            let fields = stat_fields(&stat);
+            let zombie = fields.first().is_some_and(|s| *s == "Z" || *s == "X");
+            let reused = !start.is_empty() && fields.get(19).is_some_and(|s| *s != start);
+            zombie || reused
+        }
+    }
+}
+
+/// The fields of /proc/PID/stat after the parenthesised command name:
+/// state is the first, start time (field 22 of the file) the twentieth.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+/// `PID.START` of this process (START from /proc where there is one).
+pub(super) fn process_tag() -> String {
+    let pid = std::process::id();
+    let start = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| stat_fields(&s).get(19).map(|x| x.to_string()));
+    match start {
+        Some(start) => format!("{pid}.{start}"),
+        None => pid.to_string(),
     }
 }
 
@@ -182,4 +205,21 @@ pub(super) fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_unknown_ones_are_not_judged() {
+        let me = format!("{}:{}:abc", hostname(), process_tag());
+        assert!(!owner_is_dead(&me));
+        // Same PID, another start time: the PID was reused, the owner is gone.
+        let reused = format!("{}:{}.1:abc", hostname(), std::process::id());
+        assert_eq!(owner_is_dead(&reused), Path::new("/proc/self").exists());
+        // Another host, or a malformed owner: never taken over early.
+        assert!(!owner_is_dead("elsewhere:1:abc"));
+        assert!(!owner_is_dead("garbage"));
+    }
 }

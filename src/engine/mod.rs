@@ -114,7 +114,7 @@ impl Engine {
             owner: format!(
                 "{}:{}:{}",
                 lease::hostname(),
-                std::process::id(),
+                lease::process_tag(),
                 &uuid::Uuid::new_v4().simple().to_string()[..6]
             ),
             leases: std::sync::Mutex::new(Default::default()),
