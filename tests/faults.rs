@@ -378,3 +378,32 @@ async fn wait_for_restore_poll(t: &TestEnv) {
     }
     panic!("the restore was never polled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_to_the_restore_put_is_not_answered_with_a_second_put() {
+    // Azure carries the PUT out, but its answer never arrives.
+    let (show, journal) = succeeds_despite(json!({
+        "method": "PUT", "path_contains": "/databases/AxDB_pitr_", "times": 1,
+        "drop_connection": true, "after_processing": true
+    }))
+    .await;
+    assert_eq!(
+        restore_puts(&journal),
+        1,
+        "the target was read, not PUT again"
+    );
+    assert_eq!(step(&show, "restore")["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_to_a_rename_is_settled_by_looking_at_the_names() {
+    let (show, journal) = succeeds_despite(json!({
+        "method": "POST", "path_contains": "/move", "times": 1,
+        "drop_connection": true, "after_processing": true
+    }))
+    .await;
+    let renames = requests(&journal, "POST", "/move");
+    assert_eq!(renames.len(), 2, "each rename sent once: {renames:?}");
+    assert!(renames.iter().all(|r| r["status"] == 200));
+    assert_eq!(step(&show, "swap")["status"], "succeeded");
+}

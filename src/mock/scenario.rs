@@ -170,6 +170,11 @@ pub struct FaultSpec {
     /// Request faults: close the connection without answering.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drop_connection: Option<bool>,
+    /// Request faults with `delay_ms` or `drop_connection`: carry the request
+    /// out first, then delay or drop the answer (a lost answer: the client
+    /// cannot tell whether Azure acted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_processing: Option<bool>,
     /// Operation faults: `restore`, `delete` or `run_command`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
@@ -375,6 +380,7 @@ impl FaultSpec {
                 || self.retry_after.is_some()
                 || self.delay_ms.is_some()
                 || self.drop_connection.is_some()
+                || self.after_processing.is_some()
             {
                 return Err("an operation fault cannot also have request-fault fields \
                             (method, path_contains, retry_after, delay_ms, drop_connection): \
@@ -392,6 +398,15 @@ impl FaultSpec {
             return Err(
                 "`outcome`, `exit_code` and `script_contains` need `operation` \
                         (restore, delete or run_command)"
+                    .into(),
+            );
+        }
+        if self.after_processing == Some(true)
+            && (self.status.is_some()
+                || (self.drop_connection != Some(true) && self.delay_ms.is_none()))
+        {
+            return Err(
+                "`after_processing` goes with `delay_ms` or `drop_connection = true`, not `status`"
                     .into(),
             );
         }

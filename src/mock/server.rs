@@ -160,6 +160,11 @@ async fn handle(
             "mock azure request{note}"
         );
     };
+    let lost_answer = fault
+        .as_ref()
+        .filter(|f| f.after_processing == Some(true))
+        .cloned();
+    let fault = fault.filter(|f| f.after_processing != Some(true));
     if let Some(f) = fault {
         if let Some(ms) = f.delay_ms {
             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -191,6 +196,16 @@ async fn handle(
         reply
     };
     log(reply.status, "");
+    if let Some(f) = lost_answer {
+        // Done, but the answer is late or never arrives.
+        if let Some(ms) = f.delay_ms {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if f.drop_connection == Some(true) {
+            log(0, " (fault: answer dropped after processing)");
+            return Err(DropConnection);
+        }
+    }
     Ok(with_request_ids(reply, &req).into_response())
 }
 
