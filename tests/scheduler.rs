@@ -217,6 +217,7 @@ async fn an_accepted_request_runs_when_its_window_opens() {
     assert!(names(&h).contains(&before));
     h.clock.set(job.finished_at.unwrap() + Duration::hours(24));
     assert_eq!(sched.tick().await.unwrap().cleaned, vec![job.id.clone()]);
+    sched.wait_idle().await;
     assert!(!names(&h).contains(&before), "{:?}", names(&h));
     assert!(names(&h).contains(&"AxDB".to_string()));
     assert_eq!(

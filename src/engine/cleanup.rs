@@ -32,11 +32,13 @@ impl Engine {
     pub async fn cleanup(&self, job: &Job) -> Result<String, EngineError> {
         let req = self.request(&job.request_id).await?;
         let env = self.environment(&req.environment)?.clone();
-        let ttl = chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64);
+        let ttl = self.lease_ttl();
         let lease = self
             .store
             .acquire_lease(&job.id, &self.owner, self.clock.now(), ttl)
             .await?;
+        // Renewed while the DELETE runs, so that no rollback starts meanwhile.
+        self.set_lease(lease.clone());
         let mut rec = self
             .store
             .steps(&job.id)
@@ -47,11 +49,15 @@ impl Engine {
         rec.status = StepStatus::Running;
         rec.attempts += 1;
         rec.started_at.get_or_insert(self.clock.now());
-        let outcome = async {
+        let work = async {
             self.store.save_step(&job.id, &rec, Some(&lease)).await?;
             self.drop_original(&env, job).await
-        }
-        .await;
+        };
+        let outcome = tokio::select! {
+            r = work => r,
+            lost = self.heartbeat(&job.id, ttl) => Err(StepError::Failed(lost.to_string())),
+        };
+        let lease = self.take_lease(&job.id).unwrap_or(lease);
         rec.finished_at = Some(self.clock.now());
         let result = match outcome {
             Ok(summary) => {

@@ -25,7 +25,7 @@ impl Engine {
             .insert(lease.job_id.clone(), lease);
     }
 
-    fn take_lease(&self, job_id: &str) -> Option<Lease> {
+    pub(super) fn take_lease(&self, job_id: &str) -> Option<Lease> {
         self.leases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -97,7 +97,7 @@ impl Engine {
     }
 
     /// Renews the lease every third of its lifetime; returns only when it is lost.
-    async fn heartbeat(&self, job_id: &str, ttl: chrono::Duration) -> EngineError {
+    pub(super) async fn heartbeat(&self, job_id: &str, ttl: chrono::Duration) -> EngineError {
         let every = std::time::Duration::from_millis((ttl.num_milliseconds() / 3).max(100) as u64);
         loop {
             tokio::time::sleep(every).await;

@@ -20,7 +20,7 @@ pub struct TickReport {
     pub missed: Vec<(String, String)>,
     /// Due, but held back by the limit on concurrent runs.
     pub deferred: Vec<String>,
-    /// Jobs whose original database was dropped after its retention.
+    /// Jobs whose original database is being dropped after its retention.
     pub cleaned: Vec<String>,
 }
 
@@ -43,7 +43,10 @@ impl Scheduler {
     fn active(&self) -> usize {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|_, h| !h.is_finished());
-        running.len()
+        running
+            .keys()
+            .filter(|k| !k.starts_with("cleanup:"))
+            .count()
     }
 
     fn is_driving(&self, request_id: &str) -> bool {
@@ -161,18 +164,28 @@ impl Scheduler {
                 }
             }
         }
-        // Originals kept past their retention.
+        // Originals kept past their retention, dropped in the background.
         for req in requests
             .iter()
             .filter(|r| r.status == RequestStatus::Succeeded)
         {
             for job in self.engine.store.jobs_for_request(&req.id).await? {
-                if self.engine.cleanup_due(&job).await? {
-                    match self.engine.cleanup(&job).await {
-                        Ok(_) => report.cleaned.push(job.id.clone()),
-                        Err(e) => tracing::warn!(job = %job.id, error = %e, "cleanup failed"),
-                    }
+                let key = format!("cleanup:{}", job.id);
+                if self.is_driving(&key) || !self.engine.cleanup_due(&job).await? {
+                    continue;
                 }
+                let engine = self.engine.clone();
+                let id = job.id.clone();
+                let handle = tokio::spawn(async move {
+                    if let Err(e) = engine.cleanup(&job).await {
+                        tracing::warn!(job = %job.id, error = %e, "cleanup failed");
+                    }
+                });
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, handle);
+                report.cleaned.push(id);
             }
         }
         Ok(report)
