@@ -74,6 +74,39 @@ fn an_invalid_scenario_file_is_exit_2() {
 #[test]
 fn bad_arguments_are_exit_2() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ok.toml"),
+        "[store]\nurl = \"sqlite://x.db\"\n",
+    )
+    .unwrap();
+    let out = pitr_in(
+        dir.path(),
+        &[
+            "--config",
+            "ok.toml",
+            "request",
+            "submit",
+            "--env",
+            "uat",
+            "--database",
+            "AxDB",
+            "--restore-point",
+            "yesterday",
+            "--window-start",
+            "x",
+            "--window-end",
+            "y",
+            "--ack-erase",
+            "--ack-downtime",
+            "--ack-scope",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--restore-point"));
+    assert!(
+        !dir.path().join("x.db").exists(),
+        "no store created for bad arguments"
+    );
     let out = pitr_in(dir.path(), &["request", "submit", "--env"]);
     assert_eq!(out.status.code(), Some(2));
     let out = pitr_in(dir.path(), &["frobnicate"]);

@@ -49,6 +49,10 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             ca_out,
         } => mock_azure(cli.config.as_deref(), listen, scenario.as_deref(), &ca_out).await,
         Command::Request(rc) => {
+            // Arguments are checked before the store is opened (or created).
+            if let RequestCommand::Submit(a) = &rc {
+                new_request(a, &actor)?;
+            }
             let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
             request(ctx, rc).await
         }
@@ -325,8 +329,8 @@ async fn request(ctx: Ctx, cmd: RequestCommand) -> Result<(), Failure> {
     }
 }
 
-async fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<(), Failure> {
-    let new = NewRequest {
+fn new_request(a: &SubmitArgs, actor: &str) -> Result<NewRequest, Failure> {
+    Ok(NewRequest {
         environment: a.env.clone(),
         database: a.database.clone(),
         restore_point: parse_instant("--restore-point", &a.restore_point)?,
@@ -340,11 +344,15 @@ async fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<(), Failure> {
             scope: a.ack_scope,
             version_mismatch: a.ack_version_mismatch,
         },
-        requester: ctx.actor.clone(),
+        requester: actor.to_string(),
         reason: a.reason.clone(),
         prestage: a.prestage,
         emergency: a.emergency_reason.clone(),
-    };
+    })
+}
+
+async fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<(), Failure> {
+    let new = new_request(&a, &ctx.actor)?;
     let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
     let (req, warnings) = engine.submit(new).await?;
     for w in &warnings {
