@@ -66,19 +66,23 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), Failure> {
         super::output::print_json(&json!({"settings": settings, "results": report}));
         return Ok(());
     }
-    println!(
+    out!(
         "pitr bench: restore {} ms, each Run Command {} ms, poll floor {} ms, {} runs per mode",
         args.restore_ms,
         args.run_command_ms,
         args.poll_ms,
         args.runs.max(1)
     );
-    println!(
+    out!(
         "{:<10} {:>13} {:>17} {:>15} {:>17}",
-        "mode", "downtime (s)", "Azure in it (s)", "overhead ratio", "ARM requests/job"
+        "mode",
+        "downtime (s)",
+        "Azure in it (s)",
+        "overhead ratio",
+        "ARM requests/job"
     );
     for r in &report {
-        println!(
+        out!(
             "{:<10} {:>13.2} {:>17.2} {:>15.3} {:>17.1}",
             r["mode"].as_str().unwrap_or(""),
             r["downtime_secs"].as_f64().unwrap_or(0.0),
@@ -87,8 +91,8 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), Failure> {
             r["arm_requests_per_job"].as_f64().unwrap_or(0.0),
         );
     }
-    println!("downtime: environment offline -> back online; Azure in it: time at least one Azure operation was running then (union of intervals);");
-    println!("overhead ratio = downtime / Azure time (1.0 = the engine adds nothing); ARM requests exclude token requests.");
+    out!("downtime: environment offline -> back online; Azure in it: time at least one Azure operation was running then (union of intervals);");
+    out!("overhead ratio = downtime / Azure time (1.0 = the engine adds nothing); ARM requests exclude token requests.");
     Ok(())
 }
 

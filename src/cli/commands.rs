@@ -89,12 +89,12 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     job,
                     ..
                 }) => {
-                    println!("job {job} rolled back");
+                    out!("job {job} rolled back");
                     Ok(())
                 }
                 Err(e) => Err(e.into()),
                 Ok(job) => {
-                    println!("job {} {}", job.id, job.status.as_str());
+                    out!("job {} {}", job.id, job.status.as_str());
                     Ok(())
                 }
             }
@@ -134,11 +134,11 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
 
 fn report_job(job: &crate::domain::Job) {
     match job.status {
-        crate::domain::JobStatus::Running => println!(
+        crate::domain::JobStatus::Running => out!(
             "job {} staged: the restore is done; the downtime steps wait for the window",
             job.id
         ),
-        s => println!("job {} {}", job.id, s.as_str()),
+        s => out!("job {} {}", job.id, s.as_str()),
     }
 }
 
@@ -361,7 +361,7 @@ async fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<(), Failure> {
     if a.json {
         output::print_json(&serde_json::json!({"id": req.id, "status": req.status}));
     } else {
-        println!("{}", req.id);
+        out!("{}", req.id);
     }
     Ok(())
 }
@@ -391,7 +391,7 @@ async fn env_command(ctx: &Ctx, cmd: EnvCommand) -> Result<(), Failure> {
             ctx.config.environment(&env).ok_or_else(|| unknown(&env))?;
             let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
             engine.add_deployment(&env, &version, at).await?;
-            println!("recorded: {env} runs {version} since {}", at.to_rfc3339());
+            out!("recorded: {env} runs {version} since {}", at.to_rfc3339());
             Ok(())
         }
     }

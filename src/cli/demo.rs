@@ -163,8 +163,8 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
             "checks": checks.iter().map(|(what, pass)| json!({"check": what, "ok": pass})).collect::<Vec<_>>(),
         }));
     } else {
-        println!();
-        println!("verification (from the mock Azure's state):");
+        out!();
+        out!("verification (from the mock Azure's state):");
         let show = |d: Option<&Value>| {
             d.map(|d| {
                 format!(
@@ -175,10 +175,10 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
             })
             .unwrap_or_else(|| "missing".into())
         };
-        println!("  {:<22} {}", env.database, show(live));
-        println!("  {:<22} {}", before_name, show(before));
+        out!("  {:<22} {}", env.database, show(live));
+        out!("  {:<22} {}", before_name, show(before));
         for (what, pass) in &checks {
-            println!("  [{}] {what}", if *pass { "ok" } else { "FAILED" });
+            out!("  [{}] {what}", if *pass { "ok" } else { "FAILED" });
         }
     }
     if ok {

@@ -142,7 +142,7 @@ pub async fn run(
     let result = engine.run(id, true).await;
     mock.shutdown().await;
     let job = result?;
-    println!(
+    out!(
         "dry run succeeded (job {}); the request's status is unchanged: run it for real with `pitr run {id}`",
         job.id
     );
@@ -174,13 +174,13 @@ pub async fn serve_mock(
         .ca_path()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    println!("mock Azure listening on {}", mock.url());
-    println!("CA certificate: {ca}");
-    println!(
+    out!("mock Azure listening on {}", mock.url());
+    out!("CA certificate: {ca}");
+    out!(
         "point pitr at it with: PITR_AZURE_ARM_ENDPOINT={0} PITR_AZURE_AUTHORITY_HOST={0} PITR_AZURE_CA_FILE={ca}",
         mock.url()
     );
-    println!(
+    out!(
         "inspect: {0}/_mock/state and {0}/_mock/requests",
         mock.url()
     );

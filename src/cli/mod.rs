@@ -1,5 +1,14 @@
 //! The command line. Exit codes: 0 success, 1 the operation failed, 2 bad
 //! input (arguments, config, request rules); bad input changes nothing.
+/// `println!` that ignores a closed stdout (`pitr request list | head`):
+/// Rust ignores SIGPIPE (sockets need that), so `println!` would panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod commands;
 mod demo;

@@ -6,7 +6,7 @@ use crate::domain::{
 use serde_json::{json, Value};
 
 pub fn print_json(v: &Value) {
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
     );
@@ -20,7 +20,7 @@ pub fn status_changed(r: &RestoreRequest, json: bool) {
     if json {
         print_json(&json!({"id": r.id, "status": r.status}));
     } else {
-        println!("request {} is {}", r.id, r.status);
+        out!("request {} is {}", r.id, r.status);
     }
 }
 
@@ -30,15 +30,19 @@ pub fn request_list(all: &[RestoreRequest], json: bool) {
         return;
     }
     if all.is_empty() {
-        println!("no requests; submit one with `pitr request submit`");
+        out!("no requests; submit one with `pitr request submit`");
         return;
     }
-    println!(
+    out!(
         "{:<12}  {:<11}  {:<16}  {:<10}  {:<20}  WINDOW START",
-        "ID", "STATUS", "ENVIRONMENT", "DATABASE", "RESTORE POINT"
+        "ID",
+        "STATUS",
+        "ENVIRONMENT",
+        "DATABASE",
+        "RESTORE POINT"
     );
     for r in all {
-        println!(
+        out!(
             "{:<12}  {:<11}  {:<16}  {:<10}  {:<20}  {}",
             r.id,
             r.status.as_str(),
@@ -131,16 +135,16 @@ pub fn request_show(
         print_json(&v);
         return;
     }
-    println!("request     {}", r.id);
-    println!("status      {}", r.status);
-    println!("environment {} (database {})", r.environment, r.database);
-    println!("restore to  {}", ts(&r.restore_point));
-    println!(
+    out!("request     {}", r.id);
+    out!("status      {}", r.status);
+    out!("environment {} (database {})", r.environment, r.database);
+    out!("restore to  {}", ts(&r.restore_point));
+    out!(
         "window      {} .. {}",
         ts(&r.window.start),
         ts(&r.window.end)
     );
-    println!(
+    out!(
         "requester   {}{}",
         r.requester,
         r.reason
@@ -149,14 +153,14 @@ pub fn request_show(
             .unwrap_or_default()
     );
     if let Some(j) = jobs.last() {
-        println!(
+        out!(
             "job         {} {}{}",
             j.id,
             j.status.as_str(),
             if j.dry_run { " [dry run]" } else { "" }
         );
         if let (Some(off), Some(on)) = (j.facts.offline_at, j.facts.online_at) {
-            println!(
+            out!(
                 "downtime    {:.1}s ({} .. {}); estimated {}",
                 (on - off).num_milliseconds() as f64 / 1000.0,
                 ts(&off),
@@ -166,16 +170,16 @@ pub fn request_show(
                     .unwrap_or_else(|| "-".into())
             );
         } else if let Some(s) = estimated_downtime {
-            println!("downtime    estimated {s}s");
+            out!("downtime    estimated {s}s");
         }
         if let Some(w) = &extra.waiting {
-            println!("waiting     {w}");
+            out!("waiting     {w}");
         }
         if let Some(e) = &j.error {
-            println!("error       {e}");
+            out!("error       {e}");
         }
         for s in steps {
-            println!(
+            out!(
                 "  {:<9} {:<9} attempts {}{}",
                 s.step.as_str(),
                 s.status.as_str(),
@@ -187,9 +191,9 @@ pub fn request_show(
             );
         }
     }
-    println!("history:");
+    out!("history:");
     for e in events {
-        println!("  {}", event_line(e));
+        out!("  {}", event_line(e));
     }
 }
 
@@ -216,12 +220,15 @@ pub fn env_list(envs: &[Environment], json: bool) {
         print_json(&serde_json::to_value(envs).unwrap_or(Value::Null));
         return;
     }
-    println!(
+    out!(
         "{:<16}  {:<10}  {:<9}  {:<24}  DATABASE",
-        "NAME", "TIER", "KIND", "SERVER"
+        "NAME",
+        "TIER",
+        "KIND",
+        "SERVER"
     );
     for e in envs {
-        println!(
+        out!(
             "{:<16}  {:<10}  {:<9}  {:<24}  {}",
             e.name,
             format!("{:?}", e.tier).to_lowercase(),
@@ -267,16 +274,16 @@ pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
         return;
     }
     match toml::to_string_pretty(e) {
-        Ok(t) => print!("{t}"),
-        Err(_) => println!("{e:?}"),
+        Ok(t) => out!("{}", t.trim_end()),
+        Err(_) => out!("{e:?}"),
     }
-    println!();
-    println!("restores:");
+    out!();
+    out!("restores:");
     if restores.is_empty() {
-        println!("  none recorded");
+        out!("  none recorded");
     }
     for r in &restores {
-        println!(
+        out!(
             "  {}  job {}  restore point {}  restore {}  downtime {}{}",
             r["started_at"].as_str().unwrap_or("?"),
             r["job"]
@@ -293,12 +300,12 @@ pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
             }
         );
     }
-    println!("deployments:");
+    out!("deployments:");
     if deployments.is_empty() {
-        println!("  none recorded");
+        out!("  none recorded");
     }
     for d in &deployments {
-        println!(
+        out!(
             "  {}  {}",
             d["at"].as_str().unwrap_or("?"),
             d["version"].as_str().unwrap_or("?")
@@ -318,6 +325,6 @@ pub fn history(events: &[RequestEvent], json: bool) {
         return;
     }
     for e in events {
-        println!("{}", event_line(e));
+        out!("{}", event_line(e));
     }
 }
