@@ -155,23 +155,6 @@ impl Default for StepEstimates {
     }
 }
 
-impl EngineConfig {
-    pub fn estimate_secs(&self, step: crate::domain::StepName) -> u64 {
-        use crate::domain::StepName as S;
-        let e = &self.estimates;
-        match step {
-            S::Preflight => e.preflight_secs,
-            S::Offline => e.offline_secs,
-            S::Restore => e.restore_secs,
-            S::Swap => e.swap_secs,
-            S::Sync => e.sync_secs,
-            S::MrReset => e.mr_reset_secs,
-            S::Online => e.online_secs,
-            S::Verify | S::Cleanup => e.verify_secs,
-        }
-    }
-}
-
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {

@@ -157,10 +157,6 @@ impl ArmClient {
         })
     }
 
-    pub fn endpoint(&self) -> &Url {
-        &self.endpoint
-    }
-
     fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
         let mut u = self
             .endpoint

@@ -47,7 +47,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             listen,
             scenario,
             ca_out,
-        } => mock_azure(cli.config.as_deref(), listen, scenario.as_deref(), &ca_out).await,
+        } => dry_run::serve_mock(cli.config.as_deref(), listen, scenario.as_deref(), &ca_out).await,
         Command::Request(rc) => {
             // Arguments are checked before the store is opened (or created).
             if let RequestCommand::Submit(a) = &rc {
@@ -395,13 +395,4 @@ async fn env_command(ctx: &Ctx, cmd: EnvCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
-}
-
-async fn mock_azure(
-    config: Option<&Path>,
-    listen: std::net::SocketAddr,
-    scenario: Option<&Path>,
-    ca_out: &Path,
-) -> Result<(), Failure> {
-    dry_run::serve_mock(config, listen, scenario, ca_out).await
 }

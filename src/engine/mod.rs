@@ -637,15 +637,16 @@ pub async fn estimates(
         .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
         .filter_map(|v| v["restore_secs"].as_f64())
         .collect();
-    let secs = |s: StepName| chrono::Duration::seconds(config.estimate_secs(s) as i64);
+    let e = &config.estimates;
+    let secs = |s: u64| chrono::Duration::seconds(s as i64);
     Ok(Estimates {
-        preflight: secs(StepName::Preflight),
-        offline: secs(StepName::Offline),
-        restore: schedule::restore_estimate(&recent, secs(StepName::Restore)),
-        swap: secs(StepName::Swap),
-        sync: secs(StepName::Sync),
-        mr_reset: secs(StepName::MrReset),
-        online: secs(StepName::Online),
-        verify: secs(StepName::Verify),
+        preflight: secs(e.preflight_secs),
+        offline: secs(e.offline_secs),
+        restore: schedule::restore_estimate(&recent, secs(e.restore_secs)),
+        swap: secs(e.swap_secs),
+        sync: secs(e.sync_secs),
+        mr_reset: secs(e.mr_reset_secs),
+        online: secs(e.online_secs),
+        verify: secs(e.verify_secs),
     })
 }

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 
 pub const PITR: &str = env!("CARGO_BIN_EXE_pitr");
@@ -344,8 +344,4 @@ pub fn accepted_restore_puts(journal: &[Value]) -> usize {
 
 pub fn rfc3339_ago(d: chrono::Duration) -> String {
     (chrono::Utc::now() - d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
