@@ -127,33 +127,44 @@ pub struct EngineConfig {
     pub estimates: StepEstimates,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StepEstimates {
-    pub preflight_secs: u64,
-    pub offline_secs: u64,
-    pub restore_secs: u64,
-    pub swap_secs: u64,
-    pub sync_secs: u64,
-    pub mr_reset_secs: u64,
-    pub online_secs: u64,
-    pub verify_secs: u64,
-}
+/// `[engine.estimates]`: `<step>_secs` for any step, overriding the
+/// estimate the step declares (`engine/steps/<step>.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepEstimates(std::collections::BTreeMap<String, u64>);
 
-impl Default for StepEstimates {
-    fn default() -> Self {
-        Self {
-            preflight_secs: 30,
-            offline_secs: 300,
-            restore_secs: 1800,
-            swap_secs: 120,
-            sync_secs: 1800,
-            mr_reset_secs: 300,
-            online_secs: 300,
-            verify_secs: 30,
+impl StepEstimates {
+    pub fn secs(&self, step: crate::domain::StepName) -> Option<u64> {
+        self.0.get(&format!("{step}_secs")).copied()
+    }
+
+    /// The keys that name a step; anything else is a typo.
+    fn check(&self) -> Result<(), String> {
+        for (key, value) in &self.0 {
+            let step = key
+                .strip_suffix("_secs")
+                .and_then(crate::domain::StepName::parse);
+            if step.is_none() {
+                let known: Vec<String> = crate::domain::StepName::ALL
+                    .iter()
+                    .map(|s| format!("{s}_secs"))
+                    .collect();
+                return Err(format!(
+                    "[engine.estimates] {key} is not a step estimate; use one of {}",
+                    known.join(", ")
+                ));
+            }
+            if *value > WEEK_SECS {
+                return Err(format!(
+                    "[engine.estimates] {key} = {value} is above its limit of {WEEK_SECS}"
+                ));
+            }
         }
+        Ok(())
     }
 }
+
+const WEEK_SECS: u64 = 7 * 24 * 3600;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -249,7 +260,8 @@ impl Config {
         }
         // Bounds keep date arithmetic from overflowing (and catch typos).
         let e = &self.engine;
-        let week = 7 * 24 * 3600;
+        let week = WEEK_SECS;
+        e.estimates.check().map_err(invalid)?;
         for (key, value, max) in [
             (
                 "[engine] restore_timeout_secs",
@@ -265,38 +277,6 @@ impl Config {
                 24 * 365,
             ),
             ("[engine] scheduler_tick_secs", e.scheduler_tick_secs, 3600),
-            (
-                "[engine.estimates] preflight_secs",
-                e.estimates.preflight_secs,
-                week,
-            ),
-            (
-                "[engine.estimates] offline_secs",
-                e.estimates.offline_secs,
-                week,
-            ),
-            (
-                "[engine.estimates] restore_secs",
-                e.estimates.restore_secs,
-                week,
-            ),
-            ("[engine.estimates] swap_secs", e.estimates.swap_secs, week),
-            ("[engine.estimates] sync_secs", e.estimates.sync_secs, week),
-            (
-                "[engine.estimates] mr_reset_secs",
-                e.estimates.mr_reset_secs,
-                week,
-            ),
-            (
-                "[engine.estimates] online_secs",
-                e.estimates.online_secs,
-                week,
-            ),
-            (
-                "[engine.estimates] verify_secs",
-                e.estimates.verify_secs,
-                week,
-            ),
             (
                 "[azure] request_timeout_secs",
                 self.azure.request_timeout_secs,
@@ -387,15 +367,34 @@ fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<()
     } else {
         toml::Value::String(value.to_string())
     };
-    let sec = table
-        .entry(section.to_string())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(sec) = sec.as_table_mut() else {
-        return Err(format!("[{section}] is not a table"));
-    };
-    sec.insert(key.to_string(), parsed);
+    // A key of a nested table (`PITR_ENGINE_ESTIMATES_RESTORE_SECS` sets
+    // `[engine.estimates] restore_secs`).
+    let mut path = vec![section.to_string()];
+    let mut key = key.to_string();
+    for (parent, sub) in SUBTABLES {
+        if section == *parent {
+            if let Some(k) = key.strip_prefix(&format!("{sub}_")) {
+                path.push(sub.to_string());
+                key = k.to_string();
+                break;
+            }
+        }
+    }
+    let mut t = table;
+    for name in &path {
+        let entry = t
+            .entry(name.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("[{}] is not a table", path.join(".")))?;
+    }
+    t.insert(key, parsed);
     Ok(())
 }
+
+/// Nested tables a `PITR_*` variable can reach: (section, table).
+const SUBTABLES: &[(&str, &str)] = &[("engine", "estimates")];
 
 /// Splits a VM resource id into (subscription, resource group, name).
 pub fn parse_vm_id(id: &str) -> Option<(&str, &str, &str)> {
@@ -465,6 +464,29 @@ mod tests {
         .unwrap();
         let e = Config::from_toml("[azure]\narm_endpoint = \"http://x\"", "t", []).unwrap_err();
         assert!(e.to_string().contains("https"));
+    }
+
+    #[test]
+    fn estimates_can_be_overridden_from_the_environment() {
+        let c = Config::from_toml(
+            "[engine.estimates]\nsync_secs = 60",
+            "t",
+            [(
+                "PITR_ENGINE_ESTIMATES_RESTORE_SECS".to_string(),
+                "900".to_string(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            c.engine.estimates.secs(crate::domain::StepName::Restore),
+            Some(900)
+        );
+        assert_eq!(
+            c.engine.estimates.secs(crate::domain::StepName::Sync),
+            Some(60)
+        );
+        let e = Config::from_toml("[engine.estimates]\nsink_secs = 1", "t", []).unwrap_err();
+        assert!(e.to_string().contains("sink_secs"), "{e}");
     }
 
     #[test]

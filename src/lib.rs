@@ -8,6 +8,9 @@
 //! - [`mock`]: the mock Azure (an ARM look-alike over HTTPS) used for dry runs.
 //! - [`store`]: the state store (requests, audit events, jobs, step checkpoints).
 //! - [`cli`]: the command line.
+//! - [`app`]: puts them together (config -> store -> Azure -> engine), once
+//!   for every command, the demo, dry runs, the benchmark and the tests.
+pub mod app;
 pub mod azure;
 pub mod cli;
 pub mod clock;

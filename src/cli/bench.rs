@@ -2,16 +2,12 @@
 //! durations, default order against pre-staged, measuring what the engine
 //! adds to Azure's own time while the environment is down. Figures, not
 //! assertions: the README records them.
-use super::dry_run::scenario_for;
 use super::Failure;
-use crate::azure::ArmClient;
+use crate::app::{rehearsal_scenario, sample_environment, App, Azure, SAMPLE_SQL_PASSWORD_ENV};
 use crate::clock::{Clock, ShiftedClock};
 use crate::config::Config;
 use crate::domain::lifecycle::LifecycleEvent;
-use crate::domain::{Acknowledgements, Environment, NewRequest, Window};
-use crate::engine::progress::Silent;
-use crate::engine::Engine;
-use crate::mock::MockAzure;
+use crate::domain::{Acknowledgements, RequestSpec, Window};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -100,34 +96,6 @@ fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn bench_environment() -> Environment {
-    let sub = "00000000-0000-0000-0000-0000000000be";
-    let vm = |n: &str| {
-        format!("/subscriptions/{sub}/resourceGroups/rg-bench/providers/Microsoft.Compute/virtualMachines/{n}")
-    };
-    toml::from_str(&format!(
-        r#"
-        name = "bench"
-        tier = "sandbox"
-        database_kind = "azure_sql"
-        subscription_id = "{sub}"
-        resource_group = "rg-bench"
-        server = "sql-bench"
-        location = "westeurope"
-        database = "AxDB"
-        sql_password_env = "PITR_BENCH_SQL_PASSWORD"
-        aos_vms = ["{}", "{}"]
-        sync_vm = "{}"
-        mr_vm = "{}"
-        "#,
-        vm("aos1"),
-        vm("aos2"),
-        vm("aos1"),
-        vm("bi")
-    ))
-    .expect("the bench environment is valid")
-}
-
 async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
     let fail = |e: String| Failure::failed(format!("bench: {e}"));
     let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
@@ -135,33 +103,29 @@ async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
     config.store.url = format!("sqlite://{}", dir.path().join("pitr.db").display());
     config.azure.min_poll_interval_ms = args.poll_ms.max(1);
     config.azure.max_poll_interval_ms = args.poll_ms.max(1);
-    config.environments = vec![bench_environment()];
-    let mut scenario = scenario_for(&config.environments);
+    config.environments = vec![sample_environment(
+        "bench",
+        "00000000-0000-0000-0000-0000000000be",
+    )];
+    let mut scenario = rehearsal_scenario(&config.environments);
     scenario.settings.restore_polls = 1;
     scenario.settings.restore_duration_ms = args.restore_ms;
     scenario.settings.run_command_polls = 1;
     scenario.settings.run_command_duration_ms = args.run_command_ms;
     scenario.settings.retry_after_secs = 0;
-    let mock = MockAzure::start(scenario, "127.0.0.1:0".parse().expect("loopback"), None)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let store = crate::store::open(&config.store.url).await?;
-    let azure = ArmClient::for_mock(&config.azure, &mock.url(), mock.ca_pem())
-        .map_err(|e| fail(e.to_string()))?;
     let clock = ShiftedClock::default();
-    let engine = Engine::new(
-        &config,
-        store.clone(),
-        azure,
-        Arc::new(clock.clone()),
-        Arc::new(Silent),
-        "bench".into(),
-    )
-    .with_secret("PITR_BENCH_SQL_PASSWORD", "bench-only-not-a-password");
+    let app = App::builder(config)
+        .azure(Azure::Embedded(scenario))
+        .clock(Arc::new(clock.clone()))
+        .actor("bench")
+        .secret(SAMPLE_SQL_PASSWORD_ENV, "bench-only-not-a-password")
+        .build()
+        .await?;
+    let engine = super::commands::engine(&app)?;
     let now = clock.now();
     let window_start = now + Duration::days(2);
     let (req, _) = engine
-        .submit(NewRequest {
+        .submit(RequestSpec {
             environment: "bench".into(),
             database: "AxDB".into(),
             restore_point: now - Duration::hours(3),
@@ -188,19 +152,26 @@ async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
     if !prestage {
         clock.shift_by(window_start - clock.now());
     }
-    let mut job = engine.run(&req.id, false).await?;
+    let mut outcome = engine.run(&req.id, false).await?;
     if prestage {
         clock.shift_by(window_start - clock.now());
-        job = engine.resume(&req.id).await?;
+        outcome = engine.resume(&req.id).await?;
     }
+    if !outcome.is_success() {
+        return Err(fail(outcome.describe()));
+    }
+    let job = outcome.job();
     let offset = clock.offset();
     let (Some(off), Some(on)) = (job.facts.offline_at, job.facts.online_at) else {
         return Err(fail("the job recorded no downtime".into()));
     };
     let (off, on) = (off - offset, on - offset);
-    let state = mock.state_json();
-    let journal = mock.journal_json();
-    mock.shutdown().await;
+    let (state, journal) = match app.mock() {
+        Some(mock) => (mock.state_json(), mock.journal_json()),
+        None => (Value::Null, Value::Null),
+    };
+    drop(engine);
+    app.shutdown().await;
     Ok(Sample {
         downtime: secs(on - off),
         azure_busy: busy_within(&state, off, on),

@@ -3,14 +3,13 @@ use super::{
     dry_run, output, Cli, Command, DeploymentCommand, EnvCommand, Failure, RequestCommand,
     SubmitArgs,
 };
-use crate::azure::ArmClient;
-use crate::clock::{SharedClock, SystemClock};
+use crate::app::{rehearsal_scenario, App, Azure};
 use crate::config::Config;
 use crate::domain::lifecycle::LifecycleEvent;
-use crate::domain::{Acknowledgements, NewRequest, Window};
-use crate::engine::progress::{Console, Progress};
-use crate::engine::Engine;
-use crate::store::{self, SharedStore};
+use crate::domain::{Acknowledgements, JobStatus, RequestId, RequestSpec, Window};
+use crate::engine::progress::Console;
+use crate::engine::{Engine, Outcome};
+use crate::store;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,68 +52,68 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             if let RequestCommand::Submit(a) = &rc {
                 new_request(a, &actor)?;
             }
-            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
-            request(ctx, rc).await
+            let app = open(cli.config.as_deref(), &actor, Azure::Real, None).await?;
+            request(&app, rc).await
         }
         Command::Run { id, dry_run } => {
-            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
+            let id = RequestId::from(id);
             if dry_run {
-                dry_run::run(&ctx.config, ctx.store.clone(), &ctx.actor, &id).await
+                let config = load_config(cli.config.as_deref())?;
+                let scenario = rehearsal_scenario(&config.environments);
+                let app =
+                    build(config, &actor, Azure::Embedded(scenario), Some(on_signal())).await?;
+                let result = dry_run::run(&app, &id).await;
+                app.shutdown().await;
+                result
             } else {
-                let engine = ctx
-                    .engine(Arc::new(Console::default()))?
-                    .with_shutdown(on_signal());
-                let job = engine.run(&id, false).await?;
-                report_job(&job);
-                Ok(())
+                let app = live(cli.config.as_deref(), &actor).await?;
+                let outcome = engine(&app)?.run(&id, false).await?;
+                report_run(&outcome)
             }
         }
         Command::Resume { id } => {
-            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
-            let engine = ctx
-                .engine(Arc::new(Console::default()))?
-                .with_shutdown(on_signal());
-            let job = engine.resume(&id).await?;
-            report_job(&job);
-            Ok(())
+            let app = live(cli.config.as_deref(), &actor).await?;
+            let outcome = engine(&app)?.resume(&RequestId::from(id)).await?;
+            report_run(&outcome)
         }
         Command::Rollback { id, reason } => {
-            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
-            let engine = ctx
-                .engine(Arc::new(Console::default()))?
-                .with_shutdown(on_signal());
-            match engine.rollback(&id, reason).await {
-                Err(crate::engine::EngineError::RunFailed {
-                    status: "rolled_back",
+            let app = live(cli.config.as_deref(), &actor).await?;
+            let outcome = engine(&app)?.rollback(&RequestId::from(id), reason).await?;
+            match &outcome {
+                Outcome::Ended {
                     job,
+                    problems: false,
                     ..
-                }) => {
-                    out!("job {job} rolled back");
+                } if job.status == JobStatus::RolledBack => {
+                    out!("job {} rolled back", job.id);
                     Ok(())
                 }
-                Err(e) => Err(e.into()),
-                Ok(job) => {
-                    out!("job {} {}", job.id, job.status.as_str());
+                o if o.is_success() => {
+                    out!("job {} {}", o.job().id, o.status().as_str());
                     Ok(())
                 }
+                o => Err(Failure::failed(o.describe())),
             }
         }
         Command::Serve {
             tick_secs,
             max_concurrent,
         } => {
-            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
             let stop = on_signal();
-            let engine = Arc::new(
-                ctx.engine(Arc::new(Console::default()))?
-                    .with_shutdown(stop.clone()),
-            );
+            let app = open(
+                cli.config.as_deref(),
+                &actor,
+                Azure::Real,
+                Some(stop.clone()),
+            )
+            .await?;
+            let engine = engine(&app)?;
             let every = std::time::Duration::from_secs(
                 tick_secs
-                    .unwrap_or(ctx.config.engine.scheduler_tick_secs)
+                    .unwrap_or(app.config.engine.scheduler_tick_secs)
                     .max(1),
             );
-            let limit = max_concurrent.unwrap_or(ctx.config.engine.max_concurrent_runs);
+            let limit = max_concurrent.unwrap_or(app.config.engine.max_concurrent_runs);
             eprintln!(
                 "pitr serve: looking for due windows every {}s, at most {limit} runs at once; Ctrl-C stops at a safe point",
                 every.as_secs()
@@ -126,20 +125,56 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Env(ec) => {
-            let ctx = Ctx::load(cli.config.as_deref(), actor).await?;
-            env_command(&ctx, ec).await
+            let app = open(cli.config.as_deref(), &actor, Azure::Real, None).await?;
+            env_command(&app, ec).await
         }
     }
 }
 
-fn report_job(job: &crate::domain::Job) {
-    match job.status {
-        crate::domain::JobStatus::Running => out!(
-            "job {} staged: the restore is done; the downtime steps wait for the window",
-            job.id
-        ),
-        s => out!("job {} {}", job.id, s.as_str()),
+/// How a run or a resume ended: 0 when it succeeded or is staged, 1 otherwise.
+fn report_run(outcome: &Outcome) -> Result<(), Failure> {
+    if outcome.is_success() {
+        out!("{}", outcome.describe());
+        Ok(())
+    } else {
+        Err(Failure::failed(outcome.describe()))
     }
+}
+
+/// The app of a command that runs jobs against Azure.
+async fn live(path: Option<&Path>, actor: &str) -> Result<App, Failure> {
+    open(path, actor, Azure::Real, Some(on_signal())).await
+}
+
+/// Loads the config and builds the app. A command that runs jobs (`stop`
+/// given) shows progress on the console and stops at a safe point when
+/// `stop` becomes true (SIGINT/SIGTERM).
+async fn open(
+    path: Option<&Path>,
+    actor: &str,
+    azure: Azure,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<App, Failure> {
+    build(load_config(path)?, actor, azure, stop).await
+}
+
+async fn build(
+    config: Config,
+    actor: &str,
+    azure: Azure,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<App, Failure> {
+    let mut builder = App::builder(config).actor(actor).azure(azure);
+    if let Some(stop) = stop {
+        builder = builder
+            .progress(Arc::new(Console::default()))
+            .shutdown(stop);
+    }
+    Ok(builder.build().await?)
+}
+
+pub(crate) fn engine(app: &App) -> Result<Arc<Engine>, Failure> {
+    Ok(app.engine()?)
 }
 
 /// Becomes true on SIGINT or SIGTERM, so that a run stops at a safe point.
@@ -171,39 +206,6 @@ pub(crate) fn on_signal() -> tokio::sync::watch::Receiver<bool> {
     rx
 }
 
-pub(crate) struct Ctx {
-    pub config: Config,
-    pub store: SharedStore,
-    pub actor: String,
-    pub clock: SharedClock,
-}
-
-impl Ctx {
-    async fn load(path: Option<&Path>, actor: String) -> Result<Self, Failure> {
-        let config = load_config(path)?;
-        let store = store::open(&config.store.url).await?;
-        Ok(Self {
-            config,
-            store,
-            actor,
-            clock: Arc::new(SystemClock),
-        })
-    }
-
-    fn engine(&self, progress: Arc<dyn Progress>) -> Result<Engine, Failure> {
-        let azure = ArmClient::new(&self.config.azure, None)
-            .map_err(|e| Failure::bad_input(e.to_string()))?;
-        Ok(Engine::new(
-            &self.config,
-            self.store.clone(),
-            azure,
-            self.clock.clone(),
-            progress,
-            self.actor.clone(),
-        ))
-    }
-}
-
 pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
     let path: PathBuf = path
         .map(Path::to_path_buf)
@@ -221,27 +223,29 @@ fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
         })
 }
 
-async fn request(ctx: Ctx, cmd: RequestCommand) -> Result<(), Failure> {
+async fn request(app: &App, cmd: RequestCommand) -> Result<(), Failure> {
     match cmd {
-        RequestCommand::Submit(args) => submit(&ctx, args).await,
+        RequestCommand::Submit(args) => submit(app, args).await,
         RequestCommand::Accept { id, json } => {
-            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
-            let r = engine.transition(&id, LifecycleEvent::Accept, None).await?;
+            let engine = engine(app)?;
+            let r = engine
+                .transition(&id.into(), LifecycleEvent::Accept, None)
+                .await?;
             output::status_changed(&r, json);
             Ok(())
         }
         RequestCommand::Reject { id, reason, json } => {
-            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+            let engine = engine(app)?;
             let r = engine
-                .transition(&id, LifecycleEvent::Reject, Some(reason))
+                .transition(&id.into(), LifecycleEvent::Reject, Some(reason))
                 .await?;
             output::status_changed(&r, json);
             Ok(())
         }
         RequestCommand::Cancel { id, reason, json } => {
-            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+            let engine = engine(app)?;
             let r = engine
-                .transition(&id, LifecycleEvent::Cancel, reason)
+                .transition(&id.into(), LifecycleEvent::Cancel, reason)
                 .await?;
             output::status_changed(&r, json);
             Ok(())
@@ -273,8 +277,8 @@ async fn request(ctx: Ctx, cmd: RequestCommand) -> Result<(), Failure> {
                     "nothing to reschedule: give --window-start, --window-end and/or --restore-point",
                 ));
             }
-            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
-            let (r, warnings) = engine.reschedule(&id, change).await?;
+            let engine = engine(app)?;
+            let (r, warnings) = engine.reschedule(&id.into(), change).await?;
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
@@ -282,39 +286,41 @@ async fn request(ctx: Ctx, cmd: RequestCommand) -> Result<(), Failure> {
             Ok(())
         }
         RequestCommand::History { id, json } => {
-            ctx.store
+            let id = RequestId::from(id);
+            app.store
                 .get_request(&id)
                 .await?
                 .ok_or_else(|| Failure::from(store::StoreError::RequestNotFound(id.clone())))?;
-            let events = ctx.store.request_events(&id).await?;
+            let events = app.store.request_events(&id).await?;
             output::history(&events, json);
             Ok(())
         }
         RequestCommand::List { json } => {
-            let all = ctx.store.list_requests().await?;
+            let all = app.store.list_requests().await?;
             output::request_list(&all, json);
             Ok(())
         }
         RequestCommand::Show { id, json } => {
-            let req = ctx
+            let id = RequestId::from(id);
+            let req = app
                 .store
                 .get_request(&id)
                 .await?
                 .ok_or_else(|| Failure::from(store::StoreError::RequestNotFound(id.clone())))?;
-            let events = ctx.store.request_events(&id).await?;
-            let jobs = ctx.store.jobs_for_request(&id).await?;
+            let events = app.store.request_events(&id).await?;
+            let jobs = app.store.jobs_for_request(&id).await?;
             let steps = match jobs.last() {
-                Some(j) => ctx.store.steps(&j.id).await?,
+                Some(j) => app.store.steps(&j.id).await?,
                 None => Vec::new(),
             };
-            let estimate = match ctx.config.environment(&req.environment) {
+            let estimate = match app.config.environment(&req.spec.environment) {
                 Some(env) => {
-                    Some(crate::engine::estimates(&ctx.store, &ctx.config.engine, env).await?)
+                    Some(crate::engine::estimates(&app.store, &app.config.engine, env).await?)
                 }
                 None => None,
             };
             let waiting = jobs.last().and_then(|j| {
-                crate::domain::schedule::waiting_reason(&req, j, &steps, ctx.clock.now())
+                crate::domain::schedule::waiting_reason(&req, j, &steps, app.clock.now())
             });
             output::request_show(
                 &req,
@@ -329,8 +335,8 @@ async fn request(ctx: Ctx, cmd: RequestCommand) -> Result<(), Failure> {
     }
 }
 
-fn new_request(a: &SubmitArgs, actor: &str) -> Result<NewRequest, Failure> {
-    Ok(NewRequest {
+fn new_request(a: &SubmitArgs, actor: &str) -> Result<RequestSpec, Failure> {
+    Ok(RequestSpec {
         environment: a.env.clone(),
         database: a.database.clone(),
         restore_point: parse_instant("--restore-point", &a.restore_point)?,
@@ -351,9 +357,9 @@ fn new_request(a: &SubmitArgs, actor: &str) -> Result<NewRequest, Failure> {
     })
 }
 
-async fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<(), Failure> {
-    let new = new_request(&a, &ctx.actor)?;
-    let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+async fn submit(app: &App, a: SubmitArgs) -> Result<(), Failure> {
+    let engine = engine(app)?;
+    let new = new_request(&a, &engine.actor)?;
     let (req, warnings) = engine.submit(new).await?;
     for w in &warnings {
         eprintln!("warning: {w}");
@@ -366,7 +372,7 @@ async fn submit(ctx: &Ctx, a: SubmitArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn env_command(ctx: &Ctx, cmd: EnvCommand) -> Result<(), Failure> {
+async fn env_command(app: &App, cmd: EnvCommand) -> Result<(), Failure> {
     let unknown = |name: &str| {
         Failure::bad_input(
             crate::domain::RuleViolation::UnknownEnvironment(name.to_string()).to_string(),
@@ -374,22 +380,22 @@ async fn env_command(ctx: &Ctx, cmd: EnvCommand) -> Result<(), Failure> {
     };
     match cmd {
         EnvCommand::List { json } => {
-            output::env_list(&ctx.config.environments, json);
+            output::env_list(&app.config.environments, json);
             Ok(())
         }
         EnvCommand::Show { name, json } => {
-            let env = ctx
+            let env = app
                 .config
                 .environment(&name)
                 .ok_or_else(|| unknown(&name))?;
-            let history = ctx.store.environment_events(&name).await?;
+            let history = app.store.environment_events(&name).await?;
             output::env_show(env, &history, json);
             Ok(())
         }
         EnvCommand::Deployment(DeploymentCommand::Add { env, version, at }) => {
             let at = parse_instant("--at", &at)?;
-            ctx.config.environment(&env).ok_or_else(|| unknown(&env))?;
-            let engine = ctx.engine(Arc::new(crate::engine::progress::Silent))?;
+            app.config.environment(&env).ok_or_else(|| unknown(&env))?;
+            let engine = engine(app)?;
             engine.add_deployment(&env, &version, at).await?;
             out!("recorded: {env} runs {version} since {}", at.to_rfc3339());
             Ok(())

@@ -2,92 +2,54 @@
 //! SQLite store, the mock Azure in-process, one demo environment; a request
 //! is submitted, accepted and run with live progress, then the result is
 //! checked against the mock's own view of the databases.
-use super::dry_run::{scenario_for, SEEDED_HISTORY};
 use super::Failure;
-use crate::azure::ArmClient;
-use crate::clock::SystemClock;
+use crate::app::{
+    rehearsal_scenario, sample_environment, App, Azure, SAMPLE_SQL_PASSWORD_ENV, SEEDED_HISTORY,
+};
 use crate::config::Config;
 use crate::domain::lifecycle::LifecycleEvent;
-use crate::domain::{Acknowledgements, Environment, NewRequest, Window};
+use crate::domain::{Acknowledgements, Environment, RequestSpec, Window};
 use crate::engine::progress::Console;
-use crate::engine::Engine;
-use crate::mock::MockAzure;
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 const SUB: &str = "00000000-0000-0000-0000-0000000000de";
 
-fn demo_environment() -> Environment {
-    let vm = |n: &str| {
-        format!("/subscriptions/{SUB}/resourceGroups/rg-demo-uat/providers/Microsoft.Compute/virtualMachines/{n}")
-    };
-    let text = format!(
-        r#"
-        name = "demo-uat"
-        tier = "sandbox"
-        database_kind = "azure_sql"
-        subscription_id = "{SUB}"
-        resource_group = "rg-demo-uat"
-        server = "sql-demo-uat"
-        location = "westeurope"
-        database = "AxDB"
-        entity_store_database = "AxDW"
-        mr_database = "MRDB"
-        sql_password_env = "PITR_DEMO_SQL_PASSWORD"
-        aos_vms = ["{}", "{}"]
-        sync_vm = "{}"
-        mr_vm = "{}"
-        "#,
-        vm("demo-aos1"),
-        vm("demo-aos2"),
-        vm("demo-aos1"),
-        vm("demo-bi")
-    );
-    toml::from_str(&text).expect("the demo environment is valid")
-}
-
 pub async fn run(json_out: bool) -> Result<(), Failure> {
     let dir =
         tempfile::tempdir().map_err(|e| Failure::failed(format!("temporary directory: {e}")))?;
-    let env = demo_environment();
+    let env = sample_environment("demo-uat", SUB);
     let mut config =
         Config::from_toml("", "demo", []).map_err(|e| Failure::failed(e.to_string()))?;
     config.store.url = format!("sqlite://{}", dir.path().join("pitr.db").display());
     config.environments = vec![env.clone()];
 
-    let mut scenario = scenario_for(&config.environments);
+    let mut scenario = rehearsal_scenario(&config.environments);
     // Slow enough to watch the restore being polled, fast enough for a demo.
     scenario.settings.restore_polls = 3;
     scenario.settings.restore_duration_ms = 1_500;
-    let mock = MockAzure::start(scenario, "127.0.0.1:0".parse().expect("loopback"), None)
-        .await
-        .map_err(|e| Failure::failed(e.to_string()))?;
+    let app = App::builder(config)
+        .azure(Azure::Embedded(scenario))
+        .progress(Arc::new(Console::default()))
+        .actor("demo")
+        .secret(SAMPLE_SQL_PASSWORD_ENV, "demo-only-not-a-password")
+        .shutdown(super::commands::on_signal())
+        .build()
+        .await?;
+    let mock_url = app.mock().map(|m| m.url()).unwrap_or_default();
     eprintln!(
-        "demo: mock Azure at {}, store {}",
-        mock.url(),
-        config.store.url
+        "demo: mock Azure at {mock_url}, store {}",
+        app.config.store.url
     );
-
-    let store = crate::store::open(&config.store.url).await?;
-    let azure = ArmClient::for_mock(&config.azure, &mock.url(), mock.ca_pem())
-        .map_err(|e| Failure::failed(e.to_string()))?;
-    let engine = Engine::new(
-        &config,
-        store.clone(),
-        azure,
-        Arc::new(SystemClock),
-        Arc::new(Console::default()),
-        "demo".into(),
-    )
-    .with_secret("PITR_DEMO_SQL_PASSWORD", "demo-only-not-a-password")
-    .with_shutdown(super::commands::on_signal());
+    let engine = super::commands::engine(&app)?;
+    let store = app.store.clone();
 
     // Restore to 3 hours ago: after "1 day ago", before the destructive tests.
     let now = Utc::now();
     let point = now - Duration::hours(3);
     let req = engine
-        .submit(NewRequest {
+        .submit(RequestSpec {
             environment: env.name.clone(),
             database: env.database.clone(),
             restore_point: point,
@@ -116,10 +78,15 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
         .transition(&req.id, LifecycleEvent::Accept, None)
         .await?;
     eprintln!("demo: accepted; running it now");
-    let job = engine.run(&req.id, false).await;
-    let state = mock.state_json();
-    mock.shutdown().await;
-    let job = job?;
+    let outcome = engine.run(&req.id, false).await;
+    let state = app.mock().map(|m| m.state_json()).unwrap_or_default();
+    drop(engine);
+    app.shutdown().await;
+    let outcome = outcome?;
+    if !outcome.is_success() {
+        return Err(Failure::failed(outcome.describe()));
+    }
+    let job = outcome.job();
 
     let expected_restored = expected_content(&env, 3);
     let expected_original = expected_content(&env, 0);

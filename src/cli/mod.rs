@@ -263,6 +263,17 @@ impl From<crate::engine::EngineError> for Failure {
     }
 }
 
+impl From<crate::app::AppError> for Failure {
+    fn from(e: crate::app::AppError) -> Self {
+        match e {
+            crate::app::AppError::Store(e) => e.into(),
+            // The client could not be set up from the config: nothing was sent.
+            crate::app::AppError::Azure(e) => Self::bad_input(e.to_string()),
+            crate::app::AppError::Mock(e) => Self::failed(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for Failure {
     fn from(e: crate::store::StoreError) -> Self {
         crate::engine::EngineError::from(e).into()

@@ -1,8 +1,5 @@
 //! How results are printed: a readable form, or JSON with `--json`.
-use crate::domain::{
-    Environment, EnvironmentEvent, EnvironmentEventKind, Job, RequestEvent, RestoreRequest,
-    StepRecord,
-};
+use crate::domain::{Environment, EnvironmentEvent, Job, RequestEvent, RestoreRequest, StepRecord};
 use serde_json::{json, Value};
 
 pub fn print_json(v: &Value) {
@@ -46,10 +43,10 @@ pub fn request_list(all: &[RestoreRequest], json: bool) {
             "{:<12}  {:<11}  {:<16}  {:<10}  {:<20}  {}",
             r.id,
             r.status.as_str(),
-            r.environment,
-            r.database,
-            ts(&r.restore_point),
-            ts(&r.window.start)
+            r.spec.environment,
+            r.spec.database,
+            ts(&r.spec.restore_point),
+            ts(&r.spec.window.start)
         );
     }
 }
@@ -58,16 +55,16 @@ fn request_json(r: &RestoreRequest) -> Value {
     json!({
         "id": r.id,
         "status": r.status,
-        "environment": r.environment,
-        "database": r.database,
-        "restore_point": ts(&r.restore_point),
-        "window_start": ts(&r.window.start),
-        "window_end": ts(&r.window.end),
-        "acknowledgements": r.acks,
-        "requester": r.requester,
-        "reason": r.reason,
-        "prestage": r.prestage,
-        "emergency": r.emergency,
+        "environment": r.spec.environment,
+        "database": r.spec.database,
+        "restore_point": ts(&r.spec.restore_point),
+        "window_start": ts(&r.spec.window.start),
+        "window_end": ts(&r.spec.window.end),
+        "acknowledgements": r.spec.acks,
+        "requester": r.spec.requester,
+        "reason": r.spec.reason,
+        "prestage": r.spec.prestage,
+        "emergency": r.spec.emergency,
         "submitted_at": ts(&r.submitted_at),
         "updated_at": ts(&r.updated_at),
     })
@@ -115,7 +112,7 @@ pub fn request_show(
     extra: Extra,
     json: bool,
 ) {
-    let prestage = r.prestage || jobs.last().is_some_and(|j| j.is_prestaged());
+    let prestage = r.spec.prestage || jobs.last().is_some_and(|j| j.is_prestaged());
     let estimated_downtime = extra.estimate.map(|e| e.downtime(prestage).num_seconds());
     let downtime = jobs
         .last()
@@ -137,17 +134,22 @@ pub fn request_show(
     }
     out!("request     {}", r.id);
     out!("status      {}", r.status);
-    out!("environment {} (database {})", r.environment, r.database);
-    out!("restore to  {}", ts(&r.restore_point));
+    out!(
+        "environment {} (database {})",
+        r.spec.environment,
+        r.spec.database
+    );
+    out!("restore to  {}", ts(&r.spec.restore_point));
     out!(
         "window      {} .. {}",
-        ts(&r.window.start),
-        ts(&r.window.end)
+        ts(&r.spec.window.start),
+        ts(&r.spec.window.end)
     );
     out!(
         "requester   {}{}",
-        r.requester,
-        r.reason
+        r.spec.requester,
+        r.spec
+            .reason
             .as_deref()
             .map(|x| format!(" ({x})"))
             .unwrap_or_default()
@@ -242,29 +244,23 @@ pub fn env_list(envs: &[Environment], json: bool) {
 pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
     let restores: Vec<Value> = history
         .iter()
-        .filter(|h| h.kind == EnvironmentEventKind::Restore)
-        .map(|h| {
-            let detail: Value = h
-                .detail
-                .as_deref()
-                .and_then(|d| serde_json::from_str(d).ok())
-                .unwrap_or(Value::Null);
+        .filter_map(|h| h.restore().map(|r| (h, r)))
+        .map(|(h, r)| {
             json!({
                 "started_at": ts(&h.at),
-                "finished_at": h.finished_at.as_ref().map(ts),
-                "job": detail["job"],
-                "request": detail["request"],
-                "restore_point": detail["restore_point"],
-                "restore_secs": detail["restore_secs"],
-                "downtime_secs": detail["downtime_secs"],
-                "prestaged": detail["prestaged"],
+                "finished_at": r.finished_at.as_ref().map(ts),
+                "job": r.job,
+                "request": r.request,
+                "restore_point": r.restore_point,
+                "restore_secs": r.restore_secs,
+                "downtime_secs": r.downtime_secs,
+                "prestaged": r.prestaged,
             })
         })
         .collect();
     let deployments: Vec<Value> = history
         .iter()
-        .filter(|h| h.kind == EnvironmentEventKind::Deployment)
-        .map(|h| json!({"at": ts(&h.at), "version": h.version}))
+        .filter_map(|h| h.version().map(|v| json!({"at": ts(&h.at), "version": v})))
         .collect();
     if json {
         let mut v = serde_json::to_value(e).unwrap_or(Value::Null);

@@ -88,6 +88,34 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// A sandbox Azure SQL environment with every optional key at its default
+    /// (no VMs: add them, or set `actions` to none).
+    pub fn sandbox(name: &str, subscription_id: &str, resource_group: &str, server: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            tier: Tier::Sandbox,
+            database_kind: DatabaseKind::AzureSql,
+            subscription_id: subscription_id.to_string(),
+            resource_group: resource_group.to_string(),
+            server: server.to_string(),
+            location: "westeurope".into(),
+            database: "AxDB".into(),
+            entity_store_database: None,
+            mr_database: None,
+            aos_vms: Vec::new(),
+            sync_vm: None,
+            mr_vm: None,
+            actions: ActionKind::default(),
+            retention_days: default_retention(),
+            package_dir: default_package_dir(),
+            mr_install_dir: default_mr_dir(),
+            sql_user: default_sql_user(),
+            sql_password_env: None,
+            prestage: false,
+            keep_failed_restore: false,
+        }
+    }
+
     /// ARM resource id of a database of this environment's server.
     pub fn database_id(&self, name: &str) -> String {
         format!(

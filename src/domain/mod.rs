@@ -1,19 +1,29 @@
 //! The pure core: requests and their rules, the lifecycle, the step plan and
-//! the decisions a resumed run makes from its checkpoints and what Azure shows.
-//! Nothing here performs I/O; the engine performs what these functions decide.
+//! the decisions a run makes from its checkpoints and what Azure shows (how a
+//! restore continues, the swap, the window, the recovery, a rollback).
+//! Nothing here performs I/O; the engine gathers the facts, calls these
+//! functions and performs what they decide.
 pub mod environment;
+pub mod ids;
 pub mod job;
 pub mod lifecycle;
+pub mod recovery;
 pub mod request;
+pub mod restore;
+pub mod rollback;
 pub mod rules;
 pub mod schedule;
+pub mod step;
 pub mod swap;
+pub mod window;
 
 pub use environment::{ActionKind, DatabaseKind, Environment, Tier};
-pub use job::{Job, JobStatus, StepName, StepRecord, StepStatus};
+pub use ids::{JobId, RequestId};
+pub use job::{Job, JobFacts, JobStatus};
 pub use lifecycle::{LifecycleEvent, RequestStatus};
 pub use request::{
-    Acknowledgements, EnvironmentEvent, EnvironmentEventKind, NewRequest, RequestEvent,
-    RestoreRequest, Window,
+    Acknowledgements, EnvironmentEvent, EnvironmentEventKind, HistoryEntry, RequestEvent,
+    RequestSpec, RestoreRecord, RestoreRequest, Window,
 };
 pub use rules::RuleViolation;
+pub use step::{StepName, StepRecord, StepStatus};

@@ -1,4 +1,6 @@
-//! A restore request as the requester states it.
+//! A restore request as the requester states it, and what happened to an
+//! environment (restores, deployments) that the rules look back on.
+use super::ids::{JobId, RequestId};
 use super::lifecycle::RequestStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,9 +26,9 @@ pub struct Acknowledgements {
     pub version_mismatch: bool,
 }
 
-/// What a requester submits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRequest {
+/// What a requester asks for: everything the rules check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSpec {
     pub environment: String,
     pub database: String,
     pub restore_point: DateTime<Utc>,
@@ -36,40 +38,26 @@ pub struct NewRequest {
     pub reason: Option<String>,
     pub prestage: bool,
     /// An operator's reason for a window sooner than 24 hours ahead.
+    #[serde(default)]
     pub emergency: Option<String>,
 }
 
+/// A stored request: what was asked for, and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreRequest {
-    pub id: String,
-    pub environment: String,
-    pub database: String,
-    pub restore_point: DateTime<Utc>,
-    pub window: Window,
-    pub acks: Acknowledgements,
-    pub requester: String,
-    pub reason: Option<String>,
-    pub prestage: bool,
-    #[serde(default)]
-    pub emergency: Option<String>,
+    pub id: RequestId,
+    #[serde(flatten)]
+    pub spec: RequestSpec,
     pub status: RequestStatus,
     pub submitted_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl RestoreRequest {
-    pub fn from_new(id: String, new: NewRequest, now: DateTime<Utc>) -> Self {
+    pub fn new(id: RequestId, spec: RequestSpec, now: DateTime<Utc>) -> Self {
         Self {
             id,
-            environment: new.environment,
-            database: new.database,
-            restore_point: new.restore_point,
-            window: new.window,
-            acks: new.acks,
-            requester: new.requester,
-            reason: new.reason,
-            prestage: new.prestage,
-            emergency: new.emergency,
+            spec,
             status: RequestStatus::Submitted,
             submitted_at: now,
             updated_at: now,
@@ -77,20 +65,64 @@ impl RestoreRequest {
     }
 }
 
-/// What happened to an environment: a restore (with its times) or a
-/// deployment of a code version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What happened to an environment at an instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentEvent {
     pub environment: String,
-    pub kind: EnvironmentEventKind,
-    /// A restore: when the job started; a deployment: when it was deployed.
+    /// A restore: when its job started; a deployment: when it was deployed.
     pub at: DateTime<Utc>,
-    /// A restore: when the environment was back online with the restored database.
+    pub entry: HistoryEntry,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HistoryEntry {
+    Restore(RestoreRecord),
+    /// A deployment of a code version (for the code-version rule).
+    Deployment {
+        version: String,
+        note: Option<String>,
+    },
+}
+
+/// A finished restore: it bounds later restore points (backup history
+/// restarts) and gives the durations that estimates are made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreRecord {
+    pub job: JobId,
+    pub request: RequestId,
+    pub restore_point: DateTime<Utc>,
+    /// When the environment was back online with the restored database.
+    #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
-    /// A deployment: the code version.
-    pub version: Option<String>,
-    /// A restore: JSON with the job, request, restore point and durations.
-    pub detail: Option<String>,
+    pub restore_secs: Option<f64>,
+    pub downtime_secs: Option<f64>,
+    #[serde(default)]
+    pub prestaged: bool,
+}
+
+impl EnvironmentEvent {
+    pub fn kind(&self) -> EnvironmentEventKind {
+        match self.entry {
+            HistoryEntry::Restore(_) => EnvironmentEventKind::Restore,
+            HistoryEntry::Deployment { .. } => EnvironmentEventKind::Deployment,
+        }
+    }
+
+    pub fn restore(&self) -> Option<&RestoreRecord> {
+        match &self.entry {
+            HistoryEntry::Restore(r) => Some(r),
+            HistoryEntry::Deployment { .. } => None,
+        }
+    }
+
+    /// A deployment's version.
+    pub fn version(&self) -> Option<&str> {
+        match &self.entry {
+            HistoryEntry::Deployment { version, .. } => Some(version),
+            HistoryEntry::Restore(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,10 +151,27 @@ impl EnvironmentEventKind {
 /// One entry of a request's audit trail: who moved it from what to what, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestEvent {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub from: Option<RequestStatus>,
     pub to: RequestStatus,
     pub note: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restore record as an earlier pitr stored it must still load.
+    #[test]
+    fn a_stored_restore_record_loads() {
+        let stored = r#"{"job":"0123456789abcdef0123456789abcdef","request":"abcdef012345","restore_point":"2026-11-20T08:30:00Z","restore_secs":12.5,"downtime_secs":30.25,"prestaged":true}"#;
+        let r: RestoreRecord = serde_json::from_str(stored).unwrap();
+        assert_eq!(r.job.tag(), "01234567");
+        assert_eq!(r.restore_secs, Some(12.5));
+        assert_eq!(r.downtime_secs, Some(30.25));
+        assert!(r.prestaged);
+        assert_eq!(r.finished_at, None);
+    }
 }

@@ -1,7 +1,7 @@
 //! The request rules of the original process, each a named violation whose
 //! message says what to change.
 use super::environment::{DatabaseKind, Environment, Tier};
-use super::request::NewRequest;
+use super::request::RequestSpec;
 use chrono::{DateTime, Duration, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,7 +98,7 @@ pub fn version_at(deployments: &[(DateTime<Utc>, String)], t: DateTime<Utc>) -> 
 }
 
 /// Rules that need only the catalog: checked before anything asks Azure.
-pub fn check_catalog(env: Option<&Environment>, req: &NewRequest) -> Result<(), RuleViolation> {
+pub fn check_catalog(env: Option<&Environment>, req: &RequestSpec) -> Result<(), RuleViolation> {
     let env = env.ok_or_else(|| RuleViolation::UnknownEnvironment(req.environment.clone()))?;
     if env.database_kind == DatabaseKind::SqlServer {
         return Err(RuleViolation::NotAzureSql(env.name.clone()));
@@ -137,7 +137,7 @@ pub fn check_catalog(env: Option<&Environment>, req: &NewRequest) -> Result<(), 
 /// Returns the warnings the requester acknowledged (code version).
 pub fn check_times(
     env: &Environment,
-    req: &NewRequest,
+    req: &RequestSpec,
     facts: &AzureFacts,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, RuleViolation> {
@@ -248,8 +248,8 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
     }
 
-    fn req() -> NewRequest {
-        NewRequest {
+    fn req() -> RequestSpec {
+        RequestSpec {
             environment: "uat".into(),
             database: "AxDB".into(),
             restore_point: now() - Duration::days(2),
@@ -277,7 +277,7 @@ mod tests {
         }
     }
 
-    fn check(e: &Environment, r: &NewRequest) -> Result<(), RuleViolation> {
+    fn check(e: &Environment, r: &RequestSpec) -> Result<(), RuleViolation> {
         check_catalog(Some(e), r)?;
         check_times(e, r, &facts(), now()).map(|_| ())
     }

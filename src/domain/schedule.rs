@@ -1,44 +1,55 @@
 //! When a request's run starts, decided from its window, the clock and the
 //! estimates: pure, so every case is tested without waiting.
-use super::job::StepName;
 use super::request::RestoreRequest;
+use super::step::{Phase, StepName, StepTiming};
 use chrono::{DateTime, Duration, Utc};
 
-/// Expected durations of the steps of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Expected durations of the steps of a run, with when each may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Estimates {
-    pub preflight: Duration,
-    pub offline: Duration,
-    pub restore: Duration,
-    pub swap: Duration,
-    pub sync: Duration,
-    pub mr_reset: Duration,
-    pub online: Duration,
-    pub verify: Duration,
+    steps: Vec<StepTiming>,
 }
 
 impl Estimates {
-    pub fn of(&self, step: StepName) -> Duration {
-        match step {
-            StepName::Preflight => self.preflight,
-            StepName::Offline => self.offline,
-            StepName::Restore => self.restore,
-            StepName::Swap => self.swap,
-            StepName::Sync => self.sync,
-            StepName::MrReset => self.mr_reset,
-            StepName::Online => self.online,
-            StepName::Verify | StepName::Cleanup => self.verify,
-        }
+    /// Every step, in its default order.
+    pub fn new(steps: Vec<StepTiming>) -> Self {
+        Self { steps }
     }
 
-    /// The environment is down from `offline` to the end of `online`.
+    pub fn steps(&self) -> &[StepTiming] {
+        &self.steps
+    }
+
+    fn timing(&self, step: StepName) -> Option<&StepTiming> {
+        self.steps.iter().find(|t| t.name == step)
+    }
+
+    /// A step's own estimate (zero only for a step nobody declared).
+    pub fn of(&self, step: StepName) -> Duration {
+        self.timing(step).map_or(Duration::zero(), |t| t.estimate)
+    }
+
+    pub fn phase(&self, step: StepName) -> Option<Phase> {
+        self.timing(step).map(|t| t.phase)
+    }
+
+    fn sum(&self, keep: impl Fn(Phase) -> bool) -> Duration {
+        self.steps
+            .iter()
+            .filter(|t| keep(t.phase))
+            .fold(Duration::zero(), |a, t| a + t.estimate)
+    }
+
+    /// The environment is down from `offline` to the end of `online`; the
+    /// restore is part of it unless it is pre-staged.
     pub fn downtime(&self, prestage: bool) -> Duration {
-        let base = self.offline + self.swap + self.sync + self.mr_reset + self.online;
-        if prestage {
-            base
-        } else {
-            base + self.restore
-        }
+        self.sum(|p| p == Phase::Downtime || (!prestage && p == Phase::Staging))
+    }
+
+    /// What must happen before the window when pre-staged (preflight and
+    /// the restore).
+    pub fn ahead_of_window(&self) -> Duration {
+        self.sum(|p| matches!(p, Phase::Setup | Phase::Staging))
     }
 
     /// From start to finish, inside the window.
@@ -46,9 +57,9 @@ impl Estimates {
         let before = if prestage {
             Duration::zero()
         } else {
-            self.preflight
+            self.sum(|p| p == Phase::Setup)
         };
-        before + self.downtime(prestage) + self.verify
+        before + self.downtime(prestage) + self.sum(|p| p == Phase::AfterDowntime)
     }
 }
 
@@ -66,39 +77,36 @@ pub fn restore_estimate(recent_secs: &[f64], default: Duration) -> Duration {
     }
 }
 
-/// Steps during which the environment must be down: they wait for the window.
-pub fn needs_window(step: StepName) -> bool {
-    !matches!(step, StepName::Preflight | StepName::Restore)
-}
-
 /// When a pre-staged run starts: early enough that preflight and the
 /// restore end at the window's start.
 pub fn prestage_start(req: &RestoreRequest, est: &Estimates) -> DateTime<Utc> {
-    req.window.start - est.preflight - est.restore
+    req.spec.window.start - est.ahead_of_window()
 }
 
 /// Why a run in progress is not moving on, for the operator.
 pub fn waiting_reason(
     req: &RestoreRequest,
     job: &super::job::Job,
-    steps: &[super::job::StepRecord],
+    steps: &[super::step::StepRecord],
     now: DateTime<Utc>,
 ) -> Option<String> {
-    use super::job::{JobStatus, StepStatus};
+    use super::job::JobStatus;
+    use super::step::StepStatus;
     if job.status != JobStatus::Running || !job.is_prestaged() {
         return None;
     }
     let status = |s: StepName| steps.iter().find(|r| r.step == s).map(|r| r.status);
     let restored = status(StepName::Restore) == Some(StepStatus::Succeeded);
     let offline_started = status(StepName::Offline).is_some();
-    match (restored, offline_started, now >= req.window.start) {
+    let w = req.spec.window;
+    match (restored, offline_started, now >= w.start) {
         (false, false, true) => Some(format!(
             "the window opened at {}, but the pre-staged restore is still running; the environment stays online until it is done (the window waits for it, and no step starts that would end after {})",
-            req.window.start, req.window.end
+            w.start, w.end
         )),
         (true, false, false) => Some(format!(
             "the restore is staged; the environment goes offline when the window opens at {}",
-            req.window.start
+            w.start
         )),
         _ => None,
     }
@@ -115,7 +123,7 @@ pub enum Due {
 
 /// What to do now with an accepted request.
 pub fn due(req: &RestoreRequest, prestage: bool, now: DateTime<Utc>, est: &Estimates) -> Due {
-    let w = req.window;
+    let w = req.spec.window;
     if now >= w.end {
         return Due::Miss(format!("the window ended at {} without a run", w.end));
     }
@@ -129,12 +137,12 @@ pub fn due(req: &RestoreRequest, prestage: bool, now: DateTime<Utc>, est: &Estim
     }
     // Pre-staged: the downtime begins when both the window and the restore are there.
     let downtime_from = if prestage {
-        w.start.max(now + est.preflight + est.restore)
+        w.start.max(now + est.ahead_of_window())
     } else {
         now
     };
     let needed = if prestage {
-        est.downtime(true) + est.verify
+        est.in_window(true)
     } else {
         est.in_window(false)
     };
@@ -148,48 +156,66 @@ pub fn due(req: &RestoreRequest, prestage: bool, now: DateTime<Utc>, est: &Estim
     Due::Start
 }
 
+/// Whether a job's original database (`<db>_before_<job8>`) is due to be
+/// dropped: a real run that succeeded, finished at least `keep` ago, whose
+/// cleanup has neither succeeded nor failed three times (that needs a person).
+pub fn cleanup_due(
+    job: &super::job::Job,
+    steps: &[super::step::StepRecord],
+    keep: Duration,
+    now: DateTime<Utc>,
+) -> bool {
+    use super::job::JobStatus;
+    use super::step::{Checkpoints, StepStatus};
+    if job.dry_run || job.status != JobStatus::Succeeded {
+        return false;
+    }
+    let Some(finished) = job.finished_at else {
+        return false;
+    };
+    if now < finished + keep {
+        return false;
+    }
+    !steps.record(StepName::Cleanup).is_some_and(|s| {
+        s.status == StepStatus::Succeeded || (s.status == StepStatus::Failed && s.attempts >= 3)
+    })
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::lifecycle::RequestStatus;
-    use crate::domain::request::{Acknowledgements, Window};
+    use crate::domain::request::{Acknowledgements, RequestSpec, Window};
     use chrono::TimeZone;
 
-    fn t(h: i64, m: i64) -> DateTime<Utc> {
+    /// An instant `h` hours and `m` minutes after a fixed origin.
+    pub(crate) fn t(h: i64, m: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
             + Duration::hours(h)
             + Duration::minutes(m)
     }
 
     fn est() -> Estimates {
-        let m = Duration::minutes;
-        Estimates {
-            preflight: m(1),
-            offline: m(5),
-            restore: m(60),
-            swap: m(2),
-            sync: m(30),
-            mr_reset: m(10),
-            online: m(5),
-            verify: m(1),
-        }
+        Estimates::new(crate::domain::step::tests::timings())
     }
 
     fn req() -> RestoreRequest {
         RestoreRequest {
             id: "r".into(),
-            environment: "e".into(),
-            database: "AxDB".into(),
-            restore_point: t(-48, 0),
-            window: Window {
-                start: t(20, 0),
-                end: t(23, 0),
+            spec: RequestSpec {
+                environment: "e".into(),
+                database: "AxDB".into(),
+                restore_point: t(-48, 0),
+                window: Window {
+                    start: t(20, 0),
+                    end: t(23, 0),
+                },
+                acks: Acknowledgements::default(),
+                requester: "a".into(),
+                reason: None,
+                prestage: false,
+                emergency: None,
             },
-            acks: Acknowledgements::default(),
-            requester: "a".into(),
-            reason: None,
-            prestage: false,
-            emergency: None,
             status: RequestStatus::Accepted,
             submitted_at: t(-24, 0),
             updated_at: t(-24, 0),
@@ -244,18 +270,49 @@ mod tests {
     }
 
     #[test]
-    fn only_preflight_and_restore_run_outside_the_window() {
-        assert!(!needs_window(StepName::Preflight));
-        assert!(!needs_window(StepName::Restore));
-        for s in [
-            StepName::Offline,
-            StepName::Swap,
-            StepName::Sync,
-            StepName::MrReset,
-            StepName::Online,
-            StepName::Verify,
-        ] {
-            assert!(needs_window(s));
+    fn cleanup_is_due_after_the_retention_of_a_successful_run_until_done_or_given_up() {
+        use crate::domain::job::{Job, JobStatus};
+        use crate::domain::step::{StepRecord, StepStatus};
+        let keep = Duration::hours(24);
+        let mut job = Job {
+            id: "j".into(),
+            request_id: "r".into(),
+            dry_run: false,
+            status: JobStatus::Succeeded,
+            plan: vec![],
+            created_at: t(0, 0),
+            updated_at: t(1, 0),
+            finished_at: Some(t(1, 0)),
+            facts: Default::default(),
+            error: None,
+        };
+        assert!(!cleanup_due(&job, &[], keep, t(24, 59)));
+        assert!(cleanup_due(&job, &[], keep, t(25, 0)));
+        let mut rec = StepRecord::pending(StepName::Cleanup);
+        rec.status = StepStatus::Failed;
+        rec.attempts = 2;
+        assert!(cleanup_due(
+            &job,
+            std::slice::from_ref(&rec),
+            keep,
+            t(25, 0)
+        ));
+        rec.attempts = 3;
+        assert!(!cleanup_due(
+            &job,
+            std::slice::from_ref(&rec),
+            keep,
+            t(25, 0)
+        ));
+        rec.status = StepStatus::Succeeded;
+        rec.attempts = 1;
+        assert!(!cleanup_due(&job, &[rec], keep, t(25, 0)));
+        for status in [JobStatus::Running, JobStatus::Failed, JobStatus::RolledBack] {
+            job.status = status;
+            assert!(!cleanup_due(&job, &[], keep, t(99, 0)), "{status:?}");
         }
+        job.status = JobStatus::Succeeded;
+        job.dry_run = true;
+        assert!(!cleanup_due(&job, &[], keep, t(99, 0)));
     }
 }

@@ -104,17 +104,17 @@ fn unexpected(names: &SwapNames, observed: &HashMap<String, String>) -> Unexpect
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn names() -> SwapNames {
+    pub(crate) fn names() -> SwapNames {
         SwapNames {
             live: "AxDB".into(),
             before: "AxDB_before_1".into(),
             restored: "AxDB_pitr_1".into(),
         }
     }
-    fn obs(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pub(crate) fn obs(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))

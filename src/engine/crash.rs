@@ -3,53 +3,30 @@
 //! (like `kill -9`: no destructor runs, nothing is flushed), so tests can
 //! prove that a resumed run ends well from each of them. Without the feature
 //! the calls compile to nothing.
+//!
+//! The points of a step are declared in its definition (`engine/steps/`):
+//! `<step>.started`, the step's own points, `<step>.done`.
+use super::steps;
+use crate::domain::step::Phase;
 
-/// Every crash point, in the order a run meets them.
-pub const POINTS: &[&str] = &[
-    "preflight.started",
-    "preflight.after_get",
-    "preflight.done",
-    "offline.started",
-    "offline.after_run_command_accepted",
-    "offline.after_checkpoint",
-    "offline.after_wait",
-    "offline.done",
-    "restore.started",
-    "restore.after_put_accepted",
-    "restore.after_checkpoint",
-    "restore.after_wait",
-    "restore.done",
-    "swap.started",
-    "swap.after_first_rename",
-    "swap.after_first_checkpoint",
-    "swap.after_second_rename",
-    "swap.done",
-    "sync.started",
-    "sync.after_run_command_accepted",
-    "sync.after_checkpoint",
-    "sync.after_wait",
-    "sync.done",
-    "mr_reset.started",
-    "mr_reset.after_run_command_accepted",
-    "mr_reset.after_checkpoint",
-    "mr_reset.after_wait",
-    "mr_reset.done",
-    "online.started",
-    "online.after_run_command_accepted",
-    "online.after_checkpoint",
-    "online.after_wait",
-    "online.done",
-    "verify.started",
-    "verify.done",
-];
+pub use super::recovery::RECOVERY_POINTS;
 
-/// Crash points of the recovery (rollback) path, met after a step failed
-/// for good from `swap` on.
-pub const RECOVERY_POINTS: &[&str] = &[
-    "recovery.started",
-    "recovery.after_unswap_rename",
-    "recovery.before_online",
-];
+/// Every crash point of a run, in the order a run meets them (steps that
+/// are not part of a run, such as cleanup, are left out).
+pub fn points() -> Vec<String> {
+    steps::all()
+        .filter(|d| d.phase != Phase::Later)
+        .flat_map(step_points)
+        .collect()
+}
+
+fn step_points(def: &steps::StepDef) -> Vec<String> {
+    std::iter::once("started")
+        .chain(def.crash_points.iter().copied())
+        .chain(std::iter::once("done"))
+        .map(|p| format!("{}.{p}", def.name))
+        .collect()
+}
 
 /// Aborts the process if `PITR_CRASH_AT` names this point.
 #[inline]
@@ -57,7 +34,8 @@ pub fn point(name: &str) {
     #[cfg(feature = "crash-points")]
     {
         debug_assert!(
-            POINTS.contains(&name) || RECOVERY_POINTS.contains(&name),
+            steps::all().flat_map(step_points).any(|p| p == name)
+                || RECOVERY_POINTS.contains(&name),
             "unknown crash point {name}"
         );
         if std::env::var("PITR_CRASH_AT").as_deref() == Ok(name) {
@@ -76,4 +54,16 @@ pub fn at(step: crate::domain::StepName, suffix: &str) {
     point(&format!("{step}.{suffix}"));
     #[cfg(not(feature = "crash-points"))]
     let _ = (step, suffix);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_run_meets_each_steps_points_between_its_start_and_end() {
+        let p = super::points();
+        assert_eq!(p.first().map(String::as_str), Some("preflight.started"));
+        assert_eq!(p.last().map(String::as_str), Some("verify.done"));
+        assert!(p.contains(&"swap.after_first_checkpoint".to_string()));
+        assert!(!p.iter().any(|x| x.starts_with("cleanup.")));
+    }
 }

@@ -4,13 +4,14 @@
 //! checked before every change in Azure, and released at the end. Every
 //! checkpoint is written under it, so a stale owner's writes are refused.
 use super::progress::ProgressEvent;
-use super::{Engine, EngineError};
-use crate::domain::{Job, StepRecord};
+use super::{Engine, EngineError, Outcome};
+use crate::domain::{Job, JobId, RequestId, StepRecord};
 use crate::store::{Lease, StoreError};
+use std::future::Future;
 use std::path::Path;
 
 impl Engine {
-    fn lease_of(&self, job_id: &str) -> Option<Lease> {
+    fn lease_of(&self, job_id: &JobId) -> Option<Lease> {
         self.leases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -25,7 +26,7 @@ impl Engine {
             .insert(lease.job_id.clone(), lease);
     }
 
-    pub(super) fn take_lease(&self, job_id: &str) -> Option<Lease> {
+    pub(super) fn take_lease(&self, job_id: &JobId) -> Option<Lease> {
         self.leases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -45,13 +46,41 @@ impl Engine {
         chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64)
     }
 
-    /// Runs the job under a lease: refused while another runner holds it,
-    /// renewed in the background, released at the end (also on a signal).
-    pub(super) async fn drive(&self, job: Job) -> Result<Job, EngineError> {
+    /// Runs the job's steps under its lease.
+    pub(super) async fn drive(&self, job: Job) -> Result<Outcome, EngineError> {
+        let (id, request) = (job.id.clone(), job.request_id.clone());
+        self.with_lease(&id, &request, true, async {
+            tracing::Instrument::instrument(
+                self.drive_leased(job),
+                tracing::info_span!("job", job = %id, request = %request),
+            )
+            .await
+        })
+        .await
+        .inspect_err(|e| {
+            if let EngineError::Interrupted { request } = e {
+                self.progress.event(ProgressEvent::Note(format!(
+                    "stopped by a signal; every checkpoint is written; continue with `pitr resume {request}`"
+                )));
+            }
+        })
+    }
+
+    /// Runs `work` holding the job's lease: refused while another live
+    /// runner holds it (taken over at once when that runner's process is
+    /// gone), renewed in the background, released at the end. `work` stops
+    /// when the lease is lost and, if `interruptible`, on a signal.
+    pub(super) async fn with_lease<T>(
+        &self,
+        job_id: &JobId,
+        request_id: &RequestId,
+        interruptible: bool,
+        work: impl Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
         let ttl = self.lease_ttl();
         let lease = match self
             .store
-            .acquire_lease(&job.id, &self.owner, self.clock.now(), ttl)
+            .acquire_lease(job_id, &self.owner, self.clock.now(), ttl)
             .await
         {
             Err(StoreError::LeaseHeld { owner, .. }) if owner_is_dead(&owner) => {
@@ -59,45 +88,34 @@ impl Engine {
                     "the previous runner {owner} is gone (its process no longer exists); taking over"
                 )));
                 self.store
-                    .take_over_lease(&job.id, &owner, &self.owner, self.clock.now(), ttl)
+                    .take_over_lease(job_id, &owner, &self.owner, self.clock.now(), ttl)
                     .await?
             }
             other => other?,
         };
         self.set_lease(lease);
-        let job_id = job.id.clone();
-        let heartbeat = self.heartbeat(&job_id, ttl);
-        let request_id = job.request_id.clone();
         let mut shutdown = self.shutdown.clone();
         let outcome = tokio::select! {
-            r = tracing::Instrument::instrument(
-                self.drive_leased(job),
-                tracing::info_span!("job", job = %job_id, request = %request_id),
-            ) => r,
-            lost = heartbeat => Err(lost),
+            r = work => r,
+            lost = self.heartbeat(job_id, ttl) => Err(lost),
             _ = async {
                 // A dropped sender means nobody will ever ask to stop.
-                if shutdown.wait_for(|stop| *stop).await.is_err() {
+                if !interruptible || shutdown.wait_for(|stop| *stop).await.is_err() {
                     std::future::pending::<()>().await;
                 }
             } => Err(EngineError::Interrupted {
-                request: request_id,
+                request: request_id.clone(),
             }),
         };
-        if let Some(lease) = self.take_lease(&job_id) {
+        if let Some(lease) = self.take_lease(job_id) {
             // Best effort: an unreleased lease only delays a takeover until it expires.
             let _ = self.store.release_lease(&lease).await;
-        }
-        if let Err(EngineError::Interrupted { request }) = &outcome {
-            self.progress.event(ProgressEvent::Note(format!(
-                "stopped by a signal; every checkpoint is written; continue with `pitr resume {request}`"
-            )));
         }
         outcome
     }
 
     /// Renews the lease every third of its lifetime; returns only when it is lost.
-    pub(super) async fn heartbeat(&self, job_id: &str, ttl: chrono::Duration) -> EngineError {
+    pub(super) async fn heartbeat(&self, job_id: &JobId, ttl: chrono::Duration) -> EngineError {
         let every = std::time::Duration::from_millis((ttl.num_milliseconds() / 3).max(100) as u64);
         loop {
             tokio::time::sleep(every).await;
@@ -121,7 +139,7 @@ impl Engine {
     /// Renews the lease before a change in Azure, so that a runner that lost
     /// its lease (paused, partitioned) stops before acting, not only before
     /// its next checkpoint.
-    pub(crate) async fn confirm_lease(&self, job_id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn confirm_lease(&self, job_id: &JobId) -> Result<(), StoreError> {
         if let Some(lease) = self.lease_of(job_id) {
             let ttl = self.lease_ttl();
             let renewed = self
@@ -135,7 +153,7 @@ impl Engine {
 
     pub(crate) async fn checkpoint(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         rec: &StepRecord,
     ) -> Result<(), StoreError> {
         self.store

@@ -5,8 +5,8 @@ use super::{Engine, EngineError};
 use crate::domain::lifecycle::{transition, LifecycleEvent};
 use crate::domain::rules::{self, AzureFacts};
 use crate::domain::{
-    Environment, EnvironmentEvent, EnvironmentEventKind, NewRequest, RequestEvent, RequestStatus,
-    RestoreRequest, Window,
+    Environment, EnvironmentEvent, HistoryEntry, RequestEvent, RequestId, RequestSpec,
+    RequestStatus, RestoreRequest, Window,
 };
 use chrono::{DateTime, Utc};
 
@@ -39,13 +39,12 @@ impl Engine {
             earliest_restore_date: db.properties.earliest_restore_date,
             last_restore_end: history
                 .iter()
-                .filter(|e| e.kind == EnvironmentEventKind::Restore)
-                .filter_map(|e| e.finished_at)
+                .filter_map(|e| e.restore())
+                .filter_map(|r| r.finished_at)
                 .max(),
             deployments: history
                 .iter()
-                .filter(|e| e.kind == EnvironmentEventKind::Deployment)
-                .filter_map(|e| e.version.clone().map(|v| (e.at, v)))
+                .filter_map(|e| e.version().map(|v| (e.at, v.to_string())))
                 .collect(),
         })
     }
@@ -54,7 +53,7 @@ impl Engine {
     /// it with the warnings the requester acknowledged.
     pub async fn submit(
         &self,
-        new: NewRequest,
+        new: RequestSpec,
     ) -> Result<(RestoreRequest, Vec<String>), EngineError> {
         let env = self.environments.iter().find(|e| e.name == new.environment);
         rules::check_catalog(env, &new)?;
@@ -62,10 +61,9 @@ impl Engine {
         let facts = self.facts(env).await?;
         let now = self.clock.now();
         let warnings = rules::check_times(env, &new, &facts, now)?;
-        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let req = RestoreRequest::from_new(id, new, now);
-        let mut note = req.reason.clone().unwrap_or_default();
-        if let Some(e) = &req.emergency {
+        let req = RestoreRequest::new(RequestId::generate(), new, now);
+        let mut note = req.spec.reason.clone().unwrap_or_default();
+        if let Some(e) = &req.spec.emergency {
             note = format!("{note} [emergency: {e}]").trim().to_string();
         }
         for w in &warnings {
@@ -87,47 +85,37 @@ impl Engine {
     /// started, checking every rule again.
     pub async fn reschedule(
         &self,
-        id: &str,
+        id: &RequestId,
         change: Reschedule,
     ) -> Result<(RestoreRequest, Vec<String>), EngineError> {
         let req = self.request(id).await?;
         let to = transition(req.status, LifecycleEvent::Reschedule)?;
-        let env = self.environment(&req.environment)?;
-        let mut acks = req.acks;
-        acks.version_mismatch |= change.ack_version_mismatch;
-        let candidate = NewRequest {
-            environment: req.environment.clone(),
-            database: req.database.clone(),
-            restore_point: change.restore_point.unwrap_or(req.restore_point),
-            window: Window {
-                start: change.window_start.unwrap_or(req.window.start),
-                end: change.window_end.unwrap_or(req.window.end),
-            },
-            acks,
-            requester: req.requester.clone(),
-            reason: req.reason.clone(),
-            prestage: req.prestage,
-            emergency: change.emergency.clone().or(req.emergency.clone()),
+        let env = self.environment(&req.spec.environment)?;
+        let old = &req.spec;
+        let mut candidate = old.clone();
+        candidate.acks.version_mismatch |= change.ack_version_mismatch;
+        candidate.restore_point = change.restore_point.unwrap_or(old.restore_point);
+        candidate.window = Window {
+            start: change.window_start.unwrap_or(old.window.start),
+            end: change.window_end.unwrap_or(old.window.end),
         };
+        candidate.emergency = change.emergency.clone().or(old.emergency.clone());
         rules::check_catalog(Some(env), &candidate)?;
         let facts = self.facts(env).await?;
         let warnings = rules::check_times(env, &candidate, &facts, self.clock.now())?;
-        let updated = RestoreRequest {
-            restore_point: candidate.restore_point,
-            window: candidate.window,
-            acks: candidate.acks,
-            emergency: candidate.emergency,
-            ..req.clone()
-        };
         let note = format!(
             "rescheduled: restore point {} -> {}, window {} .. {} -> {} .. {}",
-            req.restore_point,
-            updated.restore_point,
-            req.window.start,
-            req.window.end,
-            updated.window.start,
-            updated.window.end
+            old.restore_point,
+            candidate.restore_point,
+            old.window.start,
+            old.window.end,
+            candidate.window.start,
+            candidate.window.end
         );
+        let updated = RestoreRequest {
+            spec: candidate,
+            ..req.clone()
+        };
         let ev = self.event(&req, to, Some(note));
         self.store.update_request(&updated, &ev).await?;
         Ok((self.request(id).await?, warnings))
@@ -136,7 +124,7 @@ impl Engine {
     /// Moves a request through its lifecycle, recording who and why.
     pub async fn transition(
         &self,
-        id: &str,
+        id: &RequestId,
         event: LifecycleEvent,
         note: Option<String>,
     ) -> Result<RestoreRequest, EngineError> {
@@ -163,11 +151,11 @@ impl Engine {
         self.store
             .add_environment_event(&EnvironmentEvent {
                 environment: environment.to_string(),
-                kind: EnvironmentEventKind::Deployment,
                 at,
-                finished_at: None,
-                version: Some(version.trim().to_string()),
-                detail: Some(format!("recorded by {}", self.actor)),
+                entry: HistoryEntry::Deployment {
+                    version: version.trim().to_string(),
+                    note: Some(format!("recorded by {}", self.actor)),
+                },
             })
             .await?;
         Ok(())

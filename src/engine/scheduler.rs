@@ -7,7 +7,8 @@
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::schedule::{self, Due};
-use crate::domain::{Job, JobStatus, RequestStatus};
+use crate::domain::step::Checkpoints;
+use crate::domain::{Job, JobId, JobStatus, RequestId, RequestStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
@@ -15,20 +16,27 @@ use tokio::task::JoinHandle;
 /// What one tick did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TickReport {
-    pub started: Vec<String>,
-    pub resumed: Vec<String>,
-    pub missed: Vec<(String, String)>,
+    pub started: Vec<RequestId>,
+    pub resumed: Vec<RequestId>,
+    pub missed: Vec<(RequestId, String)>,
     /// Due, but held back by the limit on concurrent runs.
-    pub deferred: Vec<String>,
+    pub deferred: Vec<RequestId>,
     /// Jobs whose original database is being dropped after its retention.
-    pub cleaned: Vec<String>,
+    pub cleaned: Vec<JobId>,
+}
+
+/// What a scheduler drives in the background.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Task {
+    Run(RequestId),
+    Cleanup(JobId),
 }
 
 pub struct Scheduler {
     engine: Arc<Engine>,
     max_concurrent: usize,
-    /// Runs this scheduler drives, by request id.
-    running: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Runs and cleanups this scheduler drives.
+    running: Mutex<HashMap<Task, JoinHandle<()>>>,
 }
 
 impl Scheduler {
@@ -43,23 +51,20 @@ impl Scheduler {
     fn active(&self) -> usize {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|_, h| !h.is_finished());
-        running
-            .keys()
-            .filter(|k| !k.starts_with("cleanup:"))
-            .count()
+        running.keys().filter(|k| matches!(k, Task::Run(_))).count()
     }
 
-    fn is_driving(&self, request_id: &str) -> bool {
+    fn is_driving(&self, task: &Task) -> bool {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(request_id)
+            .get(task)
             .is_some_and(|h| !h.is_finished())
     }
 
-    fn spawn(&self, request_id: &str, resume: bool) {
+    fn spawn(&self, request_id: &RequestId, resume: bool) {
         let engine = self.engine.clone();
-        let id = request_id.to_string();
+        let id = request_id.clone();
         let handle = tokio::spawn(async move {
             let outcome = if resume {
                 engine.resume(&id).await
@@ -67,17 +72,18 @@ impl Scheduler {
                 engine.run(&id, false).await
             };
             match outcome {
-                Ok(job) if job.status == JobStatus::Running => {
+                Ok(crate::engine::Outcome::Staged(_)) => {
                     tracing::info!(request = %id, "restore staged; waiting for the window")
                 }
-                Ok(_) => tracing::info!(request = %id, "run succeeded"),
+                Ok(o) if o.is_success() => tracing::info!(request = %id, "run succeeded"),
+                Ok(o) => tracing::warn!(request = %id, outcome = %o.describe(), "run ended"),
                 Err(e) => tracing::warn!(request = %id, error = %e, "run ended"),
             }
         });
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(request_id.to_string(), handle);
+            .insert(Task::Run(request_id.clone()), handle);
     }
 
     /// One pass over the requests.
@@ -88,7 +94,7 @@ impl Scheduler {
         let busy_envs: Vec<String> = requests
             .iter()
             .filter(|r| r.status == RequestStatus::Running)
-            .map(|r| r.environment.clone())
+            .map(|r| r.spec.environment.clone())
             .collect();
 
         // Runs in progress that nobody drives: after a restart, or a
@@ -97,7 +103,7 @@ impl Scheduler {
             .iter()
             .filter(|r| r.status == RequestStatus::Running)
         {
-            if self.is_driving(&req.id) {
+            if self.is_driving(&Task::Run(req.id.clone())) {
                 continue;
             }
             let Some(job) = self.unfinished_job(&req.id).await? else {
@@ -107,7 +113,7 @@ impl Scheduler {
                 continue;
             }
             let parked = job.is_prestaged()
-                && now < req.window.start
+                && now < req.spec.window.start
                 && job.facts.recovering.is_none()
                 && self.restore_done(&job).await?;
             if parked {
@@ -126,16 +132,16 @@ impl Scheduler {
             .iter()
             .filter(|r| r.status == RequestStatus::Accepted)
             .collect();
-        accepted.sort_by_key(|r| r.window.start);
+        accepted.sort_by_key(|r| r.spec.window.start);
         for req in accepted {
-            let env = match self.engine.environment(&req.environment) {
+            let env = match self.engine.environment(&req.spec.environment) {
                 Ok(e) => e.clone(),
                 Err(e) => {
                     tracing::warn!(request = %req.id, error = %e, "request names an environment no longer configured");
                     continue;
                 }
             };
-            let prestage = req.prestage || env.prestage;
+            let prestage = req.spec.prestage || env.prestage;
             let est = self.engine.estimates(&env).await?;
             match schedule::due(req, prestage, now, &est) {
                 Due::Wait => {}
@@ -147,14 +153,17 @@ impl Scheduler {
                 }
                 Due::Start if self.unfinished_job(&req.id).await?.is_some() => {
                     // Its run was created but its start never recorded.
-                    if !self.is_driving(&req.id) && self.active() < self.max_concurrent {
+                    if !self.is_driving(&Task::Run(req.id.clone()))
+                        && self.active() < self.max_concurrent
+                    {
                         self.spawn(&req.id, true);
                         report.resumed.push(req.id.clone());
                     }
                 }
                 Due::Start => {
                     // One active run per environment, and the global limit.
-                    if busy_envs.contains(&req.environment) || self.active() >= self.max_concurrent
+                    if busy_envs.contains(&req.spec.environment)
+                        || self.active() >= self.max_concurrent
                     {
                         report.deferred.push(req.id.clone());
                     } else {
@@ -170,7 +179,7 @@ impl Scheduler {
             .filter(|r| r.status == RequestStatus::Succeeded)
         {
             for job in self.engine.store.jobs_for_request(&req.id).await? {
-                let key = format!("cleanup:{}", job.id);
+                let key = Task::Cleanup(job.id.clone());
                 if self.is_driving(&key) || !self.engine.cleanup_due(&job).await? {
                     continue;
                 }
@@ -191,7 +200,7 @@ impl Scheduler {
         Ok(report)
     }
 
-    async fn unfinished_job(&self, request_id: &str) -> Result<Option<Job>, EngineError> {
+    async fn unfinished_job(&self, request_id: &RequestId) -> Result<Option<Job>, EngineError> {
         Ok(self
             .engine
             .store
@@ -203,10 +212,12 @@ impl Scheduler {
     }
 
     async fn restore_done(&self, job: &Job) -> Result<bool, EngineError> {
-        Ok(self.engine.store.steps(&job.id).await?.iter().any(|s| {
-            s.step == crate::domain::StepName::Restore
-                && s.status == crate::domain::StepStatus::Succeeded
-        }))
+        Ok(self
+            .engine
+            .store
+            .steps(&job.id)
+            .await?
+            .succeeded(crate::domain::StepName::Restore))
     }
 
     /// Waits for every run this scheduler started (tests, shutdown).

@@ -1,7 +1,7 @@
 //! Routing of the Azure-facing endpoints, and what every ARM request goes
 //! through: bearer token check, api-version check, the ARM error envelope and
 //! the long-running operation polling rules shared by Microsoft.Sql and
-//! Microsoft.Compute. Shapes and codes follow `reference/arm-contracts.md`.
+//! Microsoft.Compute. Shapes and codes follow `docs/arm-contracts.md`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};

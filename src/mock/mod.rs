@@ -5,7 +5,7 @@
 //! (get, list, point-in-time restore, delete, rename) and Microsoft.Compute
 //! run commands with real ARM shapes, long-running operations that complete
 //! over simulated time, and injected faults. `/_mock/*` exposes its state and
-//! request journal. Its JSON is written from `reference/arm-contracts.md` and
+//! request journal. Its JSON is written from `docs/arm-contracts.md` and
 //! shares no types with `crate::azure`, so a serialization mistake in the
 //! client cannot hide behind the same mistake here.
 
@@ -14,6 +14,7 @@ mod arm;
 mod compute;
 mod http;
 mod identity;
+mod model;
 mod ops;
 mod scenario;
 mod script;

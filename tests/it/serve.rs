@@ -1,8 +1,6 @@
 //! `pitr serve` runs an accepted request unattended when its window opens.
-mod common;
-
+use crate::helpers::*;
 use chrono::{Duration, Utc};
-use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_an_accepted_request_when_its_window_opens() {
@@ -11,28 +9,17 @@ async fn serve_runs_an_accepted_request_when_its_window_opens() {
         "[engine]\nscheduler_tick_secs = 1\n[engine.estimates]\nrestore_secs = 60\nsync_secs = 60\n",
     );
     let start = Utc::now() + Duration::seconds(3);
-    let id = t
-        .ok(&[
-            "request",
-            "submit",
-            "--env",
-            "uat",
-            "--database",
-            "AxDB",
-            "--restore-point",
-            &rfc3339_ago(Duration::days(1)),
-            "--window-start",
-            &start.to_rfc3339(),
-            "--window-end",
-            &(start + Duration::hours(1)).to_rfc3339(),
-            "--ack-erase",
-            "--ack-downtime",
-            "--ack-scope",
-            "--emergency-reason",
-            "test data corrupted; rehearsal tomorrow",
-        ])
-        .trim()
-        .to_string();
+    let (point, ws, we) = (
+        rfc3339_ago(Duration::days(1)),
+        start.to_rfc3339(),
+        (start + Duration::hours(1)).to_rfc3339(),
+    );
+    let mut args = submit_args(&point, &ws, &we);
+    args.extend([
+        "--emergency-reason",
+        "test data corrupted; rehearsal tomorrow",
+    ]);
+    let id = t.ok(&args).trim().to_string();
     t.ok(&["request", "accept", &id]);
 
     let mut serve = t

@@ -1,27 +1,8 @@
 //! What the engine does under each fault the mock Azure can inject, asserting
 //! the end state, not only the exit code.
-mod common;
-
+use crate::helpers::*;
 use chrono::Duration;
-use common::*;
 use serde_json::{json, Value};
-
-fn step<'a>(show: &'a Value, name: &str) -> &'a Value {
-    show["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|x| x["name"] == name))
-        .unwrap_or_else(|| panic!("step {name} in {show}"))
-}
-
-fn all_running(state: &Value) -> bool {
-    state["vms"].as_array().unwrap().iter().all(|vm| {
-        vm["services"]
-            .as_object()
-            .unwrap()
-            .values()
-            .all(|s| s == "Running")
-    })
-}
 
 /// Runs a request to the end and returns (exit code, request show JSON, mock state, journal).
 async fn run_with(t: &TestEnv) -> (Option<i32>, Value, Value, Vec<Value>, String) {

@@ -7,10 +7,9 @@
 //! SQLite-specific behaviour (schema versions, reopening, corrupt values) is
 //! tested after the suite.
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use pitr::domain::job::JobFacts;
 use pitr::domain::{
-    Acknowledgements, Job, JobStatus, RequestEvent, RequestStatus, RestoreRequest, StepName,
-    StepRecord, StepStatus, Window,
+    Acknowledgements, Job, JobFacts, JobId, JobStatus, RequestEvent, RequestId, RequestSpec,
+    RequestStatus, RestoreRequest, StepName, StepRecord, StepStatus, Window,
 };
 use pitr::store::sqlite::SCHEMA_VERSION;
 use pitr::store::{SharedStore, StoreError};
@@ -30,24 +29,26 @@ fn fresh(prefix: &str) -> String {
 
 fn request(id: &str, environment: &str, submitted_at: DateTime<Utc>) -> RestoreRequest {
     RestoreRequest {
-        id: id.to_string(),
-        environment: environment.to_string(),
-        database: "db_fno_main".to_string(),
-        restore_point: submitted_at - Duration::hours(3),
-        window: Window {
-            start: submitted_at + Duration::hours(2),
-            end: submitted_at + Duration::hours(4),
+        id: id.into(),
+        spec: RequestSpec {
+            environment: environment.to_string(),
+            database: "db_fno_main".to_string(),
+            restore_point: submitted_at - Duration::hours(3),
+            window: Window {
+                start: submitted_at + Duration::hours(2),
+                end: submitted_at + Duration::hours(4),
+            },
+            acks: Acknowledgements {
+                erase: true,
+                downtime: true,
+                scope: false,
+                version_mismatch: true,
+            },
+            requester: "ana@contoso.com".to_string(),
+            reason: Some("regression in posting; back to Tuesday's data".to_string()),
+            prestage: false,
+            emergency: Some("go-live rehearsal blocked".to_string()),
         },
-        acks: Acknowledgements {
-            erase: true,
-            downtime: true,
-            scope: false,
-            version_mismatch: true,
-        },
-        requester: "ana@contoso.com".to_string(),
-        reason: Some("regression in posting; back to Tuesday's data".to_string()),
-        prestage: false,
-        emergency: Some("go-live rehearsal blocked".to_string()),
         status: RequestStatus::Submitted,
         submitted_at,
         updated_at: submitted_at,
@@ -58,21 +59,21 @@ fn submitted(req: &RestoreRequest) -> RequestEvent {
     RequestEvent {
         request_id: req.id.clone(),
         at: req.submitted_at,
-        actor: req.requester.clone(),
+        actor: req.spec.requester.clone(),
         from: None,
         to: RequestStatus::Submitted,
-        note: req.reason.clone(),
+        note: req.spec.reason.clone(),
     }
 }
 
 fn event(
-    id: &str,
+    id: &RequestId,
     from: Option<RequestStatus>,
     to: RequestStatus,
     at: DateTime<Utc>,
 ) -> RequestEvent {
     RequestEvent {
-        request_id: id.to_string(),
+        request_id: id.clone(),
         at,
         actor: "ops@contoso.com".to_string(),
         from,
@@ -81,13 +82,13 @@ fn event(
     }
 }
 
-fn job(id: &str, request_id: &str, created_at: DateTime<Utc>) -> Job {
+fn job(id: &str, request_id: &RequestId, created_at: DateTime<Utc>) -> Job {
     Job {
-        id: id.to_string(),
-        request_id: request_id.to_string(),
+        id: id.into(),
+        request_id: request_id.clone(),
         dry_run: false,
         status: JobStatus::Running,
-        plan: pitr::domain::job::plan(false),
+        plan: pitr::engine::steps::default_plan(false),
         created_at,
         updated_at: created_at,
         finished_at: None,
@@ -104,11 +105,19 @@ pub async fn store_suite(store: SharedStore) {
 
     // Unknown ids: absent, not errors.
     let nobody = fresh("nobody");
-    assert_eq!(store.get_request(&nobody).await.unwrap(), None);
-    assert!(store.request_events(&nobody).await.unwrap().is_empty());
-    assert_eq!(store.get_job(&nobody).await.unwrap(), None);
-    assert!(store.jobs_for_request(&nobody).await.unwrap().is_empty());
-    assert!(store.steps(&nobody).await.unwrap().is_empty());
+    let (nobody_req, nobody_job) = (
+        RequestId::from(nobody.as_str()),
+        JobId::from(nobody.as_str()),
+    );
+    assert_eq!(store.get_request(&nobody_req).await.unwrap(), None);
+    assert!(store.request_events(&nobody_req).await.unwrap().is_empty());
+    assert_eq!(store.get_job(&nobody_job).await.unwrap(), None);
+    assert!(store
+        .jobs_for_request(&nobody_req)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.steps(&nobody_job).await.unwrap().is_empty());
 
     // A request and its first event round-trip exactly.
     let mut first = request(&fresh("req1"), &env_a, t(0));
@@ -145,9 +154,9 @@ pub async fn store_suite(store: SharedStore) {
     // Another environment is free. A request without a reason and with
     // other flags round-trips too.
     let mut other = request(&fresh("req3"), &env_b, t(2));
-    other.reason = None;
-    other.prestage = true;
-    other.acks = Acknowledgements::default();
+    other.spec.reason = None;
+    other.spec.prestage = true;
+    other.spec.acks = Acknowledgements::default();
     store
         .insert_request(&other, &submitted(&other))
         .await
@@ -193,21 +202,21 @@ pub async fn store_suite(store: SharedStore) {
         store.request_events(&first.id).await.unwrap(),
         vec![first_submitted.clone(), accepted.clone()]
     );
-    let missing = event(&nobody, Some(S::Submitted), S::Accepted, t(11));
+    let missing = event(&nobody_req, Some(S::Submitted), S::Accepted, t(11));
     assert!(matches!(
         store.transition_request(&missing).await,
-        Err(StoreError::RequestNotFound(id)) if id == nobody
+        Err(StoreError::RequestNotFound(id)) if id == nobody_req
     ));
 
     // Reschedule: the editable fields change, with an event, under the same CAS.
     let mut moved = first.clone();
-    moved.restore_point = t(-600);
-    moved.window = Window {
+    moved.spec.restore_point = t(-600);
+    moved.spec.window = Window {
         start: t(1440),
         end: t(1500),
     };
-    moved.reason = Some("moved to Thursday".into());
-    moved.prestage = true;
+    moved.spec.reason = Some("moved to Thursday".into());
+    moved.spec.prestage = true;
     let rescheduled = event(&first.id, Some(S::Accepted), S::Accepted, t(20));
     store.update_request(&moved, &rescheduled).await.unwrap();
     moved.updated_at = t(20);
@@ -218,7 +227,7 @@ pub async fn store_suite(store: SharedStore) {
     first = moved;
 
     let mut stale_edit = first.clone();
-    stale_edit.reason = Some("should not land".into());
+    stale_edit.spec.reason = Some("should not land".into());
     let stale = event(&first.id, Some(S::Submitted), S::Submitted, t(21));
     assert!(matches!(
         store.update_request(&stale_edit, &stale).await,
@@ -237,7 +246,7 @@ pub async fn store_suite(store: SharedStore) {
         store
             .update_request(
                 &ghost,
-                &event(&nobody, Some(S::Submitted), S::Submitted, t(21))
+                &event(&nobody_req, Some(S::Submitted), S::Submitted, t(21))
             )
             .await,
         Err(StoreError::RequestNotFound(_))
@@ -257,7 +266,7 @@ pub async fn store_suite(store: SharedStore) {
     assert_eq!(store.get_job(&job1.id).await.unwrap(), Some(job1.clone()));
     assert!(matches!(
         store
-            .insert_job(&job(&fresh("orphan"), &nobody, t(0)))
+            .insert_job(&job(&fresh("orphan"), &nobody_req, t(0)))
             .await,
         Err(StoreError::RequestNotFound(_))
     ));
@@ -307,8 +316,8 @@ pub async fn store_suite(store: SharedStore) {
         vec![preflight.clone(), offline_retried.clone(), restore.clone()]
     );
     assert!(matches!(
-        store.save_step(&nobody, &restore, None).await,
-        Err(StoreError::JobNotFound(id)) if id == nobody
+        store.save_step(&nobody_job, &restore, None).await,
+        Err(StoreError::JobNotFound(id)) if id == nobody_job
     ));
 
     // The whole job row is rewritten, facts included (with a JSON sku).
@@ -336,14 +345,14 @@ pub async fn store_suite(store: SharedStore) {
     assert_eq!(store.get_job(&job1.id).await.unwrap(), Some(job1.clone()));
     assert!(matches!(
         store.update_job(&job(&nobody, &first.id, t(0)), None).await,
-        Err(StoreError::JobNotFound(id)) if id == nobody
+        Err(StoreError::JobNotFound(id)) if id == nobody_job
     ));
 
     // A second job of the same request (same instant: insertion order
     // decides), a dry run with another plan; jobs come oldest first.
     let mut job2 = job(&fresh("job2"), &first.id, t(1450));
     job2.dry_run = true;
-    job2.plan = pitr::domain::job::plan(true);
+    job2.plan = pitr::engine::steps::default_plan(true);
     let mut job3 = job(&fresh("job3"), &first.id, t(1450));
     job3.plan = vec![];
     store.insert_job(&job2).await.unwrap();
@@ -394,7 +403,7 @@ pub async fn store_suite(store: SharedStore) {
         .await
         .unwrap();
     let ours = [&first.id, &second.id, &other.id, &twin.id];
-    let listed: Vec<String> = store
+    let listed: Vec<RequestId> = store
         .list_requests()
         .await
         .unwrap()
@@ -418,23 +427,28 @@ pub async fn store_suite(store: SharedStore) {
 
 /// Environment history: restores and deployments, oldest first, per environment.
 async fn history_story(store: &SharedStore) {
-    use pitr::domain::{EnvironmentEvent, EnvironmentEventKind as K};
+    use pitr::domain::{EnvironmentEvent, HistoryEntry, RestoreRecord};
     let env = fresh("env-h");
     let deployment = EnvironmentEvent {
         environment: env.clone(),
-        kind: K::Deployment,
         at: t(3000),
-        finished_at: None,
-        version: Some("10.0.38".into()),
-        detail: None,
+        entry: HistoryEntry::Deployment {
+            version: "10.0.38".into(),
+            note: None,
+        },
     };
     let restore = EnvironmentEvent {
         environment: env.clone(),
-        kind: K::Restore,
         at: t(2990),
-        finished_at: Some(t(3050)),
-        version: None,
-        detail: Some(r#"{"restore_secs":12.5}"#.into()),
+        entry: HistoryEntry::Restore(RestoreRecord {
+            job: fresh("job").into(),
+            request: fresh("req").into(),
+            restore_point: t(-100),
+            finished_at: Some(t(3050)),
+            restore_secs: Some(12.5),
+            downtime_secs: None,
+            prestaged: true,
+        }),
     };
     assert!(store.environment_events(&env).await.unwrap().is_empty());
     store.add_environment_event(&deployment).await.unwrap();
@@ -451,7 +465,7 @@ async fn history_story(store: &SharedStore) {
 }
 
 /// Leases: one owner at a time, takeover after expiry, stale writes refused.
-async fn lease_story(store: &SharedStore, job_id: &str) {
+async fn lease_story(store: &SharedStore, job_id: &JobId) {
     use pitr::store::StoreError;
     let ttl = chrono::Duration::seconds(60);
     assert_eq!(store.get_lease(job_id).await.unwrap(), None);
@@ -521,7 +535,9 @@ async fn lease_story(store: &SharedStore, job_id: &str) {
         Err(StoreError::LeaseLost { .. })
     ));
     assert!(matches!(
-        store.acquire_lease("no-such-job", "x", t(2005), ttl).await,
+        store
+            .acquire_lease(&"no-such-job".into(), "x", t(2005), ttl)
+            .await,
         Err(StoreError::JobNotFound(_))
     ));
     // A dead owner's lease is taken over before it expires, but only from
@@ -571,26 +587,36 @@ async fn sqlite_reopen_keeps_data_and_is_idempotent() {
     let store = pitr::store::open(&url).await.unwrap();
     let req = request("r1", "env", t(0));
     store.insert_request(&req, &submitted(&req)).await.unwrap();
-    let j = job("j1", "r1", t(5));
+    let j = job("j1", &"r1".into(), t(5));
     store.insert_job(&j).await.unwrap();
     store
-        .save_step("j1", &StepRecord::pending(StepName::Preflight), None)
+        .save_step(
+            &"j1".into(),
+            &StepRecord::pending(StepName::Preflight),
+            None,
+        )
         .await
         .unwrap();
 
     // A second store on the same file at the same time (another process).
     let again = pitr::store::open(&url).await.unwrap();
-    assert_eq!(again.get_request("r1").await.unwrap(), Some(req.clone()));
+    assert_eq!(
+        again.get_request(&"r1".into()).await.unwrap(),
+        Some(req.clone())
+    );
     drop((store, again));
 
     let reopened = pitr::store::open(&url).await.unwrap();
-    assert_eq!(reopened.get_request("r1").await.unwrap(), Some(req.clone()));
     assert_eq!(
-        reopened.request_events("r1").await.unwrap(),
+        reopened.get_request(&"r1".into()).await.unwrap(),
+        Some(req.clone())
+    );
+    assert_eq!(
+        reopened.request_events(&"r1".into()).await.unwrap(),
         vec![submitted(&req)]
     );
-    assert_eq!(reopened.get_job("j1").await.unwrap(), Some(j));
-    assert_eq!(reopened.steps("j1").await.unwrap().len(), 1);
+    assert_eq!(reopened.get_job(&"j1".into()).await.unwrap(), Some(j));
+    assert_eq!(reopened.steps(&"j1".into()).await.unwrap().len(), 1);
     drop(reopened);
     assert_eq!(file_version(&path), SCHEMA_VERSION);
 }
@@ -603,7 +629,7 @@ async fn sqlite_keeps_nanoseconds() {
     let at = Utc.timestamp_opt(1_714_600_000, 987_654_321).unwrap();
     let req = request("r1", "env", at);
     store.insert_request(&req, &submitted(&req)).await.unwrap();
-    assert_eq!(store.get_request("r1").await.unwrap(), Some(req));
+    assert_eq!(store.get_request(&"r1".into()).await.unwrap(), Some(req));
 }
 
 #[tokio::test]
@@ -637,7 +663,10 @@ async fn sqlite_reports_unreadable_values_as_corrupt() {
     let store = pitr::store::open(&url).await.unwrap();
     let req = request("r1", "env", t(0));
     store.insert_request(&req, &submitted(&req)).await.unwrap();
-    store.insert_job(&job("j1", "r1", t(1))).await.unwrap();
+    store
+        .insert_job(&job("j1", &"r1".into(), t(1)))
+        .await
+        .unwrap();
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -647,10 +676,10 @@ async fn sqlite_reports_unreadable_values_as_corrupt() {
         .unwrap();
     }
     for result in [
-        store.get_request("r1").await.map(|_| ()),
+        store.get_request(&"r1".into()).await.map(|_| ()),
         store.list_requests().await.map(|_| ()),
-        store.get_job("j1").await.map(|_| ()),
-        store.jobs_for_request("r1").await.map(|_| ()),
+        store.get_job(&"j1".into()).await.map(|_| ()),
+        store.jobs_for_request(&"r1".into()).await.map(|_| ()),
     ] {
         match result {
             Err(e @ StoreError::Corrupt(_)) => {
@@ -663,7 +692,7 @@ async fn sqlite_reports_unreadable_values_as_corrupt() {
     // The status is also read under the compare-and-set.
     assert!(matches!(
         store
-            .transition_request(&event("r1", None, RequestStatus::Accepted, t(2)))
+            .transition_request(&event(&"r1".into(), None, RequestStatus::Accepted, t(2)))
             .await,
         Err(StoreError::Corrupt(msg)) if msg.contains("requests.status")
     ));

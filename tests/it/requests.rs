@@ -1,30 +1,8 @@
 //! Requests as users handle them through the CLI: every rule that needs the
 //! store or Azure, and the lifecycle commands with their audit trail.
-mod common;
-
+use crate::helpers::*;
 use chrono::{Duration, Utc};
-use common::*;
 use serde_json::Value;
-
-fn submit_args<'a>(point: &'a str, ws: &'a str, we: &'a str) -> Vec<&'a str> {
-    vec![
-        "request",
-        "submit",
-        "--env",
-        "uat",
-        "--database",
-        "AxDB",
-        "--restore-point",
-        point,
-        "--window-start",
-        ws,
-        "--window-end",
-        we,
-        "--ack-erase",
-        "--ack-downtime",
-        "--ack-scope",
-    ]
-}
 
 fn window(in_hours: i64) -> (String, String) {
     let start = Utc::now() + Duration::hours(in_hours);

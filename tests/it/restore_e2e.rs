@@ -1,17 +1,8 @@
 //! A restore request carried end to end through the CLI, against the mock
 //! Azure over HTTPS and a real SQLite store.
-mod common;
-
+use crate::helpers::*;
 use chrono::Duration;
-use common::*;
 use serde_json::{json, Value};
-
-fn step<'a>(show: &'a Value, name: &str) -> &'a Value {
-    show["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|x| x["name"] == name))
-        .unwrap_or_else(|| panic!("step {name} in {show}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
@@ -150,23 +141,12 @@ async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
 async fn a_restore_point_before_the_earliest_restore_date_is_refused_at_submit() {
     let t = TestEnv::start(&scenario(""));
     let now = chrono::Utc::now();
-    let out = t.pitr(&[
-        "request",
-        "submit",
-        "--env",
-        "uat",
-        "--database",
-        "AxDB",
-        "--restore-point",
-        &rfc3339_ago(Duration::days(8)),
-        "--window-start",
-        &(now + Duration::days(2)).to_rfc3339(),
-        "--window-end",
-        &(now + Duration::days(2) + Duration::hours(1)).to_rfc3339(),
-        "--ack-erase",
-        "--ack-downtime",
-        "--ack-scope",
-    ]);
+    let (point, ws, we) = (
+        rfc3339_ago(Duration::days(8)),
+        (now + Duration::days(2)).to_rfc3339(),
+        (now + Duration::days(2) + Duration::hours(1)).to_rfc3339(),
+    );
+    let out = t.pitr(&submit_args(&point, &ws, &we));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("earliest-restore-date"), "{err}");
@@ -225,41 +205,12 @@ async fn other_request_rules_are_refused_with_exit_code_2() {
             "{rule}"
         );
     }
-    let out = t.pitr(&[
-        "request",
-        "submit",
-        "--env",
-        "uat",
-        "--database",
-        "AxDB",
-        "--restore-point",
-        &point,
-        "--window-start",
-        &ws,
-        "--window-end",
-        &we,
-        "--ack-erase",
-        "--ack-downtime",
-    ]);
+    let mut without_scope = submit_args(&point, &ws, &we);
+    without_scope.retain(|a| *a != "--ack-scope");
+    let out = t.pitr(&without_scope);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ack-scope"));
-    let out = t.pitr(&[
-        "request",
-        "submit",
-        "--env",
-        "uat",
-        "--database",
-        "AxDB",
-        "--restore-point",
-        "yesterday",
-        "--window-start",
-        &ws,
-        "--window-end",
-        &we,
-        "--ack-erase",
-        "--ack-downtime",
-        "--ack-scope",
-    ]);
+    let out = t.pitr(&submit_args("yesterday", &ws, &we));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
     assert_eq!(

@@ -2,20 +2,11 @@
 //! runs start when their window opens, windows that cannot hold a run are
 //! missed, pre-staged restores run ahead, a restart resumes runs in progress.
 //! Against the in-process mock Azure and a real SQLite store.
-use chrono::{DateTime, Duration, Utc};
-use pitr::azure::ArmClient;
-use pitr::clock::ManualClock;
-use pitr::config::Config;
-use pitr::domain::lifecycle::LifecycleEvent;
-use pitr::domain::{
-    Acknowledgements, Job, JobStatus, NewRequest, RequestStatus, StepName, StepStatus, Window,
-};
-use pitr::engine::progress::Silent;
+use crate::helpers::*;
+use chrono::Duration;
+use pitr::domain::{JobStatus, RequestStatus, StepName, StepStatus};
 use pitr::engine::scheduler::Scheduler;
-use pitr::engine::{Engine, EngineError};
-use pitr::mock::MockAzure;
-use serde_json::json;
-use std::sync::Arc;
+use pitr::engine::EngineError;
 
 const SUB: &str = "00000000-0000-0000-0000-00000000aaaa";
 
@@ -46,145 +37,15 @@ mr_vm = "{vm}"
     c
 }
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    mock: MockAzure,
-    engine: Arc<Engine>,
-    clock: ManualClock,
-    t0: DateTime<Utc>,
-}
+type Harness = InProcess;
 
-impl Harness {
-    async fn start() -> Harness {
-        Self::start_with(tokio::sync::watch::channel(false).1).await
-    }
-
-    async fn start_with(stop: tokio::sync::watch::Receiver<bool>) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::from_toml(&config(), "test", []).unwrap();
-        config.store.url = format!("sqlite://{}", dir.path().join("pitr.db").display());
-        let scenario = pitr::cli::dry_run::scenario_for(&config.environments);
-        let mock = MockAzure::start(scenario, "127.0.0.1:0".parse().unwrap(), None)
-            .await
-            .unwrap();
-        let azure = ArmClient::for_mock(&config.azure, &mock.url(), mock.ca_pem()).unwrap();
-        let store = pitr::store::open(&config.store.url).await.unwrap();
-        let t0 = Utc::now();
-        let clock = ManualClock::new(t0);
-        let engine = Arc::new(
-            Engine::new(
-                &config,
-                store,
-                azure,
-                Arc::new(clock.clone()),
-                Arc::new(Silent),
-                "scheduler".into(),
-            )
-            .with_secret("PITR_TEST_SQL_PASSWORD", "x-test")
-            .with_shutdown(stop),
-        );
-        Harness {
-            _dir: dir,
-            mock,
-            engine,
-            clock,
-            t0,
-        }
-    }
-
-    /// A new engine on the same store and mock: a restarted `pitr serve`.
-    async fn restarted(&self) -> Arc<Engine> {
-        let mut config = Config::from_toml(&config(), "test", []).unwrap();
-        config.store.url = format!("sqlite://{}", self._dir.path().join("pitr.db").display());
-        let azure =
-            ArmClient::for_mock(&config.azure, &self.mock.url(), self.mock.ca_pem()).unwrap();
-        let store = pitr::store::open(&config.store.url).await.unwrap();
-        Arc::new(
-            Engine::new(
-                &config,
-                store,
-                azure,
-                Arc::new(self.clock.clone()),
-                Arc::new(Silent),
-                "scheduler-2".into(),
-            )
-            .with_secret("PITR_TEST_SQL_PASSWORD", "x-test"),
-        )
-    }
-
-    /// An accepted request for `env` whose 2-hour window opens a day from t0.
-    async fn accepted(&self, env: &str, prestage: bool) -> (String, Window) {
-        let start = self.t0 + Duration::days(1);
-        let window = Window {
-            start,
-            end: start + Duration::hours(2),
-        };
-        let (req, _) = self
-            .engine
-            .submit(NewRequest {
-                environment: env.into(),
-                database: "AxDB".into(),
-                restore_point: self.t0 - Duration::hours(3),
-                window,
-                acks: Acknowledgements {
-                    erase: true,
-                    downtime: true,
-                    scope: true,
-                    version_mismatch: false,
-                },
-                requester: "tester".into(),
-                reason: None,
-                prestage,
-                emergency: None,
-            })
-            .await
-            .unwrap();
-        self.engine
-            .transition(&req.id, LifecycleEvent::Accept, None)
-            .await
-            .unwrap();
-        (req.id, window)
-    }
-
-    async fn status(&self, id: &str) -> RequestStatus {
-        self.engine.request(id).await.unwrap().status
-    }
-
-    async fn job(&self, id: &str) -> Job {
-        self.engine
-            .store()
-            .jobs_for_request(id)
-            .await
-            .unwrap()
-            .pop()
-            .unwrap()
-    }
-
-    async fn step(&self, job: &Job, s: StepName) -> Option<StepStatus> {
-        self.engine
-            .store()
-            .steps(&job.id)
-            .await
-            .unwrap()
-            .iter()
-            .find(|r| r.step == s)
-            .map(|r| r.status)
-    }
-
-    fn restore_puts(&self) -> usize {
-        self.mock
-            .journal_json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["method"] == "PUT")
-            .count()
-    }
+async fn start() -> Harness {
+    InProcess::start(&config()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_request_runs_when_its_window_opens() {
-    let h = Harness::start().await;
+    let h = start().await;
     let (id, window) = h.accepted("uat", false).await;
     let sched = Scheduler::new(h.engine.clone(), 2);
     assert_eq!(sched.tick().await.unwrap(), Default::default(), "not yet");
@@ -201,9 +62,9 @@ async fn an_accepted_request_runs_when_its_window_opens() {
     assert_eq!(sched.tick().await.unwrap(), Default::default());
 
     // The original is kept for 24 hours, then dropped.
-    let before = format!("AxDB_before_{}", &job.id[..8]);
+    let before = format!("AxDB_before_{}", job.id.tag());
     let names = |h: &Harness| -> Vec<String> {
-        h.mock.state_json()["servers"]
+        h.mock().state_json()["servers"]
             .as_array()
             .unwrap()
             .iter()
@@ -232,7 +93,7 @@ async fn an_accepted_request_runs_when_its_window_opens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_that_passed_or_cannot_hold_the_run_is_missed() {
-    let h = Harness::start().await;
+    let h = start().await;
     let (passed, window) = h.accepted("uat", false).await;
     let (short, _) = h.accepted("qa", false).await;
     let sched = Scheduler::new(h.engine.clone(), 2);
@@ -269,7 +130,7 @@ async fn a_window_that_passed_or_cannot_hold_the_run_is_missed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limit_on_concurrent_runs_defers_the_others() {
-    let h = Harness::start().await;
+    let h = start().await;
     let (a, window) = h.accepted("uat", false).await;
     let (b, _) = h.accepted("qa", false).await;
     let sched = Scheduler::new(h.engine.clone(), 1);
@@ -287,7 +148,7 @@ async fn the_limit_on_concurrent_runs_defers_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prestaged_restore_runs_ahead_and_the_window_holds_only_the_downtime() {
-    let h = Harness::start().await;
+    let h = start().await;
     let (id, window) = h.accepted("uat", true).await;
     let sched = Scheduler::new(h.engine.clone(), 2);
     // Estimates: preflight 30 s + restore 600 s: start 10.5 min ahead.
@@ -306,7 +167,7 @@ async fn a_prestaged_restore_runs_ahead_and_the_window_holds_only_the_downtime()
     );
     assert_eq!(h.step(&job, StepName::Offline).await, None);
     assert!(job.facts.offline_at.is_none());
-    let state = h.mock.state_json();
+    let state = h.mock().state_json();
     assert!(state["vms"]
         .as_array()
         .unwrap()
@@ -332,16 +193,12 @@ async fn a_prestaged_restore_runs_ahead_and_the_window_holds_only_the_downtime()
     assert_eq!(h.restore_puts(), 1);
     let history = h.engine.store().environment_events("uat").await.unwrap();
     assert_eq!(history.len(), 1);
-    assert!(history[0]
-        .detail
-        .as_deref()
-        .unwrap()
-        .contains("\"prestaged\":true"));
+    assert!(history[0].restore().unwrap().prestaged);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_prestaged_restore_holds_the_downtime_back_until_it_is_done() {
-    let h = Harness::start().await;
+    let h = start().await;
     let (id, window) = h.accepted("uat", true).await;
     let sched = Scheduler::new(h.engine.clone(), 2);
     h.mock_hold(true).await;
@@ -383,7 +240,7 @@ async fn a_late_prestaged_restore_holds_the_downtime_back_until_it_is_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_an_interrupted_run_is_resumed() {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let h = Harness::start_with(stop_rx).await;
+    let h = InProcess::start_with(&config(), stop_rx).await;
     let (id, window) = h.accepted("uat", false).await;
     h.mock_hold(true).await;
     h.clock.set(window.start);
@@ -406,45 +263,4 @@ async fn after_a_restart_an_interrupted_run_is_resumed() {
     sched.wait_idle().await;
     assert_eq!(h.status(&id).await, RequestStatus::Succeeded);
     assert_eq!(h.restore_puts(), 1);
-}
-
-impl Harness {
-    async fn mock_hold(&self, hold: bool) {
-        let client = reqwest::Client::builder()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.mock.ca_pem().as_bytes()).unwrap(),
-            )
-            .build()
-            .unwrap();
-        let r = client
-            .post(format!("{}/_mock/hold", self.mock.url()))
-            .json(&json!({"operation": "restore", "hold": hold}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-    }
-
-    async fn wait_for_restore_poll(&self) {
-        for _ in 0..500 {
-            let polled = self
-                .mock
-                .journal_json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| {
-                    e["method"] == "GET"
-                        && e["path"]
-                            .as_str()
-                            .unwrap_or("")
-                            .contains("databaseAzureAsyncOperation")
-                });
-            if polled {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("the restore was never polled");
-    }
 }

@@ -1,8 +1,6 @@
 //! Bad input gets a clear error naming what is wrong, exit code 2, and
 //! changes nothing.
-mod common;
-
-use common::*;
+use crate::helpers::*;
 use std::process::Command;
 
 fn pitr_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -82,24 +80,10 @@ fn bad_arguments_are_exit_2() {
     let out = pitr_in(
         dir.path(),
         &[
-            "--config",
-            "ok.toml",
-            "request",
-            "submit",
-            "--env",
-            "uat",
-            "--database",
-            "AxDB",
-            "--restore-point",
-            "yesterday",
-            "--window-start",
-            "x",
-            "--window-end",
-            "y",
-            "--ack-erase",
-            "--ack-downtime",
-            "--ack-scope",
-        ],
+            &["--config", "ok.toml"][..],
+            &submit_args("yesterday", "x", "y"),
+        ]
+        .concat(),
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--restore-point"));

@@ -1,16 +1,9 @@
 //! The downtime window bounds a run: no step is started that its estimate
 //! says would end after the window closes. Driven through the library with
 //! an injectable clock, against the in-process mock Azure and SQLite.
-use chrono::{Duration, Utc};
-use pitr::azure::ArmClient;
-use pitr::clock::ManualClock;
-use pitr::config::Config;
-use pitr::domain::lifecycle::LifecycleEvent;
-use pitr::domain::{Acknowledgements, JobStatus, NewRequest, RequestStatus, StepName, Window};
-use pitr::engine::progress::Silent;
-use pitr::engine::Engine;
-use pitr::mock::MockAzure;
-use std::sync::Arc;
+use crate::helpers::*;
+use chrono::Duration;
+use pitr::domain::{JobStatus, RequestId, RequestStatus, StepName};
 
 const CONFIG: &str = r#"
 [azure]
@@ -33,70 +26,28 @@ sync_vm = "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg
 mr_vm = "/subscriptions/00000000-0000-0000-0000-00000000aaaa/resourceGroups/rg-uat/providers/Microsoft.Compute/virtualMachines/aos1"
 "#;
 
-async fn setup(minutes_left: i64) -> (tempfile::TempDir, MockAzure, Engine, ManualClock, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::from_toml(CONFIG, "test", []).unwrap();
-    config.store.url = format!("sqlite://{}", dir.path().join("pitr.db").display());
-    let scenario = pitr::cli::dry_run::scenario_for(&config.environments);
-    let mock = MockAzure::start(scenario, "127.0.0.1:0".parse().unwrap(), None)
-        .await
-        .unwrap();
-    let azure = ArmClient::for_mock(&config.azure, &mock.url(), mock.ca_pem()).unwrap();
-    let store = pitr::store::open(&config.store.url).await.unwrap();
-    let t0 = Utc::now();
-    let clock = ManualClock::new(t0);
-    let engine = Engine::new(
-        &config,
-        store,
-        azure,
-        Arc::new(clock.clone()),
-        Arc::new(Silent),
-        "tester".into(),
-    )
-    .with_secret("PITR_TEST_SQL_PASSWORD", "x-test");
-    let start = t0 + Duration::days(1);
-    let req = engine
-        .submit(NewRequest {
-            environment: "uat".into(),
-            database: "AxDB".into(),
-            restore_point: t0 - Duration::hours(3),
-            window: Window {
-                start,
-                end: start + Duration::hours(2),
-            },
-            acks: Acknowledgements {
-                erase: true,
-                downtime: true,
-                scope: true,
-                version_mismatch: false,
-            },
-            requester: "tester".into(),
-            reason: None,
-            prestage: false,
-            emergency: None,
-        })
-        .await
-        .unwrap()
-        .0;
-    engine
-        .transition(&req.id, LifecycleEvent::Accept, None)
-        .await
-        .unwrap();
-    // Inside the window, with `minutes_left` before it closes.
-    clock.set(start + Duration::hours(2) - Duration::minutes(minutes_left));
-    (dir, mock, engine, clock, req.id)
+/// An accepted request of `uat`, the clock inside its window with
+/// `minutes_left` before it closes.
+async fn setup(minutes_left: i64) -> (InProcess, RequestId) {
+    let h = InProcess::start(CONFIG).await;
+    let (id, window) = h.accepted("uat", false).await;
+    h.clock.set(window.end - Duration::minutes(minutes_left));
+    (h, id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_that_cannot_finish_before_the_window_ends_is_not_started() {
     // 30 minutes left: the rest of the run (a 1-hour restore among it) does
     // not fit, so nothing starts and the environment is never taken down.
-    let (_dir, mock, engine, _clock, id) = setup(30).await;
-    let err = engine.run(&id, false).await.unwrap_err();
+    let (h, id) = setup(30).await;
+    let (engine, mock) = (&h.engine, h.mock());
+    let outcome = engine.run(&id, false).await.unwrap();
+    assert!(!outcome.is_success());
     assert!(
-        err.to_string()
+        outcome
+            .describe()
             .contains("would end after the window closes"),
-        "{err}"
+        "{outcome:?}"
     );
     let req = engine.request(&id).await.unwrap();
     assert_eq!(req.status, RequestStatus::Failed);
@@ -137,8 +88,9 @@ async fn a_step_that_cannot_finish_before_the_window_ends_is_not_started() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_with_enough_window_left_succeeds() {
-    let (_dir, _mock, engine, _clock, id) = setup(119).await;
-    engine.run(&id, false).await.unwrap();
+    let (h, id) = setup(119).await;
+    let engine = &h.engine;
+    assert!(engine.run(&id, false).await.unwrap().is_success());
     assert_eq!(
         engine.request(&id).await.unwrap().status,
         RequestStatus::Succeeded

@@ -1,0 +1,196 @@
+//! The step loop of one job, run under its lease (see `lease.rs`): the next
+//! step from the checkpoints, the window's say on it, the step itself with
+//! its timeout and checkpoints, and how the job ends.
+use super::progress::ProgressEvent;
+use super::{crash, steps, Engine, EngineError, Outcome, StepError};
+use crate::domain::lifecycle::{transition, LifecycleEvent};
+use crate::domain::step::next_step;
+use crate::domain::window::{window_decision, RunFacts, WindowDecision};
+use crate::domain::{
+    Environment, Job, JobStatus, RestoreRequest, StepName, StepRecord, StepStatus,
+};
+use crate::store::StoreError;
+use std::time::Duration;
+
+/// What one attempt of a step came to.
+pub(super) enum StepEnd {
+    Succeeded(String),
+    Failed(String),
+}
+
+impl Engine {
+    /// Runs the job's remaining steps, then its recovery if a step failed.
+    pub(super) async fn drive_leased(&self, mut job: Job) -> Result<Outcome, EngineError> {
+        let req = self.request(&job.request_id).await?;
+        let env = self.environment(&req.spec.environment)?.clone();
+        let est = self.estimates(&env).await?;
+        loop {
+            if let Some(cause) = job.facts.recovering.clone() {
+                return self.recover(&req, &env, job, cause).await;
+            }
+            let records = self.store.steps(&job.id).await?;
+            let Some(step) = next_step(&job.plan, &records) else {
+                return self.finish(&req, job, JobStatus::Succeeded, None).await;
+            };
+            let run = RunFacts {
+                window: req.spec.window,
+                plan: &job.plan,
+                dry_run: job.dry_run,
+                prestaged: job.is_prestaged(),
+            };
+            match window_decision(run, step, &est, self.clock.now()) {
+                WindowDecision::Go => {}
+                WindowDecision::Park => {
+                    self.progress.event(ProgressEvent::Note(format!(
+                        "restore staged ahead of the window; the environment goes offline when the window opens at {}: `pitr serve` continues then (or `pitr resume {}`)",
+                        req.spec.window.start, req.id
+                    )));
+                    return Ok(Outcome::Staged(job));
+                }
+                WindowDecision::Stop(why) => {
+                    self.progress.event(ProgressEvent::StepFailed {
+                        step,
+                        error: why.clone(),
+                    });
+                    job.facts.recovering = Some(format!("{step}: {why}"));
+                    self.save_job(&mut job).await?;
+                    continue;
+                }
+            }
+            let rec = records
+                .into_iter()
+                .find(|r| r.step == step)
+                .unwrap_or_else(|| StepRecord::pending(step));
+            if let StepEnd::Failed(error) =
+                self.execute_step(step, &req, &env, &mut job, rec).await?
+            {
+                job.facts.recovering = Some(format!("{step}: {error}"));
+                self.save_job(&mut job).await?;
+            }
+        }
+    }
+
+    /// One attempt of a step: checkpointed as running, performed within its
+    /// timeout, checkpointed with its end. Losing the lease is not the
+    /// step's failure: it stops the job (nothing more may be written).
+    pub(super) async fn execute_step(
+        &self,
+        step: StepName,
+        req: &RestoreRequest,
+        env: &Environment,
+        job: &mut Job,
+        mut rec: StepRecord,
+    ) -> Result<StepEnd, EngineError> {
+        rec.status = StepStatus::Running;
+        rec.attempts += 1;
+        rec.error = None;
+        rec.started_at.get_or_insert(self.clock.now());
+        self.checkpoint(&job.id, &rec).await?;
+        crash::at(step, "started");
+        self.progress.event(ProgressEvent::StepStarted {
+            step,
+            attempt: rec.attempts,
+        });
+        let started = std::time::Instant::now();
+        let limit = self.step_timeout(step);
+        let span = tracing::info_span!("step", step = %step, attempt = rec.attempts);
+        tracing::info!(parent: &span, "step started");
+        let mut cx = steps::StepCx {
+            req,
+            env,
+            job,
+            rec: &mut rec,
+        };
+        let outcome = tokio::time::timeout(
+            limit + Duration::from_secs(60),
+            tracing::Instrument::instrument(self.perform(step, &mut cx), span.clone()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(StepError::Failed(format!(
+                "step {step} did not finish within its timeout of {}s",
+                limit.as_secs()
+            )))
+        });
+        rec.finished_at = Some(self.clock.now());
+        match outcome {
+            Ok(summary) => {
+                tracing::info!(parent: &span, %summary, "step succeeded");
+                rec.status = StepStatus::Succeeded;
+                self.checkpoint(&job.id, &rec).await?;
+                crash::at(step, "done");
+                self.progress.event(ProgressEvent::StepDone {
+                    step,
+                    elapsed: started.elapsed(),
+                    summary: summary.clone(),
+                });
+                Ok(StepEnd::Succeeded(summary))
+            }
+            Err(StepError::Store(e @ StoreError::LeaseLost { .. })) => Err(e.into()),
+            Err(e) => {
+                let error = e.to_string();
+                tracing::warn!(parent: &span, %error, "step failed");
+                rec.status = StepStatus::Failed;
+                rec.error = Some(error.clone());
+                self.checkpoint(&job.id, &rec).await?;
+                self.progress.event(ProgressEvent::StepFailed {
+                    step,
+                    error: error.clone(),
+                });
+                Ok(StepEnd::Failed(error))
+            }
+        }
+    }
+
+    /// The deadline of a step, from the `[engine]` key its definition names.
+    pub(crate) fn step_timeout(&self, step: StepName) -> Duration {
+        steps::def(step).timeout.of(&self.config)
+    }
+
+    /// Ends the job and, unless it was a rehearsal, its request.
+    pub(super) async fn finish(
+        &self,
+        req: &RestoreRequest,
+        mut job: Job,
+        status: JobStatus,
+        cause: Option<String>,
+    ) -> Result<Outcome, EngineError> {
+        job.status = status;
+        job.error = cause.clone();
+        job.finished_at = Some(self.clock.now());
+        self.save_job(&mut job).await?;
+        if status == JobStatus::Succeeded && !job.dry_run {
+            self.record_restore(req, &job).await?;
+        }
+        if !job.dry_run {
+            let current = self.request(&req.id).await?;
+            let event = match status {
+                JobStatus::Succeeded => LifecycleEvent::Succeed,
+                JobStatus::RolledBack => LifecycleEvent::RollBack,
+                _ => LifecycleEvent::Fail,
+            };
+            if let Ok(to) = transition(current.status, event) {
+                self.store
+                    .transition_request(&self.event(&current, to, cause.clone()))
+                    .await?;
+            }
+        }
+        self.progress.event(ProgressEvent::Note(format!(
+            "job {} {}{}",
+            job.id,
+            status.as_str(),
+            cause
+                .as_deref()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default()
+        )));
+        Ok(match status {
+            JobStatus::Succeeded => Outcome::Succeeded(job),
+            _ => Outcome::Ended {
+                job,
+                cause: cause.unwrap_or_default(),
+                problems: false,
+            },
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! What the engine reports: how a run ended (an [`Outcome`], never an
+//! error), and what went wrong when it could not be carried out (an
+//! [`EngineError`], with the exit code the CLI gives it).
+use crate::azure::AzureError;
+use crate::domain::lifecycle::InvalidTransition;
+use crate::domain::rollback::RollbackRefused;
+use crate::domain::{Job, JobStatus, RequestId, RuleViolation};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Rule(#[from] RuleViolation),
+    #[error("{0}")]
+    Lifecycle(#[from] InvalidTransition),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Azure(#[from] AzureError),
+    #[error("{0}")]
+    Rollback(#[from] RollbackRefused),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("interrupted; every checkpoint is written; continue with `pitr resume {request}`")]
+    Interrupted { request: RequestId },
+    /// A run that could not reach an end: its state is checkpointed and a
+    /// person must look (the message says what to do).
+    #[error("job {job} {status}: {cause}")]
+    Stuck {
+        job: String,
+        status: &'static str,
+        cause: String,
+    },
+}
+
+impl EngineError {
+    /// 2 for bad input (nothing was changed), 1 for an operation that failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Rule(_) | Self::Lifecycle(_) | Self::Rollback(_) | Self::BadInput(_) => 2,
+            Self::Store(
+                StoreError::RequestNotFound(_)
+                | StoreError::JobNotFound(_)
+                | StoreError::ActiveRequestExists { .. }
+                | StoreError::SchemaTooNew { .. }
+                | StoreError::UnsupportedUrl(_),
+            ) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A failure inside a step, with the text stored in its checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    #[error("{0}")]
+    Azure(#[from] AzureError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How a run (or a rollback) ended. Each is a complete, recorded end: the
+/// caller decides what counts as success (a `RolledBack` run failed; a
+/// `RolledBack` rollback did what was asked).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every step succeeded.
+    Succeeded(Job),
+    /// A pre-staged run stopped with its restore done; the downtime steps
+    /// wait for the window.
+    Staged(Job),
+    /// The run ended `Failed` or `RolledBack` with its cause. `problems` is
+    /// true when the recovery itself left something undone (a person must
+    /// look: the cause says what).
+    Ended {
+        job: Job,
+        cause: String,
+        problems: bool,
+    },
+}
+
+impl Outcome {
+    pub fn job(&self) -> &Job {
+        match self {
+            Self::Succeeded(job) | Self::Staged(job) | Self::Ended { job, .. } => job,
+        }
+    }
+
+    pub fn status(&self) -> JobStatus {
+        self.job().status
+    }
+
+    /// The run did what a run is for: succeeded, or staged for its window.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Succeeded(_) | Self::Staged(_))
+    }
+
+    /// The line a person reads about this end.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Succeeded(job) => format!("job {} succeeded", job.id),
+            Self::Staged(job) => format!(
+                "job {} staged: the restore is done; the downtime steps wait for the window",
+                job.id
+            ),
+            Self::Ended {
+                job,
+                cause,
+                problems,
+            } => format!(
+                "job {} {}: {cause}",
+                job.id,
+                if *problems {
+                    "ended with problems"
+                } else {
+                    job.status.as_str()
+                }
+            ),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `restore`: a new database `<db>_pitr_<job8>` with the source's content as
+//! of the restore point. Never issues a second restore PUT: the operation is
+//! checkpointed before it is polled, and what to do on a resume is decided
+//! by [`next_restore_action`] from what Azure shows under the target name.
+use super::{StepCx, StepDef, Timeout};
+use crate::azure::{Operation, RestoreSpec};
+use crate::domain::restore::{next_restore_action, RestoreAction, Target};
+use crate::domain::step::Phase;
+use crate::domain::{Job, StepName};
+use crate::engine::{crash, Engine, StepError};
+use std::time::Duration;
+
+pub(super) const DEF: StepDef = StepDef {
+    name: StepName::Restore,
+    phase: Phase::Staging,
+    window_guard: true,
+    estimate_secs: 1800,
+    timeout: Timeout::Restore,
+    crash_points: &["after_put_accepted", "after_checkpoint", "after_wait"],
+};
+
+/// How often a restore PUT whose answer was lost is looked for and resent.
+const PUT_ATTEMPTS: u32 = 6;
+
+impl Engine {
+    pub(super) async fn restore(&self, cx: &mut StepCx<'_>) -> Result<String, StepError> {
+        let (req, env) = (cx.req, cx.env);
+        let name = cx.job.restored_name(&env.database);
+        let target = env.database_id(&name);
+        let checkpointed = cx
+            .rec
+            .external_ref
+            .as_deref()
+            .and_then(Operation::from_checkpoint);
+        let deadline = self.step_timeout(StepName::Restore);
+        let seen = self.target(&target).await?;
+        match next_restore_action(&seen, checkpointed.is_some()) {
+            RestoreAction::Done => {}
+            RestoreAction::Fail(why) => return Err(StepError::Failed(format!("{name}: {why}"))),
+            RestoreAction::Reattach => {
+                // Decided only when an operation was checkpointed.
+                if let Some(op) = &checkpointed {
+                    self.note(StepName::Restore, format!("re-attaching to {}", op.op));
+                    self.azure
+                        .wait(op, deadline, &mut self.poll_reporter(StepName::Restore))
+                        .await?;
+                }
+            }
+            RestoreAction::FollowTarget => {
+                self.note(
+                    StepName::Restore,
+                    format!("{name} exists ({}); waiting for it", seen.status()),
+                );
+                self.wait_until_online(&target, deadline).await?;
+            }
+            RestoreAction::Start => {
+                let spec = RestoreSpec {
+                    location: env.location.clone(),
+                    source_database_id: cx
+                        .job
+                        .facts
+                        .source_resource_id
+                        .clone()
+                        .unwrap_or_else(|| env.database_id(&env.database)),
+                    restore_point: req.spec.restore_point,
+                    sku: cx.job.facts.source_sku.clone(),
+                    elastic_pool_id: cx.job.facts.source_elastic_pool_id.clone(),
+                };
+                match self.put_restore_once(cx.job, &target, &spec).await? {
+                    Some(op) => {
+                        crash::point("restore.after_put_accepted");
+                        cx.rec.external_ref = Some(op.to_checkpoint());
+                        self.checkpoint(&cx.job.id, cx.rec).await?;
+                        crash::point("restore.after_checkpoint");
+                        self.note(
+                            StepName::Restore,
+                            format!(
+                                "restore of {} as of {} accepted by Azure",
+                                env.database,
+                                req.spec.restore_point.to_rfc3339()
+                            ),
+                        );
+                        self.azure
+                            .wait(&op, deadline, &mut self.poll_reporter(StepName::Restore))
+                            .await?;
+                    }
+                    // An answer was lost but the PUT had reached Azure.
+                    None => self.wait_until_online(&target, deadline).await?,
+                }
+            }
+        }
+        crash::point("restore.after_wait");
+        let db = self.azure.get_database(&target).await?.ok_or_else(|| {
+            StepError::Failed(format!(
+                "Azure reported the restore done but {name} does not exist"
+            ))
+        })?;
+        if !db.is_online() {
+            self.wait_until_online(&target, deadline).await?;
+        }
+        let restored = db
+            .database_id()
+            .ok_or_else(|| StepError::Failed(format!("{name} has no databaseId")))?
+            .to_string();
+        cx.job.facts.restored_database_id = Some(restored.clone());
+        self.save_job(cx.job).await?;
+        Ok(format!("{name} is Online (databaseId {restored})"))
+    }
+
+    /// What Azure shows under the target name.
+    async fn target(&self, id: &str) -> Result<Target, StepError> {
+        Ok(match self.azure.get_database(id).await? {
+            None => Target::Absent,
+            Some(db) => Target::from_status(db.status()),
+        })
+    }
+
+    /// Sends the restore PUT so that it reaches Azure at most once: after a
+    /// lost answer (timeout, dropped connection, 5xx) the target is looked at
+    /// again, and an existing one is followed (`None`) instead of re-PUT.
+    async fn put_restore_once(
+        &self,
+        job: &Job,
+        target: &str,
+        spec: &RestoreSpec,
+    ) -> Result<Option<Operation>, StepError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.confirm_lease(&job.id).await?;
+            match self.azure.begin_restore(target, spec).await {
+                Ok(op) => return Ok(Some(op)),
+                Err(e) if e.is_transient() && attempt < PUT_ATTEMPTS => {
+                    self.note(
+                        StepName::Restore,
+                        format!("the restore request got no clear answer ({e}); checking Azure before sending it again"),
+                    );
+                    tokio::time::sleep(self.azure.poll.interval(None) * attempt).await;
+                    match next_restore_action(&self.target(target).await?, false) {
+                        RestoreAction::Start => {}
+                        RestoreAction::Fail(why) => return Err(StepError::Failed(why)),
+                        _ => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn wait_until_online(&self, id: &str, deadline: Duration) -> Result<(), StepError> {
+        let started = std::time::Instant::now();
+        let name = crate::azure::client::last_segment(id);
+        loop {
+            match self.azure.get_database(id).await? {
+                Some(db) if db.is_online() => return Ok(()),
+                Some(db) => self.note(StepName::Restore, format!("{}: {}", db.name, db.status())),
+                None => {
+                    return Err(StepError::Failed(format!(
+                        "{name} disappeared while being restored; the restore failed or was cancelled in Azure"
+                    )))
+                }
+            }
+            let wait = self.azure.poll.interval(None);
+            if started.elapsed() + wait > deadline {
+                return Err(StepError::Failed(format!(
+                    "{name} did not come Online within {}s",
+                    deadline.as_secs()
+                )));
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! What the mock's world is made of: servers and their databases, VMs and
+//! their run commands, long-running operations, faults and the journal, as
+//! plain data with their ARM JSON. `State` (in `state.rs`) holds them.
+
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::scenario::{FaultSpec, SkuSpec};
+use super::script::{self, ScriptKind};
+
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Database {
+    pub name: String,
+    pub database_id: Uuid,
+    pub status: String,
+    /// Sorted by time.
+    pub history: Vec<(DateTime<Utc>, String)>,
+    pub creation_date: DateTime<Utc>,
+    /// None while the database is still being restored (no backups yet).
+    pub earliest_restore: Option<DateTime<Utc>>,
+    pub sku: SkuSpec,
+    pub elastic_pool_id: Option<String>,
+    pub max_size_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub databases: Vec<Database>,
+}
+
+impl Server {
+    pub fn db_id(&self, db: &str) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/servers/{}/databases/{}",
+            self.subscription_id, self.resource_group, self.name, db
+        )
+    }
+
+    pub fn find_db(&self, name: &str) -> Option<usize> {
+        self.databases
+            .iter()
+            .position(|d| d.name.eq_ignore_ascii_case(name))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RunCommandRecord {
+    pub seq: u64,
+    pub operation_id: Uuid,
+    pub status: &'static str,
+    pub completed_seq: Option<u64>,
+    pub kind: ScriptKind,
+    pub services: Vec<String>,
+    /// Already redacted.
+    pub parameters: Vec<(String, String)>,
+    pub exit_code: Option<i32>,
+    pub synced_database_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Vm {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    /// (name, "Running" | "Stopped"), in scenario order.
+    pub services: Vec<(String, String)>,
+    pub run_commands: Vec<RunCommandRecord>,
+    /// The run command in progress: one at a time per VM, like Azure.
+    pub busy: Option<Uuid>,
+}
+
+impl Vm {
+    pub fn id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}",
+            self.subscription_id, self.resource_group, self.name
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum OpKind {
+    Restore,
+    Delete,
+    RunCommand,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Restore => "restore",
+            OpKind::Delete => "delete",
+            OpKind::RunCommand => "run_command",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OpKind> {
+        match s {
+            "restore" => Some(OpKind::Restore),
+            "delete" => Some(OpKind::Delete),
+            "run_command" => Some(OpKind::RunCommand),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpStatus {
+    InProgress,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl OpStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::InProgress => "InProgress",
+            OpStatus::Succeeded => "Succeeded",
+            OpStatus::Failed => "Failed",
+            OpStatus::Canceled => "Canceled",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OpError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+/// How an operation fault makes the operation end.
+#[derive(Debug, Clone)]
+pub(crate) enum Planned {
+    Fail(OpError),
+    NeverFinish,
+    ExitCode { code: i32, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum OpDetail {
+    Restore {
+        server: usize,
+        database_id: Uuid,
+        /// The source's content as of the restore point, fixed when the
+        /// restore starts (the restore point is in the past).
+        content: String,
+    },
+    Delete {
+        server: usize,
+        database_id: Uuid,
+    },
+    RunCommand {
+        vm: usize,
+        script: String,
+        /// Raw values: the script needs them; never rendered unredacted.
+        parameters: Vec<(String, String)>,
+        stdout: String,
+        stderr: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Operation {
+    pub id: Uuid,
+    pub kind: OpKind,
+    pub status: OpStatus,
+    pub polls: u32,
+    pub start: DateTime<Utc>,
+    pub started_at: Instant,
+    pub end: Option<DateTime<Utc>>,
+    pub subscription_id: String,
+    pub location: String,
+    pub target: String,
+    pub error: Option<OpError>,
+    pub planned: Option<Planned>,
+    pub completed_seq: Option<u64>,
+    pub detail: OpDetail,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ActiveFault {
+    pub spec: FaultSpec,
+    /// None = unlimited.
+    pub remaining: Option<u32>,
+}
+
+impl ActiveFault {
+    pub fn new(spec: FaultSpec) -> ActiveFault {
+        let remaining = match spec.times {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(1),
+        };
+        ActiveFault { spec, remaining }
+    }
+
+    /// Counts one use; true when the fault is now exhausted.
+    pub(crate) fn consume(&mut self) -> bool {
+        match &mut self.remaining {
+            None => false,
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::to_value(&self.spec).unwrap_or_else(|_| json!({}));
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("remaining".into(), json!(self.remaining));
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct JournalEntry {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Latest history entry at or before `t`; "" when there is none.
+pub(crate) fn content_as_of(history: &[(DateTime<Utc>, String)], t: DateTime<Utc>) -> String {
+    history
+        .iter()
+        .filter(|(at, _)| *at <= t)
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default()
+}
+
+pub(crate) fn default_sku() -> SkuSpec {
+    SkuSpec {
+        name: "GP_Gen5".into(),
+        tier: Some("GeneralPurpose".into()),
+        family: Some("Gen5".into()),
+        capacity: Some(4),
+    }
+}
+
+pub(crate) fn pool_sku() -> SkuSpec {
+    SkuSpec {
+        name: "ElasticPool".into(),
+        tier: Some("GeneralPurpose".into()),
+        family: None,
+        capacity: Some(0),
+    }
+}
+
+/// Fills tier and family the way Azure reports them for well-known names.
+pub(crate) fn complete_sku(mut sku: SkuSpec) -> SkuSpec {
+    let upper = sku.name.to_ascii_uppercase();
+    if sku.tier.is_none() {
+        sku.tier = Some(
+            if upper.starts_with("GP_") {
+                "GeneralPurpose"
+            } else if upper.starts_with("BC_") {
+                "BusinessCritical"
+            } else if upper.starts_with("HS_") {
+                "Hyperscale"
+            } else if upper.starts_with('S') {
+                "Standard"
+            } else if upper.starts_with('P') {
+                "Premium"
+            } else if upper == "BASIC" {
+                "Basic"
+            } else {
+                "GeneralPurpose"
+            }
+            .to_string(),
+        );
+    }
+    if sku.family.is_none() {
+        if let Some(fam) = sku.name.split('_').nth(1) {
+            if !fam.is_empty() {
+                sku.family = Some(fam.to_string());
+            }
+        }
+    }
+    sku
+}
+
+fn is_vcore(sku: &SkuSpec) -> bool {
+    matches!(
+        sku.tier.as_deref(),
+        Some("GeneralPurpose") | Some("BusinessCritical") | Some("Hyperscale")
+    )
+}
+
+impl Database {
+    pub fn content_now(&self, now: DateTime<Utc>) -> Option<String> {
+        if self.status == "Restoring" {
+            return None;
+        }
+        Some(content_as_of(&self.history, now))
+    }
+
+    /// The ARM representation (see the contract's "Get a database").
+    pub fn to_arm(&self, server: &Server) -> Value {
+        let mut sku = serde_json::Map::new();
+        sku.insert("name".into(), json!(self.sku.name));
+        if let Some(t) = &self.sku.tier {
+            sku.insert("tier".into(), json!(t));
+        }
+        if let Some(f) = &self.sku.family {
+            sku.insert("family".into(), json!(f));
+        }
+        if let Some(c) = self.sku.capacity {
+            sku.insert("capacity".into(), json!(c));
+        }
+        let slo = match (self.sku.capacity, self.sku.name.contains('_')) {
+            (Some(c), true) => format!("{}_{}", self.sku.name, c),
+            _ => self.sku.name.clone(),
+        };
+        let mut kind = String::from("v12.0,user");
+        if is_vcore(&self.sku) {
+            kind.push_str(",vcore");
+        }
+        if self.elastic_pool_id.is_some() {
+            kind.push_str(",pool");
+        }
+        json!({
+            "id": server.db_id(&self.name),
+            "name": self.name,
+            "type": "Microsoft.Sql/servers/databases",
+            "location": server.location,
+            "kind": kind,
+            "sku": Value::Object(sku),
+            "properties": {
+                "status": self.status,
+                "databaseId": self.database_id.to_string(),
+                "creationDate": ts(self.creation_date),
+                "earliestRestoreDate": self.earliest_restore.map(ts),
+                "currentServiceObjectiveName": slo,
+                "elasticPoolId": self.elastic_pool_id,
+                "maxSizeBytes": self.max_size_bytes,
+                "zoneRedundant": false,
+                "currentBackupStorageRedundancy": "Geo",
+            }
+        })
+    }
+}
+
+/// Hides values of secret-looking keys anywhere in a JSON document, and the
+/// `value` of `{"name": <secret-looking>, "value": ...}` pairs (run command
+/// parameters), and literal secrets inlined in script lines.
+pub(crate) fn redact_json(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let named_secret = map
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(script::is_secret_name);
+            let mut out = serde_json::Map::new();
+            for (k, val) in map {
+                let hide = script::is_secret_name(k) || (named_secret && k == "value");
+                let nv = if hide {
+                    json!("***")
+                } else if k == "script" {
+                    match val {
+                        Value::Array(lines) => Value::Array(
+                            lines
+                                .iter()
+                                .map(|l| match l {
+                                    Value::String(s) => json!(script::redact_script_line(s)),
+                                    other => redact_json(other),
+                                })
+                                .collect(),
+                        ),
+                        other => redact_json(other),
+                    }
+                } else {
+                    redact_json(val)
+                };
+                out.insert(k.clone(), nv);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(redact_json).collect()),
+        other => other.clone(),
+    }
+}
+
+pub(crate) fn redact_params(params: &[(String, String)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(n, v)| {
+            let v = if script::is_secret_name(n) {
+                "***".to_string()
+            } else {
+                v.clone()
+            };
+            (n.clone(), v)
+        })
+        .collect()
+}
+
+pub(crate) fn params_json(params: &[(String, String)]) -> Value {
+    Value::Array(
+        params
+            .iter()
+            .map(|(n, v)| json!({"name": n, "value": v}))
+            .collect(),
+    )
+}

@@ -1,0 +1,272 @@
+//! The store's rules, written once for every backend: functions of the
+//! current rows (read inside the backend's transaction) and the inputs. A
+//! backend reads, asks a rule, and writes what it returns; it never decides.
+use super::{Lease, Result, StoreError};
+use crate::domain::{JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest};
+use chrono::{DateTime, Duration, Utc};
+
+/// The event must be about the request being written, or the audit trail
+/// would tell another story than the rows.
+pub fn event_matches(op: &str, req: &RestoreRequest, event: &RequestEvent) -> Result<()> {
+    if event.request_id != req.id {
+        return Err(StoreError::Database(format!(
+            "{op}: the event is for request {}, not {}",
+            event.request_id, req.id
+        )));
+    }
+    Ok(())
+}
+
+/// One active request per environment: `others` are the environment's
+/// requests, oldest first, so the message names the one that has held it
+/// longest (there is at most one anyway).
+pub fn one_active(
+    environment: &str,
+    others: impl IntoIterator<Item = (RequestId, RequestStatus)>,
+) -> Result<()> {
+    match others.into_iter().find(|(_, s)| s.is_active()) {
+        Some((existing, _)) => Err(StoreError::ActiveRequestExists {
+            environment: environment.to_string(),
+            existing,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The compare-and-set of every status change: the request must exist and
+/// be in the status the caller expects (`None` skips the comparison).
+pub fn status_is(
+    id: &RequestId,
+    expected: Option<RequestStatus>,
+    actual: Option<RequestStatus>,
+) -> Result<()> {
+    let actual = actual.ok_or_else(|| StoreError::RequestNotFound(id.clone()))?;
+    match expected {
+        Some(expected) if expected != actual => Err(StoreError::StatusConflict {
+            id: id.clone(),
+            expected,
+            actual,
+        }),
+        _ => Ok(()),
+    }
+}
+
+pub fn job_exists(id: &JobId, exists: bool) -> Result<()> {
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::JobNotFound(id.clone()))
+    }
+}
+
+/// A lease for `owner`: granted when the job has none, when it expired, or
+/// when `owner` already holds it; every grant increments the fencing token.
+pub fn acquire(
+    job_id: &JobId,
+    current: Option<Lease>,
+    owner: &str,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Lease> {
+    let fencing = match current {
+        Some(l) if l.owner != owner && l.expires_at > now => {
+            return Err(StoreError::LeaseHeld {
+                job: job_id.clone(),
+                owner: l.owner,
+                expires_at: l.expires_at,
+            })
+        }
+        Some(l) => l.fencing + 1,
+        None => 1,
+    };
+    Ok(grant(job_id, owner, now + ttl, fencing))
+}
+
+/// Takes a lease from `from_owner` before it expires (the caller knows that
+/// owner is dead): a compare-and-swap on the owner.
+pub fn take_over(
+    job_id: &JobId,
+    current: Option<Lease>,
+    from_owner: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Lease> {
+    let fencing = match current {
+        Some(l) if l.owner == from_owner || l.expires_at <= now => l.fencing + 1,
+        Some(l) => {
+            return Err(StoreError::LeaseHeld {
+                job: job_id.clone(),
+                owner: l.owner,
+                expires_at: l.expires_at,
+            })
+        }
+        None => 1,
+    };
+    Ok(grant(job_id, owner, now + ttl, fencing))
+}
+
+fn grant(job_id: &JobId, owner: &str, expires_at: DateTime<Utc>, fencing: i64) -> Lease {
+    Lease {
+        job_id: job_id.clone(),
+        owner: owner.to_string(),
+        expires_at,
+        fencing,
+    }
+}
+
+/// A write under `fence` is allowed only while its token is the job's
+/// current one: a runner whose lease was taken over is refused.
+pub fn fence(fence: Option<&Lease>, current_fencing: Option<i64>) -> Result<()> {
+    let Some(lease) = fence else {
+        return Ok(());
+    };
+    match current_fencing {
+        Some(c) if c == lease.fencing => Ok(()),
+        other => Err(StoreError::LeaseLost {
+            job: lease.job_id.clone(),
+            ours: lease.fencing,
+            current: other.unwrap_or(0),
+        }),
+    }
+}
+
+/// The lease extended from `now` (the caller checked the fence).
+pub fn renewed(lease: &Lease, now: DateTime<Utc>, ttl: Duration) -> Lease {
+    Lease {
+        expires_at: now + ttl,
+        ..lease.clone()
+    }
+}
+
+/// A released lease is expired, not deleted: the fencing token must keep
+/// growing, or a stale owner's token could become valid again.
+pub const RELEASED_AT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn lease(owner: &str, expires: i64, fencing: i64) -> Lease {
+        Lease {
+            job_id: "j".into(),
+            owner: owner.into(),
+            expires_at: t(expires),
+            fencing,
+        }
+    }
+
+    #[test]
+    fn acquire_grants_free_expired_or_own_leases_with_a_growing_token() {
+        let j = JobId::from("j");
+        let ttl = Duration::seconds(60);
+        let a = acquire(&j, None, "a", t(0), ttl).unwrap();
+        assert_eq!((a.fencing, a.expires_at), (1, t(60)));
+        // Held by another until it expires.
+        assert!(matches!(
+            acquire(&j, Some(lease("a", 60, 1)), "b", t(59), ttl),
+            Err(StoreError::LeaseHeld { owner, .. }) if owner == "a"
+        ));
+        assert_eq!(
+            acquire(&j, Some(lease("a", 60, 1)), "b", t(60), ttl)
+                .unwrap()
+                .fencing,
+            2
+        );
+        // The owner may take it again (a new token).
+        assert_eq!(
+            acquire(&j, Some(lease("a", 60, 1)), "a", t(10), ttl)
+                .unwrap()
+                .fencing,
+            2
+        );
+        // A released lease is free.
+        let released = Lease {
+            expires_at: RELEASED_AT,
+            ..lease("a", 0, 4)
+        };
+        assert_eq!(
+            acquire(&j, Some(released), "b", t(0), ttl).unwrap().fencing,
+            5
+        );
+    }
+
+    #[test]
+    fn take_over_only_from_the_named_owner_or_after_expiry() {
+        let j = JobId::from("j");
+        let ttl = Duration::seconds(60);
+        assert!(matches!(
+            take_over(&j, Some(lease("a", 60, 3)), "x", "b", t(0), ttl),
+            Err(StoreError::LeaseHeld { .. })
+        ));
+        let b = take_over(&j, Some(lease("a", 60, 3)), "a", "b", t(0), ttl).unwrap();
+        assert_eq!((b.owner.as_str(), b.fencing), ("b", 4));
+        assert_eq!(
+            take_over(&j, Some(lease("c", 60, 3)), "x", "b", t(60), ttl)
+                .unwrap()
+                .fencing,
+            4
+        );
+        assert_eq!(take_over(&j, None, "x", "b", t(0), ttl).unwrap().fencing, 1);
+    }
+
+    #[test]
+    fn fencing_refuses_stale_or_missing_tokens() {
+        let ours = lease("a", 60, 2);
+        assert!(fence(None, None).is_ok());
+        assert!(fence(Some(&ours), Some(2)).is_ok());
+        assert!(matches!(
+            fence(Some(&ours), Some(3)),
+            Err(StoreError::LeaseLost {
+                ours: 2,
+                current: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            fence(Some(&ours), None),
+            Err(StoreError::LeaseLost { current: 0, .. })
+        ));
+        assert_eq!(
+            renewed(&ours, t(100), Duration::seconds(60)).expires_at,
+            t(160)
+        );
+        assert_eq!(renewed(&ours, t(100), Duration::seconds(60)).fencing, 2);
+    }
+
+    #[test]
+    fn status_compare_and_set_and_one_active_request() {
+        use RequestStatus as S;
+        let id = RequestId::from("r");
+        assert!(status_is(&id, Some(S::Accepted), Some(S::Accepted)).is_ok());
+        assert!(status_is(&id, None, Some(S::Running)).is_ok());
+        assert!(matches!(
+            status_is(&id, Some(S::Accepted), Some(S::Running)),
+            Err(StoreError::StatusConflict {
+                expected: S::Accepted,
+                actual: S::Running,
+                ..
+            })
+        ));
+        assert!(matches!(
+            status_is(&id, None, None),
+            Err(StoreError::RequestNotFound(_))
+        ));
+        assert!(one_active("e", [("a".into(), S::Succeeded), ("b".into(), S::Failed)]).is_ok());
+        for active in [S::Submitted, S::Accepted, S::Running] {
+            assert!(matches!(
+                one_active("e", [("a".into(), S::Cancelled), ("b".into(), active)]),
+                Err(StoreError::ActiveRequestExists { existing, .. }) if existing == "b"
+            ));
+        }
+        assert!(matches!(
+            job_exists(&JobId::from("j"), false),
+            Err(StoreError::JobNotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,15 @@
+//! The integration tests, one binary: every story starts the real mock Azure
+//! and a real store through [`helpers`], and acts through the `pitr` binary
+//! or the library's public API.
+mod bad_input;
+#[cfg(feature = "crash-points")]
+mod crash_points;
+mod faults;
+mod helpers;
+mod mock_azure;
+mod requests;
+mod restore_e2e;
+mod scheduler;
+mod serve;
+mod store_suite;
+mod window;
