@@ -1,6 +1,8 @@
 //! A job is one run of a request through its steps; each step's checkpoint
 //! is a [`StepRecord`](super::step::StepRecord) (see [`super::step`]).
 use super::ids::{JobId, RequestId};
+use super::lifecycle::RequestStatus;
+use super::request::RestoreRequest;
 use super::step::StepName;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -80,5 +82,119 @@ impl Job {
     pub fn is_prestaged(&self) -> bool {
         let at = |s: StepName| self.plan.iter().position(|p| *p == s);
         at(StepName::Restore) < at(StepName::Offline)
+    }
+}
+
+/// The run of a request: its latest real job (a rehearsal never is).
+pub fn current_run(jobs: &[Job]) -> Option<&Job> {
+    jobs.iter().rev().find(|j| !j.dry_run)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("request {request} has no unfinished run to resume (status {status}); start one with `pitr run {request}` (an interrupted dry run is started again with `pitr run {request} --dry-run`)")]
+pub struct NothingToResume {
+    pub request: RequestId,
+    pub status: RequestStatus,
+}
+
+/// The job `resume` may continue: the request's current run, still
+/// running, while the request itself is running. Anything else (an older
+/// job, a job whose start was never recorded, a rehearsal) is not the
+/// request's run and is never driven.
+pub fn resumable<'a>(req: &RestoreRequest, jobs: &'a [Job]) -> Result<&'a Job, NothingToResume> {
+    current_run(jobs)
+        .filter(|j| j.status == JobStatus::Running && req.status == RequestStatus::Running)
+        .ok_or_else(|| NothingToResume {
+            request: req.id.clone(),
+            status: req.status,
+        })
+}
+
+/// A real job left running although its request never started: a crash
+/// between creating a job and recording the start, before runs were
+/// claimed atomically. It never acted (nothing is checkpointed), so it can
+/// be closed.
+pub fn is_orphan(req: &RestoreRequest, job: &Job, checkpoints: usize) -> bool {
+    !job.dry_run
+        && job.status == JobStatus::Running
+        && req.status != RequestStatus::Running
+        && checkpoints == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::request::{Acknowledgements, RequestSpec, Window};
+    use chrono::TimeZone;
+
+    fn at(m: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + m * 60, 0).unwrap()
+    }
+
+    fn job(id: &str, dry_run: bool, status: JobStatus, m: i64) -> Job {
+        Job {
+            id: id.into(),
+            request_id: "r".into(),
+            dry_run,
+            status,
+            plan: vec![],
+            created_at: at(m),
+            updated_at: at(m),
+            finished_at: None,
+            facts: JobFacts::default(),
+            error: None,
+        }
+    }
+
+    fn req(status: RequestStatus) -> RestoreRequest {
+        RestoreRequest {
+            id: "r".into(),
+            spec: RequestSpec {
+                environment: "e".into(),
+                database: "AxDB".into(),
+                restore_point: at(0),
+                window: Window {
+                    start: at(10),
+                    end: at(100),
+                },
+                acks: Acknowledgements::default(),
+                requester: "a".into(),
+                reason: None,
+                prestage: false,
+                emergency: None,
+            },
+            status,
+            submitted_at: at(0),
+            updated_at: at(0),
+        }
+    }
+
+    #[test]
+    fn only_the_current_running_run_of_a_running_request_is_resumed() {
+        use JobStatus as J;
+        use RequestStatus as R;
+        let older = job("old", false, J::Running, 1);
+        let current = job("cur", false, J::Running, 2);
+        let rehearsal = job("dry", true, J::Running, 3);
+        let jobs = [older.clone(), current.clone(), rehearsal.clone()];
+        assert_eq!(current_run(&jobs).map(|j| j.id.as_str()), Some("cur"));
+        assert_eq!(resumable(&req(R::Running), &jobs).unwrap().id, "cur");
+        for status in [R::Accepted, R::Succeeded, R::Failed, R::RolledBack] {
+            assert!(resumable(&req(status), &jobs).is_err(), "{status}");
+        }
+        let finished = [older, job("cur", false, J::Succeeded, 2), rehearsal.clone()];
+        assert!(resumable(&req(R::Running), &finished).is_err());
+        assert!(resumable(&req(R::Running), &[rehearsal]).is_err());
+        assert!(resumable(&req(R::Running), &[]).is_err());
+    }
+
+    #[test]
+    fn a_job_whose_start_was_never_recorded_is_an_orphan_only_if_it_never_acted() {
+        let j = job("j", false, JobStatus::Running, 1);
+        assert!(is_orphan(&req(RequestStatus::Accepted), &j, 0));
+        assert!(!is_orphan(&req(RequestStatus::Accepted), &j, 1));
+        assert!(!is_orphan(&req(RequestStatus::Running), &j, 0));
+        let dry = job("d", true, JobStatus::Running, 1);
+        assert!(!is_orphan(&req(RequestStatus::Accepted), &dry, 0));
     }
 }

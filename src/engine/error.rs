@@ -42,6 +42,7 @@ impl EngineError {
                 StoreError::RequestNotFound(_)
                 | StoreError::JobNotFound(_)
                 | StoreError::ActiveRequestExists { .. }
+                | StoreError::RunInProgress { .. }
                 | StoreError::SchemaTooNew { .. }
                 | StoreError::UnsupportedUrl(_),
             ) => 2,

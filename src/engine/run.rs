@@ -4,29 +4,21 @@
 use super::progress::ProgressEvent;
 use super::{steps, Engine, EngineError, Outcome};
 use crate::domain::lifecycle::{transition, LifecycleEvent};
-use crate::domain::rollback;
 use crate::domain::step::Checkpoints;
+use crate::domain::{job, rollback};
 use crate::domain::{
     EnvironmentEventKind, Job, JobId, JobStatus, RequestId, RequestStatus, RestoreRequest, StepName,
 };
 
 impl Engine {
     /// Starts a run of an accepted request. A dry run rehearses the request
-    /// without changing its status.
+    /// without changing its status. The start is one atomic claim in the
+    /// store (job, request status and lease together): of two runners
+    /// starting the same request, exactly one gets it.
     pub async fn run(&self, request_id: &RequestId, dry_run: bool) -> Result<Outcome, EngineError> {
         let req = self.request(request_id).await?;
         let env = self.environment(&req.spec.environment)?.clone();
-        let jobs = self.store.jobs_for_request(&req.id).await?;
-        if let Some(active) = jobs
-            .iter()
-            .find(|j| !j.dry_run && j.status == JobStatus::Running)
-        {
-            return Err(EngineError::BadInput(format!(
-                "request {} already has a run in progress (job {}); continue it with `pitr resume {}`",
-                req.id, active.id, req.id
-            )));
-        }
-        if dry_run {
+        let start = if dry_run {
             if !matches!(
                 req.status,
                 RequestStatus::Submitted | RequestStatus::Accepted
@@ -36,23 +28,12 @@ impl Engine {
                     req.id, req.status
                 )));
             }
+            None
         } else {
-            transition(req.status, LifecycleEvent::Start)?;
-        }
-        // A rehearsal's mock Azure lives only as long as its process: a dry
-        // run that did not finish, and that no live process holds, is closed.
-        for mut stale in jobs
-            .into_iter()
-            .filter(|j| j.dry_run && j.status == JobStatus::Running)
-        {
-            if self.lease_is_free(&stale).await? {
-                stale.status = JobStatus::Failed;
-                stale.error =
-                    Some("dry run abandoned (its process ended before it finished)".into());
-                stale.finished_at = Some(self.clock.now());
-                self.save_job(&mut stale).await?;
-            }
-        }
+            let to = transition(req.status, LifecycleEvent::Start)?;
+            Some(self.event(&req, to, Some("run started".into())))
+        };
+        self.close_stale_jobs(&req).await?;
         let now = self.clock.now();
         let est = self.estimates(&env).await?;
         let job = Job {
@@ -67,12 +48,11 @@ impl Engine {
             facts: Default::default(),
             error: None,
         };
-        // The job first, then the request's status: a crash in between
-        // leaves a job that `resume` (or the scheduler) picks up.
-        self.store.insert_job(&job).await?;
-        if !dry_run {
-            self.start_request(&req).await?;
-        }
+        let lease = self
+            .store
+            .claim_run(&job, start.as_ref(), &self.owner, now, self.lease_ttl())
+            .await?;
+        self.set_lease(lease);
         self.progress.event(ProgressEvent::Note(format!(
             "job {} for request {} on {} ({}){}",
             job.id,
@@ -84,35 +64,38 @@ impl Engine {
         self.drive(job).await
     }
 
-    /// Accepted -> Running, recorded.
-    async fn start_request(&self, req: &RestoreRequest) -> Result<(), EngineError> {
-        let to = transition(req.status, LifecycleEvent::Start)?;
-        self.store
-            .transition_request(&self.event(req, to, Some("run started".into())))
-            .await?;
+    /// Closes jobs that are running but that nothing will ever drive: a
+    /// rehearsal whose process ended (its mock Azure lived only as long as
+    /// it did), or a job whose start was never recorded and that never
+    /// acted (before starts were atomic claims).
+    async fn close_stale_jobs(&self, req: &RestoreRequest) -> Result<(), EngineError> {
+        for mut stale in self.store.jobs_for_request(&req.id).await? {
+            if stale.status != JobStatus::Running || !self.lease_is_free(&stale).await? {
+                continue;
+            }
+            let why = if stale.dry_run {
+                "dry run abandoned (its process ended before it finished)"
+            } else if job::is_orphan(req, &stale, self.store.steps(&stale.id).await?.len()) {
+                "abandoned: its start was never recorded and it never acted"
+            } else {
+                continue;
+            };
+            stale.status = JobStatus::Failed;
+            stale.error = Some(why.into());
+            stale.finished_at = Some(self.clock.now());
+            self.save_job(&mut stale).await?;
+        }
         Ok(())
     }
 
-    /// Continues the unfinished run of a request where it stopped.
+    /// Continues the unfinished run of a request where it stopped: only the
+    /// request's current run, and only while the request is running.
     pub async fn resume(&self, request_id: &RequestId) -> Result<Outcome, EngineError> {
         let req = self.request(request_id).await?;
-        let job = self
-            .store
-            .jobs_for_request(&req.id)
-            .await?
-            .into_iter()
-            .rev()
-            .find(|j| j.status == JobStatus::Running && !j.dry_run)
-            .ok_or_else(|| {
-                EngineError::BadInput(format!(
-                    "request {} has no unfinished run to resume (status {}); start one with `pitr run {}` (an interrupted dry run is started again with `pitr run {} --dry-run`)",
-                    req.id, req.status, req.id, req.id
-                ))
-            })?;
-        if req.status == RequestStatus::Accepted {
-            // The run was created but its start not recorded (a crash).
-            self.start_request(&req).await?;
-        }
+        let jobs = self.store.jobs_for_request(&req.id).await?;
+        let job = job::resumable(&req, &jobs)
+            .map_err(|e| EngineError::BadInput(e.to_string()))?
+            .clone();
         self.progress
             .event(ProgressEvent::Note(format!("resuming job {}", job.id)));
         self.drive(job).await

@@ -151,15 +151,6 @@ impl Scheduler {
                         .await?;
                     report.missed.push((req.id.clone(), why));
                 }
-                Due::Start if self.unfinished_job(&req.id).await?.is_some() => {
-                    // Its run was created but its start never recorded.
-                    if !self.is_driving(&Task::Run(req.id.clone()))
-                        && self.active() < self.max_concurrent
-                    {
-                        self.spawn(&req.id, true);
-                        report.resumed.push(req.id.clone());
-                    }
-                }
                 Due::Start => {
                     // One active run per environment, and the global limit.
                     if busy_envs.contains(&req.spec.environment)
@@ -200,15 +191,12 @@ impl Scheduler {
         Ok(report)
     }
 
+    /// The request's run, if it is unfinished.
     async fn unfinished_job(&self, request_id: &RequestId) -> Result<Option<Job>, EngineError> {
-        Ok(self
-            .engine
-            .store
-            .jobs_for_request(request_id)
-            .await?
-            .into_iter()
-            .rev()
-            .find(|j| !j.dry_run && j.status == JobStatus::Running))
+        let jobs = self.engine.store.jobs_for_request(request_id).await?;
+        Ok(crate::domain::job::current_run(&jobs)
+            .filter(|j| j.status == JobStatus::Running)
+            .cloned())
     }
 
     async fn restore_done(&self, job: &Job) -> Result<bool, EngineError> {

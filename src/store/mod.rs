@@ -55,6 +55,8 @@ pub enum StoreError {
     },
     #[error("lease of job {job} lost: another runner took it over (fencing token {current} > {ours}); this runner stops writing")]
     LeaseLost { job: JobId, ours: i64, current: i64 },
+    #[error("request {request} already has a run in progress (job {job}); continue it with `pitr resume {request}`")]
+    RunInProgress { request: RequestId, job: JobId },
     #[error("store error: {0}")]
     Database(String),
     #[error("store holds an unreadable value in {0}")]
@@ -90,7 +92,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The audit trail of a request, oldest first.
     async fn request_events(&self, id: &RequestId) -> Result<Vec<RequestEvent>>;
 
-    async fn insert_job(&self, job: &Job) -> Result<()>;
+    /// Starts a run as one atomic claim: inserts `job`, grants its lease to
+    /// `owner`, and with `start` moves the request (a compare-and-set with
+    /// its audit event, `Accepted -> Running`), all in one transaction.
+    /// Refused with `RunInProgress` while another real job of the request is
+    /// running, so two runners can never both start it.
+    async fn claim_run(
+        &self,
+        job: &Job,
+        start: Option<&RequestEvent>,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease>;
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>>;
     /// Jobs of a request, oldest first.
     async fn jobs_for_request(&self, request_id: &RequestId) -> Result<Vec<Job>>;

@@ -2,7 +2,7 @@
 //! current rows (read inside the backend's transaction) and the inputs. A
 //! backend reads, asks a rule, and writes what it returns; it never decides.
 use super::{Lease, Result, StoreError};
-use crate::domain::{JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest};
+use crate::domain::{Job, JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest};
 use chrono::{DateTime, Duration, Utc};
 
 /// The event must be about the request being written, or the audit trail
@@ -15,6 +15,17 @@ pub fn event_matches(op: &str, req: &RestoreRequest, event: &RequestEvent) -> Re
         )));
     }
     Ok(())
+}
+
+/// A run's start event must be about the job's request.
+pub fn start_matches(op: &str, job: &Job, start: Option<&RequestEvent>) -> Result<()> {
+    match start {
+        Some(e) if e.request_id != job.request_id => Err(StoreError::Database(format!(
+            "{op}: the event is for request {}, not {}",
+            e.request_id, job.request_id
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// One active request per environment: `others` are the environment's
@@ -48,6 +59,18 @@ pub fn status_is(
             actual,
         }),
         _ => Ok(()),
+    }
+}
+
+/// One run at a time per request: `running` is a real job of the request
+/// still running, if there is one.
+pub fn no_run_in_progress(request: &RequestId, running: Option<JobId>) -> Result<()> {
+    match running {
+        Some(job) => Err(StoreError::RunInProgress {
+            request: request.clone(),
+            job,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -267,6 +290,11 @@ mod tests {
         assert!(matches!(
             job_exists(&JobId::from("j"), false),
             Err(StoreError::JobNotFound(_))
+        ));
+        assert!(no_run_in_progress(&id, None).is_ok());
+        assert!(matches!(
+            no_run_in_progress(&id, Some("j".into())),
+            Err(StoreError::RunInProgress { job, .. }) if job == "j"
         ));
     }
 }

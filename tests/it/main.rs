@@ -6,6 +6,7 @@ mod bad_input;
 mod crash_points;
 mod faults;
 mod helpers;
+mod misuse;
 mod mock_azure;
 mod requests;
 mod restore_e2e;

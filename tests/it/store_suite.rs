@@ -252,23 +252,66 @@ pub async fn store_suite(store: SharedStore) {
         Err(StoreError::RequestNotFound(_))
     ));
 
-    // Accepted and running still hold the environment.
+    // A run starts as one claim: the job, the request's start and the
+    // lease, together.
+    let ttl = Duration::seconds(60);
     let running = event(&first.id, Some(S::Accepted), S::Running, t(1440));
-    store.transition_request(&running).await.unwrap();
+    let mut job1 = job(&fresh("job1"), &first.id, t(1440));
+    let claimed = store
+        .claim_run(&job1, Some(&running), "runner-0", t(1440), ttl)
+        .await
+        .unwrap();
+    assert_eq!((claimed.owner.as_str(), claimed.fencing), ("runner-0", 1));
+    assert_eq!(store.get_job(&job1.id).await.unwrap(), Some(job1.clone()));
+    assert_eq!(store.get_lease(&job1.id).await.unwrap(), Some(claimed));
+    first.status = S::Running;
+    first.updated_at = t(1440);
+    assert_eq!(
+        store.get_request(&first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    // A second claim of the request is refused, naming the run, whether it
+    // states a start or not (a rehearsal); nothing of it is written.
+    let again = job(&fresh("job1b"), &first.id, t(1440));
+    for start in [Some(&running), None] {
+        assert!(matches!(
+            store.claim_run(&again, start, "runner-1", t(1440), ttl).await,
+            Err(StoreError::RunInProgress { job, .. }) if job == job1.id
+        ));
+    }
+    assert_eq!(store.get_job(&again.id).await.unwrap(), None);
+    // A start that expects another status is refused, nothing written.
+    let early = job(&fresh("early"), &other.id, t(1440));
+    let wrong = event(&other.id, Some(S::Accepted), S::Running, t(1440));
+    assert!(matches!(
+        store
+            .claim_run(&early, Some(&wrong), "runner-1", t(1440), ttl)
+            .await,
+        Err(StoreError::StatusConflict { .. })
+    ));
+    assert_eq!(store.get_job(&early.id).await.unwrap(), None);
+    assert_eq!(
+        store.get_request(&other.id).await.unwrap(),
+        Some(other.clone())
+    );
+    // A job needs its request.
+    assert!(matches!(
+        store
+            .claim_run(
+                &job(&fresh("orphan"), &nobody_req, t(0)),
+                None,
+                "x",
+                t(0),
+                ttl
+            )
+            .await,
+        Err(StoreError::RequestNotFound(_))
+    ));
+
+    // Accepted and running still hold the environment.
     assert!(matches!(
         store.insert_request(&second, &submitted(&second)).await,
         Err(StoreError::ActiveRequestExists { .. })
-    ));
-
-    // Jobs: insert and read back; a job needs its request.
-    let mut job1 = job(&fresh("job1"), &first.id, t(1440));
-    store.insert_job(&job1).await.unwrap();
-    assert_eq!(store.get_job(&job1.id).await.unwrap(), Some(job1.clone()));
-    assert!(matches!(
-        store
-            .insert_job(&job(&fresh("orphan"), &nobody_req, t(0)))
-            .await,
-        Err(StoreError::RequestNotFound(_))
     ));
 
     // Step checkpoints: upserted by step, listed in first-saved order.
@@ -355,8 +398,14 @@ pub async fn store_suite(store: SharedStore) {
     job2.plan = pitr::engine::steps::default_plan(true);
     let mut job3 = job(&fresh("job3"), &first.id, t(1450));
     job3.plan = vec![];
-    store.insert_job(&job2).await.unwrap();
-    store.insert_job(&job3).await.unwrap();
+    store
+        .claim_run(&job2, None, "runner-0", t(1450), ttl)
+        .await
+        .unwrap();
+    store
+        .claim_run(&job3, None, "runner-0", t(1450), ttl)
+        .await
+        .unwrap();
     assert_eq!(
         store.jobs_for_request(&first.id).await.unwrap(),
         vec![job1.clone(), job2.clone(), job3.clone()]
@@ -468,12 +517,14 @@ async fn history_story(store: &SharedStore) {
 async fn lease_story(store: &SharedStore, job_id: &JobId) {
     use pitr::store::StoreError;
     let ttl = chrono::Duration::seconds(60);
-    assert_eq!(store.get_lease(job_id).await.unwrap(), None);
+    // Claimed long ago by runner-0, whose lease has expired.
+    let claimed = store.get_lease(job_id).await.unwrap().unwrap();
+    assert_eq!((claimed.owner.as_str(), claimed.fencing), ("runner-0", 1));
     let a = store
         .acquire_lease(job_id, "runner-a", t(2000), ttl)
         .await
         .unwrap();
-    assert_eq!(a.fencing, 1);
+    assert_eq!(a.fencing, 2);
     assert_eq!(store.get_lease(job_id).await.unwrap(), Some(a.clone()));
     // Held: another runner is told who holds it and until when.
     match store.acquire_lease(job_id, "runner-b", t(2000), ttl).await {
@@ -492,19 +543,19 @@ async fn lease_story(store: &SharedStore, job_id: &JobId) {
         .renew_lease(&a, t(2000) + chrono::Duration::seconds(30), ttl)
         .await
         .unwrap();
-    assert_eq!(a.fencing, 1);
+    assert_eq!(a.fencing, 2);
     // After expiry another runner takes over, with a larger fencing token.
     let b = store
         .acquire_lease(job_id, "runner-b", t(2005), ttl)
         .await
         .unwrap();
-    assert_eq!(b.fencing, 2);
+    assert_eq!(b.fencing, 3);
     // The stale owner's writes and renewals are refused.
     assert!(matches!(
         store.save_step(job_id, &step, Some(&a)).await,
         Err(StoreError::LeaseLost {
-            ours: 1,
-            current: 2,
+            ours: 2,
+            current: 3,
             ..
         })
     ));
@@ -529,7 +580,7 @@ async fn lease_story(store: &SharedStore, job_id: &JobId) {
         .acquire_lease(job_id, "runner-c", t(2005), ttl)
         .await
         .unwrap();
-    assert_eq!(c.fencing, 3);
+    assert_eq!(c.fencing, 4);
     assert!(matches!(
         store.save_step(job_id, &step, Some(&b)).await,
         Err(StoreError::LeaseLost { .. })
@@ -552,7 +603,7 @@ async fn lease_story(store: &SharedStore, job_id: &JobId) {
         .take_over_lease(job_id, "runner-c", "runner-d", t(2005), ttl)
         .await
         .unwrap();
-    assert_eq!((d.owner.as_str(), d.fencing), ("runner-d", 4));
+    assert_eq!((d.owner.as_str(), d.fencing), ("runner-d", 5));
     assert!(matches!(
         store.save_step(job_id, &step, Some(&c)).await,
         Err(StoreError::LeaseLost { .. })
@@ -588,7 +639,10 @@ async fn sqlite_reopen_keeps_data_and_is_idempotent() {
     let req = request("r1", "env", t(0));
     store.insert_request(&req, &submitted(&req)).await.unwrap();
     let j = job("j1", &"r1".into(), t(5));
-    store.insert_job(&j).await.unwrap();
+    store
+        .claim_run(&j, None, "runner", t(5), Duration::seconds(60))
+        .await
+        .unwrap();
     store
         .save_step(
             &"j1".into(),
@@ -664,7 +718,13 @@ async fn sqlite_reports_unreadable_values_as_corrupt() {
     let req = request("r1", "env", t(0));
     store.insert_request(&req, &submitted(&req)).await.unwrap();
     store
-        .insert_job(&job("j1", &"r1".into(), t(1)))
+        .claim_run(
+            &job("j1", &"r1".into(), t(1)),
+            None,
+            "runner",
+            t(1),
+            Duration::seconds(60),
+        )
         .await
         .unwrap();
     {

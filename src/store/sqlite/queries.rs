@@ -252,17 +252,31 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_job(&self, job: &Job) -> Result<()> {
-        const OP: &str = "insert_job";
+    async fn claim_run(
+        &self,
+        job: &Job,
+        start: Option<&RequestEvent>,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease> {
+        const OP: &str = "claim_run";
+        rules::start_matches(OP, job, start)?;
         let facts = facts_json(OP, &job.facts)?;
-        let job = job.clone();
+        let (job, start, owner) = (job.clone(), start.cloned(), owner.to_string());
         self.write(OP, move |tx| {
-            // Checked here to give RequestNotFound rather than a foreign key error.
-            rules::status_is(
-                &job.request_id,
-                None,
-                current_status(tx, OP, &job.request_id)?,
-            )?;
+            let running: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM jobs WHERE request_id = ?1 AND dry_run = 0
+                         AND status = 'running' LIMIT 1",
+                    [job.request_id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db(OP))?;
+            rules::no_run_in_progress(&job.request_id, running.map(JobId::from))?;
+            let status = current_status(tx, OP, &job.request_id)?;
+            rules::status_is(&job.request_id, start.as_ref().and_then(|e| e.from), status)?;
             tx.execute(
                 &format!(
                     "INSERT INTO jobs ({JOB_COLUMNS}) VALUES \
@@ -282,7 +296,17 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(db(OP))?;
-            Ok(())
+            if let Some(event) = &start {
+                tx.execute(
+                    "UPDATE requests SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![event.request_id.as_str(), event.to.as_str(), ts(&event.at)],
+                )
+                .map_err(db(OP))?;
+                insert_event(tx, OP, event)?;
+            }
+            let lease = rules::acquire(&job.id, None, &owner, now, ttl)?;
+            write_lease(tx, OP, &lease)?;
+            Ok(lease)
         })
         .await
     }
