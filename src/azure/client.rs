@@ -95,7 +95,11 @@ impl ArmClient {
     ) -> Result<Self, AzureError> {
         let endpoint = Url::parse(&cfg.arm_endpoint)
             .map_err(|e| AzureError::Setup(format!("arm_endpoint '{}': {e}", cfg.arm_endpoint)))?;
+        // No redirects: a 3xx would carry a request body (a Run Command
+        // script, parameters) to another origin, around the poll-origin
+        // check. Azure's own clients do not follow them either.
         let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(cfg.request_timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(10));
         let mut pems: Vec<Vec<u8>> = Vec::new();
@@ -112,7 +116,13 @@ impl ArmClient {
         }
         for pem in pems {
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| AzureError::Setup(format!("CA file is not PEM: {e}")))?;
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    AzureError::Setup(
+                        "[azure] ca_file holds no PEM certificate (-----BEGIN CERTIFICATE-----); point it at the CA file `pitr mock-azure --ca-out` wrote".into(),
+                    )
+                })?;
             for c in certs {
                 http = http.add_root_certificate(c);
             }

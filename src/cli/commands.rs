@@ -1,4 +1,5 @@
 //! What each command does: load config, open the store, call the engine.
+use super::console::Console;
 use super::{
     dry_run, output, Cli, Command, DeploymentCommand, EnvCommand, Failure, RequestCommand,
     SubmitArgs,
@@ -7,7 +8,6 @@ use crate::app::{rehearsal_scenario, App, Azure};
 use crate::config::Config;
 use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::{Acknowledgements, JobStatus, RequestId, RequestSpec, Window};
-use crate::engine::progress::Console;
 use crate::engine::{Engine, Outcome};
 use crate::store;
 use chrono::{DateTime, Utc};
@@ -118,6 +118,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 "pitr serve: looking for due windows every {}s, at most {limit} runs at once; Ctrl-C stops at a safe point",
                 every.as_secs()
             );
+            eprintln!("{}", effective_settings(&app.config));
             crate::engine::scheduler::Scheduler::new(engine, limit)
                 .serve(every, stop)
                 .await?;
@@ -129,6 +130,56 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             env_command(&app, ec).await
         }
     }
+}
+
+/// The settings `pitr serve` runs with, after the file and the
+/// environment: what an operator checks first when something surprises.
+fn effective_settings(c: &Config) -> String {
+    let (a, e) = (&c.azure, &c.engine);
+    let store = match url::Url::parse(&c.store.url) {
+        // Never a password in a banner.
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => c.store.url.clone(),
+    };
+    let estimates: Vec<String> = crate::engine::steps::all()
+        .map(|d| {
+            format!(
+                "{}={}s",
+                d.name,
+                e.estimates.secs(d.name).unwrap_or(d.estimate_secs)
+            )
+        })
+        .collect();
+    format!(
+        "  store {store}\n  azure arm_endpoint={} authority_host={} credential={:?} ca_file={} poll={}..{}ms request_timeout={}s retries={} ({}..{}ms)\n  engine restore_timeout={}s action_timeout={}s step_timeout={}s lease_ttl={}s keep_original={}h\n  estimates {}\n  environments {}",
+        a.arm_endpoint,
+        a.authority_host,
+        a.credential,
+        a.ca_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "-".into()),
+        a.min_poll_interval_ms,
+        a.max_poll_interval_ms,
+        a.request_timeout_secs,
+        a.retry_max_times,
+        a.retry_min_delay_ms,
+        a.retry_max_delay_ms,
+        e.restore_timeout_secs,
+        e.action_timeout_secs,
+        e.step_timeout_secs,
+        e.lease_ttl_secs,
+        e.keep_original_hours,
+        estimates.join(" "),
+        c.environments
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// How a run or a resume ended: 0 when it succeeded or is staged, 1 otherwise.
@@ -210,17 +261,12 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
     let path: PathBuf = path
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    Config::load(&path, std::env::vars()).map_err(|e| Failure::bad_input(e.to_string()))
+    let vars = crate::config::env_overrides().map_err(|e| Failure::bad_input(e.to_string()))?;
+    Config::load(&path, vars).map_err(|e| Failure::bad_input(e.to_string()))
 }
 
 fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| {
-            Failure::bad_input(format!(
-                "{flag} '{s}' is not an RFC 3339 instant ({e}); write it like 2026-11-20T08:30:00Z or 2026-11-20T09:30:00+01:00"
-            ))
-        })
+    crate::domain::time::parse_instant(s).map_err(|e| Failure::bad_input(format!("{flag} {e}")))
 }
 
 async fn request(app: &App, cmd: RequestCommand) -> Result<(), Failure> {

@@ -2,6 +2,7 @@
 //! SQLite store, the mock Azure in-process, one demo environment; a request
 //! is submitted, accepted and run with live progress, then the result is
 //! checked against the mock's own view of the databases.
+use super::console::Console;
 use super::Failure;
 use crate::app::{
     rehearsal_scenario, sample_environment, App, Azure, SAMPLE_SQL_PASSWORD_ENV, SEEDED_HISTORY,
@@ -9,7 +10,6 @@ use crate::app::{
 use crate::config::Config;
 use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::{Acknowledgements, Environment, RequestSpec, Window};
-use crate::engine::progress::Console;
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;

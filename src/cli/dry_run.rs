@@ -43,6 +43,11 @@ pub async fn serve_mock(
         std::fs::create_dir_all(parent)
             .map_err(|e| Failure::bad_input(format!("cannot create {}: {e}", parent.display())))?;
     }
+    if !listen.ip().is_loopback() {
+        eprintln!(
+            "warning: the mock Azure listens on {listen}, not a loopback address: anyone who can reach it can change its state through /_mock/ (it has no authentication)"
+        );
+    }
     let mock = MockAzure::start(scenario, listen, Some(ca_out))
         .await
         .map_err(|e| Failure::failed(e.to_string()))?;

@@ -11,6 +11,7 @@ macro_rules! out {
 
 mod bench;
 mod commands;
+mod console;
 mod demo;
 pub mod dry_run;
 mod output;
@@ -302,7 +303,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(commands::dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            eprintln!("error: {}", console::esc(&f.message));
             ExitCode::from(f.code)
         }
     }

@@ -1,4 +1,5 @@
 //! How results are printed: a readable form, or JSON with `--json`.
+use super::console::esc;
 use crate::domain::{Environment, EnvironmentEvent, Job, RequestEvent, RestoreRequest, StepRecord};
 use serde_json::{json, Value};
 
@@ -43,8 +44,8 @@ pub fn request_list(all: &[RestoreRequest], json: bool) {
             "{:<12}  {:<11}  {:<16}  {:<10}  {:<20}  {}",
             r.id,
             r.status.as_str(),
-            r.spec.environment,
-            r.spec.database,
+            esc(&r.spec.environment),
+            esc(&r.spec.database),
             ts(&r.spec.restore_point),
             ts(&r.spec.window.start)
         );
@@ -136,8 +137,8 @@ pub fn request_show(
     out!("status      {}", r.status);
     out!(
         "environment {} (database {})",
-        r.spec.environment,
-        r.spec.database
+        esc(&r.spec.environment),
+        esc(&r.spec.database)
     );
     out!("restore to  {}", ts(&r.spec.restore_point));
     out!(
@@ -147,13 +148,16 @@ pub fn request_show(
     );
     out!(
         "requester   {}{}",
-        r.spec.requester,
+        esc(&r.spec.requester),
         r.spec
             .reason
             .as_deref()
-            .map(|x| format!(" ({x})"))
+            .map(|x| format!(" ({})", esc(x)))
             .unwrap_or_default()
     );
+    if let Some(e) = &r.spec.emergency {
+        out!("emergency   {}", esc(e));
+    }
     if let Some(j) = jobs.last() {
         out!(
             "job         {} {}{}",
@@ -175,10 +179,10 @@ pub fn request_show(
             out!("downtime    estimated {s}s");
         }
         if let Some(w) = &extra.waiting {
-            out!("waiting     {w}");
+            out!("waiting     {}", esc(w));
         }
         if let Some(e) = &j.error {
-            out!("error       {e}");
+            out!("error       {}", esc(e));
         }
         for s in steps {
             out!(
@@ -188,7 +192,7 @@ pub fn request_show(
                 s.attempts,
                 s.error
                     .as_deref()
-                    .map(|e| format!("  {e}"))
+                    .map(|e| format!("  {}", esc(e)))
                     .unwrap_or_default()
             );
         }
@@ -205,10 +209,10 @@ fn event_line(e: &RequestEvent) -> String {
         ts(&e.at),
         e.from.map(|f| f.as_str()).unwrap_or("-"),
         e.to.as_str(),
-        e.actor,
+        esc(&e.actor),
         e.note
             .as_deref()
-            .map(|n| format!(": {n}"))
+            .map(|n| format!(": {}", esc(n)))
             .unwrap_or_default()
     )
 }
@@ -304,7 +308,7 @@ pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
         out!(
             "  {}  {}",
             d["at"].as_str().unwrap_or("?"),
-            d["version"].as_str().unwrap_or("?")
+            esc(d["version"].as_str().unwrap_or("?"))
         );
     }
 }

@@ -15,6 +15,7 @@ pub mod rules;
 pub mod schedule;
 pub mod step;
 pub mod swap;
+pub mod time;
 pub mod window;
 
 pub use environment::{ActionKind, DatabaseKind, Environment, Tier};

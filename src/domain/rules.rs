@@ -49,6 +49,17 @@ pub enum RuleViolation {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
+    #[error("rule window-length: the window ends ({end}) before it starts ({start}); set --window-end at least 1 hour after --window-start")]
+    WindowReversed {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+    #[error("rule window-in-past: the window {start} .. {end} has already ended (now {now}); choose a window in the future")]
+    WindowInPast {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
     #[error("rule acknowledgement: the statement '{0}' was not acknowledged; read it and pass --ack-{0}")]
     MissingAcknowledgement(&'static str),
     #[error("rule notice-24h: the window starts at {start}, less than 24 hours after the request ({now}); start it at {earliest} or later, or, as an operator in an emergency, pass --emergency-reason TEXT")]
@@ -174,6 +185,19 @@ pub fn check_times(
         }
     }
     let w = req.window;
+    if w.end <= w.start {
+        return Err(RuleViolation::WindowReversed {
+            start: w.start,
+            end: w.end,
+        });
+    }
+    if w.end <= now {
+        return Err(RuleViolation::WindowInPast {
+            start: w.start,
+            end: w.end,
+            now,
+        });
+    }
     if w.end < w.start + Duration::hours(1) {
         return Err(RuleViolation::WindowTooShort {
             start: w.start,
@@ -396,6 +420,22 @@ mod tests {
         assert!(check(&env(), &r).is_err(), "a blank reason is no reason");
         r.emergency = Some("prod data leaked into UAT".into());
         check(&env(), &r).unwrap();
+        // An emergency does not make a past window possible.
+        r.window.start = now() - Duration::hours(3);
+        r.window.end = now() - Duration::hours(1);
+        assert!(matches!(
+            check(&env(), &r),
+            Err(RuleViolation::WindowInPast { .. })
+        ));
+    }
+
+    #[test]
+    fn a_window_that_ends_before_it_starts_is_called_so() {
+        let mut r = req();
+        r.window.end = r.window.start - Duration::hours(1);
+        let err = check(&env(), &r).unwrap_err();
+        assert!(matches!(err, RuleViolation::WindowReversed { .. }));
+        assert!(err.to_string().contains("before it starts"), "{err}");
     }
 
     #[test]

@@ -469,5 +469,8 @@ pub(crate) fn fault_reply(
     if let Some(ra) = spec.retry_after {
         r = r.header("Retry-After", ra.to_string());
     }
+    if let Some(location) = &spec.location {
+        r = r.header("Location", location.clone());
+    }
     r
 }

@@ -133,7 +133,7 @@ impl MockAzure {
                 } else {
                     p.to_path_buf()
                 };
-                std::fs::write(&file, &tls.ca_pem).map_err(|source| MockError::WriteCa {
+                write_ca(&file, &tls.ca_pem).map_err(|source| MockError::WriteCa {
                     path: file.clone(),
                     source,
                 })?;
@@ -188,6 +188,39 @@ impl MockAzure {
     pub fn journal_json(&self) -> serde_json::Value {
         self.shared.lock().journal_json()
     }
+}
+
+/// Writes the CA without following a link at `path` (which could point at
+/// any file the process may write): a new file beside it, renamed over it.
+fn write_ca(path: &Path, pem: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is a symbolic link; give the path of a regular file",
+        ));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    f.write_all(pem.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 impl Drop for MockAzure {

@@ -39,6 +39,9 @@ pub struct Settings {
     pub run_command_polls: u32,
     pub run_command_duration_ms: u64,
     pub token_expires_in_secs: u64,
+    /// How long a request may take to send the body it declared; after
+    /// that the connection gets a 408 and is closed.
+    pub body_timeout_ms: u64,
     /// Which LRO headers a restore PUT answers with.
     pub restore_headers: RestoreHeaders,
 }
@@ -54,6 +57,7 @@ impl Default for Settings {
             run_command_polls: 1,
             run_command_duration_ms: 0,
             token_expires_in_secs: 3599,
+            body_timeout_ms: 10_000,
             restore_headers: RestoreHeaders::Both,
         }
     }
@@ -163,6 +167,9 @@ pub struct FaultSpec {
     /// Request faults: `Retry-After` header (seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Request faults with a 3xx `status`: the `Location` to redirect to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Request faults: wait this long before answering. Alone (no status, no
     /// drop) it only slows the request down, which is then handled normally.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -378,6 +385,7 @@ impl FaultSpec {
             if self.method.is_some()
                 || self.path_contains.is_some()
                 || self.retry_after.is_some()
+                || self.location.is_some()
                 || self.delay_ms.is_some()
                 || self.drop_connection.is_some()
                 || self.after_processing.is_some()
@@ -416,8 +424,15 @@ impl FaultSpec {
             );
         }
         if let Some(s) = self.status {
-            if !(100..=599).contains(&s) {
-                return Err(format!("status {s} must be between 100 and 599"));
+            // A 1xx is not a final answer: hyper would send it and the
+            // client would wait for one that never comes.
+            if !(200..=599).contains(&s) {
+                return Err(format!("status {s} must be between 200 and 599"));
+            }
+            if (300..=399).contains(&s) != self.location.is_some() {
+                return Err(format!(
+                    "a redirect (3xx) needs `location`, and only a redirect has one (status {s})"
+                ));
             }
         }
         Ok(())

@@ -112,14 +112,33 @@ async fn handle(
     let started = Instant::now();
     let arrived = Utc::now();
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(Body::new(body), MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
+    let body_timeout = Duration::from_millis(shared.lock().settings.body_timeout_ms);
+    let bytes = match tokio::time::timeout(
+        body_timeout,
+        axum::body::to_bytes(Body::new(body), MAX_BODY),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             return Ok(Reply::arm_error(
                 413,
                 "RequestEntityTooLarge",
                 format!("The request body is larger than {MAX_BODY} bytes or could not be read."),
             )
+            .header("Connection", "close".to_string())
+            .into_response())
+        }
+        Err(_) => {
+            return Ok(Reply::arm_error(
+                408,
+                "RequestTimeout",
+                format!(
+                    "The request body did not arrive within {} ms.",
+                    body_timeout.as_millis()
+                ),
+            )
+            .header("Connection", "close".to_string())
             .into_response())
         }
     };

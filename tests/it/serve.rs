@@ -22,7 +22,7 @@ async fn serve_runs_an_accepted_request_when_its_window_opens() {
     let id = t.ok(&args).trim().to_string();
     t.ok(&["request", "accept", &id]);
 
-    let mut serve = t
+    let serve = t
         .command(&["serve"])
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -43,9 +43,16 @@ async fn serve_runs_an_accepted_request_when_its_window_opens() {
         .args(["-TERM", &pid])
         .status()
         .unwrap();
-    let exit = serve.wait().unwrap();
+    let exit = serve.wait_with_output().unwrap();
     assert_eq!(status, "succeeded");
-    assert!(exit.success(), "serve stops cleanly on SIGTERM");
+    assert!(exit.status.success(), "serve stops cleanly on SIGTERM");
+    // The banner gives the effective values, overrides included.
+    let banner = String::from_utf8_lossy(&exit.stderr);
+    assert!(banner.contains("lease_ttl=60s"), "{banner}");
+    assert!(
+        banner.contains("sync=60s") && banner.contains("restore=60s"),
+        "{banner}"
+    );
     let show = t.json(&["request", "show", &id, "--json"]);
     let offline_at =
         chrono::DateTime::parse_from_rfc3339(show["job"]["offline_at"].as_str().unwrap()).unwrap();

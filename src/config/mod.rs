@@ -1,0 +1,278 @@
+//! One typed configuration, layered: built-in defaults, then the TOML file,
+//! then `PITR_<SECTION>_<KEY>` environment variables. Validated at start-up
+//! so that a bad value is reported before anything is changed.
+use crate::domain::Environment;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+mod load;
+mod validate;
+
+pub use load::env_overrides;
+pub use validate::parse_vm_id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {cause}; pass --config FILE or set PITR_CONFIG")]
+    Read { path: String, cause: String },
+    #[error("config file {path} is not valid: {cause}")]
+    Parse { path: String, cause: String },
+    /// A `PITR_*` environment variable that cannot be used: named, its
+    /// value never shown (it may be a secret in the wrong place).
+    #[error("environment variable {var}: {problem}")]
+    Override { var: String, problem: String },
+    #[error("config {path}: {problem}")]
+    Invalid { path: String, problem: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub azure: AzureConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub environments: Vec<Environment>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: default_store_url(),
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite://var/pitr.db".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    #[default]
+    Default,
+    ClientSecret,
+    ManagedIdentity,
+    WorkloadIdentity,
+    AzureCli,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AzureConfig {
+    pub arm_endpoint: String,
+    pub authority_host: String,
+    /// An extra CA certificate (PEM) to trust, e.g. the mock Azure's.
+    pub ca_file: Option<PathBuf>,
+    pub credential: CredentialKind,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Name of the environment variable that holds the client secret.
+    pub client_secret_env: String,
+    /// Floor of the interval between two polls of an operation: a
+    /// `Retry-After: 0` never means a tight loop.
+    pub min_poll_interval_ms: u64,
+    /// Cap of the interval between two polls.
+    pub max_poll_interval_ms: u64,
+    /// Timeout of one HTTP request.
+    pub request_timeout_secs: u64,
+    /// Transient failures (408, 429, 5xx, connection errors) are retried this
+    /// many times with exponential backoff and jitter.
+    pub retry_max_times: usize,
+    pub retry_min_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+}
+
+impl Default for AzureConfig {
+    fn default() -> Self {
+        Self {
+            arm_endpoint: "https://management.azure.com".into(),
+            authority_host: "https://login.microsoftonline.com".into(),
+            ca_file: None,
+            credential: CredentialKind::Default,
+            tenant_id: None,
+            client_id: None,
+            client_secret_env: "AZURE_CLIENT_SECRET".into(),
+            min_poll_interval_ms: 5_000,
+            max_poll_interval_ms: 60_000,
+            request_timeout_secs: 60,
+            retry_max_times: 6,
+            retry_min_delay_ms: 1_000,
+            retry_max_delay_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Deadline of the restore operation (Microsoft: most finish within 12 h).
+    pub restore_timeout_secs: u64,
+    /// Deadline of one environment action (offline, online, sync, mr_reset).
+    pub action_timeout_secs: u64,
+    /// Deadline of the other steps (preflight, swap, verify, deletes).
+    pub step_timeout_secs: u64,
+    /// How long the original database is kept after a successful run.
+    pub keep_original_hours: u64,
+    /// Lifetime of a runner's lease on a job; renewed every third of it.
+    pub lease_ttl_secs: u64,
+    /// How often `pitr serve` looks for due windows.
+    pub scheduler_tick_secs: u64,
+    /// Runs `pitr serve` carries at once (one per environment in any case).
+    pub max_concurrent_runs: usize,
+    /// Expected duration of each step, used to refuse starting a step that
+    /// would end after the window closes.
+    pub estimates: StepEstimates,
+}
+
+/// `[engine.estimates]`: `<step>_secs` for any step, overriding the
+/// estimate the step declares (`engine/steps/<step>.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StepEstimates(std::collections::BTreeMap<String, u64>);
+
+impl StepEstimates {
+    pub fn secs(&self, step: crate::domain::StepName) -> Option<u64> {
+        self.0.get(&format!("{step}_secs")).copied()
+    }
+
+    /// The keys that name a step; anything else is a typo.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        for (key, value) in &self.0 {
+            let step = key
+                .strip_suffix("_secs")
+                .and_then(crate::domain::StepName::parse);
+            if step.is_none() {
+                let known: Vec<String> = crate::domain::StepName::ALL
+                    .iter()
+                    .map(|s| format!("{s}_secs"))
+                    .collect();
+                return Err(format!(
+                    "[engine.estimates] {key} is not a step estimate; use one of {}",
+                    known.join(", ")
+                ));
+            }
+            if *value > WEEK_SECS {
+                return Err(format!(
+                    "[engine.estimates] {key} = {value} is above its limit of {WEEK_SECS}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) const WEEK_SECS: u64 = 7 * 24 * 3600;
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            restore_timeout_secs: 12 * 3600,
+            action_timeout_secs: 2 * 3600,
+            step_timeout_secs: 15 * 60,
+            keep_original_hours: 24,
+            lease_ttl_secs: 60,
+            scheduler_tick_secs: 15,
+            max_concurrent_runs: 2,
+            estimates: StepEstimates::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+        [azure]
+        arm_endpoint = "https://127.0.0.1:8443"
+    "#;
+
+    #[test]
+    fn env_overrides_win() {
+        let c = Config::from_toml(
+            MIN,
+            "t",
+            [
+                (
+                    "PITR_AZURE_MIN_POLL_INTERVAL_MS".to_string(),
+                    "250".to_string(),
+                ),
+                ("PITR_STORE_URL".to_string(), "sqlite://x.db".to_string()),
+                ("PITR_CONFIG".to_string(), "ignored".to_string()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.azure.min_poll_interval_ms, 250);
+        assert_eq!(c.store.url, "sqlite://x.db");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::from_toml("[azure]\nmin_poll_interval_ms = 0", "t", []).unwrap_err();
+        assert!(e.to_string().contains("min_poll_interval_ms"));
+        let e = Config::from_toml(
+            "[engine.estimates]\nrestore_secs = 9000000000000000000",
+            "t",
+            [],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("restore_secs"), "{e}");
+        let e = Config::from_toml("[azure]\nbogus = 1", "t", []).unwrap_err();
+        assert!(e.to_string().contains("bogus"));
+        let e = Config::from_toml("", "t", [("PITR_AZURE_NOPE".into(), "1".into())]).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        // Not config keys: left alone.
+        Config::from_toml(
+            "",
+            "t",
+            [
+                ("PITR_ACTOR".into(), "x".into()),
+                ("PITR_CLIENT_SECRET".into(), "x".into()),
+            ],
+        )
+        .unwrap();
+        let e = Config::from_toml("[azure]\narm_endpoint = \"http://x\"", "t", []).unwrap_err();
+        assert!(e.to_string().contains("https"));
+    }
+
+    #[test]
+    fn estimates_can_be_overridden_from_the_environment() {
+        let c = Config::from_toml(
+            "[engine.estimates]\nsync_secs = 60",
+            "t",
+            [(
+                "PITR_ENGINE_ESTIMATES_RESTORE_SECS".to_string(),
+                "900".to_string(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            c.engine.estimates.secs(crate::domain::StepName::Restore),
+            Some(900)
+        );
+        assert_eq!(
+            c.engine.estimates.secs(crate::domain::StepName::Sync),
+            Some(60)
+        );
+        let e = Config::from_toml("[engine.estimates]\nsink_secs = 1", "t", []).unwrap_err();
+        assert!(e.to_string().contains("sink_secs"), "{e}");
+    }
+}

@@ -1,0 +1,367 @@
+//! Every value bounded and every name checked, before anything is changed.
+//! A refused value names its key and the allowed range or form. Names follow
+//! ARM's naming rules, so that no configured name can change the target of
+//! an ARM request (`AxDB/../..`, `?`, `#`).
+use super::{Config, ConfigError, CredentialKind, WEEK_SECS};
+use crate::domain::{ActionKind, Environment};
+use std::collections::HashSet;
+
+impl Config {
+    pub(super) fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        self.check().map_err(|problem| ConfigError::Invalid {
+            path: origin.to_string(),
+            problem,
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        store_url(&self.store.url)?;
+        let a = &self.azure;
+        for (key, value) in [
+            ("arm_endpoint", &a.arm_endpoint),
+            ("authority_host", &a.authority_host),
+        ] {
+            match url::Url::parse(value) {
+                Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+                _ => return Err(format!("[azure] {key} '{value}' must be an https URL")),
+            }
+        }
+        if !is_env_var_name(&a.client_secret_env) {
+            return Err(format!(
+                "[azure] client_secret_env '{}' must name an environment variable (letters, digits and _, not starting with a digit)",
+                a.client_secret_env
+            ));
+        }
+        for (key, value) in [("tenant_id", &a.tenant_id), ("client_id", &a.client_id)] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(format!(
+                    "[azure] {key} must not be empty; remove it or set it"
+                ));
+            }
+        }
+        if a.credential == CredentialKind::ClientSecret
+            && (a.tenant_id.is_none() || a.client_id.is_none())
+        {
+            return Err(
+                "[azure] credential = \"client_secret\" needs tenant_id and client_id".into(),
+            );
+        }
+        let e = &self.engine;
+        e.estimates.check()?;
+        let min = a.min_poll_interval_ms;
+        for (key, value, low, high) in [
+            ("[azure] min_poll_interval_ms", min, 1, 3_600_000),
+            (
+                "[azure] max_poll_interval_ms",
+                a.max_poll_interval_ms,
+                min,
+                3_600_000,
+            ),
+            (
+                "[azure] request_timeout_secs",
+                a.request_timeout_secs,
+                1,
+                3600,
+            ),
+            ("[azure] retry_max_times", a.retry_max_times as u64, 0, 20),
+            (
+                "[azure] retry_min_delay_ms",
+                a.retry_min_delay_ms,
+                0,
+                600_000,
+            ),
+            (
+                "[azure] retry_max_delay_ms",
+                a.retry_max_delay_ms,
+                a.retry_min_delay_ms,
+                3_600_000,
+            ),
+            (
+                "[engine] restore_timeout_secs",
+                e.restore_timeout_secs,
+                1,
+                WEEK_SECS,
+            ),
+            (
+                "[engine] action_timeout_secs",
+                e.action_timeout_secs,
+                1,
+                WEEK_SECS,
+            ),
+            (
+                "[engine] step_timeout_secs",
+                e.step_timeout_secs,
+                1,
+                WEEK_SECS,
+            ),
+            ("[engine] lease_ttl_secs", e.lease_ttl_secs, 3, 24 * 3600),
+            (
+                "[engine] keep_original_hours",
+                e.keep_original_hours,
+                0,
+                24 * 365,
+            ),
+            (
+                "[engine] scheduler_tick_secs",
+                e.scheduler_tick_secs,
+                1,
+                3600,
+            ),
+            (
+                "[engine] max_concurrent_runs",
+                e.max_concurrent_runs as u64,
+                1,
+                10_000,
+            ),
+        ] {
+            if value < low || value > high {
+                return Err(format!("{key} = {value} is outside {low}..={high}"));
+            }
+        }
+        let mut seen = HashSet::new();
+        for env in &self.environments {
+            environment(env)?;
+            if !seen.insert(env.name.as_str()) {
+                return Err(format!(
+                    "environment '{}' is declared twice; names must be unique",
+                    env.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn store_url(url: &str) -> Result<(), String> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.trim().is_empty() {
+            return Err(format!(
+                "[store] url '{url}' has no path; use sqlite://PATH (for example sqlite://var/pitr.db)"
+            ));
+        }
+        return Ok(());
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(());
+    }
+    Err(format!(
+        "[store] url '{url}' is not supported; use sqlite://PATH or postgres://USER@HOST:PORT/DB"
+    ))
+}
+
+fn environment(env: &Environment) -> Result<(), String> {
+    let name = &env.name;
+    let what = |key: &str, rule: &str| format!("environment '{name}': {key} {rule}");
+    if !is_environment_name(name) {
+        return Err(format!(
+            "environment name '{name}' must be 1-64 letters, digits, '.', '_' or '-'"
+        ));
+    }
+    if !is_uuid(&env.subscription_id) {
+        return Err(what(
+            "subscription_id",
+            &format!(
+                "'{}' must be a subscription id (a UUID)",
+                env.subscription_id
+            ),
+        ));
+    }
+    resource_group(&env.resource_group).map_err(|r| what("resource_group", &r))?;
+    server(&env.server).map_err(|r| what("server", &r))?;
+    if !is_location(&env.location) {
+        return Err(what(
+            "location",
+            &format!(
+                "'{}' must be an Azure region name (lowercase letters and digits, like westeurope)",
+                env.location
+            ),
+        ));
+    }
+    for (key, db) in [
+        ("database", Some(&env.database)),
+        ("entity_store_database", env.entity_store_database.as_ref()),
+        ("mr_database", env.mr_database.as_ref()),
+    ] {
+        if let Some(db) = db {
+            database(db).map_err(|r| what(key, &r))?;
+        }
+    }
+    if let Some(var) = &env.sql_password_env {
+        if !is_env_var_name(var) {
+            return Err(what(
+                "sql_password_env",
+                "must name an environment variable (letters, digits and _)",
+            ));
+        }
+    }
+    if env.retention_days == 0 || env.retention_days > 35 {
+        return Err(what(
+            "retention_days",
+            &format!(
+                "= {} is outside 1..=35 (Azure SQL keeps point-in-time backups 1 to 35 days)",
+                env.retention_days
+            ),
+        ));
+    }
+    for vm in env.aos_vms.iter().chain(&env.sync_vm).chain(&env.mr_vm) {
+        if parse_vm_id(vm).is_none() {
+            return Err(what(
+                "VM",
+                &format!("'{vm}' is not a VM resource id (/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/NAME)"),
+            ));
+        }
+    }
+    if env.actions == ActionKind::VmRunCommand
+        && (env.aos_vms.is_empty() || env.sync_vm.is_none() || env.mr_vm.is_none())
+    {
+        return Err(what(
+            "actions",
+            "= \"vm-run-command\" needs aos_vms, sync_vm and mr_vm",
+        ));
+    }
+    Ok(())
+}
+
+/// Splits a VM resource id into (subscription, resource group, name), each
+/// checked against ARM's naming rules.
+pub fn parse_vm_id(id: &str) -> Option<(&str, &str, &str)> {
+    let parts: Vec<&str> = id.strip_prefix('/')?.split('/').collect();
+    match parts.as_slice() {
+        ["subscriptions", sub, "resourceGroups", rg, "providers", prov, "virtualMachines", name]
+            if prov.eq_ignore_ascii_case("Microsoft.Compute")
+                && is_uuid(sub)
+                && resource_group(rg).is_ok()
+                && is_vm_name(name) =>
+        {
+            Some((sub, rg, name))
+        }
+        _ => None,
+    }
+}
+
+fn is_environment_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !s.starts_with('.')
+}
+
+fn is_env_var_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn is_location(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+/// 1-90 characters: letters, digits, `_`, `(`, `)`, `-`, `.`; not ending in `.`.
+fn resource_group(s: &str) -> Result<(), String> {
+    let ok = (1..=90).contains(&s.chars().count())
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '(' | ')' | '-' | '.'))
+        && !s.ends_with('.');
+    ok.then_some(()).ok_or_else(|| {
+        format!("'{s}' must be 1-90 letters, digits, '_', '(', ')', '-' or '.', not ending in '.'")
+    })
+}
+
+/// 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen.
+fn server(s: &str) -> Result<(), String> {
+    let ok = (1..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    ok.then_some(()).ok_or_else(|| {
+        format!(
+            "'{s}' must be 1-63 lowercase letters, digits and '-', not starting or ending with '-'"
+        )
+    })
+}
+
+/// 1-128 characters without `<>*%&:\/?#` or control characters, not ending
+/// in `.` or a space, and not `.` or `..`.
+fn database(s: &str) -> Result<(), String> {
+    let ok = (1..=128).contains(&s.chars().count())
+        && !s
+            .chars()
+            .any(|c| c.is_control() || "<>*%&:\\/?#".contains(c))
+        && !s.ends_with('.')
+        && !s.ends_with(' ')
+        && !s.starts_with(' ');
+    ok.then_some(()).ok_or_else(|| {
+        format!("'{s}' must be 1-128 characters without <>*%&:\\/?# or control characters, not ending in '.' or a space")
+    })
+}
+
+/// 1-64 letters, digits, `-`, `_` and `.`, not starting with `_` nor
+/// ending in `.` or `-`.
+fn is_vm_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !s.starts_with('_')
+        && !s.ends_with('.')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_would_change_an_arm_request_target_are_refused() {
+        for bad in [
+            "AxDB/../../x",
+            "AxDB?x=1",
+            "AxDB#x",
+            "..",
+            "",
+            "a\nb",
+            "db.",
+        ] {
+            assert!(database(bad).is_err(), "{bad:?}");
+        }
+        assert!(database("AxDB").is_ok());
+        assert!(database("AxDB_pitr_0123abcd").is_ok());
+        for bad in ["SQL-UAT", "-x", "x-", "a/b", ""] {
+            assert!(server(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["rg/x", "rg?", "rg.", ""] {
+            assert!(resource_group(bad).is_err(), "{bad:?}");
+        }
+        assert!(resource_group("rg-uat_(1).x").is_ok());
+        assert!(!is_uuid("not-a-uuid"));
+        assert!(is_uuid("00000000-0000-0000-0000-00000000aaaa"));
+        assert!(!is_location("West Europe"));
+        assert!(!is_env_var_name(""));
+        assert!(!is_env_var_name("1X"));
+        assert!(is_env_var_name("PITR_SQL_PASSWORD"));
+    }
+
+    #[test]
+    fn vm_ids() {
+        let sub = "00000000-0000-0000-0000-00000000aaaa";
+        let id = format!("/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1");
+        assert_eq!(parse_vm_id(&id), Some((sub, "rg", "vm1")));
+        assert_eq!(parse_vm_id("vm1"), None);
+        assert_eq!(parse_vm_id(&id.replace("vm1", "vm1?x")), None);
+        assert_eq!(parse_vm_id(&id.replace("/rg/", "/../")), None);
+        assert_eq!(parse_vm_id(&format!("{id}/extra")), None);
+    }
+}

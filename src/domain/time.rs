@@ -1,0 +1,47 @@
+//! Instants as people type them: RFC 3339 with an offset, stored in UTC.
+use chrono::{DateTime, Timelike, Utc};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstantError {
+    #[error("'{0}' is not an RFC 3339 instant ({1}); write it like 2026-11-20T08:30:00Z or 2026-11-20T09:30:00+01:00")]
+    Malformed(String, String),
+    /// `:60` is only a leap second; Azure refuses it, so it never gets that far.
+    #[error("'{0}' names second 60 (a leap second), which Azure does not accept; use :59 or the next minute")]
+    LeapSecond(String),
+}
+
+/// Parses an RFC 3339 instant with an offset into UTC, refusing a leap second.
+pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, InstantError> {
+    let t = DateTime::parse_from_rfc3339(s.trim())
+        .map_err(|e| InstantError::Malformed(s.to_string(), e.to_string()))?;
+    // chrono represents second 60 as a nanosecond count of a second or more.
+    if t.nanosecond() >= 1_000_000_000 {
+        return Err(InstantError::LeapSecond(s.to_string()));
+    }
+    Ok(t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_become_utc_and_leap_seconds_are_refused() {
+        assert_eq!(
+            parse_instant("2026-11-20T09:30:00+01:00").unwrap(),
+            parse_instant("2026-11-20T08:30:00Z").unwrap()
+        );
+        assert!(matches!(
+            parse_instant("2026-11-25T12:34:60Z"),
+            Err(InstantError::LeapSecond(_))
+        ));
+        assert!(matches!(
+            parse_instant("yesterday"),
+            Err(InstantError::Malformed(..))
+        ));
+        assert!(
+            parse_instant("2026-11-20T08:30:00").is_err(),
+            "an offset is required"
+        );
+    }
+}
