@@ -12,6 +12,11 @@ use crate::domain::{
 use crate::store::StoreError;
 use std::time::Duration;
 
+/// The environment is down: taken offline by this job and not yet back.
+fn is_down(job: &Job) -> bool {
+    job.facts.offline_at.is_some() && job.facts.online_at.is_none()
+}
+
 /// What one attempt of a step came to.
 pub(super) enum StepEnd {
     Succeeded(String),
@@ -24,13 +29,34 @@ impl Engine {
         let req = self.request(&job.request_id).await?;
         let env = self.environment(&req.spec.environment)?.clone();
         let est = self.estimates(&env).await?;
+        // A store that fails mid-run stops it; the person is told where the
+        // environment stands and how to continue.
+        let stopped = |job: Option<&Job>, e: EngineError| match e {
+            EngineError::Store(cause) if cause.is_failure() => EngineError::StoreFailed {
+                request: req.id.clone(),
+                environment: job.map(is_down),
+                cause,
+            },
+            other => other,
+        };
         loop {
             if let Some(cause) = job.facts.recovering.clone() {
-                return self.recover(&req, &env, job, cause).await;
+                return self
+                    .recover(&req, &env, job, cause)
+                    .await
+                    .map_err(|e| stopped(None, e));
             }
-            let records = self.store.steps(&job.id).await?;
+            let records = self
+                .store
+                .steps(&job.id)
+                .await
+                .map_err(|e| stopped(Some(&job), e.into()))?;
             let Some(step) = next_step(&job.plan, &records) else {
-                return self.finish(&req, job, JobStatus::Succeeded, None).await;
+                let up = job.clone();
+                return self
+                    .finish(&req, job, JobStatus::Succeeded, None)
+                    .await
+                    .map_err(|e| stopped(Some(&up), e));
             };
             let run = RunFacts {
                 window: req.spec.window,
@@ -53,7 +79,9 @@ impl Engine {
                         error: why.clone(),
                     });
                     job.facts.recovering = Some(format!("{step}: {why}"));
-                    self.save_job(&mut job).await?;
+                    self.save_job(&mut job)
+                        .await
+                        .map_err(|e| stopped(Some(&job), e.into()))?;
                     continue;
                 }
             }
@@ -61,11 +89,12 @@ impl Engine {
                 .into_iter()
                 .find(|r| r.step == step)
                 .unwrap_or_else(|| StepRecord::pending(step));
-            if let StepEnd::Failed(error) =
-                self.execute_step(step, &req, &env, &mut job, rec).await?
-            {
+            let end = self.execute_step(step, &req, &env, &mut job, rec).await;
+            if let StepEnd::Failed(error) = end.map_err(|e| stopped(Some(&job), e))? {
                 job.facts.recovering = Some(format!("{step}: {error}"));
-                self.save_job(&mut job).await?;
+                self.save_job(&mut job)
+                    .await
+                    .map_err(|e| stopped(Some(&job), e.into()))?;
             }
         }
     }
@@ -126,7 +155,13 @@ impl Engine {
                 });
                 Ok(StepEnd::Succeeded(summary))
             }
-            Err(StepError::Store(e @ StoreError::LeaseLost { .. })) => Err(e.into()),
+            // Neither a lost lease nor a failing store is the step's
+            // failure: the run stops where it is and resumes later.
+            Err(StepError::Store(e))
+                if e.is_failure() || matches!(e, StoreError::LeaseLost { .. }) =>
+            {
+                Err(e.into())
+            }
             Err(e) => {
                 let error = e.to_string();
                 tracing::warn!(parent: &span, %error, "step failed");

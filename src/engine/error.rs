@@ -23,6 +23,18 @@ pub enum EngineError {
     BadInput(String),
     #[error("interrupted; every checkpoint is written; continue with `pitr resume {request}`")]
     Interrupted { request: RequestId },
+    /// The store failed while a run was under way.
+    #[error("the store failed during the run of request {request}: {cause}. {}; every step done so far is checkpointed: fix the store and continue with `pitr resume {request}`", match environment {
+        Some(true) => "The environment is OFFLINE (this run stopped its services)",
+        Some(false) => "The environment is online",
+        None => "The environment may be offline (the run was recovering from a failed step)",
+    })]
+    StoreFailed {
+        request: RequestId,
+        /// Whether the environment is down: `None` when it is not known.
+        environment: Option<bool>,
+        cause: StoreError,
+    },
     /// A run that could not reach an end: its state is checkpointed and a
     /// person must look (the message says what to do).
     #[error("job {job} {status}: {cause}")]

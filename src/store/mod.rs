@@ -63,6 +63,14 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The store itself failed (locked, I/O, disk full, unreachable), as
+    /// opposed to an answer about the data (not found, conflict, lease).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Database(_) | Self::Open { .. })
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A runner's claim on a job. The fencing token grows with every takeover;

@@ -259,7 +259,7 @@ async fn a_leased_job_is_refused_to_a_second_runner_and_a_stale_owner_is_fenced_
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_restore_poll(&t).await;
+    t.wait_for_restore_poll().await;
 
     // While the first runner is alive, its heartbeat keeps the lease.
     let second = t.pitr(&["resume", &id]);
@@ -324,7 +324,7 @@ async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_restore_poll(&t).await;
+    t.wait_for_restore_poll().await;
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -348,16 +348,6 @@ async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
         "succeeded"
     );
     assert_eq!(restore_puts(&t.journal().await), 1);
-}
-
-async fn wait_for_restore_poll(t: &TestEnv) {
-    for _ in 0..600 {
-        if !requests(&t.journal().await, "GET", "databaseAzureAsyncOperation").is_empty() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the restore was never polled");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

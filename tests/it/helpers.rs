@@ -286,6 +286,26 @@ actions = "none"
             .unwrap_or_default()
     }
 
+    /// Waits until a client has polled the restore operation once.
+    pub async fn wait_for_restore_poll(&self) {
+        for _ in 0..600 {
+            if !requests(&self.journal().await, "GET", "databaseAzureAsyncOperation").is_empty() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the restore was never polled");
+    }
+
+    /// Holds (or releases) the mock's operations of a kind in progress.
+    pub async fn hold(&self, operation: &str, hold: bool) {
+        self.post(
+            "/_mock/hold",
+            serde_json::json!({"operation": operation, "hold": hold}),
+        )
+        .await;
+    }
+
     pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }

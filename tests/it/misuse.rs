@@ -418,3 +418,32 @@ async fn the_mock_azure_holds_against_its_clients() {
     let _ = mock.wait();
     assert!(line.contains("not a loopback address"), "{line}");
 }
+
+/// A store that fails mid-run (here: another process holds its write lock
+/// past the busy timeout) stops the run, and the person is told that the
+/// environment is offline and that `pitr resume` continues; it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_mid_run_says_where_the_environment_is_and_resume_continues() {
+    let t = TestEnv::start(&scenario("restore_polls = 1"));
+    let id = t.submit_accepted(&rfc3339_ago(chrono::Duration::days(1)));
+    t.hold("restore", true).await;
+    let run = spawn(&t, &["run", &id]);
+    t.wait_for_restore_poll().await;
+    // Another writer takes the lock and keeps it.
+    let blocker = rusqlite::Connection::open(t.path("pitr.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    t.hold("restore", false).await;
+    let out = run.wait_with_output().unwrap();
+    drop(blocker);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the store failed"), "{err}");
+    assert!(err.contains("OFFLINE"), "{err}");
+    assert!(err.contains(&format!("pitr resume {id}")), "{err}");
+    // Nothing was rolled back for a store failure; resume finishes the run.
+    t.ok(&["resume", &id]);
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "succeeded");
+    assert_eq!(accepted_restore_puts(&t.journal().await), 1);
+    assert!(all_running(&t.state().await));
+}
