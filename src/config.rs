@@ -229,11 +229,8 @@ impl Config {
             path: origin.to_string(),
             problem,
         };
-        if !self.store.url.starts_with("sqlite://") {
-            return Err(invalid(format!(
-                "[store] url '{}' is not supported; use sqlite://PATH",
-                self.store.url
-            )));
+        if let Err(e) = crate::store::check_url(&self.store.url) {
+            return Err(invalid(format!("[store] url: {e}")));
         }
         for (key, value) in [
             ("arm_endpoint", &self.azure.arm_endpoint),

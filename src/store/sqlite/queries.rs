@@ -6,7 +6,7 @@ use crate::domain::{
     EnvironmentEvent, Job, JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest,
     StepRecord,
 };
-use crate::store::{rules, Lease, Result, Store, StoreError};
+use crate::store::{rules, Lease, Result, Store, StoreError, StoreRows};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -31,7 +31,7 @@ fn current_status(conn: &Connection, op: &str, id: &RequestId) -> Result<Option<
     .transpose()
 }
 
-fn insert_event(tx: &Transaction<'_>, op: &str, ev: &RequestEvent) -> Result<()> {
+pub(super) fn insert_event(tx: &Transaction<'_>, op: &str, ev: &RequestEvent) -> Result<()> {
     tx.execute(
         "INSERT INTO request_events (request_id, at, actor, from_status, to_status, note)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -48,6 +48,88 @@ fn insert_event(tx: &Transaction<'_>, op: &str, ev: &RequestEvent) -> Result<()>
     Ok(())
 }
 
+pub(super) fn insert_request_row(
+    tx: &Transaction<'_>,
+    op: &str,
+    req: &RestoreRequest,
+) -> Result<()> {
+    let spec = &req.spec;
+    tx.prepare_cached(&format!(
+        "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            req.id.as_str(),
+            spec.environment,
+            spec.database,
+            ts(&spec.restore_point),
+            ts(&spec.window.start),
+            ts(&spec.window.end),
+            spec.acks.erase,
+            spec.acks.downtime,
+            spec.acks.scope,
+            spec.requester,
+            spec.reason,
+            spec.prestage,
+            req.status.as_str(),
+            ts(&req.submitted_at),
+            ts(&req.updated_at),
+            spec.emergency,
+            spec.acks.version_mismatch,
+        ])
+    })
+    .map_err(db(op))?;
+    Ok(())
+}
+
+/// `facts` is the job's facts as JSON ([`facts_json`]).
+pub(super) fn insert_job_row(tx: &Transaction<'_>, op: &str, job: &Job, facts: &str) -> Result<()> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            job.id.as_str(),
+            job.request_id.as_str(),
+            job.dry_run,
+            job.status.as_str(),
+            plan_text(&job.plan),
+            ts(&job.created_at),
+            ts(&job.updated_at),
+            opt_ts(&job.finished_at),
+            facts,
+            job.error,
+        ])
+    })
+    .map_err(db(op))?;
+    Ok(())
+}
+
+pub(super) fn insert_history_row(
+    tx: &Transaction<'_>,
+    op: &str,
+    ev: &EnvironmentEvent,
+) -> Result<()> {
+    let row = history_columns(ev)?;
+    tx.prepare_cached(
+        "INSERT INTO environment_history (environment, kind, at, finished_at, version, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            ev.environment,
+            row.kind,
+            ts(&ev.at),
+            row.finished_at,
+            row.version,
+            row.detail
+        ])
+    })
+    .map_err(db(op))?;
+    Ok(())
+}
+
 fn read_fencing(conn: &Connection, op: &str, job_id: &JobId) -> Result<Option<i64>> {
     conn.query_row(
         "SELECT fencing FROM leases WHERE job_id = ?1",
@@ -58,7 +140,7 @@ fn read_fencing(conn: &Connection, op: &str, job_id: &JobId) -> Result<Option<i6
     .map_err(db(op))
 }
 
-fn read_lease(conn: &Connection, op: &str, job_id: &JobId) -> Result<Option<Lease>> {
+pub(super) fn read_lease(conn: &Connection, op: &str, job_id: &JobId) -> Result<Option<Lease>> {
     let row: Option<(String, String, i64)> = conn
         .query_row(
             "SELECT owner, expires_at, fencing FROM leases WHERE job_id = ?1",
@@ -128,32 +210,7 @@ impl Store for SqliteStore {
                 },
             )?;
             rules::one_active(&spec.environment, others)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-                ),
-                params![
-                    req.id.as_str(),
-                    spec.environment,
-                    spec.database,
-                    ts(&spec.restore_point),
-                    ts(&spec.window.start),
-                    ts(&spec.window.end),
-                    spec.acks.erase,
-                    spec.acks.downtime,
-                    spec.acks.scope,
-                    spec.requester,
-                    spec.reason,
-                    spec.prestage,
-                    req.status.as_str(),
-                    ts(&req.submitted_at),
-                    ts(&req.updated_at),
-                    spec.emergency,
-                    spec.acks.version_mismatch,
-                ],
-            )
-            .map_err(db(OP))?;
+            insert_request_row(tx, OP, &req)?;
             insert_event(tx, OP, &event)
         })
         .await
@@ -277,25 +334,7 @@ impl Store for SqliteStore {
             rules::no_run_in_progress(&job.request_id, running.map(JobId::from))?;
             let status = current_status(tx, OP, &job.request_id)?;
             rules::status_is(&job.request_id, start.as_ref().and_then(|e| e.from), status)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                ),
-                params![
-                    job.id.as_str(),
-                    job.request_id.as_str(),
-                    job.dry_run,
-                    job.status.as_str(),
-                    plan_text(&job.plan),
-                    ts(&job.created_at),
-                    ts(&job.updated_at),
-                    opt_ts(&job.finished_at),
-                    facts,
-                    job.error,
-                ],
-            )
-            .map_err(db(OP))?;
+            insert_job_row(tx, OP, &job, &facts)?;
             if let Some(event) = &start {
                 tx.execute(
                     "UPDATE requests SET status = ?2, updated_at = ?3 WHERE id = ?1",
@@ -498,25 +537,9 @@ impl Store for SqliteStore {
 
     async fn add_environment_event(&self, ev: &EnvironmentEvent) -> Result<()> {
         const OP: &str = "add_environment_event";
-        let row = history_columns(ev)?;
-        let (environment, at) = (ev.environment.clone(), ev.at);
-        self.write(OP, move |tx| {
-            tx.execute(
-                "INSERT INTO environment_history (environment, kind, at, finished_at, version, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    environment,
-                    row.kind,
-                    ts(&at),
-                    row.finished_at,
-                    row.version,
-                    row.detail
-                ],
-            )
-            .map_err(db(OP))?;
-            Ok(())
-        })
-        .await
+        let ev = ev.clone();
+        self.write(OP, move |tx| insert_history_row(tx, OP, &ev))
+            .await
     }
 
     async fn environment_events(&self, environment: &str) -> Result<Vec<EnvironmentEvent>> {
@@ -534,5 +557,15 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn export(&self) -> Result<StoreRows> {
+        self.read("export", super::copy::export).await
+    }
+
+    async fn import(&self, rows: &StoreRows) -> Result<()> {
+        let (rows, path) = (rows.clone(), self.path().to_string());
+        self.write("import", move |tx| super::copy::import(tx, &path, &rows))
+            .await
     }
 }
