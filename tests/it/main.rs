@@ -12,5 +12,6 @@ mod requests;
 mod restore_e2e;
 mod scheduler;
 mod serve;
+mod store_postgres;
 mod store_suite;
 mod window;

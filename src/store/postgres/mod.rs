@@ -157,7 +157,7 @@ impl PostgresStore {
     fn explain(&self, e: &PoolError) -> String {
         let (text, code) = match e {
             PoolError::Backend(e) | PoolError::PostCreateHook(HookError::Backend(e)) => {
-                (e.to_string(), e.code().map(|c| c.code().to_string()))
+                (describe(e), e.code().map(|c| c.code().to_string()))
             }
             PoolError::Timeout(_) => ("no answer in time".to_string(), None),
             other => (other.to_string(), None),
@@ -205,5 +205,18 @@ fn hint(text: &str, code: Option<&str>) -> String {
 
 /// Maps a driver error to `StoreError::Database`, naming the operation.
 fn db(op: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
-    move |e| StoreError::Database(format!("{op}: {e}"))
+    move |e| StoreError::Database(format!("{op}: {}", describe(&e)))
+}
+
+/// The driver's error with its causes: its own text is only the kind
+/// ("db error"); the server's message or the TLS failure is in the causes.
+pub(super) fn describe(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

@@ -75,9 +75,9 @@ pub(super) struct Cols<'a> {
 impl<'a> Cols<'a> {
     /// `key_col` names the row in error messages.
     pub(super) fn new(row: &'a Row, table: &'static str, key_col: &'static str) -> Result<Self> {
-        let key = row
-            .try_get::<_, String>(key_col)
-            .map_err(|e| StoreError::Corrupt(format!("{table}.{key_col}: {e}")))?;
+        let key = row.try_get::<_, String>(key_col).map_err(|e| {
+            StoreError::Corrupt(format!("{table}.{key_col}: {}", super::describe(&e)))
+        })?;
         Ok(Self { row, table, key })
     }
 

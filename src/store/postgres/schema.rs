@@ -4,7 +4,7 @@
 //! Each missing script runs in its own transaction with its version bump,
 //! under a transaction-scoped advisory lock, so two processes opening an old
 //! store at once apply each script once.
-use super::{db, PostgresStore};
+use super::{db, describe, PostgresStore};
 use crate::store::migrations::{self, SCHEMA_VERSION};
 use crate::store::{Result, StoreError};
 
@@ -22,10 +22,10 @@ pub(super) async fn migrate(store: &PostgresStore) -> Result<()> {
         let tx = conn
             .transaction()
             .await
-            .map_err(|e| open_err(format!("starting a migration: {e}")))?;
+            .map_err(|e| open_err(format!("starting a migration: {}", describe(&e))))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
-            .map_err(|e| open_err(format!("locking the schema: {e}")))?;
+            .map_err(|e| open_err(format!("locking the schema: {}", describe(&e))))?;
         let version = version(&tx, store.target()).await?;
         // Dropping `tx` rolls back: a newer store is left as it was.
         if version > SCHEMA_VERSION {
@@ -57,7 +57,10 @@ pub(super) async fn migrate(store: &PostgresStore) -> Result<()> {
             } else {
                 ""
             };
-            open_err(format!("migrating to schema version {next}: {e}{hint}"))
+            open_err(format!(
+                "migrating to schema version {next}: {}{hint}",
+                describe(&e)
+            ))
         })?;
     }
 }
@@ -105,6 +108,10 @@ async fn version(client: &impl deadpool_postgres::GenericClient, target: &str) -
         .ok_or_else(|| {
             StoreError::Corrupt(format!("schema_version of {target}: the table has no row"))
         })?;
-    row.try_get(0)
-        .map_err(|e| StoreError::Corrupt(format!("schema_version.version of {target}: {e}")))
+    row.try_get(0).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "schema_version.version of {target}: {}",
+            describe(&e)
+        ))
+    })
 }
