@@ -116,16 +116,26 @@ pub fn source_idle(leases: &[Lease], now: DateTime<Utc>) -> Result<(), CopyError
     }
 }
 
-/// Copies every row of `from` into the empty store `to`, then checks the
-/// counts. `now` decides which leases are still live.
+/// Copies the store at `from_url` into the store at `to_url` (created and
+/// migrated if needed, refused unless empty), then checks the counts. The
+/// source is read (and checked idle: `now` decides which leases are live)
+/// before the target is opened, so a refused copy creates nothing.
 pub async fn copy(
-    from: &dyn Store,
-    to: &dyn Store,
+    from_url: &str,
+    to_url: &str,
     now: DateTime<Utc>,
 ) -> Result<CopyReport, CopyError> {
-    let rows = from.export().await?;
+    super::check_url(from_url)?;
+    super::check_url(to_url)?;
+    let rows = super::open_read_only(from_url).await?.export().await?;
     source_idle(&rows.leases, now)?;
-    to.import(&rows).await?;
+    let target = super::open(to_url).await?;
+    copy_rows(&rows, target.as_ref()).await
+}
+
+/// Writes `rows` into the empty store `to` and checks the counts.
+pub async fn copy_rows(rows: &StoreRows, to: &dyn Store) -> Result<CopyReport, CopyError> {
+    to.import(rows).await?;
     let expected = rows.counts();
     let found = to.export().await?.counts();
     if found != expected {
