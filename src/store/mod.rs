@@ -21,6 +21,7 @@ use std::sync::Arc;
 pub mod copy;
 pub mod migrations;
 pub mod postgres;
+mod rows;
 pub mod rules;
 pub mod sqlite;
 

@@ -1,10 +1,10 @@
 //! Every row out, every row in: the two halves of `pitr store copy`
 //! ([`crate::store::copy`]) on PostgreSQL.
-use super::queries::{
-    exec, insert_event, insert_history_row, insert_job_row, insert_request_row, lease_from_row,
+use super::rows::*;
+use super::sql::{
+    insert_event, insert_history_row, insert_job_row, insert_request_row, insert_step_row,
     query_all,
 };
-use super::rows::*;
 use super::{db, PostgresStore};
 use crate::store::{rules, Result, RowCounts, StepRow, StoreError, StoreRows};
 use deadpool_postgres::GenericClient;
@@ -78,7 +78,7 @@ pub(super) async fn export(store: &PostgresStore) -> Result<StoreRows> {
         leases: query_all(
             &tx,
             OP,
-            "SELECT job_id, owner, expires_at, fencing FROM leases ORDER BY job_id",
+            &format!("SELECT {LEASE_COLUMNS} FROM leases ORDER BY job_id"),
             &[],
             lease_from_row,
         )
@@ -120,29 +120,10 @@ pub(super) async fn import(store: &PostgresStore, rows: &StoreRows) -> Result<()
     for StepRow {
         job_id,
         seq,
-        record: step,
+        record,
     } in &rows.steps
     {
-        exec(
-            &tx,
-            OP,
-            "INSERT INTO job_steps (job_id, step, seq, status, attempts, external_ref,
-                 started_at, finished_at, detail, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &job_id.as_str(),
-                &step.step.as_str(),
-                seq,
-                &step.status.as_str(),
-                &i64::from(step.attempts),
-                &step.external_ref,
-                &step.started_at,
-                &step.finished_at,
-                &step.detail,
-                &step.error,
-            ],
-        )
-        .await?;
+        insert_step_row(&tx, OP, job_id, *seq, record).await?;
     }
     for event in &rows.history {
         insert_history_row(&tx, OP, event).await?;

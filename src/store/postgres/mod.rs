@@ -24,6 +24,7 @@ mod options;
 mod queries;
 mod rows;
 mod schema;
+mod sql;
 mod tls;
 
 pub use options::{ConnectOptions, RootCert, Secret, SslMode};

@@ -1,11 +1,12 @@
 //! Every row out, every row in: the two halves of `pitr store copy`
 //! ([`crate::store::copy`]) on SQLite.
 use super::db;
-use super::queries::{insert_event, insert_history_row, insert_job_row, insert_request_row};
 use super::rows::*;
-use crate::domain::JobId;
-use crate::store::{rules, Lease, Result, RowCounts, StepRow, StoreError, StoreRows};
-use rusqlite::{params, Connection, Transaction};
+use super::sql::{
+    insert_event, insert_history_row, insert_job_row, insert_request_row, insert_step_row,
+};
+use crate::store::{rules, Result, RowCounts, StepRow, StoreError, StoreRows};
+use rusqlite::{Connection, Transaction};
 
 /// One consistent snapshot (a read transaction), each table in the order
 /// it was written (rowid for requests and jobs, which have no counter).
@@ -23,8 +24,7 @@ pub(super) fn export(conn: &Connection) -> Result<StoreRows> {
         events: query_all(
             &tx,
             OP,
-            "SELECT request_id, at, actor, from_status, to_status, note
-             FROM request_events ORDER BY id",
+            &format!("SELECT {EVENT_COLUMNS} FROM request_events ORDER BY id"),
             [],
             event_from_row,
         )?,
@@ -62,17 +62,9 @@ pub(super) fn export(conn: &Connection) -> Result<StoreRows> {
         leases: query_all(
             &tx,
             OP,
-            "SELECT job_id, owner, expires_at, fencing FROM leases ORDER BY job_id",
+            &format!("SELECT {LEASE_COLUMNS} FROM leases ORDER BY job_id"),
             [],
-            |row| {
-                let c = Cols::new(row, "leases", "job_id")?;
-                Ok(Lease {
-                    owner: c.text("owner")?,
-                    expires_at: c.instant("expires_at")?,
-                    fencing: c.get("fencing")?,
-                    job_id: JobId::from(c.key),
-                })
-            },
+            lease_from_row,
         )?,
     };
     tx.finish().map_err(db(OP))?;
@@ -93,32 +85,13 @@ pub(super) fn import(tx: &Transaction<'_>, path: &str, rows: &StoreRows) -> Resu
     for job in &rows.jobs {
         insert_job_row(tx, OP, job, &facts_json(OP, &job.facts)?)?;
     }
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO job_steps (job_id, step, seq, status, attempts, external_ref,
-                 started_at, finished_at, detail, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .map_err(db(OP))?;
     for StepRow {
         job_id,
         seq,
-        record: step,
+        record,
     } in &rows.steps
     {
-        stmt.execute(params![
-            job_id.as_str(),
-            step.step.as_str(),
-            seq,
-            step.status.as_str(),
-            i64::from(step.attempts),
-            step.external_ref,
-            opt_ts(&step.started_at),
-            opt_ts(&step.finished_at),
-            step.detail,
-            step.error,
-        ])
-        .map_err(db(OP))?;
+        insert_step_row(tx, OP, job_id, *seq, record)?;
     }
     for event in &rows.history {
         insert_history_row(tx, OP, event)?;

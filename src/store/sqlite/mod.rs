@@ -13,6 +13,7 @@ mod copy;
 mod queries;
 mod rows;
 mod schema;
+mod sql;
 
 pub use super::migrations::SCHEMA_VERSION;
 
