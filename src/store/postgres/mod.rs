@@ -32,6 +32,7 @@ pub use options::{ConnectOptions, RootCert, Secret, SslMode};
 use super::{Result, StoreError, PASSWORD_ENV};
 use deadpool_postgres::{
     HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    TimeoutType,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,7 +161,15 @@ impl PostgresStore {
             PoolError::Backend(e) | PoolError::PostCreateHook(HookError::Backend(e)) => {
                 (describe(e), e.code().map(|c| c.code().to_string()))
             }
-            PoolError::Timeout(_) => ("no answer in time".to_string(), None),
+            PoolError::Timeout(TimeoutType::Wait) => {
+                return format!(
+                    "every connection of this process ({POOL_SIZE}) stayed busy for {}s; \
+                     look for long-running statements or locks held on the server \
+                     (pg_stat_activity)",
+                    POOL_WAIT.as_secs()
+                )
+            }
+            PoolError::Timeout(_) => ("the server did not answer in time".to_string(), None),
             other => (other.to_string(), None),
         };
         let hint = hint(&text, code.as_deref());
