@@ -24,6 +24,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         .unwrap_or_else(|| "unknown".into());
     match cli.command {
         Command::Demo { json } => super::demo::run(json).await,
+        Command::Store(cmd) => super::store_cmd::run(cmd).await,
         Command::Bench {
             runs,
             restore_ms,

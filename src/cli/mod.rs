@@ -15,6 +15,7 @@ mod console;
 mod demo;
 pub mod dry_run;
 mod output;
+mod store_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -106,6 +107,26 @@ pub enum Command {
     /// Configured environments.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// The store as a whole: copy it to another (SQLite to PostgreSQL).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every request, audit event, job, step checkpoint and environment
+    /// history row into a new, empty store (leases are not copied). The
+    /// source is only read.
+    Copy {
+        /// The store to copy (sqlite://PATH or postgres://USER@HOST:PORT/DB).
+        #[arg(long)]
+        from: String,
+        /// The empty store to copy into (created and migrated if needed).
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -133,20 +133,7 @@ impl Config {
 }
 
 fn store_url(url: &str) -> Result<(), String> {
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if path.trim().is_empty() {
-            return Err(format!(
-                "[store] url '{url}' has no path; use sqlite://PATH (for example sqlite://var/pitr.db)"
-            ));
-        }
-        return Ok(());
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(());
-    }
-    Err(format!(
-        "[store] url '{url}' is not supported; use sqlite://PATH or postgres://USER@HOST:PORT/DB"
-    ))
+    crate::store::check_url(url).map_err(|e| format!("[store] url: {e}"))
 }
 
 fn environment(env: &Environment) -> Result<(), String> {

@@ -1,6 +1,9 @@
 //! The state store: requests, their audit trail, jobs and step checkpoints.
 //! One [`Store`] trait; the engine never knows which database is behind it.
-//! The URL scheme picks the implementation (`sqlite://PATH`).
+//! The URL scheme picks the implementation: `sqlite://PATH` (an embedded
+//! file, the default) or `postgres://USER@HOST:PORT/DB` (several runners on
+//! several machines). Both share one schema history ([`migrations`]) and one
+//! test suite (`tests/it/store_suite.rs`).
 //!
 //! A backend is SQL, encoding, migrations and transactions only. The rules
 //! that do not depend on SQL (lease grant, takeover and fencing, the status
@@ -15,15 +18,30 @@ use crate::domain::{
 use async_trait::async_trait;
 use std::sync::Arc;
 
+pub mod copy;
+pub mod migrations;
+pub mod postgres;
+mod rows;
 pub mod rules;
 pub mod sqlite;
 
+pub use copy::{RowCounts, StepRow, StoreRows};
+
+/// The environment variable holding the PostgreSQL password (it wins over a
+/// password in the URL, and keeps it out of config files).
+pub const PASSWORD_ENV: &str = "PITR_STORE_PASSWORD";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The URL is shown with any password replaced by `***`.
     #[error(
-        "store URL '{0}' is not supported; use sqlite://PATH (for example sqlite://var/pitr.db)"
+        "store URL '{0}' is not supported; use sqlite://PATH (for example sqlite://var/pitr.db) \
+         or postgres://USER@HOST:5432/DATABASE (password in {PASSWORD_ENV})"
     )]
     UnsupportedUrl(String),
+    /// A `postgres://` URL that cannot be used as written (shown redacted).
+    #[error("store URL '{url}': {problem}")]
+    BadUrl { url: String, problem: String },
     #[error("cannot open the store at {path}: {cause}")]
     Open { path: String, cause: String },
     #[error("the store at {path} has schema version {found}, newer than this pitr binary understands ({supported}); upgrade pitr, or point [store] url at another store")]
@@ -32,6 +50,16 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    /// Only for stores opened read-only (the source of a copy), which are
+    /// never migrated.
+    #[error("the store at {path} has schema version {found}, older than this pitr's ({supported}); it is opened read-only and not migrated: open it once with this pitr (for example `PITR_STORE_URL=<its URL> pitr request list`), then copy again")]
+    SchemaTooOld {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("the target store {path} is not empty ({found}); copy into a new, empty store")]
+    TargetNotEmpty { path: String, found: RowCounts },
     #[error("request {0} not found; `pitr request list` shows the known requests")]
     RequestNotFound(RequestId),
     #[error("job {0} not found")]
@@ -164,15 +192,128 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn add_environment_event(&self, ev: &EnvironmentEvent) -> Result<()>;
     /// An environment's restores and deployments, oldest first.
     async fn environment_events(&self, environment: &str) -> Result<Vec<EnvironmentEvent>>;
+
+    /// Every row, each table in the order it was written, read from one
+    /// consistent snapshot (`pitr store copy`).
+    async fn export(&self) -> Result<StoreRows>;
+    /// Writes `rows` into this store, in their order, in one transaction.
+    /// Refused with `TargetNotEmpty` (nothing written) unless the store is
+    /// empty. Leases are not written: an imported store starts lease-free.
+    async fn import(&self, rows: &StoreRows) -> Result<()>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
 
-/// Opens the store named by a URL, creating and migrating it as needed.
-pub async fn open(url: &str) -> Result<SharedStore> {
+/// Which engine a URL names.
+enum Engine<'a> {
+    Sqlite(&'a str),
+    Postgres,
+}
+
+fn engine(url: &str) -> Result<Engine<'_>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+        Ok(Engine::Sqlite(path))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Engine::Postgres)
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_string()))
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// Checks a store URL without connecting (config validation): the scheme,
+/// and for PostgreSQL every option.
+pub fn check_url(url: &str) -> Result<()> {
+    match engine(url)? {
+        Engine::Sqlite(path) if path.trim().is_empty() => Err(StoreError::Open {
+            path: url.to_string(),
+            cause: "the path is empty; use sqlite://PATH (for example sqlite://var/pitr.db)".into(),
+        }),
+        Engine::Sqlite(_) => Ok(()),
+        Engine::Postgres => postgres::ConnectOptions::parse(url, None).map(|_| ()),
+    }
+}
+
+/// Opens the store named by a URL, creating and migrating it as needed.
+/// A PostgreSQL password comes from [`PASSWORD_ENV`] when it is set.
+pub async fn open(url: &str) -> Result<SharedStore> {
+    match engine(url)? {
+        Engine::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        Engine::Postgres => Ok(Arc::new(
+            postgres::PostgresStore::open(url, password_from_env()).await?,
+        )),
+    }
+}
+
+/// Opens an existing store without changing it: no file is created, no
+/// migration runs, and writes are refused by the database itself. Its schema
+/// must be exactly this binary's ([`StoreError::SchemaTooOld`] otherwise).
+pub async fn open_read_only(url: &str) -> Result<SharedStore> {
+    match engine(url)? {
+        Engine::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open_read_only(path).await?)),
+        Engine::Postgres => Ok(Arc::new(
+            postgres::PostgresStore::open_read_only(url, password_from_env()).await?,
+        )),
+    }
+}
+
+fn password_from_env() -> Option<String> {
+    std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty())
+}
+
+/// The URL with its password (`user:PASSWORD@`, `?password=`) replaced by
+/// `***`, for messages. Works on text, so a malformed URL is redacted too.
+pub fn redact_url(url: &str) -> String {
+    // The password runs from the first ':' after the scheme to the last '@'
+    // (an unencoded '/', '?' or '@' in it must not end it early).
+    let mut out = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rfind('@') {
+            Some(at) => match rest[..at].split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            },
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    };
+    if let Some((head, query)) = out.split_once('?') {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out = format!("{head}?{}", pairs.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted_before_they_are_shown() {
+        for (url, shown) in [
+            (
+                "postgres://u:s3cret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("postgres://u:s3cret@h", "postgres://u:***@h"),
+            (
+                "postgres://u@h/db?sslmode=require&password=s3cret",
+                "postgres://u@h/db?sslmode=require&password=***",
+            ),
+            ("postgress://u:p:w@h/db", "postgress://u:***@h/db"),
+            ("postgres://u:a/b?c@d@h/db", "postgres://u:***@h/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("sqlite://var/pitr.db", "sqlite://var/pitr.db"),
+            ("pitr.db", "pitr.db"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+        let e = check_url("mysql://root:hunter22@db/pitr").unwrap_err();
+        assert!(!e.to_string().contains("hunter22"), "{e}");
+        assert!(e.to_string().contains("postgres://"), "{e}");
     }
 }

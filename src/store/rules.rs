@@ -1,7 +1,7 @@
 //! The store's rules, written once for every backend: functions of the
 //! current rows (read inside the backend's transaction) and the inputs. A
 //! backend reads, asks a rule, and writes what it returns; it never decides.
-use super::{Lease, Result, StoreError};
+use super::{Lease, Result, RowCounts, StoreError};
 use crate::domain::{Job, JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest};
 use chrono::{DateTime, Duration, Utc};
 
@@ -162,6 +162,19 @@ pub fn renewed(lease: &Lease, now: DateTime<Utc>, ttl: Duration) -> Lease {
     }
 }
 
+/// A copy goes only into an empty store, so that two stores' rows are never
+/// mixed (`path` names the target).
+pub fn empty_target(path: &str, found: RowCounts) -> Result<()> {
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::TargetNotEmpty {
+            path: path.to_string(),
+            found,
+        })
+    }
+}
+
 /// A released lease is expired, not deleted: the fencing token must keep
 /// growing, or a stale owner's token could become valid again.
 pub const RELEASED_AT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
@@ -292,6 +305,11 @@ mod tests {
             Err(StoreError::JobNotFound(_))
         ));
         assert!(no_run_in_progress(&id, None).is_ok());
+        assert!(empty_target("t", RowCounts::default()).is_ok());
+        assert!(matches!(
+            empty_target("t", RowCounts { jobs: 1, ..RowCounts::default() }),
+            Err(StoreError::TargetNotEmpty { found, .. }) if found.jobs == 1
+        ));
         assert!(matches!(
             no_run_in_progress(&id, Some("j".into())),
             Err(StoreError::RunInProgress { job, .. }) if job == "j"

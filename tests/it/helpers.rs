@@ -577,3 +577,88 @@ impl InProcess {
         panic!("the restore was never polled");
     }
 }
+
+/// Where the PostgreSQL tests connect to create their databases:
+/// `PITR_TEST_POSTGRES_URL`, by default the local server (trust auth).
+pub fn postgres_base_url() -> String {
+    std::env::var("PITR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A database of its own for one test (`pitr_test_<random>`), dropped with
+/// the guard, so that runs never see each other. PostgreSQL must be
+/// reachable: a test fails, never skips, when it is not.
+pub struct PgDatabase {
+    /// The database's URL (the base URL with the database replaced).
+    pub url: String,
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> PgDatabase {
+        let name = format!(
+            "pitr_test_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        );
+        let admin = pg_admin().await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
+        let mut url = url::Url::parse(&postgres_base_url()).expect("PITR_TEST_POSTGRES_URL");
+        url.set_path(&name);
+        PgDatabase {
+            url: url.to_string(),
+            name,
+        }
+    }
+
+    /// A plain client on this database, for what the `Store` trait cannot
+    /// do (corrupt a value, read the schema version).
+    pub async fn client(&self) -> tokio_postgres::Client {
+        pg_connect(&self.url).await
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop cannot await: a thread with its own runtime does the DROP
+        // (WITH (FORCE) ends the stores' pooled connections first).
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database");
+            rt.block_on(async {
+                pg_admin()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+async fn pg_admin() -> tokio_postgres::Client {
+    pg_connect(&postgres_base_url()).await
+}
+
+async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let shown = pitr::store::redact_url(url);
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {shown}: {e}. The PostgreSQL store tests need it: \
+                 start it (`.ci/run` does: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) \
+                 or point PITR_TEST_POSTGRES_URL at a server where this user may create databases"
+            )
+        });
+    tokio::spawn(connection);
+    client
+}

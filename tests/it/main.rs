@@ -12,5 +12,8 @@ mod requests;
 mod restore_e2e;
 mod scheduler;
 mod serve;
+mod store_bench;
+mod store_copy;
+mod store_postgres;
 mod store_suite;
 mod window;

@@ -5,7 +5,8 @@
 //! Instants are whole microseconds, the precision every backend keeps.
 //!
 //! SQLite-specific behaviour (schema versions, reopening, corrupt values) is
-//! tested after the suite.
+//! tested after the suite; PostgreSQL's in `store_postgres.rs`, which uses
+//! the builders here.
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pitr::domain::{
     Acknowledgements, Job, JobFacts, JobId, JobStatus, RequestEvent, RequestId, RequestSpec,
@@ -15,19 +16,19 @@ use pitr::store::sqlite::SCHEMA_VERSION;
 use pitr::store::{SharedStore, StoreError};
 use serde_json::json;
 
-fn t(minutes: i64) -> DateTime<Utc> {
+pub(crate) fn t(minutes: i64) -> DateTime<Utc> {
     // A fixed origin with a microsecond fraction, so precision is exercised.
     Utc.timestamp_opt(1_714_600_000, 123_456_000).unwrap() + Duration::minutes(minutes)
 }
 
-fn fresh(prefix: &str) -> String {
+pub(crate) fn fresh(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
 }
 
-fn request(id: &str, environment: &str, submitted_at: DateTime<Utc>) -> RestoreRequest {
+pub(crate) fn request(id: &str, environment: &str, submitted_at: DateTime<Utc>) -> RestoreRequest {
     RestoreRequest {
         id: id.into(),
         spec: RequestSpec {
@@ -55,7 +56,7 @@ fn request(id: &str, environment: &str, submitted_at: DateTime<Utc>) -> RestoreR
     }
 }
 
-fn submitted(req: &RestoreRequest) -> RequestEvent {
+pub(crate) fn submitted(req: &RestoreRequest) -> RequestEvent {
     RequestEvent {
         request_id: req.id.clone(),
         at: req.submitted_at,
@@ -66,7 +67,7 @@ fn submitted(req: &RestoreRequest) -> RequestEvent {
     }
 }
 
-fn event(
+pub(crate) fn event(
     id: &RequestId,
     from: Option<RequestStatus>,
     to: RequestStatus,
@@ -82,7 +83,7 @@ fn event(
     }
 }
 
-fn job(id: &str, request_id: &RequestId, created_at: DateTime<Utc>) -> Job {
+pub(crate) fn job(id: &str, request_id: &RequestId, created_at: DateTime<Utc>) -> Job {
     Job {
         id: id.into(),
         request_id: request_id.clone(),
@@ -631,6 +632,18 @@ async fn sqlite_passes_the_store_suite() {
     store_suite(store).await;
 }
 
+/// Each run gets a database of its own (`helpers::PgDatabase`); PostgreSQL
+/// must be reachable (the test fails, never skips, otherwise).
+#[tokio::test]
+async fn postgres_passes_the_store_suite() {
+    let db = crate::helpers::PgDatabase::create().await;
+    let store = pitr::store::open(&db.url).await.unwrap();
+    store_suite(store.clone()).await;
+    // The same story again on the same database: it only looks at its own
+    // rows, as on a database shared with other runners.
+    store_suite(store).await;
+}
+
 #[tokio::test]
 async fn sqlite_reopen_keeps_data_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
@@ -795,9 +808,20 @@ async fn sqlite_one_active_request_across_processes() {
 
 #[tokio::test]
 async fn unsupported_urls_are_refused() {
-    for url in ["postgres://localhost/pitr", "pitr.db", "sqlite:pitr.db"] {
+    for url in [
+        "mysql://localhost/pitr",
+        "pitr.db",
+        "sqlite:pitr.db",
+        "postgres:/x",
+    ] {
         match pitr::store::open(url).await {
-            Err(e @ StoreError::UnsupportedUrl(_)) => assert!(e.to_string().contains(url)),
+            Err(e @ StoreError::UnsupportedUrl(_)) => {
+                let msg = e.to_string();
+                assert!(msg.contains(url), "{msg}");
+                // Both forms are named.
+                assert!(msg.contains("sqlite://PATH"), "{msg}");
+                assert!(msg.contains("postgres://USER@HOST:5432/DATABASE"), "{msg}");
+            }
             other => panic!("{url}: expected UnsupportedUrl, got {other:?}"),
         }
     }

@@ -9,14 +9,16 @@
 //! rusqlite is synchronous: every call runs on Tokio's blocking pool, never
 //! on a worker thread, so a write waiting for another process's lock does not
 //! stall the runtime (lease heartbeats, polls of other jobs).
+mod copy;
 mod queries;
 mod rows;
 mod schema;
+mod sql;
 
-pub use schema::SCHEMA_VERSION;
+pub use super::migrations::SCHEMA_VERSION;
 
 use super::{Result, StoreError};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -101,6 +103,52 @@ impl SqliteStore {
             .map_err(|e| open_err(format!("enabling foreign keys: {e}")))?;
 
         schema::migrate(&mut conn, path)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_string(),
+                conn: Mutex::new(conn),
+            }),
+        })
+    }
+
+    /// Opens an existing store file without changing it (the source of a
+    /// copy): nothing is created, no migration runs, and the connection is
+    /// read-only. Its schema must be exactly this binary's.
+    pub async fn open_read_only(path: &str) -> Result<SqliteStore> {
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || Self::open_read_only_blocking(&path))
+            .await
+            .map_err(|e| StoreError::Database(format!("opening the store: {e}")))?
+    }
+
+    fn open_read_only_blocking(path: &str) -> Result<SqliteStore> {
+        let open_err = |cause: String| StoreError::Open {
+            path: path.to_string(),
+            cause,
+        };
+        if !Path::new(path).is_file() {
+            return Err(open_err(
+                "there is no store file there; check the path (sqlite://PATH)".into(),
+            ));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_err(format!("setting the busy timeout: {e}")))?;
+        let found = schema::user_version(&conn).map_err(|e| open_err(e.to_string()))?;
+        if found > SCHEMA_VERSION {
+            return Err(schema::schema_too_new(path, found));
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooOld {
+                path: path.to_string(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_string(),

@@ -1,112 +1,17 @@
 //! The `Store` operations in SQL. Each reads the rows it needs inside its
 //! transaction, asks the rule in [`crate::store::rules`], and writes.
 use super::rows::*;
+use super::sql::*;
 use super::{db, SqliteStore};
 use crate::domain::{
     EnvironmentEvent, Job, JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest,
     StepRecord,
 };
-use crate::store::{rules, Lease, Result, Store, StoreError};
+use crate::store::rows::Columns;
+use crate::store::{rules, Lease, Result, Store, StoreRows};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-
-/// The status of a request (`None`: no such request).
-fn current_status(conn: &Connection, op: &str, id: &RequestId) -> Result<Option<RequestStatus>> {
-    let raw: Option<String> = conn
-        .query_row(
-            "SELECT status FROM requests WHERE id = ?1",
-            [id.as_str()],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db(op))?;
-    raw.map(|raw| {
-        RequestStatus::parse(&raw).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "requests.status of {id}: '{raw}' is not a request status"
-            ))
-        })
-    })
-    .transpose()
-}
-
-fn insert_event(tx: &Transaction<'_>, op: &str, ev: &RequestEvent) -> Result<()> {
-    tx.execute(
-        "INSERT INTO request_events (request_id, at, actor, from_status, to_status, note)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            ev.request_id.as_str(),
-            ts(&ev.at),
-            ev.actor,
-            ev.from.map(RequestStatus::as_str),
-            ev.to.as_str(),
-            ev.note,
-        ],
-    )
-    .map_err(db(op))?;
-    Ok(())
-}
-
-fn read_fencing(conn: &Connection, op: &str, job_id: &JobId) -> Result<Option<i64>> {
-    conn.query_row(
-        "SELECT fencing FROM leases WHERE job_id = ?1",
-        params![job_id.as_str()],
-        |r| r.get(0),
-    )
-    .optional()
-    .map_err(db(op))
-}
-
-fn read_lease(conn: &Connection, op: &str, job_id: &JobId) -> Result<Option<Lease>> {
-    let row: Option<(String, String, i64)> = conn
-        .query_row(
-            "SELECT owner, expires_at, fencing FROM leases WHERE job_id = ?1",
-            params![job_id.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()
-        .map_err(db(op))?;
-    row.map(|(owner, expires, fencing)| {
-        let expires_at = DateTime::parse_from_rfc3339(&expires)
-            .map(|d| d.with_timezone(&Utc))
-            .map_err(|e| StoreError::Corrupt(format!("leases.expires_at of {job_id}: {e}")))?;
-        Ok(Lease {
-            job_id: job_id.clone(),
-            owner,
-            expires_at,
-            fencing,
-        })
-    })
-    .transpose()
-}
-
-fn write_lease(tx: &Transaction<'_>, op: &str, lease: &Lease) -> Result<()> {
-    tx.execute(
-        "INSERT INTO leases (job_id, owner, expires_at, fencing) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner,
-             expires_at = excluded.expires_at, fencing = excluded.fencing",
-        params![
-            lease.job_id.as_str(),
-            lease.owner,
-            ts(&lease.expires_at),
-            lease.fencing
-        ],
-    )
-    .map_err(db(op))?;
-    Ok(())
-}
-
-fn job_exists(conn: &Connection, op: &str, id: &JobId) -> Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM jobs WHERE id = ?1",
-        [id.as_str()],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|found| found.is_some())
-    .map_err(db(op))
-}
+use rusqlite::{params, OptionalExtension};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -128,32 +33,7 @@ impl Store for SqliteStore {
                 },
             )?;
             rules::one_active(&spec.environment, others)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-                ),
-                params![
-                    req.id.as_str(),
-                    spec.environment,
-                    spec.database,
-                    ts(&spec.restore_point),
-                    ts(&spec.window.start),
-                    ts(&spec.window.end),
-                    spec.acks.erase,
-                    spec.acks.downtime,
-                    spec.acks.scope,
-                    spec.requester,
-                    spec.reason,
-                    spec.prestage,
-                    req.status.as_str(),
-                    ts(&req.submitted_at),
-                    ts(&req.updated_at),
-                    spec.emergency,
-                    spec.acks.version_mismatch,
-                ],
-            )
-            .map_err(db(OP))?;
+            insert_request_row(tx, OP, &req)?;
             insert_event(tx, OP, &event)
         })
         .await
@@ -277,25 +157,7 @@ impl Store for SqliteStore {
             rules::no_run_in_progress(&job.request_id, running.map(JobId::from))?;
             let status = current_status(tx, OP, &job.request_id)?;
             rules::status_is(&job.request_id, start.as_ref().and_then(|e| e.from), status)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                ),
-                params![
-                    job.id.as_str(),
-                    job.request_id.as_str(),
-                    job.dry_run,
-                    job.status.as_str(),
-                    plan_text(&job.plan),
-                    ts(&job.created_at),
-                    ts(&job.updated_at),
-                    opt_ts(&job.finished_at),
-                    facts,
-                    job.error,
-                ],
-            )
-            .map_err(db(OP))?;
+            insert_job_row(tx, OP, &job, &facts)?;
             if let Some(event) = &start {
                 tx.execute(
                     "UPDATE requests SET status = ?2, updated_at = ?3 WHERE id = ?1",
@@ -498,25 +360,9 @@ impl Store for SqliteStore {
 
     async fn add_environment_event(&self, ev: &EnvironmentEvent) -> Result<()> {
         const OP: &str = "add_environment_event";
-        let row = history_columns(ev)?;
-        let (environment, at) = (ev.environment.clone(), ev.at);
-        self.write(OP, move |tx| {
-            tx.execute(
-                "INSERT INTO environment_history (environment, kind, at, finished_at, version, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    environment,
-                    row.kind,
-                    ts(&at),
-                    row.finished_at,
-                    row.version,
-                    row.detail
-                ],
-            )
-            .map_err(db(OP))?;
-            Ok(())
-        })
-        .await
+        let ev = ev.clone();
+        self.write(OP, move |tx| insert_history_row(tx, OP, &ev))
+            .await
     }
 
     async fn environment_events(&self, environment: &str) -> Result<Vec<EnvironmentEvent>> {
@@ -534,5 +380,15 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn export(&self) -> Result<StoreRows> {
+        self.read("export", super::copy::export).await
+    }
+
+    async fn import(&self, rows: &StoreRows) -> Result<()> {
+        let (rows, path) = (rows.clone(), self.path().to_string());
+        self.write("import", move |tx| super::copy::import(tx, &path, &rows))
+            .await
     }
 }

@@ -1,0 +1,57 @@
+//! `pitr store ...`: the store as a whole (`copy`, see
+//! [`crate::store::copy`]). Needs no config: the URLs are given.
+use super::output::print_json;
+use super::{Failure, StoreCommand};
+use crate::store::copy::{self, CopyError};
+use crate::store::{redact_url, StoreError};
+use serde_json::json;
+
+pub async fn run(cmd: StoreCommand) -> Result<(), Failure> {
+    match cmd {
+        StoreCommand::Copy { from, to, json } => copy_store(&from, &to, json).await,
+    }
+}
+
+async fn copy_store(from: &str, to: &str, json: bool) -> Result<(), Failure> {
+    let (shown_from, shown_to) = (redact_url(from), redact_url(to));
+    if from == to {
+        return Err(Failure::bad_input(format!(
+            "--from and --to name the same store ({shown_from}); copy into a new, empty store"
+        )));
+    }
+    let report = copy::copy(from, to, chrono::Utc::now())
+        .await
+        .map_err(failure)?;
+    if json {
+        print_json(&json!({
+            "from": shown_from,
+            "to": shown_to,
+            "copied": report.copied,
+            "leases_not_copied": report.leases_not_copied,
+        }));
+    } else {
+        out!("copied {} from {shown_from} to {shown_to}", report.copied);
+        out!(
+            "leases are not copied ({} left behind): a run in progress continues from the new \
+             store with `pitr resume ID`; point [store] url (or PITR_STORE_URL) at {shown_to}",
+            report.leases_not_copied
+        );
+    }
+    Ok(())
+}
+
+/// 2 when the copy was refused before anything was written (bad URL, a
+/// target that is not empty, a schema of another version), 1 when it
+/// failed.
+fn failure(e: CopyError) -> Failure {
+    match e {
+        CopyError::Store(
+            e @ (StoreError::UnsupportedUrl(_)
+            | StoreError::BadUrl { .. }
+            | StoreError::TargetNotEmpty { .. }
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::SchemaTooOld { .. }),
+        ) => Failure::bad_input(e.to_string()),
+        e => Failure::failed(e.to_string()),
+    }
+}
