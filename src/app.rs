@@ -46,6 +46,7 @@ pub enum Azure {
 
 pub struct AppBuilder {
     config: Config,
+    create_store: bool,
     azure: Azure,
     clock: SharedClock,
     progress: Arc<dyn Progress>,
@@ -55,6 +56,14 @@ pub struct AppBuilder {
 }
 
 impl AppBuilder {
+    /// Creates the store when it does not exist (a store made on purpose:
+    /// `pitr store init`, the demo, the benchmark, tests). Otherwise a
+    /// missing store is an error, so that a mistyped path is noticed.
+    pub fn create_store(mut self, create: bool) -> Self {
+        self.create_store = create;
+        self
+    }
+
     pub fn azure(mut self, azure: Azure) -> Self {
         self.azure = azure;
         self
@@ -86,7 +95,11 @@ impl AppBuilder {
     /// Opens the store (creating and migrating it as needed) and starts the
     /// embedded mock Azure if one was asked for.
     pub async fn build(self) -> Result<App, AppError> {
-        let store = crate::store::open(&self.config.store.url).await?;
+        let store = if self.create_store {
+            crate::store::open(&self.config.store.url).await?
+        } else {
+            crate::store::open_existing(&self.config.store.url).await?
+        };
         let (mock, azure) = match self.azure {
             Azure::Embedded(scenario) => {
                 let mock = MockAzure::start(
@@ -136,6 +149,7 @@ impl App {
     pub fn builder(config: Config) -> AppBuilder {
         AppBuilder {
             config,
+            create_store: false,
             azure: Azure::Real,
             clock: Arc::new(SystemClock),
             progress: Arc::new(Silent),

@@ -115,6 +115,7 @@ async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
     scenario.settings.retry_after_secs = 0;
     let clock = ShiftedClock::default();
     let app = App::builder(config)
+        .create_store(true)
         .azure(Azure::Embedded(scenario))
         .clock(Arc::new(clock.clone()))
         .actor("bench")

@@ -24,7 +24,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         .unwrap_or_else(|| "unknown".into());
     match cli.command {
         Command::Demo { json } => super::demo::run(json).await,
-        Command::Store(cmd) => super::store_cmd::run(cmd).await,
+        Command::Store(cmd) => super::store_cmd::run(cmd, cli.config.as_deref()).await,
         Command::Bench {
             runs,
             restore_ms,
@@ -216,7 +216,13 @@ async fn build(
     azure: Azure,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<App, Failure> {
-    let mut builder = App::builder(config).actor(actor).azure(azure);
+    // The default store is made on first use; any other must exist (a
+    // mistyped path would otherwise become a new, empty store).
+    let default_store = config.store.url == crate::config::StoreConfig::default().url;
+    let mut builder = App::builder(config)
+        .actor(actor)
+        .azure(azure)
+        .create_store(default_store);
     if let Some(stop) = stop {
         builder = builder
             .progress(Arc::new(Console::default()))

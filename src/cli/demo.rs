@@ -30,6 +30,7 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
     scenario.settings.restore_polls = 3;
     scenario.settings.restore_duration_ms = 1_500;
     let app = App::builder(config)
+        .create_store(true)
         .azure(Azure::Embedded(scenario))
         .progress(Arc::new(Console::default()))
         .actor("demo")

@@ -114,6 +114,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
+    /// Create the store named by [store] url (or migrate it to this pitr's
+    /// schema). Every other command refuses a store that does not exist, so
+    /// that a mistyped path is noticed instead of becoming an empty store.
+    Init,
     /// Copy every request, audit event, job, step checkpoint and environment
     /// history row into a new, empty store (leases are not copied). The
     /// source is only read.

@@ -1,13 +1,21 @@
-//! `pitr store ...`: the store as a whole (`copy`, see
-//! [`crate::store::copy`]). Needs no config: the URLs are given.
+//! `pitr store ...`: the store as a whole: `init` creates the configured
+//! store; `copy` (see [`crate::store::copy`]) needs no config, its URLs are
+//! given.
 use super::output::print_json;
 use super::{Failure, StoreCommand};
 use crate::store::copy::{self, CopyError};
 use crate::store::{redact_url, StoreError};
 use serde_json::json;
 
-pub async fn run(cmd: StoreCommand) -> Result<(), Failure> {
+pub async fn run(cmd: StoreCommand, config: Option<&std::path::Path>) -> Result<(), Failure> {
     match cmd {
+        StoreCommand::Init => {
+            let config = super::commands::load_config(config)?;
+            let url = &config.store.url;
+            crate::store::open(url).await?;
+            out!("store {} is ready", redact_url(url));
+            Ok(())
+        }
         StoreCommand::Copy { from, to, json } => copy_store(&from, &to, json).await,
     }
 }

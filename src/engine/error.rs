@@ -56,6 +56,7 @@ impl EngineError {
                 | StoreError::ActiveRequestExists { .. }
                 | StoreError::RunInProgress { .. }
                 | StoreError::SchemaTooNew { .. }
+                | StoreError::NotAStore { .. }
                 | StoreError::UnsupportedUrl(_),
             ) => 2,
             _ => 1,

@@ -85,6 +85,10 @@ pub enum StoreError {
     LeaseLost { job: JobId, ours: i64, current: i64 },
     #[error("request {request} already has a run in progress (job {job}); continue it with `pitr resume {request}`")]
     RunInProgress { request: RequestId, job: JobId },
+    /// The file is not a pitr store (missing, empty, damaged): nothing was
+    /// changed.
+    #[error("the store at {path} cannot be used: {why}")]
+    NotAStore { path: String, why: String },
     #[error("store error: {0}")]
     Database(String),
     #[error("store holds an unreadable value in {0}")]
@@ -233,11 +237,23 @@ pub fn check_url(url: &str) -> Result<()> {
     }
 }
 
-/// Opens the store named by a URL, creating and migrating it as needed.
-/// A PostgreSQL password comes from [`PASSWORD_ENV`] when it is set.
+/// Opens the store named by a URL, creating and migrating it as needed (a
+/// store made on purpose: `pitr store init`, the demo, tests). A PostgreSQL
+/// password comes from [`PASSWORD_ENV`] when it is set.
 pub async fn open(url: &str) -> Result<SharedStore> {
+    open_with(url, true).await
+}
+
+/// Opens a store that must exist already (every command but `store init`):
+/// a missing or empty SQLite file is refused, never silently created. A
+/// PostgreSQL database is created by its operator; its schema is migrated.
+pub async fn open_existing(url: &str) -> Result<SharedStore> {
+    open_with(url, false).await
+}
+
+async fn open_with(url: &str, create: bool) -> Result<SharedStore> {
     match engine(url)? {
-        Engine::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        Engine::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, create).await?)),
         Engine::Postgres => Ok(Arc::new(
             postgres::PostgresStore::open(url, password_from_env()).await?,
         )),

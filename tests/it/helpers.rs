@@ -191,13 +191,16 @@ actions = "none"
             .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA pem"))
             .build()
             .expect("http client");
-        TestEnv {
+        let env = TestEnv {
             dir,
             url,
             config,
             mock,
             http,
-        }
+        };
+        // The store is made on purpose, as an operator does once.
+        env.ok(&["store", "init"]);
+        env
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -424,6 +427,7 @@ impl InProcess {
         let parsed = Self::config(config, &dir);
         let scenario = rehearsal_scenario(&parsed.environments);
         let app = App::builder(parsed)
+            .create_store(true)
             .azure(Azure::Embedded(scenario))
             .clock(Arc::new(clock.clone()))
             .actor("scheduler")

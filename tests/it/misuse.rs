@@ -234,11 +234,8 @@ fn every_config_value_is_bounded_and_every_name_checked() {
         "nothing but the config files: no store was created"
     );
     // A string key takes a numeric-looking value.
-    std::fs::write(
-        dir.path().join("ok.toml"),
-        "[store]\nurl = \"sqlite://s.db\"\n",
-    )
-    .unwrap();
+    // (The default store is made on first use.)
+    std::fs::write(dir.path().join("ok.toml"), "").unwrap();
     let out = std::process::Command::new(PITR)
         .args(["--config", "ok.toml", "env", "list"])
         .current_dir(dir.path())
@@ -446,4 +443,58 @@ async fn a_store_failure_mid_run_says_where_the_environment_is_and_resume_contin
     assert_eq!(show["status"], "succeeded");
     assert_eq!(accepted_restore_puts(&t.journal().await), 1);
     assert!(all_running(&t.state().await));
+}
+
+/// A mistyped store path or an empty file is refused, never silently made
+/// into a new store; `pitr store init` makes one on purpose; a read-only
+/// command does not wait for another process's write lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_is_created_on_purpose_only_and_read_without_the_write_lock() {
+    let t = TestEnv::start(&scenario(""));
+    let id = t.submit(&rfc3339_ago(chrono::Duration::days(1)));
+    let elsewhere = |url: &str| {
+        t.command(&["request", "list"])
+            .env("PITR_STORE_URL", url)
+            .output()
+            .unwrap()
+    };
+    let typo = t.path("pitr.bd");
+    let out = elsewhere(&format!("sqlite://{}", typo.display()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not exist") && err.contains("pitr store init"),
+        "{err}"
+    );
+    assert!(!typo.exists(), "no store was made");
+    std::fs::write(&typo, "").unwrap();
+    let out = elsewhere(&format!("sqlite://{}", typo.display()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty (0 bytes)"));
+    assert_eq!(std::fs::metadata(&typo).unwrap().len(), 0, "left as it was");
+    let out = t
+        .command(&["store", "init"])
+        .env("PITR_STORE_URL", format!("sqlite://{}", typo.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::metadata(&typo).unwrap().len() > 0);
+
+    // Another process holds the write lock: reads go on.
+    let blocker = rusqlite::Connection::open(t.path("pitr.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "submitted");
+    assert!(t.ok(&["request", "list"]).contains(&id));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "waited {:?} behind the writer",
+        started.elapsed()
+    );
+    drop(blocker);
 }

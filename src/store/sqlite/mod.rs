@@ -46,16 +46,20 @@ impl Inner {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store file at `path` and migrates it to
-    /// [`SCHEMA_VERSION`]. A file from a newer pitr is refused untouched.
-    pub async fn open(path: &str) -> Result<SqliteStore> {
+    /// Opens the store file at `path` and migrates it to [`SCHEMA_VERSION`].
+    /// With `create`, a missing file is created (a store made on purpose);
+    /// without it, a missing or empty file is refused: a mistyped path must
+    /// not silently become a new, empty store. A file from a newer pitr is
+    /// refused untouched; a store already at this version is opened without
+    /// taking the write lock (a read-only command does not wait for a writer).
+    pub async fn open(path: &str, create: bool) -> Result<SqliteStore> {
         let path = path.to_string();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path, create))
             .await
             .map_err(|e| StoreError::Database(format!("opening the store: {e}")))?
     }
 
-    fn open_blocking(path: &str) -> Result<SqliteStore> {
+    fn open_blocking(path: &str, create: bool) -> Result<SqliteStore> {
         let open_err = |cause: String| StoreError::Open {
             path: path.to_string(),
             cause,
@@ -64,6 +68,21 @@ impl SqliteStore {
             return Err(open_err(
                 "the path is empty; use sqlite://PATH (for example sqlite://var/pitr.db)".into(),
             ));
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 && !create => {
+                return Err(StoreError::NotAStore {
+                    path: path.to_string(),
+                    why: "it is empty (0 bytes); if it is meant to be a new store, remove it and run `pitr store init`".into(),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => {
+                return Err(StoreError::NotAStore {
+                    path: path.to_string(),
+                    why: "it does not exist; check [store] url (or PITR_STORE_URL), or create a new store with `pitr store init`".into(),
+                })
+            }
+            _ => {}
         }
         if let Some(dir) = Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
@@ -85,11 +104,27 @@ impl SqliteStore {
             return Err(schema::schema_too_new(path, found));
         }
 
+        // A damaged file is told at once, not halfway through a run.
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| open_err(format!("checking the file: {e}")))?;
+        if check != "ok" {
+            return Err(StoreError::NotAStore {
+                path: path.to_string(),
+                why: format!("its integrity check failed ({check}); restore it from a backup"),
+            });
+        }
         // WAL lets readers proceed while a runner writes; it is persistent in
-        // the file, so this only writes the first time.
+        // the file, so it is set once (setting it takes the write lock).
         let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| open_err(format!("enabling WAL: {e}")))?;
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .map_err(|e| open_err(format!("reading the journal mode: {e}")))?;
+        let mode = if mode.eq_ignore_ascii_case("wal") {
+            mode
+        } else {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                .map_err(|e| open_err(format!("enabling WAL: {e}")))?
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(open_err(format!(
                 "the file cannot use WAL journaling (journal mode stays '{mode}'); \
@@ -102,7 +137,9 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(|e| open_err(format!("enabling foreign keys: {e}")))?;
 
-        schema::migrate(&mut conn, path)?;
+        if found < SCHEMA_VERSION {
+            schema::migrate(&mut conn, path)?;
+        }
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_string(),
@@ -212,7 +249,7 @@ mod tests {
     fn temp_store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pitr.db");
-        let store = SqliteStore::open_blocking(path.to_str().unwrap()).unwrap();
+        let store = SqliteStore::open_blocking(path.to_str().unwrap(), true).unwrap();
         (dir, store)
     }
 
