@@ -4,8 +4,8 @@
 //! off so that attempts are not multiplied and `Retry-After` is honoured once.
 use super::credentials;
 use super::error::{self, AzureError};
-use super::lro::{Operation, PollSettings};
-use super::models::{Database, RestoreSpec, COMPUTE_API_VERSION, SQL_API_VERSION};
+use super::lro::PollSettings;
+
 use crate::config::AzureConfig;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::http::headers::HeaderName;
@@ -167,7 +167,7 @@ impl ArmClient {
         })
     }
 
-    fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
+    pub(crate) fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
         let mut u = self
             .endpoint
             .join(path)
@@ -327,93 +327,6 @@ impl ArmClient {
         } else {
             Err(error::from_status(op, status, &response.body, retry_after))
         }
-    }
-
-    // ---- Microsoft.Sql ----
-
-    /// `None` when the database does not exist.
-    pub async fn get_database(&self, id: &str) -> Result<Option<Database>, AzureError> {
-        let op = format!("GET database {}", last_segment(id));
-        let url = self.url(id, SQL_API_VERSION)?;
-        match self.send(&op, Method::Get, &url, None).await {
-            Ok(r) => parse_json(&op, &r.body).map(Some),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Starts a point-in-time restore into the new database `target_id`.
-    pub async fn begin_restore(
-        &self,
-        target_id: &str,
-        spec: &RestoreSpec,
-    ) -> Result<Operation, AzureError> {
-        let op = format!("PUT restore {}", last_segment(target_id));
-        let url = self.url(target_id, SQL_API_VERSION)?;
-        let r = self
-            .send_with(
-                &op,
-                Method::Put,
-                &url,
-                Some(&spec.body()),
-                Retry::ThrottledOnly,
-            )
-            .await?;
-        Operation::from_response(&op, &r).ok_or(AzureError::Protocol {
-            op,
-            detail: format!(
-                "HTTP {} without Azure-AsyncOperation or Location; cannot follow the restore",
-                r.status
-            ),
-        })
-    }
-
-    /// Renames a database on the same server (synchronous).
-    pub async fn rename_database(&self, id: &str, new_id: &str) -> Result<(), AzureError> {
-        let op = format!("rename {} -> {}", last_segment(id), last_segment(new_id));
-        let url = self.url(&format!("{id}/move"), SQL_API_VERSION)?;
-        let body = serde_json::json!({ "id": new_id });
-        self.send_with(&op, Method::Post, &url, Some(&body), Retry::ThrottledOnly)
-            .await?;
-        Ok(())
-    }
-
-    /// Starts deleting a database. `None`: already gone or deleted at once.
-    pub async fn begin_delete_database(&self, id: &str) -> Result<Option<Operation>, AzureError> {
-        let op = format!("DELETE database {}", last_segment(id));
-        let url = self.url(id, SQL_API_VERSION)?;
-        match self.send(&op, Method::Delete, &url, None).await {
-            Ok(r) if r.status == 202 => Ok(Operation::from_response(&op, &r)),
-            Ok(_) => Ok(None),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    // ---- Microsoft.Compute ----
-
-    /// Starts a PowerShell Run Command on a VM.
-    pub async fn begin_run_command(
-        &self,
-        vm_id: &str,
-        script: &[String],
-        parameters: &[(String, String)],
-    ) -> Result<Operation, AzureError> {
-        let op = format!("runCommand on {}", last_segment(vm_id));
-        let url = self.url(&format!("{vm_id}/runCommand"), COMPUTE_API_VERSION)?;
-        let body = serde_json::json!({
-            "commandId": "RunPowerShellScript",
-            "script": script,
-            "parameters": parameters
-                .iter()
-                .map(|(n, v)| serde_json::json!({"name": n, "value": v}))
-                .collect::<Vec<_>>(),
-        });
-        let r = self.send(&op, Method::Post, &url, Some(&body)).await?;
-        Operation::from_response(&op, &r).ok_or(AzureError::Protocol {
-            op,
-            detail: format!("HTTP {} without a Location to poll", r.status),
-        })
     }
 }
 

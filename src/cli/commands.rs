@@ -153,8 +153,11 @@ fn effective_settings(c: &Config) -> String {
             )
         })
         .collect();
+    let timeouts: Vec<String> = crate::engine::steps::all()
+        .map(|d| format!("{}={}s", d.name, d.timeout.of(d.name, e).as_secs()))
+        .collect();
     format!(
-        "  store {store}\n  azure arm_endpoint={} authority_host={} credential={:?} ca_file={} poll={}..{}ms request_timeout={}s retries={} ({}..{}ms)\n  engine restore_timeout={}s action_timeout={}s step_timeout={}s lease_ttl={}s keep_original={}h\n  estimates {}\n  environments {}",
+        "  store {store}\n  azure arm_endpoint={} authority_host={} credential={:?} ca_file={} poll={}..{}ms request_timeout={}s retries={} ({}..{}ms)\n  engine lease_ttl={}s keep_original={}h\n  timeouts {}\n  estimates {}\n  environments {}",
         a.arm_endpoint,
         a.authority_host,
         a.credential,
@@ -168,11 +171,9 @@ fn effective_settings(c: &Config) -> String {
         a.retry_max_times,
         a.retry_min_delay_ms,
         a.retry_max_delay_ms,
-        e.restore_timeout_secs,
-        e.action_timeout_secs,
-        e.step_timeout_secs,
         e.lease_ttl_secs,
         e.keep_original_hours,
+        timeouts.join(" "),
         estimates.join(" "),
         c.environments
             .iter()

@@ -47,7 +47,8 @@ impl Config {
             );
         }
         let e = &self.engine;
-        e.estimates.check()?;
+        e.estimates.check("engine.estimates", 0)?;
+        e.timeouts.check("engine.timeouts", 1)?;
         let min = a.min_poll_interval_ms;
         for (key, value, low, high) in [
             ("[azure] min_poll_interval_ms", min, 1, 3_600_000),
@@ -78,19 +79,19 @@ impl Config {
             ),
             (
                 "[engine] restore_timeout_secs",
-                e.restore_timeout_secs,
+                e.restore_timeout_secs.unwrap_or(1),
                 1,
                 WEEK_SECS,
             ),
             (
                 "[engine] action_timeout_secs",
-                e.action_timeout_secs,
+                e.action_timeout_secs.unwrap_or(1),
                 1,
                 WEEK_SECS,
             ),
             (
                 "[engine] step_timeout_secs",
-                e.step_timeout_secs,
+                e.step_timeout_secs.unwrap_or(1),
                 1,
                 WEEK_SECS,
             ),

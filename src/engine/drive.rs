@@ -179,7 +179,7 @@ impl Engine {
 
     /// The deadline of a step, from the `[engine]` key its definition names.
     pub(crate) fn step_timeout(&self, step: StepName) -> Duration {
-        steps::def(step).timeout.of(&self.config)
+        steps::def(step).timeout.of(step, &self.config)
     }
 
     /// Ends the job and, unless it was a rehearsal, its request.
