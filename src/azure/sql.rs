@@ -65,15 +65,22 @@ impl ArmClient {
         }
     }
 
-    /// The database's short-term backup retention, in days.
+    /// The database's short-term backup retention, in days (`None` when
+    /// Azure has no policy to show).
     pub async fn get_retention_days(&self, database_id: &str) -> Result<Option<u32>, AzureError> {
         let op = format!("GET retention of {}", last_segment(database_id));
         let url = self.url(
             &format!("{database_id}/backupShortTermRetentionPolicies/default"),
             SQL_API_VERSION,
         )?;
-        let r = self.send(&op, Method::Get, &url, None).await?;
-        let policy: RetentionPolicy = parse_json(&op, &r.body)?;
-        Ok(policy.properties.retention_days)
+        match self.send(&op, Method::Get, &url, None).await {
+            Ok(r) => {
+                let policy: RetentionPolicy = parse_json(&op, &r.body)?;
+                Ok(policy.properties.retention_days)
+            }
+            // No policy to read: the configured retention applies.
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

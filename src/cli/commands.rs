@@ -1,8 +1,8 @@
 //! What each command does: load config, open the store, call the engine.
 use super::console::Console;
 use super::{
-    dry_run, output, Cli, Command, DeploymentCommand, EnvCommand, Failure, RequestCommand,
-    SubmitArgs,
+    dry_run, output, Cli, Command, DeploymentCommand, EnvCommand, Failure, JobCommand,
+    RequestCommand, SubmitArgs,
 };
 use crate::app::{rehearsal_scenario, App, Azure};
 use crate::config::Config;
@@ -124,6 +124,21 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 .await?;
             eprintln!("pitr serve: stopped; runs in progress continue with the next `pitr serve` or `pitr resume ID`");
             Ok(())
+        }
+        Command::Job(JobCommand::Confirm {
+            id,
+            step,
+            failed: _,
+            reason,
+        }) => {
+            let step = crate::domain::StepName::parse(&step).ok_or_else(|| {
+                Failure::bad_input(format!(
+                    "--step '{step}' is not a step; use offline, online, sync or mr_reset"
+                ))
+            })?;
+            let app = live(cli.config.as_deref(), &actor).await?;
+            let outcome = engine(&app)?.confirm(&id, step, reason).await?;
+            report_run(&outcome)
         }
         Command::Env(ec) => {
             let app = open(cli.config.as_deref(), &actor, Azure::Real, None).await?;

@@ -106,6 +106,28 @@ pub enum Command {
     /// Configured environments.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Runs (jobs) of requests.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Confirm that a step waiting for a person (a `manual` action, or a
+    /// webhook whose callback did not come) was done, then continue the run.
+    Confirm {
+        /// The job id (or its request's id).
+        id: String,
+        /// The step that waits (offline, online, sync, mr_reset).
+        #[arg(long)]
+        step: String,
+        /// It could not be done: the step fails and the run recovers.
+        #[arg(long, requires = "reason")]
+        failed: bool,
+        /// Why it failed (with --failed).
+        #[arg(long, requires = "failed")]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -220,6 +220,38 @@ fn environment(env: &Environment) -> Result<(), String> {
             "= \"vm-run-command\" needs aos_vms, sync_vm and mr_vm",
         ));
     }
+    match (&env.actions, &env.webhook) {
+        (ActionKind::Webhook, None) => {
+            return Err(what(
+                "actions",
+                "= \"webhook\" needs webhook = { url = \"https://...\", secret_env = \"VAR\" }",
+            ))
+        }
+        (ActionKind::Webhook, Some(w)) => {
+            match url::Url::parse(&w.url) {
+                Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+                _ => {
+                    return Err(what(
+                        "webhook.url",
+                        &format!("'{}' must be an http(s) URL", w.url),
+                    ))
+                }
+            }
+            if !is_env_var_name(&w.secret_env) {
+                return Err(what(
+                    "webhook.secret_env",
+                    "must name an environment variable (letters, digits and _)",
+                ));
+            }
+        }
+        (_, Some(_)) => {
+            return Err(what(
+                "webhook",
+                "is only used with actions = \"webhook\"; remove it or set actions",
+            ))
+        }
+        _ => {}
+    }
     Ok(())
 }
 

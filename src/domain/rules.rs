@@ -87,6 +87,8 @@ pub enum RuleViolation {
 #[derive(Debug, Clone, Default)]
 pub struct AzureFacts {
     pub earliest_restore_date: Option<DateTime<Utc>>,
+    /// The database's short-term backup retention in Azure, in days.
+    pub retention_days: Option<u32>,
     /// When the environment's last restore ended (back online).
     pub last_restore_end: Option<DateTime<Utc>>,
     /// Deployments of code versions, any order.
@@ -144,6 +146,36 @@ pub fn check_catalog(env: Option<&Environment>, req: &RequestSpec) -> Result<(),
     Ok(())
 }
 
+/// The retention that applies: Azure's for the database when known, never
+/// more than the environment's configured `retention_days`.
+pub fn retention_days(env: &Environment, facts: &AzureFacts) -> u32 {
+    facts
+        .retention_days
+        .map_or(env.retention_days, |azure| azure.min(env.retention_days))
+}
+
+/// Azure's earliest restore date moves forward with the retention: the
+/// restore point must still be restorable when the window opens. Checked at
+/// submit, reschedule and accept, and on every scheduler pass while a
+/// request waits for its window.
+pub fn check_retention_at_window(
+    env: &Environment,
+    req: &RequestSpec,
+    facts: &AzureFacts,
+) -> Result<(), RuleViolation> {
+    let days = retention_days(env, facts);
+    let latest_start = req.restore_point + Duration::days(i64::from(days));
+    if req.window.start > latest_start {
+        return Err(RuleViolation::OutsideRetentionAtWindow {
+            point: req.restore_point,
+            days,
+            window_start: req.window.start,
+            latest_start,
+        });
+    }
+    Ok(())
+}
+
 /// Rules on instants and history; `now` comes from the injectable clock.
 /// Returns the warnings the requester acknowledged (code version).
 pub fn check_times(
@@ -156,13 +188,13 @@ pub fn check_times(
     if point > now {
         return Err(RuleViolation::RestorePointInFuture { point, now });
     }
-    let retention = Duration::days(i64::from(env.retention_days));
-    let oldest = now - retention;
+    let days = retention_days(env, facts);
+    let oldest = now - Duration::days(i64::from(days));
     if point < oldest {
         return Err(RuleViolation::OutsideRetention {
             environment: env.name.clone(),
             point,
-            days: env.retention_days,
+            days,
             oldest,
         });
     }
@@ -215,14 +247,7 @@ pub fn check_times(
             earliest: now + Duration::hours(24),
         });
     }
-    if w.start > point + retention {
-        return Err(RuleViolation::OutsideRetentionAtWindow {
-            point,
-            days: env.retention_days,
-            window_start: w.start,
-            latest_start: point + retention,
-        });
-    }
+    check_retention_at_window(env, req, facts)?;
     let mut warnings = Vec::new();
     if let (Some(then), Some(current)) = (
         version_at(&facts.deployments, point),
@@ -406,6 +431,36 @@ mod tests {
             RuleViolation::OutsideRetentionAtWindow { .. }
         ));
         assert!(err.to_string().contains("no later than"));
+    }
+
+    #[test]
+    fn azures_retention_decides_when_it_is_shorter_than_the_configured_one() {
+        // Retention 7 days in Azure: a point 6 days old with a window in 2
+        // days falls out; with the window tomorrow it is kept.
+        let f = AzureFacts {
+            retention_days: Some(7),
+            ..facts()
+        };
+        let mut r = req();
+        r.restore_point = now() - Duration::days(6);
+        r.window.start = now() + Duration::days(2);
+        r.window.end = r.window.start + Duration::hours(2);
+        let err = check_times(&env(), &r, &f, now()).unwrap_err();
+        assert!(
+            matches!(err, RuleViolation::OutsideRetentionAtWindow { days: 7, latest_start, .. } if latest_start == now() + Duration::days(1)),
+            "{err}"
+        );
+        r.window.start = now() + Duration::days(1);
+        r.window.end = r.window.start + Duration::hours(2);
+        check_times(&env(), &r, &f, now()).unwrap();
+        // A longer retention in Azure does not lift the configured one.
+        let f = AzureFacts {
+            retention_days: Some(35),
+            ..facts()
+        };
+        let mut e = env();
+        e.retention_days = 3;
+        assert_eq!(retention_days(&e, &f), 3);
     }
 
     #[test]

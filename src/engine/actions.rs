@@ -42,9 +42,12 @@ pub struct Action {
     pub secrets: BTreeMap<String, String>,
 }
 
+/// Run Command parameters as (name, value) pairs.
+pub type Parameters = Vec<(String, String)>;
+
 impl Action {
     /// The Run Command parameters: (plain, protected).
-    pub fn parameters(&self) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    pub fn parameters(&self) -> (Parameters, Parameters) {
         let one = |name: &str, values: &BTreeMap<String, String>| {
             if values.is_empty() {
                 Vec::new()

@@ -21,6 +21,8 @@ fn is_down(job: &Job) -> bool {
 pub(super) enum StepEnd {
     Succeeded(String),
     Failed(String),
+    /// Waits for a person or a callback.
+    Waiting(String),
 }
 
 impl Engine {
@@ -90,11 +92,15 @@ impl Engine {
                 .find(|r| r.step == step)
                 .unwrap_or_else(|| StepRecord::pending(step));
             let end = self.execute_step(step, &req, &env, &mut job, rec).await;
-            if let StepEnd::Failed(error) = end.map_err(|e| stopped(Some(&job), e))? {
-                job.facts.recovering = Some(format!("{step}: {error}"));
-                self.save_job(&mut job)
-                    .await
-                    .map_err(|e| stopped(Some(&job), e.into()))?;
+            match end.map_err(|e| stopped(Some(&job), e))? {
+                StepEnd::Succeeded(_) => {}
+                StepEnd::Waiting(message) => return Ok(Outcome::Waiting { job, message }),
+                StepEnd::Failed(error) => {
+                    job.facts.recovering = Some(format!("{step}: {error}"));
+                    self.save_job(&mut job)
+                        .await
+                        .map_err(|e| stopped(Some(&job), e.into()))?;
+                }
             }
         }
     }
@@ -161,6 +167,13 @@ impl Engine {
                 if e.is_failure() || matches!(e, StoreError::LeaseLost { .. }) =>
             {
                 Err(e.into())
+            }
+            Err(StepError::Waiting(message)) => {
+                rec.status = StepStatus::Waiting;
+                rec.finished_at = None;
+                self.checkpoint(&job.id, &rec).await?;
+                self.progress.event(ProgressEvent::Note(message.clone()));
+                Ok(StepEnd::Waiting(message))
             }
             Err(e) => {
                 let error = e.to_string();

@@ -34,9 +34,14 @@ impl Engine {
                     env.database, env.server, env.resource_group
                 ))
             })?;
+        let retention_days = self
+            .azure
+            .get_retention_days(&env.database_id(&env.database))
+            .await?;
         let history = self.store.environment_events(&env.name).await?;
         Ok(AzureFacts {
             earliest_restore_date: db.properties.earliest_restore_date,
+            retention_days,
             last_restore_end: history
                 .iter()
                 .filter_map(|e| e.restore())
@@ -121,7 +126,8 @@ impl Engine {
         Ok((self.request(id).await?, warnings))
     }
 
-    /// Moves a request through its lifecycle, recording who and why.
+    /// Moves a request through its lifecycle, recording who and why. An
+    /// accepted request must still be restorable at its window.
     pub async fn transition(
         &self,
         id: &RequestId,
@@ -130,6 +136,11 @@ impl Engine {
     ) -> Result<RestoreRequest, EngineError> {
         let req = self.request(id).await?;
         let to = transition(req.status, event)?;
+        if event == LifecycleEvent::Accept {
+            let env = self.environment(&req.spec.environment)?;
+            let facts = self.facts(env).await?;
+            rules::check_retention_at_window(env, &req.spec, &facts)?;
+        }
         let ev = self.event(&req, to, note);
         self.store.transition_request(&ev).await?;
         self.request(id).await

@@ -112,10 +112,15 @@ impl Scheduler {
             if !self.engine.lease_is_free(&job).await? {
                 continue;
             }
-            let parked = job.is_prestaged()
+            // Staged for its window, or waiting for a person: not resumed.
+            let steps = self.engine.store.steps(&job.id).await?;
+            let parked = (job.is_prestaged()
                 && now < req.spec.window.start
                 && job.facts.recovering.is_none()
-                && self.restore_done(&job).await?;
+                && steps.succeeded(crate::domain::StepName::Restore))
+                || steps
+                    .iter()
+                    .any(|s| s.status == crate::domain::StepStatus::Waiting);
             if parked {
                 continue;
             }
@@ -197,15 +202,6 @@ impl Scheduler {
         Ok(crate::domain::job::current_run(&jobs)
             .filter(|j| j.status == JobStatus::Running)
             .cloned())
-    }
-
-    async fn restore_done(&self, job: &Job) -> Result<bool, EngineError> {
-        Ok(self
-            .engine
-            .store
-            .steps(&job.id)
-            .await?
-            .succeeded(crate::domain::StepName::Restore))
     }
 
     /// Waits for every run this scheduler started (tests, shutdown).

@@ -6,6 +6,7 @@
 //! Adding a step: a variant in [`StepName`], a file here with its `DEF` and
 //! its body, and an arm in [`def`] and in `perform` (the compiler points at
 //! both).
+pub(crate) mod action;
 mod cleanup;
 mod mr_reset;
 mod offline;
@@ -16,6 +17,9 @@ mod swap;
 mod sync;
 mod verify;
 mod vm;
+mod webhook;
+
+pub use webhook::signature;
 
 use super::progress::ProgressEvent;
 use super::{Engine, StepError};

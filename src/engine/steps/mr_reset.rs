@@ -1,6 +1,7 @@
 //! `mr_reset`: Management Reporter (Financial reporting) data mart reset on
 //! the MR VM. Safe to run again.
-use super::vm::{single_vm, RUN_COMMAND_POINTS};
+use super::action::Vms;
+use super::vm::RUN_COMMAND_POINTS;
 use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
 use crate::domain::StepName;
@@ -21,16 +22,8 @@ pub(super) const DEF: StepDef = StepDef {
 impl Engine {
     pub(super) async fn mr_reset(&self, cx: &mut StepCx<'_>) -> Result<String, StepError> {
         let env = cx.env;
-        let vm = single_vm(env, &env.mr_vm, "mr_vm")?;
         let action = actions::mr_reset(&env.mr_install_dir, cx.job.id.as_str());
-        self.run_on_vms(
-            StepName::MrReset,
-            env,
-            cx.job,
-            cx.rec,
-            std::slice::from_ref(vm),
-            &action,
-        )
-        .await
+        self.act(StepName::MrReset, env, cx.job, cx.rec, Vms::Mr, &action)
+            .await
     }
 }

@@ -1,6 +1,7 @@
 //! `sync`: F&O database synchronization against the swapped-in database, by
 //! the setup tool on the sync VM. Safe to run again.
-use super::vm::{single_vm, RUN_COMMAND_POINTS};
+use super::action::Vms;
+use super::vm::RUN_COMMAND_POINTS;
 use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
 use crate::domain::{Environment, StepName};
@@ -21,7 +22,6 @@ pub(super) const DEF: StepDef = StepDef {
 impl Engine {
     pub(super) async fn sync(&self, cx: &mut StepCx<'_>) -> Result<String, StepError> {
         let env = cx.env;
-        let vm = single_vm(env, &env.sync_vm, "sync_vm")?;
         // Only an environment that still names `sql_password_env` sends a
         // password (protected); otherwise the AOS VM uses its own.
         let password = self.sql_password(env);
@@ -32,15 +32,8 @@ impl Engine {
             sql_user: &env.sql_user,
             sql_password: password.as_deref(),
         });
-        self.run_on_vms(
-            StepName::Sync,
-            env,
-            cx.job,
-            cx.rec,
-            std::slice::from_ref(vm),
-            &action,
-        )
-        .await
+        self.act(StepName::Sync, env, cx.job, cx.rec, Vms::Sync, &action)
+            .await
     }
 
     /// The SQL password of an environment that still names

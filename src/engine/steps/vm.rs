@@ -8,7 +8,7 @@
 //! the outcome (Azure's `executionState` and `exitCode`) is checkpointed
 //! before the command is deleted.
 use crate::azure::{AzureError, RunCommand, RunCommandSpec};
-use crate::domain::{ActionKind, Environment, Job, StepName, StepRecord};
+use crate::domain::{Environment, Job, StepName, StepRecord};
 use crate::engine::actions::Action;
 use crate::engine::{actions, crash, Engine, StepError};
 use serde::{Deserialize, Serialize};
@@ -91,15 +91,12 @@ impl Engine {
         rec: &mut StepRecord,
         start: bool,
     ) -> Result<String, StepError> {
-        if env.actions == ActionKind::None {
-            return Ok("no environment actions configured".into());
-        }
         let action = if start {
             actions::online()
         } else {
             actions::offline()
         };
-        self.run_on_vms(step, env, job, rec, &env.aos_vms, &action)
+        self.act(step, env, job, rec, super::action::Vms::Aos, &action)
             .await
     }
 
