@@ -23,7 +23,7 @@ impl ArmClient {
         target_id: &str,
         spec: &RestoreSpec,
     ) -> Result<Operation, AzureError> {
-        let op = format!("PUT restore {}", last_segment(target_id));
+        let op = format!("PUT {}", last_segment(target_id));
         let url = self.url(target_id, SQL_API_VERSION)?;
         let r = self
             .send_with(

@@ -20,7 +20,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let actor = cli
         .actor
         .clone()
-        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .or_else(os_account)
         .unwrap_or_else(|| "unknown".into());
     match cli.command {
         Command::Demo { json } => super::demo::run(json).await,
@@ -196,6 +197,24 @@ fn effective_settings(c: &Config) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+/// The name of the account this process runs as, from the system's user
+/// database (when `$USER` is not set: services, containers, cron).
+fn os_account() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let (name, _, id) = (f.next()?, f.next()?, f.next()?);
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// How a run or a resume ended: 0 when it succeeded or is staged, 1 otherwise.

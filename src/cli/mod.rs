@@ -79,17 +79,17 @@ pub enum Command {
     /// Measure downtime and engine overhead against the mock Azure, default
     /// order against pre-staged restores.
     Bench {
-        /// Restores per mode.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
+        /// Restores per mode (1-1000).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        runs: u64,
         /// How long the mock's restore operation takes.
         #[arg(long, default_value_t = 3000)]
         restore_ms: u64,
         /// How long each Run Command takes.
         #[arg(long, default_value_t = 500)]
         run_command_ms: u64,
-        /// Poll floor of the client.
-        #[arg(long, default_value_t = 100)]
+        /// Poll floor of the client (1-60000 ms).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         poll_ms: u64,
         #[arg(long)]
         json: bool,

@@ -71,7 +71,7 @@ impl Engine {
                 WindowDecision::Park => {
                     self.progress.event(ProgressEvent::Note(format!(
                         "restore staged ahead of the window; the environment goes offline when the window opens at {}: `pitr serve` continues then (or `pitr resume {}`)",
-                        req.spec.window.start, req.id
+                        crate::domain::time::show(req.spec.window.start), req.id
                     )));
                     return Ok(Outcome::Staged(job));
                 }
@@ -199,8 +199,25 @@ impl Engine {
     pub(super) async fn finish(
         &self,
         req: &RestoreRequest,
+        job: Job,
+        status: JobStatus,
+        cause: Option<String>,
+    ) -> Result<Outcome, EngineError> {
+        let event = match status {
+            JobStatus::Succeeded => LifecycleEvent::Succeed,
+            JobStatus::RolledBack => LifecycleEvent::RollBack,
+            _ => LifecycleEvent::Fail,
+        };
+        self.finish_with(req, job, status, event, cause).await
+    }
+
+    /// Ends the job with `status` and moves its request with `event`.
+    pub(super) async fn finish_with(
+        &self,
+        req: &RestoreRequest,
         mut job: Job,
         status: JobStatus,
+        event: LifecycleEvent,
         cause: Option<String>,
     ) -> Result<Outcome, EngineError> {
         job.status = status;
@@ -212,11 +229,6 @@ impl Engine {
         }
         if !job.dry_run {
             let current = self.request(&req.id).await?;
-            let event = match status {
-                JobStatus::Succeeded => LifecycleEvent::Succeed,
-                JobStatus::RolledBack => LifecycleEvent::RollBack,
-                _ => LifecycleEvent::Fail,
-            };
             if let Ok(to) = transition(current.status, event) {
                 self.store
                     .transition_request(&self.event(&current, to, cause.clone()))

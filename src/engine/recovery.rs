@@ -3,9 +3,12 @@
 //! first, so a crash during recovery is resumed by running it again.
 use super::crash;
 use super::{steps, Engine, EngineError, Outcome, StepError};
+use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::recovery::{plan_recovery, RecoveryFacts};
 use crate::domain::swap::next_unswap_action;
-use crate::domain::{Environment, Job, RestoreRequest, StepName, StepRecord, StepStatus};
+use crate::domain::{
+    Environment, Job, JobStatus, RestoreRequest, StepName, StepRecord, StepStatus,
+};
 
 /// Crash points of the recovery (rollback) path, met after a step failed
 /// for good from `swap` on.
@@ -29,6 +32,30 @@ impl Engine {
             &records,
             env.keep_failed_restore,
         ));
+        if plan.nothing_changed {
+            // Nothing in Azure was touched: no recovery, and the request is
+            // runnable again as it was.
+            let cause = format!(
+                "{cause}; nothing was changed in Azure{}",
+                if job.dry_run {
+                    String::new()
+                } else {
+                    format!(
+                        ": the request is accepted again; fix the cause and run `pitr run {}`",
+                        req.id
+                    )
+                }
+            );
+            return self
+                .finish_with(
+                    req,
+                    job,
+                    JobStatus::Failed,
+                    LifecycleEvent::Release,
+                    Some(cause),
+                )
+                .await;
+        }
         self.note(
             StepName::Online,
             format!("recovering after failure: {cause}"),

@@ -4,6 +4,7 @@
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::{transition, LifecycleEvent};
 use crate::domain::rules::{self, AzureFacts};
+use crate::domain::time::show;
 use crate::domain::{
     Environment, EnvironmentEvent, HistoryEntry, RequestEvent, RequestId, RequestSpec,
     RequestStatus, RestoreRequest, Window,
@@ -110,13 +111,18 @@ impl Engine {
         let warnings = rules::check_times(env, &candidate, &facts, self.clock.now())?;
         let note = format!(
             "rescheduled: restore point {} -> {}, window {} .. {} -> {} .. {}",
-            old.restore_point,
-            candidate.restore_point,
-            old.window.start,
-            old.window.end,
-            candidate.window.start,
-            candidate.window.end
+            show(old.restore_point),
+            show(candidate.restore_point),
+            show(old.window.start),
+            show(old.window.end),
+            show(candidate.window.start),
+            show(candidate.window.end)
         );
+        // An operator's emergency reason is part of the record, as on submit.
+        let note = match &change.emergency {
+            Some(e) if !e.trim().is_empty() => format!("{note} [emergency: {e}]"),
+            _ => note,
+        };
         let updated = RestoreRequest {
             spec: candidate,
             ..req.clone()

@@ -13,6 +13,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
+/// How long after a run that changed nothing the scheduler starts the
+/// request again.
+const RETRY_AFTER_RELEASE: chrono::Duration = chrono::Duration::minutes(5);
+
 /// What one tick did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TickReport {
@@ -157,6 +161,16 @@ impl Scheduler {
                     report.missed.push((req.id.clone(), why));
                 }
                 Due::Start => {
+                    // A run that stopped before changing anything (Azure
+                    // unreachable, say) is tried again, but not every tick.
+                    let jobs = self.engine.store.jobs_for_request(&req.id).await?;
+                    let retry_at = crate::domain::job::current_run(&jobs)
+                        .filter(|j| j.status == JobStatus::Failed)
+                        .and_then(|j| j.finished_at)
+                        .map(|t| t + RETRY_AFTER_RELEASE);
+                    if retry_at.is_some_and(|t| now < t) {
+                        continue;
+                    }
                     // One active run per environment, and the global limit.
                     if busy_envs.contains(&req.spec.environment)
                         || self.active() >= self.max_concurrent

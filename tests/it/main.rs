@@ -13,4 +13,5 @@ mod restore_e2e;
 mod scheduler;
 mod serve;
 mod store_suite;
+mod users;
 mod window;

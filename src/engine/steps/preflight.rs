@@ -3,6 +3,7 @@
 //! copies from the source (sku, elastic pool, ids) is recorded. Read-only.
 use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
+use crate::domain::time::{at_or_after, show};
 use crate::domain::StepName;
 use crate::engine::{crash, Engine, StepError};
 
@@ -39,8 +40,10 @@ impl Engine {
         if let Some(earliest) = db.properties.earliest_restore_date {
             if req.spec.restore_point < earliest {
                 return Err(StepError::Failed(format!(
-                    "rule earliest-restore-date: restore point {} is now before Azure's earliest restore date {earliest}; reschedule with a later restore point",
-                    req.spec.restore_point
+                    "rule earliest-restore-date: restore point {} is now before Azure's earliest restore date {}; reschedule with a restore point of {} or later",
+                    show(req.spec.restore_point),
+                    show(earliest),
+                    at_or_after(earliest)
                 )));
             }
         }

@@ -88,9 +88,9 @@ impl Engine {
                         self.note(
                             StepName::Restore,
                             format!(
-                                "restore of {} as of {} accepted by Azure",
+                                "accepted by Azure: {} as of {} into {name}",
                                 env.database,
-                                req.spec.restore_point.to_rfc3339()
+                                crate::domain::time::show(req.spec.restore_point)
                             ),
                         );
                         self.azure
