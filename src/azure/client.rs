@@ -4,8 +4,8 @@
 //! off so that attempts are not multiplied and `Retry-After` is honoured once.
 use super::credentials;
 use super::error::{self, AzureError};
-use super::lro::{Operation, PollSettings};
-use super::models::{Database, RestoreSpec, COMPUTE_API_VERSION, SQL_API_VERSION};
+use super::lro::PollSettings;
+
 use crate::config::AzureConfig;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::http::headers::HeaderName;
@@ -21,6 +21,8 @@ use std::time::Duration;
 
 const ARM_SCOPE: &str = "https://management.azure.com/.default";
 const MAX_HONOURED_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// How often a request to an endpoint where nothing listens is sent.
+const UNREACHABLE_ATTEMPTS: usize = 3;
 
 /// Which failures a request may be retried on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,10 @@ pub struct RetrySettings {
 pub struct ArmClient {
     pipeline: Pipeline,
     endpoint: Url,
+    /// For messages: where tokens come from, and for whom.
+    authority: String,
+    tenant: String,
+    client: String,
     pub(crate) poll: PollSettings,
     retry: RetrySettings,
 }
@@ -153,6 +159,9 @@ impl ArmClient {
         Ok(Self {
             pipeline,
             endpoint,
+            authority: cfg.authority_host.clone(),
+            tenant: cfg.tenant_id.clone().unwrap_or_else(|| "(none)".into()),
+            client: cfg.client_id.clone().unwrap_or_else(|| "(none)".into()),
             poll: PollSettings {
                 floor: Duration::from_millis(cfg.min_poll_interval_ms.max(1)),
                 cap: Duration::from_millis(cfg.max_poll_interval_ms.max(cfg.min_poll_interval_ms)),
@@ -167,7 +176,7 @@ impl ArmClient {
         })
     }
 
-    fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
+    pub(crate) fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
         let mut u = self
             .endpoint
             .join(path)
@@ -234,6 +243,8 @@ impl ArmClient {
         .retry(backoff)
         .sleep(tokio::time::sleep)
         .when(|e: &AzureError| match retry {
+            // Nothing listening: a short wait for a restart, not minutes.
+            _ if e.is_unreachable() => attempts.load(Ordering::Relaxed) < UNREACHABLE_ATTEMPTS,
             Retry::Transient => e.is_transient(),
             Retry::ThrottledOnly => matches!(e, AzureError::Unavailable { status: 429, .. }),
         })
@@ -245,7 +256,12 @@ impl ArmClient {
             })
         })
         .notify(|e, wait| {
-            tracing::warn!(op, error = %e, wait_ms = wait.as_millis() as u64, "transient Azure failure; retrying");
+            // Nothing listening is said once, in the final error.
+            if e.is_unreachable() {
+                tracing::debug!(op, error = %e, wait_ms = wait.as_millis() as u64, "nothing answered; trying again");
+            } else {
+                tracing::warn!(op, error = %e, wait_ms = wait.as_millis() as u64, "transient Azure failure; retrying");
+            }
         })
         .await;
         result.map_err(|mut e| {
@@ -285,17 +301,7 @@ impl ArmClient {
             .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(e) => {
-                return Err(match e.kind() {
-                    azure_core::error::ErrorKind::Credential => {
-                        AzureError::Credential(e.to_string())
-                    }
-                    _ => AzureError::Transport {
-                        op: op.to_string(),
-                        cause: describe_transport_error(&e),
-                    },
-                })
-            }
+            Err(e) => return Err(self.classify(op, &e)),
         };
         let (status, headers, body) = resp.deconstruct();
         let status = u16::from(status);
@@ -328,93 +334,75 @@ impl ArmClient {
             Err(error::from_status(op, status, &response.body, retry_after))
         }
     }
+}
 
-    // ---- Microsoft.Sql ----
-
-    /// `None` when the database does not exist.
-    pub async fn get_database(&self, id: &str) -> Result<Option<Database>, AzureError> {
-        let op = format!("GET database {}", last_segment(id));
-        let url = self.url(id, SQL_API_VERSION)?;
-        match self.send(&op, Method::Get, &url, None).await {
-            Ok(r) => parse_json(&op, &r.body).map(Some),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+impl ArmClient {
+    /// What a failed send means: nothing listening (a short wait, then a
+    /// message naming the endpoint), Entra ID refusing the credential
+    /// (final), or a failure worth retrying.
+    fn classify(&self, op: &str, e: &azure_core::Error) -> AzureError {
+        let credential = matches!(e.kind(), azure_core::error::ErrorKind::Credential);
+        if let Some(cause) = connect_failure(e) {
+            return if credential {
+                AzureError::Unreachable {
+                    what: "Entra ID (the token endpoint)",
+                    endpoint: self.authority.clone(),
+                    key: "authority_host",
+                    cause,
+                }
+            } else {
+                AzureError::Unreachable {
+                    what: "Azure Resource Manager",
+                    endpoint: self.endpoint.origin().ascii_serialization(),
+                    key: "arm_endpoint",
+                    cause,
+                }
+            };
+        }
+        if credential {
+            let message = describe_transport_error(e);
+            if let Some(code) = super::error::aadsts_code(&message) {
+                return AzureError::CredentialRefused {
+                    tenant: self.tenant.clone(),
+                    client: self.client.clone(),
+                    hint: super::error::aadsts_hint(&code),
+                    code,
+                    message: first_line(&message),
+                };
+            }
+            return AzureError::Credential(first_line(&e.to_string()));
+        }
+        AzureError::Transport {
+            op: op.to_string(),
+            cause: describe_transport_error(e),
         }
     }
+}
 
-    /// Starts a point-in-time restore into the new database `target_id`.
-    pub async fn begin_restore(
-        &self,
-        target_id: &str,
-        spec: &RestoreSpec,
-    ) -> Result<Operation, AzureError> {
-        let op = format!("PUT restore {}", last_segment(target_id));
-        let url = self.url(target_id, SQL_API_VERSION)?;
-        let r = self
-            .send_with(
-                &op,
-                Method::Put,
-                &url,
-                Some(&spec.body()),
-                Retry::ThrottledOnly,
-            )
-            .await?;
-        Operation::from_response(&op, &r).ok_or(AzureError::Protocol {
-            op,
-            detail: format!(
-                "HTTP {} without Azure-AsyncOperation or Location; cannot follow the restore",
-                r.status
-            ),
-        })
-    }
-
-    /// Renames a database on the same server (synchronous).
-    pub async fn rename_database(&self, id: &str, new_id: &str) -> Result<(), AzureError> {
-        let op = format!("rename {} -> {}", last_segment(id), last_segment(new_id));
-        let url = self.url(&format!("{id}/move"), SQL_API_VERSION)?;
-        let body = serde_json::json!({ "id": new_id });
-        self.send_with(&op, Method::Post, &url, Some(&body), Retry::ThrottledOnly)
-            .await?;
-        Ok(())
-    }
-
-    /// Starts deleting a database. `None`: already gone or deleted at once.
-    pub async fn begin_delete_database(&self, id: &str) -> Result<Option<Operation>, AzureError> {
-        let op = format!("DELETE database {}", last_segment(id));
-        let url = self.url(id, SQL_API_VERSION)?;
-        match self.send(&op, Method::Delete, &url, None).await {
-            Ok(r) if r.status == 202 => Ok(Operation::from_response(&op, &r)),
-            Ok(_) => Ok(None),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+/// The cause when the connection itself failed (refused, no such host,
+/// connect timeout): nothing was sent.
+fn connect_failure(e: &azure_core::Error) -> Option<String> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(r) = s.downcast_ref::<reqwest::Error>() {
+            if r.is_connect() {
+                // The innermost cause names it: "Connection refused", "dns error"...
+                let mut inner = s.source();
+                let mut last = r.to_string();
+                while let Some(i) = inner {
+                    last = i.to_string();
+                    inner = i.source();
+                }
+                return Some(last);
+            }
         }
+        src = s.source();
     }
+    None
+}
 
-    // ---- Microsoft.Compute ----
-
-    /// Starts a PowerShell Run Command on a VM.
-    pub async fn begin_run_command(
-        &self,
-        vm_id: &str,
-        script: &[String],
-        parameters: &[(String, String)],
-    ) -> Result<Operation, AzureError> {
-        let op = format!("runCommand on {}", last_segment(vm_id));
-        let url = self.url(&format!("{vm_id}/runCommand"), COMPUTE_API_VERSION)?;
-        let body = serde_json::json!({
-            "commandId": "RunPowerShellScript",
-            "script": script,
-            "parameters": parameters
-                .iter()
-                .map(|(n, v)| serde_json::json!({"name": n, "value": v}))
-                .collect::<Vec<_>>(),
-        });
-        let r = self.send(&op, Method::Post, &url, Some(&body)).await?;
-        Operation::from_response(&op, &r).ok_or(AzureError::Protocol {
-            op,
-            detail: format!("HTTP {} without a Location to poll", r.status),
-        })
-    }
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
 }
 
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(

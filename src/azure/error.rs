@@ -26,6 +26,25 @@ pub enum AzureError {
     Transport { op: String, cause: String },
     #[error("cannot get a token for Azure: {0}")]
     Credential(String),
+    /// Nothing listens at the endpoint (connection refused, no such host):
+    /// not worth more than a short wait. `key` is the config key to check.
+    #[error("cannot reach {what} at {endpoint}: {cause}; is [azure] {key} right? (for a rehearsal: is `pitr mock-azure` running there?)")]
+    Unreachable {
+        what: &'static str,
+        endpoint: String,
+        key: &'static str,
+        cause: String,
+    },
+    /// Entra ID refused the credential (`AADSTS...`): final, the config
+    /// must change.
+    #[error("Entra ID refused the credential of client {client} in tenant {tenant}: {code}: {message}; {hint}")]
+    CredentialRefused {
+        tenant: String,
+        client: String,
+        code: String,
+        message: String,
+        hint: &'static str,
+    },
     /// A long-running operation ended Failed or Canceled.
     #[error("Azure operation {op} ended {status}: {code}: {message}")]
     OperationFailed {
@@ -43,12 +62,21 @@ pub enum AzureError {
 }
 
 impl AzureError {
-    /// Transient failures are retried; the rest stop the step at once.
+    /// Transient failures are retried; the rest stop the step at once. An
+    /// unreachable endpoint gets a short wait only (see the client).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::Transport { .. } | Self::Credential(_)
+            Self::Unavailable { .. }
+                | Self::Transport { .. }
+                | Self::Credential(_)
+                | Self::Unreachable { .. }
         )
+    }
+
+    /// Nothing answered at all: Azure cannot have acted on the request.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -111,6 +139,29 @@ pub(crate) fn from_status(
     }
 }
 
+/// What to change for an Entra ID error code.
+pub(crate) fn aadsts_hint(code: &str) -> &'static str {
+    match code {
+        "AADSTS90002" | "AADSTS900023" => "the tenant does not exist: check [azure] tenant_id",
+        "AADSTS7000215" | "AADSTS7000222" => {
+            "the client secret is wrong or expired: set a valid one in the variable [azure] client_secret_env names"
+        }
+        "AADSTS700016" => "the application does not exist in that tenant: check [azure] client_id and tenant_id",
+        "AADSTS50034" | "AADSTS50126" => "the sign-in is refused: check [azure] client_id and the credential",
+        _ => "check [azure] tenant_id, client_id and the credential; Entra ID's message says more",
+    }
+}
+
+/// The first `AADSTS<digits>` code in a message.
+pub(crate) fn aadsts_code(message: &str) -> Option<String> {
+    let at = message.find("AADSTS")?;
+    let digits: String = message[at + 6..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (!digits.is_empty()).then(|| format!("AADSTS{digits}"))
+}
+
 /// `{"error":{"code":..,"message":..}}`, the ARM error body.
 pub(crate) fn parse_error_body(body: &[u8]) -> Option<(String, String)> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -140,5 +191,16 @@ mod tests {
         assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
         assert!(from_status("GET", 503, b"<html>", None).is_transient());
         assert!(from_status("GET", 404, b"{}", None).is_not_found());
+    }
+
+    #[test]
+    fn entra_codes_are_found_with_what_to_change() {
+        assert_eq!(
+            aadsts_code("ClientSecretCredential authentication failed. AADSTS7000215: Invalid client secret provided.").as_deref(),
+            Some("AADSTS7000215")
+        );
+        assert_eq!(aadsts_code("no code here"), None);
+        assert!(aadsts_hint("AADSTS90002").contains("tenant_id"));
+        assert!(aadsts_hint("AADSTS7000215").contains("client_secret_env"));
     }
 }

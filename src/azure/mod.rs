@@ -7,12 +7,14 @@
 //! operation, cannot follow a Location-only 202, turns `Retry-After: 0` into a
 //! tight loop and has no deadline. [`lro`] does those four things right.
 pub mod client;
+mod compute;
 pub mod credentials;
 pub mod error;
 pub mod lro;
 pub mod models;
+mod sql;
 
 pub use client::ArmClient;
 pub use error::AzureError;
 pub use lro::{Operation, PollProgress};
-pub use models::{Database, RestoreSpec, RunCommandOutput};
+pub use models::{Database, RestoreSpec, RunCommand, RunCommandSpec, VirtualMachine};

@@ -2,6 +2,7 @@
 //! Microsoft.Compute 2024-07-01), written from the public REST specification.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub const SQL_API_VERSION: &str = "2023-08-01";
 pub const COMPUTE_API_VERSION: &str = "2024-07-01";
@@ -14,6 +15,9 @@ pub struct Database {
     pub location: String,
     #[serde(default)]
     pub sku: Option<serde_json::Value>,
+    /// Azure does not copy tags to a restored database: pitr does.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub properties: DatabaseProperties,
 }
@@ -33,6 +37,12 @@ pub struct DatabaseProperties {
     pub elastic_pool_id: Option<String>,
     #[serde(default)]
     pub current_service_objective_name: Option<String>,
+    #[serde(default)]
+    pub zone_redundant: Option<bool>,
+    #[serde(default)]
+    pub current_backup_storage_redundancy: Option<String>,
+    #[serde(default)]
+    pub requested_backup_storage_redundancy: Option<String>,
 }
 
 impl Database {
@@ -47,6 +57,19 @@ impl Database {
     }
 }
 
+impl Database {
+    /// The backup storage redundancy the database has (or was asked for).
+    pub fn backup_redundancy(&self) -> Option<&str> {
+        self.properties
+            .current_backup_storage_redundancy
+            .as_deref()
+            .or(self
+                .properties
+                .requested_backup_storage_redundancy
+                .as_deref())
+    }
+}
+
 /// A point-in-time restore into a new database.
 #[derive(Debug, Clone)]
 pub struct RestoreSpec {
@@ -57,6 +80,10 @@ pub struct RestoreSpec {
     /// restore (`CannotSpecifyEditionOrSloWhenRestoringToPool`).
     pub sku: Option<serde_json::Value>,
     pub elastic_pool_id: Option<String>,
+    /// What Azure would not copy from the source by itself.
+    pub tags: BTreeMap<String, String>,
+    pub zone_redundant: Option<bool>,
+    pub backup_storage_redundancy: Option<String>,
 }
 
 impl RestoreSpec {
@@ -67,6 +94,15 @@ impl RestoreSpec {
             "restorePointInTime": self.restore_point.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         });
         let mut body = serde_json::json!({ "location": self.location });
+        if !self.tags.is_empty() {
+            body["tags"] = serde_json::json!(self.tags);
+        }
+        if let Some(z) = self.zone_redundant {
+            props["zoneRedundant"] = serde_json::Value::Bool(z);
+        }
+        if let Some(r) = &self.backup_storage_redundancy {
+            props["requestedBackupStorageRedundancy"] = serde_json::Value::String(r.clone());
+        }
         if let Some(pool) = &self.elastic_pool_id {
             props["elasticPoolId"] = serde_json::Value::String(pool.clone());
         } else if let Some(sku) = &self.sku {
@@ -84,40 +120,118 @@ impl RestoreSpec {
     }
 }
 
-/// The output of a Run Command (last 4,096 bytes of each stream).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunCommandOutput {
-    pub stdout: String,
-    pub stderr: String,
+/// A managed Run Command to create (`PUT {VM}/runCommands/{name}`).
+#[derive(Debug, Clone)]
+pub struct RunCommandSpec {
+    pub location: String,
+    pub script: String,
+    /// Reach the script as parameters; visible in the resource.
+    pub parameters: Vec<(String, String)>,
+    /// Reach the script as parameters; never returned by Azure.
+    pub protected_parameters: Vec<(String, String)>,
+    pub timeout_secs: u64,
 }
 
-impl RunCommandOutput {
-    pub fn from_json(v: &serde_json::Value) -> Self {
-        let mut out = Self::default();
-        if let Some(items) = v.get("value").and_then(|x| x.as_array()) {
-            for item in items {
-                let code = item.get("code").and_then(|c| c.as_str()).unwrap_or("");
-                let msg = item.get("message").and_then(|c| c.as_str()).unwrap_or("");
-                if code.contains("StdOut") {
-                    out.stdout.push_str(msg);
-                } else if code.contains("StdErr") {
-                    out.stderr.push_str(msg);
-                }
-            }
+impl RunCommandSpec {
+    pub fn body(&self) -> serde_json::Value {
+        let pairs = |ps: &[(String, String)]| {
+            ps.iter()
+                .map(|(n, v)| serde_json::json!({"name": n, "value": v}))
+                .collect::<Vec<_>>()
+        };
+        let mut props = serde_json::json!({
+            "source": {"script": self.script},
+            "parameters": pairs(&self.parameters),
+            "timeoutInSeconds": self.timeout_secs,
+            "asyncExecution": false,
+            "treatFailureAsDeploymentFailure": false,
+        });
+        if !self.protected_parameters.is_empty() {
+            props["protectedParameters"] = serde_json::json!(pairs(&self.protected_parameters));
         }
-        out
+        serde_json::json!({"location": self.location, "properties": props})
+    }
+}
+
+/// A managed Run Command as `GET ...?$expand=instanceView` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RunCommand {
+    pub name: String,
+    #[serde(default)]
+    pub properties: RunCommandProperties,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCommandProperties {
+    #[serde(default)]
+    pub provisioning_state: Option<String>,
+    #[serde(default)]
+    pub instance_view: Option<RunCommandInstanceView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCommandInstanceView {
+    #[serde(default)]
+    pub execution_state: Option<String>,
+    #[serde(default)]
+    pub execution_message: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub start_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+impl RunCommand {
+    /// `executionState`: Unknown, Pending, Running, Failed, Succeeded,
+    /// TimedOut or Canceled ("Unknown" when Azure gave none).
+    pub fn execution_state(&self) -> &str {
+        self.instance_view()
+            .and_then(|v| v.execution_state.as_deref())
+            .unwrap_or("Unknown")
     }
 
-    /// The script's exit code from its final `pitr-exit-code: N` line. The
-    /// Run Command operation itself succeeds even when the script fails, so
-    /// the scripts print this line and a missing one means "unknown".
-    pub fn exit_code(&self) -> Option<i32> {
-        self.stdout
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("pitr-exit-code:"))
-            .and_then(|n| n.trim().parse().ok())
+    pub fn instance_view(&self) -> Option<&RunCommandInstanceView> {
+        self.properties.instance_view.as_ref()
     }
+
+    /// The script has ended (whatever the outcome).
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.execution_state(),
+            "Succeeded" | "Failed" | "TimedOut" | "Canceled"
+        )
+    }
+}
+
+/// A virtual machine, as far as pitr needs it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VirtualMachine {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub location: String,
+}
+
+/// A database's short-term backup retention policy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RetentionPolicy {
+    #[serde(default)]
+    pub properties: RetentionProperties,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionProperties {
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 #[cfg(test)]
@@ -134,8 +248,14 @@ mod tests {
                 serde_json::json!({"name":"GP_Gen5","tier":"GeneralPurpose","capacity":4,"size":"x"}),
             ),
             elastic_pool_id: None,
+            tags: BTreeMap::from([("cost-center".to_string(), "qa".to_string())]),
+            zone_redundant: Some(false),
+            backup_storage_redundancy: Some("Local".into()),
         };
         let b = spec.body();
+        assert_eq!(b["tags"]["cost-center"], "qa");
+        assert_eq!(b["properties"]["zoneRedundant"], false);
+        assert_eq!(b["properties"]["requestedBackupStorageRedundancy"], "Local");
         assert_eq!(b["properties"]["createMode"], "PointInTimeRestore");
         assert_eq!(
             b["properties"]["restorePointInTime"],
@@ -163,13 +283,35 @@ mod tests {
     }
 
     #[test]
-    fn exit_code_is_read_from_the_last_marker() {
-        let v = serde_json::json!({"value":[
-            {"code":"ComponentStatus/StdOut/succeeded","message":"a\npitr-exit-code: 0\nb\npitr-exit-code: 3\n"},
-            {"code":"ComponentStatus/StdErr/succeeded","message":"boom"}]});
-        let o = RunCommandOutput::from_json(&v);
-        assert_eq!(o.exit_code(), Some(3));
-        assert_eq!(o.stderr, "boom");
-        assert_eq!(RunCommandOutput::default().exit_code(), None);
+    fn a_managed_run_command_body_follows_the_contract() {
+        let spec = RunCommandSpec {
+            location: "westeurope".into(),
+            script: "param([string]$PitrArgs)\nexit 0".into(),
+            parameters: vec![("PitrArgs".into(), "e30".into())],
+            protected_parameters: vec![],
+            timeout_secs: 21600,
+        };
+        let b = spec.body();
+        assert_eq!(b["properties"]["source"]["script"], spec.script);
+        assert_eq!(b["properties"]["timeoutInSeconds"], 21600);
+        assert_eq!(b["properties"]["asyncExecution"], false);
+        assert_eq!(b["properties"]["parameters"][0]["name"], "PitrArgs");
+        assert!(b["properties"].get("protectedParameters").is_none());
+        let secret = RunCommandSpec {
+            protected_parameters: vec![("PitrSecrets".into(), "x".into())],
+            ..spec
+        };
+        assert_eq!(
+            secret.body()["properties"]["protectedParameters"][0]["value"],
+            "x"
+        );
+        // A stored instance view as Azure returns it.
+        let rc: RunCommand = serde_json::from_str(
+            r#"{"name":"c","properties":{"provisioningState":"Succeeded","instanceView":{"executionState":"Failed","exitCode":3,"output":"o","error":"e","startTime":"2026-11-26T04:10:29Z","endTime":"2026-11-26T06:40:02Z","statuses":[]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(rc.execution_state(), "Failed");
+        assert!(rc.is_finished());
+        assert_eq!(rc.instance_view().unwrap().exit_code, Some(3));
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BenchArgs {
-    pub runs: usize,
+    pub runs: u64,
     pub restore_ms: u64,
     pub run_command_ms: u64,
     pub poll_ms: u64,
@@ -33,7 +33,7 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), Failure> {
     let mut report = Vec::new();
     for prestage in [false, true] {
         let mut samples = Vec::new();
-        for _ in 0..args.runs.max(1) {
+        for _ in 0..args.runs {
             samples.push(one(args, prestage).await?);
         }
         let n = samples.len() as f64;
@@ -56,7 +56,7 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), Failure> {
         "restore_ms": args.restore_ms,
         "run_command_ms": args.run_command_ms,
         "min_poll_interval_ms": args.poll_ms,
-        "runs_per_mode": args.runs.max(1),
+        "runs_per_mode": args.runs,
     });
     if json_out {
         super::output::print_json(&json!({"settings": settings, "results": report}));
@@ -67,7 +67,7 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), Failure> {
         args.restore_ms,
         args.run_command_ms,
         args.poll_ms,
-        args.runs.max(1)
+        args.runs
     );
     out!(
         "{:<10} {:>13} {:>17} {:>15} {:>17}",

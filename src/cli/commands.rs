@@ -1,8 +1,8 @@
 //! What each command does: load config, open the store, call the engine.
 use super::console::Console;
 use super::{
-    dry_run, output, Cli, Command, DeploymentCommand, EnvCommand, Failure, RequestCommand,
-    SubmitArgs,
+    dry_run, output, Cli, Command, DeploymentCommand, EnvCommand, Failure, JobCommand,
+    RequestCommand, SubmitArgs,
 };
 use crate::app::{rehearsal_scenario, App, Azure};
 use crate::config::Config;
@@ -20,7 +20,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let actor = cli
         .actor
         .clone()
-        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .or_else(os_account)
         .unwrap_or_else(|| "unknown".into());
     match cli.command {
         Command::Demo { json } => super::demo::run(json).await,
@@ -126,6 +127,21 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             eprintln!("pitr serve: stopped; runs in progress continue with the next `pitr serve` or `pitr resume ID`");
             Ok(())
         }
+        Command::Job(JobCommand::Confirm {
+            id,
+            step,
+            failed: _,
+            reason,
+        }) => {
+            let step = crate::domain::StepName::parse(&step).ok_or_else(|| {
+                Failure::bad_input(format!(
+                    "--step '{step}' is not a step; use offline, online, sync or mr_reset"
+                ))
+            })?;
+            let app = live(cli.config.as_deref(), &actor).await?;
+            let outcome = engine(&app)?.confirm(&id, step, reason).await?;
+            report_run(&outcome)
+        }
         Command::Env(ec) => {
             let app = open(cli.config.as_deref(), &actor, Azure::Real, None).await?;
             env_command(&app, ec).await
@@ -154,8 +170,11 @@ fn effective_settings(c: &Config) -> String {
             )
         })
         .collect();
+    let timeouts: Vec<String> = crate::engine::steps::all()
+        .map(|d| format!("{}={}s", d.name, d.timeout.of(d.name, e).as_secs()))
+        .collect();
     format!(
-        "  store {store}\n  azure arm_endpoint={} authority_host={} credential={:?} ca_file={} poll={}..{}ms request_timeout={}s retries={} ({}..{}ms)\n  engine restore_timeout={}s action_timeout={}s step_timeout={}s lease_ttl={}s keep_original={}h\n  estimates {}\n  environments {}",
+        "  store {store}\n  azure arm_endpoint={} authority_host={} credential={:?} ca_file={} poll={}..{}ms request_timeout={}s retries={} ({}..{}ms)\n  engine lease_ttl={}s keep_original={}h\n  timeouts {}\n  estimates {}\n  environments {}",
         a.arm_endpoint,
         a.authority_host,
         a.credential,
@@ -169,11 +188,9 @@ fn effective_settings(c: &Config) -> String {
         a.retry_max_times,
         a.retry_min_delay_ms,
         a.retry_max_delay_ms,
-        e.restore_timeout_secs,
-        e.action_timeout_secs,
-        e.step_timeout_secs,
         e.lease_ttl_secs,
         e.keep_original_hours,
+        timeouts.join(" "),
         estimates.join(" "),
         c.environments
             .iter()
@@ -181,6 +198,24 @@ fn effective_settings(c: &Config) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+/// The name of the account this process runs as, from the system's user
+/// database (when `$USER` is not set: services, containers, cron).
+fn os_account() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let (name, _, id) = (f.next()?, f.next()?, f.next()?);
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// How a run or a resume ended: 0 when it succeeded or is staged, 1 otherwise.

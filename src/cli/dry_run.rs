@@ -18,8 +18,18 @@ pub async fn run(app: &App, id: &RequestId) -> Result<(), Failure> {
     if !outcome.is_success() {
         return Err(Failure::failed(outcome.describe()));
     }
+    let next = match app.store.get_request(id).await?.map(|r| r.status) {
+        Some(crate::domain::RequestStatus::Accepted) => {
+            format!("run it for real with `pitr run {id}`")
+        }
+        Some(crate::domain::RequestStatus::Submitted) => {
+            format!("an operator accepts it (`pitr request accept {id}`), then it can run for real")
+        }
+        Some(other) => format!("it is {other}"),
+        None => String::new(),
+    };
     out!(
-        "dry run succeeded (job {}); the request's status is unchanged: run it for real with `pitr run {id}`",
+        "dry run succeeded (job {}); the request's status is unchanged: {next}",
         outcome.job().id
     );
     Ok(())

@@ -80,17 +80,17 @@ pub enum Command {
     /// Measure downtime and engine overhead against the mock Azure, default
     /// order against pre-staged restores.
     Bench {
-        /// Restores per mode.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
+        /// Restores per mode (1-1000).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        runs: u64,
         /// How long the mock's restore operation takes.
         #[arg(long, default_value_t = 3000)]
         restore_ms: u64,
         /// How long each Run Command takes.
         #[arg(long, default_value_t = 500)]
         run_command_ms: u64,
-        /// Poll floor of the client.
-        #[arg(long, default_value_t = 100)]
+        /// Poll floor of the client (1-60000 ms).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         poll_ms: u64,
         #[arg(long)]
         json: bool,
@@ -110,6 +110,9 @@ pub enum Command {
     /// The store as a whole: copy it to another (SQLite to PostgreSQL).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Runs (jobs) of requests.
+    #[command(subcommand)]
+    Job(JobCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +133,25 @@ pub enum StoreCommand {
         to: String,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Confirm that a step waiting for a person (a `manual` action, or a
+    /// webhook whose callback did not come) was done, then continue the run.
+    Confirm {
+        /// The job id (or its request's id).
+        id: String,
+        /// The step that waits (offline, online, sync, mr_reset).
+        #[arg(long)]
+        step: String,
+        /// It could not be done: the step fails and the run recovers.
+        #[arg(long, requires = "reason")]
+        failed: bool,
+        /// Why it failed (with --failed).
+        #[arg(long, requires = "failed")]
+        reason: Option<String>,
     },
 }
 

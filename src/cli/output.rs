@@ -226,23 +226,52 @@ pub fn env_list(envs: &[Environment], json: bool) {
         print_json(&serde_json::to_value(envs).unwrap_or(Value::Null));
         return;
     }
-    out!(
-        "{:<16}  {:<10}  {:<9}  {:<24}  DATABASE",
-        "NAME",
-        "TIER",
-        "KIND",
-        "SERVER"
-    );
-    for e in envs {
-        out!(
-            "{:<16}  {:<10}  {:<9}  {:<24}  {}",
-            e.name,
-            format!("{:?}", e.tier).to_lowercase(),
-            format!("{:?}", e.database_kind).to_lowercase(),
-            e.server,
-            e.database
-        );
+    // The names the config and the JSON use, in columns as wide as needed.
+    let rows: Vec<[String; 6]> = envs
+        .iter()
+        .map(|e| {
+            [
+                esc(&e.name).into_owned(),
+                config_name(&e.tier),
+                config_name(&e.database_kind),
+                config_name(&e.actions),
+                esc(&e.server).into_owned(),
+                esc(&e.database).into_owned(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "TIER", "KIND", "ACTIONS", "SERVER", "DATABASE"];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    out!("{}", line(header.to_vec()));
+    for r in &rows {
+        out!("{}", line(r.iter().map(String::as_str).collect()));
     }
+}
+
+/// The name a unit enum value has in the config and the JSON.
+fn config_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {

@@ -12,7 +12,7 @@ use std::path::Path;
 const SECTIONS: &[&str] = &["store", "azure", "engine"];
 
 /// Nested tables a `PITR_*` variable can reach: (section, table).
-const SUBTABLES: &[(&str, &str)] = &[("engine", "estimates")];
+const SUBTABLES: &[(&str, &str)] = &[("engine", "estimates"), ("engine", "timeouts")];
 
 /// The `PITR_*` variables of this process. A variable whose name is not
 /// UTF-8 cannot be a config key and is ignored; a `PITR_*` one whose value

@@ -117,12 +117,14 @@ impl Default for AzureConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// Deadline of the restore operation (Microsoft: most finish within 12 h).
-    pub restore_timeout_secs: u64,
-    /// Deadline of one environment action (offline, online, sync, mr_reset).
-    pub action_timeout_secs: u64,
-    /// Deadline of the other steps (preflight, swap, verify, deletes).
-    pub step_timeout_secs: u64,
+    /// Deadline of the restore step (its default: 12 h; Microsoft: most
+    /// restores finish within 12 h). `[engine.timeouts] restore_secs` wins.
+    pub restore_timeout_secs: Option<u64>,
+    /// Deadline of every environment action (offline, online, sync,
+    /// mr_reset) when set; each has its own default (sync: 6 h).
+    pub action_timeout_secs: Option<u64>,
+    /// Deadline of the other steps (preflight, swap, verify, cleanup) when set.
+    pub step_timeout_secs: Option<u64>,
     /// How long the original database is kept after a successful run.
     pub keep_original_hours: u64,
     /// Lifetime of a runner's lease on a job; renewed every third of it.
@@ -133,22 +135,26 @@ pub struct EngineConfig {
     pub max_concurrent_runs: usize,
     /// Expected duration of each step, used to refuse starting a step that
     /// would end after the window closes.
-    pub estimates: StepEstimates,
+    pub estimates: StepSecs,
+    /// The deadline of each step, overriding the class keys above and the
+    /// step's own default.
+    pub timeouts: StepSecs,
 }
 
-/// `[engine.estimates]`: `<step>_secs` for any step, overriding the
-/// estimate the step declares (`engine/steps/<step>.rs`).
+/// `[engine.estimates]` or `[engine.timeouts]`: `<step>_secs` for any step,
+/// overriding what the step declares (`engine/steps/<step>.rs`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct StepEstimates(std::collections::BTreeMap<String, u64>);
+pub struct StepSecs(std::collections::BTreeMap<String, u64>);
 
-impl StepEstimates {
+impl StepSecs {
     pub fn secs(&self, step: crate::domain::StepName) -> Option<u64> {
         self.0.get(&format!("{step}_secs")).copied()
     }
 
-    /// The keys that name a step; anything else is a typo.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    /// The keys that name a step (anything else is a typo) and values in
+    /// `low..=WEEK_SECS`.
+    pub(crate) fn check(&self, table: &str, low: u64) -> Result<(), String> {
         for (key, value) in &self.0 {
             let step = key
                 .strip_suffix("_secs")
@@ -159,13 +165,13 @@ impl StepEstimates {
                     .map(|s| format!("{s}_secs"))
                     .collect();
                 return Err(format!(
-                    "[engine.estimates] {key} is not a step estimate; use one of {}",
+                    "[{table}] {key} does not name a step; use one of {}",
                     known.join(", ")
                 ));
             }
-            if *value > WEEK_SECS {
+            if *value < low || *value > WEEK_SECS {
                 return Err(format!(
-                    "[engine.estimates] {key} = {value} is above its limit of {WEEK_SECS}"
+                    "[{table}] {key} = {value} is outside {low}..={WEEK_SECS}"
                 ));
             }
         }
@@ -178,14 +184,15 @@ pub(crate) const WEEK_SECS: u64 = 7 * 24 * 3600;
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            restore_timeout_secs: 12 * 3600,
-            action_timeout_secs: 2 * 3600,
-            step_timeout_secs: 15 * 60,
+            restore_timeout_secs: None,
+            action_timeout_secs: None,
+            step_timeout_secs: None,
             keep_original_hours: 24,
             lease_ttl_secs: 60,
             scheduler_tick_secs: 15,
             max_concurrent_runs: 2,
-            estimates: StepEstimates::default(),
+            estimates: StepSecs::default(),
+            timeouts: StepSecs::default(),
         }
     }
 }

@@ -47,7 +47,8 @@ impl Config {
             );
         }
         let e = &self.engine;
-        e.estimates.check()?;
+        e.estimates.check("engine.estimates", 0)?;
+        e.timeouts.check("engine.timeouts", 1)?;
         let min = a.min_poll_interval_ms;
         for (key, value, low, high) in [
             ("[azure] min_poll_interval_ms", min, 1, 3_600_000),
@@ -78,19 +79,19 @@ impl Config {
             ),
             (
                 "[engine] restore_timeout_secs",
-                e.restore_timeout_secs,
+                e.restore_timeout_secs.unwrap_or(1),
                 1,
                 WEEK_SECS,
             ),
             (
                 "[engine] action_timeout_secs",
-                e.action_timeout_secs,
+                e.action_timeout_secs.unwrap_or(1),
                 1,
                 WEEK_SECS,
             ),
             (
                 "[engine] step_timeout_secs",
-                e.step_timeout_secs,
+                e.step_timeout_secs.unwrap_or(1),
                 1,
                 WEEK_SECS,
             ),
@@ -205,6 +206,38 @@ fn environment(env: &Environment) -> Result<(), String> {
             "actions",
             "= \"vm-run-command\" needs aos_vms, sync_vm and mr_vm",
         ));
+    }
+    match (&env.actions, &env.webhook) {
+        (ActionKind::Webhook, None) => {
+            return Err(what(
+                "actions",
+                "= \"webhook\" needs webhook = { url = \"https://...\", secret_env = \"VAR\" }",
+            ))
+        }
+        (ActionKind::Webhook, Some(w)) => {
+            match url::Url::parse(&w.url) {
+                Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+                _ => {
+                    return Err(what(
+                        "webhook.url",
+                        &format!("'{}' must be an http(s) URL", w.url),
+                    ))
+                }
+            }
+            if !is_env_var_name(&w.secret_env) {
+                return Err(what(
+                    "webhook.secret_env",
+                    "must name an environment variable (letters, digits and _)",
+                ));
+            }
+        }
+        (_, Some(_)) => {
+            return Err(what(
+                "webhook",
+                "is only used with actions = \"webhook\"; remove it or set actions",
+            ))
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -20,9 +20,25 @@ pub enum DatabaseKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
+    /// Managed Run Commands on the environment's VMs.
     #[default]
     VmRunCommand,
+    /// A person does the action; the job waits for `pitr job confirm`.
+    Manual,
+    /// A signed POST to `[environments.webhook] url`, then its status.
+    Webhook,
+    /// Nothing to do (the environment's services are handled elsewhere).
     None,
+}
+
+/// Where a `webhook` environment sends its actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookAction {
+    /// Receives a signed POST per action.
+    pub url: String,
+    /// The environment variable holding the HMAC key of the signatures.
+    pub secret_env: String,
 }
 
 fn default_retention() -> u32 {
@@ -67,6 +83,9 @@ pub struct Environment {
     pub mr_vm: Option<String>,
     #[serde(default)]
     pub actions: ActionKind,
+    /// With `actions = "webhook"`: where the actions go.
+    #[serde(default)]
+    pub webhook: Option<WebhookAction>,
     #[serde(default = "default_retention")]
     pub retention_days: u32,
     #[serde(default = "default_package_dir")]
@@ -106,6 +125,7 @@ impl Environment {
             sync_vm: None,
             mr_vm: None,
             actions: ActionKind::default(),
+            webhook: None,
             retention_days: default_retention(),
             package_dir: default_package_dir(),
             mr_install_dir: default_mr_dir(),

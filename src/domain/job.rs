@@ -49,6 +49,14 @@ pub struct JobFacts {
     /// The source's sku as Azure reported it (JSON), reused for the restore.
     pub source_sku: Option<serde_json::Value>,
     pub source_elastic_pool_id: Option<String>,
+    /// What Azure does not copy to a restored database, copied by pitr and
+    /// checked by `verify`.
+    #[serde(default)]
+    pub source_tags: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub source_zone_redundant: Option<bool>,
+    #[serde(default)]
+    pub source_backup_redundancy: Option<String>,
     pub offline_at: Option<DateTime<Utc>>,
     pub online_at: Option<DateTime<Utc>>,
     /// Set when a step failed for good: the cause, while the run recovers

@@ -78,6 +78,9 @@ pub enum LifecycleEvent {
     Cancel,
     Miss,
     Reschedule,
+    /// A run that stopped before changing anything in Azure gives the
+    /// request back: accepted, runnable again.
+    Release,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +104,7 @@ impl LifecycleEvent {
             Self::Cancel => "cancelled",
             Self::Miss => "marked missed",
             Self::Reschedule => "rescheduled",
+            Self::Release => "released",
         }
     }
 }
@@ -122,6 +126,7 @@ pub fn transition(
         (S::Running, E::Succeed) => Some(S::Succeeded),
         (S::Running, E::Fail) => Some(S::Failed),
         (S::Running, E::RollBack) => Some(S::RolledBack),
+        (S::Running, E::Release) => Some(S::Accepted),
         // An operator may roll back a finished run whose result is unwanted.
         (S::Succeeded | S::Failed, E::RollBack) => Some(S::RolledBack),
         _ => None,
@@ -166,6 +171,7 @@ mod tests {
             E::Cancel,
             E::Miss,
             E::Reschedule,
+            E::Release,
         ];
         for from in S::ALL {
             for ev in events {

@@ -18,7 +18,7 @@ pub mod swap;
 pub mod time;
 pub mod window;
 
-pub use environment::{ActionKind, DatabaseKind, Environment, Tier};
+pub use environment::{ActionKind, DatabaseKind, Environment, Tier, WebhookAction};
 pub use ids::{JobId, RequestId};
 pub use job::{Job, JobFacts, JobStatus};
 pub use lifecycle::{LifecycleEvent, RequestStatus};

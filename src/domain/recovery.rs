@@ -49,6 +49,9 @@ pub struct RecoveryPlan {
     pub bring_online: bool,
     /// How the job ends.
     pub ends: JobStatus,
+    /// Nothing was changed in Azure: the request is runnable again as it
+    /// was, and there is nothing to recover.
+    pub nothing_changed: bool,
 }
 
 pub fn plan_recovery(f: RecoveryFacts) -> RecoveryPlan {
@@ -62,6 +65,7 @@ pub fn plan_recovery(f: RecoveryFacts) -> RecoveryPlan {
         } else {
             JobStatus::Failed
         },
+        nothing_changed: !f.swap_started && !f.restore_started && !f.services_touched,
     }
 }
 
@@ -100,6 +104,15 @@ mod tests {
             );
             // The services are started whenever they may have been stopped.
             assert_eq!(p.bring_online, f.services_touched, "{f:?}");
+            // Nothing to recover only when nothing was touched.
+            assert_eq!(
+                p.nothing_changed,
+                !f.swap_started && !f.restore_started && !f.services_touched,
+                "{f:?}"
+            );
+            if p.nothing_changed {
+                assert!(!p.take_offline && !p.unswap && !p.drop_partial_restore && !p.bring_online);
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! message says what to change.
 use super::environment::{DatabaseKind, Environment, Tier};
 use super::request::RequestSpec;
+use super::time::{at_or_after, at_or_before, show};
 use chrono::{DateTime, Duration, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,42 +20,42 @@ pub enum RuleViolation {
         fno: String,
         which: String,
     },
-    #[error("rule restore-point-not-future: restore point {point} is in the future (now {now}); choose an instant in the past")]
+    #[error("rule restore-point-not-future: restore point {point_} is in the future (now {now_}); choose an instant in the past", point_ = show(*point), now_ = at_or_before(*now))]
     RestorePointInFuture {
         point: DateTime<Utc>,
         now: DateTime<Utc>,
     },
-    #[error("rule retention: restore point {point} is older than the {days}-day retention of '{environment}' (oldest allowed now: {oldest}); choose a later instant")]
+    #[error("rule retention: restore point {point_} is older than the {days}-day retention of '{environment}' (oldest allowed now: {oldest_}); choose a later instant", point_ = show(*point), oldest_ = at_or_after(*oldest))]
     OutsideRetention {
         environment: String,
         point: DateTime<Utc>,
         days: u32,
         oldest: DateTime<Utc>,
     },
-    #[error("rule retention-at-window: restore point {point} will be older than the {days}-day retention when the window opens at {window_start}; move the window to start no later than {latest_start}, or choose a later restore point")]
+    #[error("rule retention-at-window: restore point {point_} will be older than the {days}-day retention when the window opens at {window_start_}; move the window to start no later than {latest_start_}, or choose a later restore point", point_ = show(*point), window_start_ = show(*window_start), latest_start_ = at_or_before(*latest_start))]
     OutsideRetentionAtWindow {
         point: DateTime<Utc>,
         days: u32,
         window_start: DateTime<Utc>,
         latest_start: DateTime<Utc>,
     },
-    #[error("rule earliest-restore-date: restore point {point} is before Azure's earliest restore date {earliest} for database '{database}'; choose {earliest} or later")]
+    #[error("rule earliest-restore-date: restore point {point_} is before Azure's earliest restore date {earliest_} for database '{database}'; choose {earliest_} or later", point_ = show(*point), earliest_ = at_or_after(*earliest))]
     BeforeEarliestRestore {
         database: String,
         point: DateTime<Utc>,
         earliest: DateTime<Utc>,
     },
-    #[error("rule window-length: the window {start} .. {end} is shorter than 1 hour; set --window-end at least 1 hour after --window-start")]
+    #[error("rule window-length: the window {start_} .. {end_} is shorter than 1 hour; set --window-end at least 1 hour after --window-start", start_ = show(*start), end_ = show(*end))]
     WindowTooShort {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
-    #[error("rule window-length: the window ends ({end}) before it starts ({start}); set --window-end at least 1 hour after --window-start")]
+    #[error("rule window-length: the window ends ({end_}) before it starts ({start_}); set --window-end at least 1 hour after --window-start", end_ = show(*end), start_ = show(*start))]
     WindowReversed {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
-    #[error("rule window-in-past: the window {start} .. {end} has already ended (now {now}); choose a window in the future")]
+    #[error("rule window-in-past: the window {start_} .. {end_} has already ended (now {now_}); choose a window in the future", start_ = show(*start), end_ = show(*end), now_ = at_or_before(*now))]
     WindowInPast {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
@@ -62,13 +63,13 @@ pub enum RuleViolation {
     },
     #[error("rule acknowledgement: the statement '{0}' was not acknowledged; read it and pass --ack-{0}")]
     MissingAcknowledgement(&'static str),
-    #[error("rule notice-24h: the window starts at {start}, less than 24 hours after the request ({now}); start it at {earliest} or later, or, as an operator in an emergency, pass --emergency-reason TEXT")]
+    #[error("rule notice-24h: the window starts at {start_}, less than 24 hours after the request ({now_}); start it at {earliest_} or later, or, as an operator in an emergency, pass --emergency-reason TEXT", start_ = show(*start), now_ = at_or_before(*now), earliest_ = at_or_after(*earliest))]
     WindowTooSoon {
         start: DateTime<Utc>,
         now: DateTime<Utc>,
         earliest: DateTime<Utc>,
     },
-    #[error("rule after-last-restore: restore point {point} is before the end of the last restore of '{environment}' ({last_end}); a restore creates a new database and backup history restarts then; choose {last_end} or later")]
+    #[error("rule after-last-restore: restore point {point_} is before the end of the last restore of '{environment}' ({last_end_}); a restore creates a new database and backup history restarts then; choose {last_end_} or later", point_ = show(*point), last_end_ = at_or_after(*last_end))]
     BeforeLastRestore {
         environment: String,
         point: DateTime<Utc>,
@@ -87,6 +88,8 @@ pub enum RuleViolation {
 #[derive(Debug, Clone, Default)]
 pub struct AzureFacts {
     pub earliest_restore_date: Option<DateTime<Utc>>,
+    /// The database's short-term backup retention in Azure, in days.
+    pub retention_days: Option<u32>,
     /// When the environment's last restore ended (back online).
     pub last_restore_end: Option<DateTime<Utc>>,
     /// Deployments of code versions, any order.
@@ -144,6 +147,36 @@ pub fn check_catalog(env: Option<&Environment>, req: &RequestSpec) -> Result<(),
     Ok(())
 }
 
+/// The retention that applies: Azure's for the database when known, never
+/// more than the environment's configured `retention_days`.
+pub fn retention_days(env: &Environment, facts: &AzureFacts) -> u32 {
+    facts
+        .retention_days
+        .map_or(env.retention_days, |azure| azure.min(env.retention_days))
+}
+
+/// Azure's earliest restore date moves forward with the retention: the
+/// restore point must still be restorable when the window opens. Checked at
+/// submit, reschedule and accept, and on every scheduler pass while a
+/// request waits for its window.
+pub fn check_retention_at_window(
+    env: &Environment,
+    req: &RequestSpec,
+    facts: &AzureFacts,
+) -> Result<(), RuleViolation> {
+    let days = retention_days(env, facts);
+    let latest_start = req.restore_point + Duration::days(i64::from(days));
+    if req.window.start > latest_start {
+        return Err(RuleViolation::OutsideRetentionAtWindow {
+            point: req.restore_point,
+            days,
+            window_start: req.window.start,
+            latest_start,
+        });
+    }
+    Ok(())
+}
+
 /// Rules on instants and history; `now` comes from the injectable clock.
 /// Returns the warnings the requester acknowledged (code version).
 pub fn check_times(
@@ -156,13 +189,13 @@ pub fn check_times(
     if point > now {
         return Err(RuleViolation::RestorePointInFuture { point, now });
     }
-    let retention = Duration::days(i64::from(env.retention_days));
-    let oldest = now - retention;
+    let days = retention_days(env, facts);
+    let oldest = now - Duration::days(i64::from(days));
     if point < oldest {
         return Err(RuleViolation::OutsideRetention {
             environment: env.name.clone(),
             point,
-            days: env.retention_days,
+            days,
             oldest,
         });
     }
@@ -215,14 +248,7 @@ pub fn check_times(
             earliest: now + Duration::hours(24),
         });
     }
-    if w.start > point + retention {
-        return Err(RuleViolation::OutsideRetentionAtWindow {
-            point,
-            days: env.retention_days,
-            window_start: w.start,
-            latest_start: point + retention,
-        });
-    }
+    check_retention_at_window(env, req, facts)?;
     let mut warnings = Vec::new();
     if let (Some(then), Some(current)) = (
         version_at(&facts.deployments, point),
@@ -406,6 +432,36 @@ mod tests {
             RuleViolation::OutsideRetentionAtWindow { .. }
         ));
         assert!(err.to_string().contains("no later than"));
+    }
+
+    #[test]
+    fn azures_retention_decides_when_it_is_shorter_than_the_configured_one() {
+        // Retention 7 days in Azure: a point 6 days old with a window in 2
+        // days falls out; with the window tomorrow it is kept.
+        let f = AzureFacts {
+            retention_days: Some(7),
+            ..facts()
+        };
+        let mut r = req();
+        r.restore_point = now() - Duration::days(6);
+        r.window.start = now() + Duration::days(2);
+        r.window.end = r.window.start + Duration::hours(2);
+        let err = check_times(&env(), &r, &f, now()).unwrap_err();
+        assert!(
+            matches!(err, RuleViolation::OutsideRetentionAtWindow { days: 7, latest_start, .. } if latest_start == now() + Duration::days(1)),
+            "{err}"
+        );
+        r.window.start = now() + Duration::days(1);
+        r.window.end = r.window.start + Duration::hours(2);
+        check_times(&env(), &r, &f, now()).unwrap();
+        // A longer retention in Azure does not lift the configured one.
+        let f = AzureFacts {
+            retention_days: Some(35),
+            ..facts()
+        };
+        let mut e = env();
+        e.retention_days = 3;
+        assert_eq!(retention_days(&e, &f), 3);
     }
 
     #[test]

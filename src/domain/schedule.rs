@@ -2,6 +2,7 @@
 //! estimates: pure, so every case is tested without waiting.
 use super::request::RestoreRequest;
 use super::step::{Phase, StepName, StepTiming};
+use super::time::show;
 use chrono::{DateTime, Duration, Utc};
 
 /// Expected durations of the steps of a run, with when each may run.
@@ -102,11 +103,11 @@ pub fn waiting_reason(
     match (restored, offline_started, now >= w.start) {
         (false, false, true) => Some(format!(
             "the window opened at {}, but the pre-staged restore is still running; the environment stays online until it is done (the window waits for it, and no step starts that would end after {})",
-            w.start, w.end
+            show(w.start), show(w.end)
         )),
         (true, false, false) => Some(format!(
             "the restore is staged; the environment goes offline when the window opens at {}",
-            w.start
+            show(w.start)
         )),
         _ => None,
     }
@@ -125,7 +126,7 @@ pub enum Due {
 pub fn due(req: &RestoreRequest, prestage: bool, now: DateTime<Utc>, est: &Estimates) -> Due {
     let w = req.spec.window;
     if now >= w.end {
-        return Due::Miss(format!("the window ended at {} without a run", w.end));
+        return Due::Miss(format!("the window ended at {} without a run", show(w.end)));
     }
     let start_at = if prestage {
         prestage_start(req, est)
@@ -148,8 +149,9 @@ pub fn due(req: &RestoreRequest, prestage: bool, now: DateTime<Utc>, est: &Estim
     };
     if downtime_from + needed > w.end {
         return Due::Miss(format!(
-            "only {} min of the window were left at {now}; the run needs about {} min",
+            "only {} min of the window were left at {}; the run needs about {} min",
             (w.end - downtime_from).num_minutes().max(0),
+            show(now),
             needed.num_minutes()
         ));
     }

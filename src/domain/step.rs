@@ -114,15 +114,18 @@ pub enum StepStatus {
     Succeeded,
     Failed,
     Skipped,
+    /// Waits for a person (`pitr job confirm`).
+    Waiting,
 }
 
 impl StepStatus {
-    const ALL: [StepStatus; 5] = [
+    const ALL: [StepStatus; 6] = [
         Self::Pending,
         Self::Running,
         Self::Succeeded,
         Self::Failed,
         Self::Skipped,
+        Self::Waiting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -132,6 +135,7 @@ impl StepStatus {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Waiting => "waiting",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {

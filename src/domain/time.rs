@@ -1,5 +1,5 @@
 //! Instants as people type them: RFC 3339 with an offset, stored in UTC.
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Timelike, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InstantError {
@@ -19,6 +19,31 @@ pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, InstantError> {
         return Err(InstantError::LeapSecond(s.to_string()));
     }
     Ok(t.with_timezone(&Utc))
+}
+
+/// An instant as a person can paste it back: RFC 3339 in UTC, with a
+/// fraction only when it has one.
+pub fn show(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// A lower bound ("choose it or later"), rounded up to the second, so the
+/// shown instant itself is allowed.
+pub fn at_or_after(t: DateTime<Utc>) -> String {
+    let whole = t.with_nanosecond(0).unwrap_or(t);
+    let up = if whole < t {
+        whole + Duration::seconds(1)
+    } else {
+        whole
+    };
+    up.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An upper bound ("no later than it"), rounded down to the second.
+pub fn at_or_before(t: DateTime<Utc>) -> String {
+    t.with_nanosecond(0)
+        .unwrap_or(t)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

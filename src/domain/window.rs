@@ -59,7 +59,7 @@ pub fn window_decision(
         WindowDecision::Stop(format!(
             "not started: the rest of the run ({} min by the estimates) would end after the window closes at {}; reschedule the request",
             rest.num_minutes(),
-            w.end
+            super::time::show(w.end)
         ))
     } else {
         WindowDecision::Go

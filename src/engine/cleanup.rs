@@ -35,7 +35,7 @@ impl Engine {
             .await?;
         match end {
             StepEnd::Succeeded(summary) => Ok(summary),
-            StepEnd::Failed(cause) => Err(EngineError::Stuck {
+            StepEnd::Failed(cause) | StepEnd::Waiting(cause) => Err(EngineError::Stuck {
                 job: job.id.to_string(),
                 status: "cleanup failed",
                 cause,

@@ -21,6 +21,8 @@ fn is_down(job: &Job) -> bool {
 pub(super) enum StepEnd {
     Succeeded(String),
     Failed(String),
+    /// Waits for a person or a callback.
+    Waiting(String),
 }
 
 impl Engine {
@@ -69,7 +71,7 @@ impl Engine {
                 WindowDecision::Park => {
                     self.progress.event(ProgressEvent::Note(format!(
                         "restore staged ahead of the window; the environment goes offline when the window opens at {}: `pitr serve` continues then (or `pitr resume {}`)",
-                        req.spec.window.start, req.id
+                        crate::domain::time::show(req.spec.window.start), req.id
                     )));
                     return Ok(Outcome::Staged(job));
                 }
@@ -90,11 +92,15 @@ impl Engine {
                 .find(|r| r.step == step)
                 .unwrap_or_else(|| StepRecord::pending(step));
             let end = self.execute_step(step, &req, &env, &mut job, rec).await;
-            if let StepEnd::Failed(error) = end.map_err(|e| stopped(Some(&job), e))? {
-                job.facts.recovering = Some(format!("{step}: {error}"));
-                self.save_job(&mut job)
-                    .await
-                    .map_err(|e| stopped(Some(&job), e.into()))?;
+            match end.map_err(|e| stopped(Some(&job), e))? {
+                StepEnd::Succeeded(_) => {}
+                StepEnd::Waiting(message) => return Ok(Outcome::Waiting { job, message }),
+                StepEnd::Failed(error) => {
+                    job.facts.recovering = Some(format!("{step}: {error}"));
+                    self.save_job(&mut job)
+                        .await
+                        .map_err(|e| stopped(Some(&job), e.into()))?;
+                }
             }
         }
     }
@@ -162,6 +168,13 @@ impl Engine {
             {
                 Err(e.into())
             }
+            Err(StepError::Waiting(message)) => {
+                rec.status = StepStatus::Waiting;
+                rec.finished_at = None;
+                self.checkpoint(&job.id, &rec).await?;
+                self.progress.event(ProgressEvent::Note(message.clone()));
+                Ok(StepEnd::Waiting(message))
+            }
             Err(e) => {
                 let error = e.to_string();
                 tracing::warn!(parent: &span, %error, "step failed");
@@ -179,15 +192,32 @@ impl Engine {
 
     /// The deadline of a step, from the `[engine]` key its definition names.
     pub(crate) fn step_timeout(&self, step: StepName) -> Duration {
-        steps::def(step).timeout.of(&self.config)
+        steps::def(step).timeout.of(step, &self.config)
     }
 
     /// Ends the job and, unless it was a rehearsal, its request.
     pub(super) async fn finish(
         &self,
         req: &RestoreRequest,
+        job: Job,
+        status: JobStatus,
+        cause: Option<String>,
+    ) -> Result<Outcome, EngineError> {
+        let event = match status {
+            JobStatus::Succeeded => LifecycleEvent::Succeed,
+            JobStatus::RolledBack => LifecycleEvent::RollBack,
+            _ => LifecycleEvent::Fail,
+        };
+        self.finish_with(req, job, status, event, cause).await
+    }
+
+    /// Ends the job with `status` and moves its request with `event`.
+    pub(super) async fn finish_with(
+        &self,
+        req: &RestoreRequest,
         mut job: Job,
         status: JobStatus,
+        event: LifecycleEvent,
         cause: Option<String>,
     ) -> Result<Outcome, EngineError> {
         job.status = status;
@@ -199,11 +229,6 @@ impl Engine {
         }
         if !job.dry_run {
             let current = self.request(&req.id).await?;
-            let event = match status {
-                JobStatus::Succeeded => LifecycleEvent::Succeed,
-                JobStatus::RolledBack => LifecycleEvent::RollBack,
-                _ => LifecycleEvent::Fail,
-            };
             if let Ok(to) = transition(current.status, event) {
                 self.store
                     .transition_request(&self.event(&current, to, cause.clone()))

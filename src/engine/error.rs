@@ -73,6 +73,9 @@ pub(crate) enum StepError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Failed(String),
+    /// The step waits for a person or a callback; the job stays running.
+    #[error("{0}")]
+    Waiting(String),
 }
 
 /// How a run (or a rollback) ended. Each is a complete, recorded end: the
@@ -85,6 +88,9 @@ pub enum Outcome {
     /// A pre-staged run stopped with its restore done; the downtime steps
     /// wait for the window.
     Staged(Job),
+    /// A step waits for a person or a webhook's callback (the message says
+    /// what to do); the job stays running with its lease released.
+    Waiting { job: Job, message: String },
     /// The run ended `Failed` or `RolledBack` with its cause. `problems` is
     /// true when the recovery itself left something undone (a person must
     /// look: the cause says what).
@@ -98,7 +104,10 @@ pub enum Outcome {
 impl Outcome {
     pub fn job(&self) -> &Job {
         match self {
-            Self::Succeeded(job) | Self::Staged(job) | Self::Ended { job, .. } => job,
+            Self::Succeeded(job)
+            | Self::Staged(job)
+            | Self::Waiting { job, .. }
+            | Self::Ended { job, .. } => job,
         }
     }
 
@@ -106,9 +115,13 @@ impl Outcome {
         self.job().status
     }
 
-    /// The run did what a run is for: succeeded, or staged for its window.
+    /// The run did what a run is for so far: succeeded, staged for its
+    /// window, or waiting for a person.
     pub fn is_success(&self) -> bool {
-        matches!(self, Self::Succeeded(_) | Self::Staged(_))
+        matches!(
+            self,
+            Self::Succeeded(_) | Self::Staged(_) | Self::Waiting { .. }
+        )
     }
 
     /// The line a person reads about this end.
@@ -119,6 +132,7 @@ impl Outcome {
                 "job {} staged: the restore is done; the downtime steps wait for the window",
                 job.id
             ),
+            Self::Waiting { job, message } => format!("job {} waiting: {message}", job.id),
             Self::Ended {
                 job,
                 cause,

@@ -58,6 +58,8 @@ pub struct Engine {
     /// Secrets given in code (demo, benchmarks, tests), by the name of the
     /// environment variable they stand for; otherwise the variable is read.
     secrets: HashMap<String, String>,
+    /// For webhooks (never for ARM, which goes through the Azure pipeline).
+    pub(crate) http: reqwest::Client,
 }
 
 impl Engine {
@@ -86,6 +88,11 @@ impl Engine {
             leases: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::channel(false).1,
             secrets: HashMap::new(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
@@ -134,7 +141,7 @@ impl Engine {
     }
 
     /// The value of a secret named by an environment variable.
-    fn secret(&self, var: &str) -> Option<String> {
+    pub(crate) fn secret(&self, var: &str) -> Option<String> {
         self.secrets
             .get(var)
             .cloned()

@@ -3,9 +3,12 @@
 //! first, so a crash during recovery is resumed by running it again.
 use super::crash;
 use super::{steps, Engine, EngineError, Outcome, StepError};
+use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::recovery::{plan_recovery, RecoveryFacts};
 use crate::domain::swap::next_unswap_action;
-use crate::domain::{Environment, Job, RestoreRequest, StepName, StepRecord};
+use crate::domain::{
+    Environment, Job, JobStatus, RestoreRequest, StepName, StepRecord, StepStatus,
+};
 
 /// Crash points of the recovery (rollback) path, met after a step failed
 /// for good from `swap` on.
@@ -29,6 +32,30 @@ impl Engine {
             &records,
             env.keep_failed_restore,
         ));
+        if plan.nothing_changed {
+            // Nothing in Azure was touched: no recovery, and the request is
+            // runnable again as it was.
+            let cause = format!(
+                "{cause}; nothing was changed in Azure{}",
+                if job.dry_run {
+                    String::new()
+                } else {
+                    format!(
+                        ": the request is accepted again; fix the cause and run `pitr run {}`",
+                        req.id
+                    )
+                }
+            );
+            return self
+                .finish_with(
+                    req,
+                    job,
+                    JobStatus::Failed,
+                    LifecycleEvent::Release,
+                    Some(cause),
+                )
+                .await;
+        }
         self.note(
             StepName::Online,
             format!("recovering after failure: {cause}"),
@@ -37,17 +64,17 @@ impl Engine {
         if plan.take_offline {
             // A finished run being rolled back: the environment is up and
             // must go offline before its database is renamed.
-            let mut rec = StepRecord::pending(StepName::Offline);
-            rec.attempts = 1;
-            if let Err(e) = self
-                .services(StepName::Offline, env, &mut job, &mut rec, false)
+            match self
+                .recovery_action(StepName::Offline, env, &mut job, &records)
                 .await
             {
-                return Err(EngineError::Stuck {
+                Ok(_) => {}
+                Err(StepError::Waiting(message)) => return Ok(Outcome::Waiting { job, message }),
+                Err(e) => return Err(EngineError::Stuck {
                     job: job.id.to_string(),
                     status: "running",
                     cause: format!("{cause}; taking the environment offline for the rollback failed: {e}; run `pitr resume {}` to try again", req.id),
-                });
+                }),
             }
         }
         if plan.unswap {
@@ -76,19 +103,14 @@ impl Engine {
         }
         crash::point("recovery.before_online");
         if plan.bring_online {
-            let mut rec = records
-                .iter()
-                .find(|r| r.step == StepName::Online)
-                .cloned()
-                .unwrap_or_else(|| StepRecord::pending(StepName::Online));
-            rec.attempts += 1;
             match self
-                .services(StepName::Online, env, &mut job, &mut rec, true)
+                .recovery_action(StepName::Online, env, &mut job, &records)
                 .await
             {
                 Ok(_) => {
                     job.facts.online_at = Some(self.clock.now());
                 }
+                Err(StepError::Waiting(message)) => return Ok(Outcome::Waiting { job, message }),
                 Err(e) => problems.push(format!(
                     "bringing the environment online failed: {e}; start the services by hand"
                 )),
@@ -108,6 +130,50 @@ impl Engine {
             },
             other => other,
         })
+    }
+
+    /// Stops (`Offline`) or starts (`Online`) the services as part of a
+    /// recovery, as a new attempt of that step with its own checkpoint: an
+    /// attempt a crash interrupted (still `running`, or confirmed) is
+    /// continued, anything else starts afresh.
+    async fn recovery_action(
+        &self,
+        step: StepName,
+        env: &Environment,
+        job: &mut Job,
+        records: &[StepRecord],
+    ) -> Result<String, StepError> {
+        let mut rec = records
+            .iter()
+            .find(|r| r.step == step)
+            .cloned()
+            .unwrap_or_else(|| StepRecord::pending(step));
+        if rec.status != StepStatus::Running {
+            rec.attempts += 1;
+            rec.external_ref = None;
+            rec.status = StepStatus::Running;
+            rec.error = None;
+            rec.started_at = Some(self.clock.now());
+            rec.finished_at = None;
+            self.checkpoint(&job.id, &rec).await?;
+        }
+        let outcome = self
+            .services(step, env, job, &mut rec, step == StepName::Online)
+            .await;
+        match &outcome {
+            Err(StepError::Waiting(_)) => rec.status = StepStatus::Waiting,
+            Err(e) => {
+                rec.status = StepStatus::Failed;
+                rec.error = Some(e.to_string());
+                rec.finished_at = Some(self.clock.now());
+            }
+            Ok(_) => {
+                rec.status = StepStatus::Succeeded;
+                rec.finished_at = Some(self.clock.now());
+            }
+        }
+        self.checkpoint(&job.id, &rec).await?;
+        outcome
     }
 
     /// Puts the original database back under the environment's name.

@@ -4,6 +4,7 @@
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::{transition, LifecycleEvent};
 use crate::domain::rules::{self, AzureFacts};
+use crate::domain::time::show;
 use crate::domain::{
     Environment, EnvironmentEvent, HistoryEntry, RequestEvent, RequestId, RequestSpec,
     RequestStatus, RestoreRequest, Window,
@@ -34,9 +35,14 @@ impl Engine {
                     env.database, env.server, env.resource_group
                 ))
             })?;
+        let retention_days = self
+            .azure
+            .get_retention_days(&env.database_id(&env.database))
+            .await?;
         let history = self.store.environment_events(&env.name).await?;
         Ok(AzureFacts {
             earliest_restore_date: db.properties.earliest_restore_date,
+            retention_days,
             last_restore_end: history
                 .iter()
                 .filter_map(|e| e.restore())
@@ -105,13 +111,18 @@ impl Engine {
         let warnings = rules::check_times(env, &candidate, &facts, self.clock.now())?;
         let note = format!(
             "rescheduled: restore point {} -> {}, window {} .. {} -> {} .. {}",
-            old.restore_point,
-            candidate.restore_point,
-            old.window.start,
-            old.window.end,
-            candidate.window.start,
-            candidate.window.end
+            show(old.restore_point),
+            show(candidate.restore_point),
+            show(old.window.start),
+            show(old.window.end),
+            show(candidate.window.start),
+            show(candidate.window.end)
         );
+        // An operator's emergency reason is part of the record, as on submit.
+        let note = match &change.emergency {
+            Some(e) if !e.trim().is_empty() => format!("{note} [emergency: {e}]"),
+            _ => note,
+        };
         let updated = RestoreRequest {
             spec: candidate,
             ..req.clone()
@@ -121,7 +132,8 @@ impl Engine {
         Ok((self.request(id).await?, warnings))
     }
 
-    /// Moves a request through its lifecycle, recording who and why.
+    /// Moves a request through its lifecycle, recording who and why. An
+    /// accepted request must still be restorable at its window.
     pub async fn transition(
         &self,
         id: &RequestId,
@@ -130,6 +142,11 @@ impl Engine {
     ) -> Result<RestoreRequest, EngineError> {
         let req = self.request(id).await?;
         let to = transition(req.status, event)?;
+        if event == LifecycleEvent::Accept {
+            let env = self.environment(&req.spec.environment)?;
+            let facts = self.facts(env).await?;
+            rules::check_retention_at_window(env, &req.spec, &facts)?;
+        }
         let ev = self.event(&req, to, note);
         self.store.transition_request(&ev).await?;
         self.request(id).await

@@ -1,13 +1,16 @@
 //! The use cases that set a job going: `run` starts one, `resume` continues
-//! an interrupted one, `rollback` undoes a finished one. Each checks what it
+//! an interrupted one, `rollback` undoes a finished one, `confirm` records a
+//! person's word on a step that waits for one. Each checks what it
 //! may do before changing anything, then hands the job to the step loop.
 use super::progress::ProgressEvent;
+use super::steps::action::Confirmation;
 use super::{steps, Engine, EngineError, Outcome};
 use crate::domain::lifecycle::{transition, LifecycleEvent};
 use crate::domain::step::Checkpoints;
 use crate::domain::{job, rollback};
 use crate::domain::{
-    EnvironmentEventKind, Job, JobId, JobStatus, RequestId, RequestStatus, RestoreRequest, StepName,
+    EnvironmentEventKind, Job, JobId, JobStatus, RequestId, RequestStatus, RestoreRequest,
+    StepName, StepStatus,
 };
 
 impl Engine {
@@ -159,6 +162,82 @@ impl Engine {
             reason.map(|r| format!(": {r}")).unwrap_or_default()
         ));
         self.save_job(&mut job).await?;
+        self.drive(job).await
+    }
+}
+
+impl Engine {
+    /// Records a person's word on a step that waits for one (a `manual`
+    /// action, or a webhook whose callback did not come), in the audit trail
+    /// too, then continues the run. `id` is the job's id or its request's.
+    /// With `failure`, the step fails with that reason and the run recovers.
+    pub async fn confirm(
+        &self,
+        id: &str,
+        step: StepName,
+        failure: Option<String>,
+    ) -> Result<Outcome, EngineError> {
+        let job = match self.store.get_job(&JobId::from(id)).await? {
+            Some(job) => job,
+            None => {
+                let req = self.request(&RequestId::from(id)).await?;
+                let jobs = self.store.jobs_for_request(&req.id).await?;
+                job::resumable(&req, &jobs)
+                    .map_err(|e| EngineError::BadInput(e.to_string()))?
+                    .clone()
+            }
+        };
+        let req = self.request(&job.request_id).await?;
+        let jobs = self.store.jobs_for_request(&req.id).await?;
+        if job::resumable(&req, &jobs).map(|j| &j.id) != Ok(&job.id) {
+            return Err(EngineError::BadInput(format!(
+                "job {} is not the running run of request {} (request {}, job {}); nothing to confirm",
+                job.id,
+                req.id,
+                req.status,
+                job.status.as_str()
+            )));
+        }
+        let mut rec = self
+            .store
+            .steps(&job.id)
+            .await?
+            .into_iter()
+            .find(|r| r.step == step)
+            .filter(|r| r.status == StepStatus::Waiting)
+            .ok_or_else(|| {
+                EngineError::BadInput(format!(
+                    "step {step} of job {} is not waiting for a confirmation; `pitr request show {}` shows where the run is",
+                    job.id, req.id
+                ))
+            })?;
+        let lease = self
+            .store
+            .acquire_lease(&job.id, &self.owner, self.clock.now(), self.lease_ttl())
+            .await?;
+        self.set_lease(lease);
+        let note = match &failure {
+            Some(reason) => format!("{step} reported not done: {reason}"),
+            None => format!("{step} confirmed done"),
+        };
+        rec.external_ref = Some(
+            Confirmation {
+                by: self.actor.clone(),
+                at: self.clock.now(),
+                failed: failure.is_some(),
+                reason: failure,
+            }
+            .into_checkpoint(),
+        );
+        rec.status = StepStatus::Running;
+        self.checkpoint(&job.id, &rec).await?;
+        self.store
+            .transition_request(&self.event(&req, RequestStatus::Running, Some(note)))
+            .await?;
+        self.progress.event(ProgressEvent::Note(format!(
+            "{step} of job {} confirmed; continuing the run",
+            job.id
+        )));
         self.drive(job).await
     }
 }

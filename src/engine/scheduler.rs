@@ -13,6 +13,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
+/// How long after a run that changed nothing the scheduler starts the
+/// request again.
+const RETRY_AFTER_RELEASE: chrono::Duration = chrono::Duration::minutes(5);
+
 /// What one tick did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TickReport {
@@ -112,10 +116,15 @@ impl Scheduler {
             if !self.engine.lease_is_free(&job).await? {
                 continue;
             }
-            let parked = job.is_prestaged()
+            // Staged for its window, or waiting for a person: not resumed.
+            let steps = self.engine.store.steps(&job.id).await?;
+            let parked = (job.is_prestaged()
                 && now < req.spec.window.start
                 && job.facts.recovering.is_none()
-                && self.restore_done(&job).await?;
+                && steps.succeeded(crate::domain::StepName::Restore))
+                || steps
+                    .iter()
+                    .any(|s| s.status == crate::domain::StepStatus::Waiting);
             if parked {
                 continue;
             }
@@ -152,6 +161,16 @@ impl Scheduler {
                     report.missed.push((req.id.clone(), why));
                 }
                 Due::Start => {
+                    // A run that stopped before changing anything (Azure
+                    // unreachable, say) is tried again, but not every tick.
+                    let jobs = self.engine.store.jobs_for_request(&req.id).await?;
+                    let retry_at = crate::domain::job::current_run(&jobs)
+                        .filter(|j| j.status == JobStatus::Failed)
+                        .and_then(|j| j.finished_at)
+                        .map(|t| t + RETRY_AFTER_RELEASE);
+                    if retry_at.is_some_and(|t| now < t) {
+                        continue;
+                    }
                     // One active run per environment, and the global limit.
                     if busy_envs.contains(&req.spec.environment)
                         || self.active() >= self.max_concurrent
@@ -197,15 +216,6 @@ impl Scheduler {
         Ok(crate::domain::job::current_run(&jobs)
             .filter(|j| j.status == JobStatus::Running)
             .cloned())
-    }
-
-    async fn restore_done(&self, job: &Job) -> Result<bool, EngineError> {
-        Ok(self
-            .engine
-            .store
-            .steps(&job.id)
-            .await?
-            .succeeded(crate::domain::StepName::Restore))
     }
 
     /// Waits for every run this scheduler started (tests, shutdown).

@@ -16,4 +16,5 @@ mod store_bench;
 mod store_copy;
 mod store_postgres;
 mod store_suite;
+mod users;
 mod window;

@@ -123,7 +123,10 @@ async fn a_window_that_passed_or_cannot_hold_the_run_is_missed() {
         r.missed,
         vec![(
             late.clone(),
-            format!("the window ended at {} without a run", window.end)
+            format!(
+                "the window ended at {} without a run",
+                pitr::domain::time::show(window.end)
+            )
         )]
     );
 }

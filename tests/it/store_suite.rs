@@ -381,6 +381,9 @@ pub async fn store_suite(store: SharedStore) {
             "capacity": 8, "ratio": 0.75, "zoneRedundant": null, "tags": ["a", "b"]
         })),
         source_elastic_pool_id: None,
+        source_tags: [("owner".to_string(), "ana".to_string())].into(),
+        source_zone_redundant: Some(false),
+        source_backup_redundancy: Some("Geo".into()),
         offline_at: Some(t(1443)),
         online_at: None,
         recovering: Some("restore step failed: timeout".into()),

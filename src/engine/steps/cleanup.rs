@@ -3,7 +3,7 @@
 //! only if it is still the original (same `databaseId`) while the restored one
 //! is live under the environment's name; anything else is left for a person.
 //! Not part of a run: the scheduler starts it (see `engine/cleanup.rs`).
-use super::{StepCx, StepDef, Timeout};
+use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
 use crate::domain::StepName;
 use crate::engine::{Engine, StepError};
@@ -13,7 +13,10 @@ pub(super) const DEF: StepDef = StepDef {
     phase: Phase::Later,
     window_guard: false,
     estimate_secs: 600,
-    timeout: Timeout::Step,
+    timeout: Timeout {
+        class: TimeoutClass::Step,
+        default_secs: 3600,
+    },
     crash_points: &[],
 };
 

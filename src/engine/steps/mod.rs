@@ -6,6 +6,7 @@
 //! Adding a step: a variant in [`StepName`], a file here with its `DEF` and
 //! its body, and an arm in [`def`] and in `perform` (the compiler points at
 //! both).
+pub(crate) mod action;
 mod cleanup;
 mod mr_reset;
 mod offline;
@@ -16,6 +17,9 @@ mod swap;
 mod sync;
 mod verify;
 mod vm;
+mod webhook;
+
+pub use webhook::signature;
 
 use super::progress::ProgressEvent;
 use super::{Engine, StepError};
@@ -28,9 +32,17 @@ use crate::domain::{Environment, Job, RestoreRequest, StepName, StepRecord};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Which `[engine]` key bounds a step.
+/// A step's deadline: its own default, which the class key of `[engine]`
+/// (`restore_timeout_secs`, `action_timeout_secs`, `step_timeout_secs`)
+/// replaces when set, which `[engine.timeouts] <step>_secs` replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timeout {
+pub struct Timeout {
+    pub class: TimeoutClass,
+    pub default_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutClass {
     /// `restore_timeout_secs`
     Restore,
     /// `action_timeout_secs` (environment actions: offline, online, sync, mr_reset)
@@ -40,12 +52,19 @@ pub enum Timeout {
 }
 
 impl Timeout {
-    pub fn of(self, config: &EngineConfig) -> Duration {
-        Duration::from_secs(match self {
-            Self::Restore => config.restore_timeout_secs,
-            Self::Action => config.action_timeout_secs,
-            Self::Step => config.step_timeout_secs,
-        })
+    pub fn of(self, step: StepName, config: &EngineConfig) -> Duration {
+        let class = match self.class {
+            TimeoutClass::Restore => config.restore_timeout_secs,
+            TimeoutClass::Action => config.action_timeout_secs,
+            TimeoutClass::Step => config.step_timeout_secs,
+        };
+        Duration::from_secs(
+            config
+                .timeouts
+                .secs(step)
+                .or(class)
+                .unwrap_or(self.default_secs),
+        )
     }
 }
 

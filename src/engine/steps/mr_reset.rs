@@ -1,7 +1,8 @@
 //! `mr_reset`: Management Reporter (Financial reporting) data mart reset on
 //! the MR VM. Safe to run again.
-use super::vm::{single_vm, summarise, RUN_COMMAND_POINTS};
-use super::{StepCx, StepDef, Timeout};
+use super::action::Vms;
+use super::vm::RUN_COMMAND_POINTS;
+use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
 use crate::domain::StepName;
 use crate::engine::{actions, Engine, StepError};
@@ -11,29 +12,18 @@ pub(super) const DEF: StepDef = StepDef {
     phase: Phase::Downtime,
     window_guard: false,
     estimate_secs: 300,
-    timeout: Timeout::Action,
+    timeout: Timeout {
+        class: TimeoutClass::Action,
+        default_secs: 7200,
+    },
     crash_points: RUN_COMMAND_POINTS,
 };
 
 impl Engine {
     pub(super) async fn mr_reset(&self, cx: &mut StepCx<'_>) -> Result<String, StepError> {
         let env = cx.env;
-        let vm = single_vm(env, &env.mr_vm, "mr_vm")?;
-        let params = vec![
-            ("MRInstallDirectory".to_string(), env.mr_install_dir.clone()),
-            ("Job".to_string(), cx.job.id.to_string()),
-        ];
-        let outs = self
-            .run_on_vms(
-                StepName::MrReset,
-                cx.job,
-                cx.rec,
-                std::slice::from_ref(vm),
-                &actions::mr_reset_script(),
-                &params,
-                &[],
-            )
-            .await?;
-        Ok(summarise(&outs))
+        let action = actions::mr_reset(&env.mr_install_dir, cx.job.id.as_str());
+        self.act(StepName::MrReset, env, cx.job, cx.rec, Vms::Mr, &action)
+            .await
     }
 }

@@ -1,7 +1,7 @@
 //! `offline`: the environment's services stop on every AOS VM (stopping a
 //! stopped service is a no-op). The instant the downtime began is recorded.
 use super::vm::RUN_COMMAND_POINTS;
-use super::{StepCx, StepDef, Timeout};
+use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
 use crate::domain::StepName;
 use crate::engine::{Engine, StepError};
@@ -11,7 +11,10 @@ pub(super) const DEF: StepDef = StepDef {
     phase: Phase::Downtime,
     window_guard: true,
     estimate_secs: 300,
-    timeout: Timeout::Action,
+    timeout: Timeout {
+        class: TimeoutClass::Action,
+        default_secs: 3600,
+    },
     crash_points: RUN_COMMAND_POINTS,
 };
 

@@ -1,8 +1,9 @@
 //! `preflight`: the source database is Online and restorable to the
 //! requested instant, the job's target names are free, and what the restore
 //! copies from the source (sku, elastic pool, ids) is recorded. Read-only.
-use super::{StepCx, StepDef, Timeout};
+use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
+use crate::domain::time::{at_or_after, show};
 use crate::domain::StepName;
 use crate::engine::{crash, Engine, StepError};
 
@@ -11,7 +12,10 @@ pub(super) const DEF: StepDef = StepDef {
     phase: Phase::Setup,
     window_guard: true,
     estimate_secs: 30,
-    timeout: Timeout::Step,
+    timeout: Timeout {
+        class: TimeoutClass::Step,
+        default_secs: 900,
+    },
     crash_points: &["after_get"],
 };
 
@@ -36,8 +40,10 @@ impl Engine {
         if let Some(earliest) = db.properties.earliest_restore_date {
             if req.spec.restore_point < earliest {
                 return Err(StepError::Failed(format!(
-                    "rule earliest-restore-date: restore point {} is now before Azure's earliest restore date {earliest}; reschedule with a later restore point",
-                    req.spec.restore_point
+                    "rule earliest-restore-date: restore point {} is now before Azure's earliest restore date {}; reschedule with a restore point of {} or later",
+                    show(req.spec.restore_point),
+                    show(earliest),
+                    at_or_after(earliest)
                 )));
             }
         }
@@ -55,25 +61,34 @@ impl Engine {
                 )));
             }
         }
-        // Found now, not after the swap when sync needs it.
-        if env.actions == crate::domain::ActionKind::VmRunCommand
-            && self.sql_password(env, cx.job).is_none()
-        {
-            return Err(StepError::Failed(match &env.sql_password_env {
-                Some(var) => format!(
-                    "the SQL password for sync is not set: export {var} before running"
-                ),
-                None => format!(
-                    "environment '{}' has no sql_password_env: name the variable that holds the SQL password sync uses, and export it",
-                    env.name
-                ),
-            }));
+        // The VMs the actions run on exist: found now, not after the
+        // environment went offline.
+        if env.actions == crate::domain::ActionKind::VmRunCommand {
+            for vm in env.aos_vms.iter().chain(&env.sync_vm).chain(&env.mr_vm) {
+                if self.azure.get_vm(vm).await?.is_none() {
+                    return Err(StepError::Failed(format!(
+                        "VM {vm} of environment '{}' was not found; check aos_vms, sync_vm and mr_vm",
+                        env.name
+                    )));
+                }
+            }
+            if let Some(var) = &env.sql_password_env {
+                if self.sql_password(env).is_none() {
+                    return Err(StepError::Failed(format!(
+                        "environment '{}' names sql_password_env = {var}, which is not set: export it, or remove sql_password_env so that sync uses the AOS VM's own database access",
+                        env.name
+                    )));
+                }
+            }
         }
         let job = &mut *cx.job;
         job.facts.original_database_id = Some(original.to_string());
         job.facts.source_resource_id = Some(db.id.clone());
         job.facts.source_sku = db.sku.clone();
         job.facts.source_elastic_pool_id = db.properties.elastic_pool_id.clone();
+        job.facts.source_tags = db.tags.clone();
+        job.facts.source_zone_redundant = db.properties.zone_redundant;
+        job.facts.source_backup_redundancy = db.backup_redundancy().map(str::to_string);
         self.save_job(job).await?;
         Ok(format!(
             "{} is Online (databaseId {original}, earliest restore {})",

@@ -2,7 +2,7 @@
 //! of the restore point. Never issues a second restore PUT: the operation is
 //! checkpointed before it is polled, and what to do on a resume is decided
 //! by [`next_restore_action`] from what Azure shows under the target name.
-use super::{StepCx, StepDef, Timeout};
+use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::azure::{Operation, RestoreSpec};
 use crate::domain::restore::{next_restore_action, RestoreAction, Target};
 use crate::domain::step::Phase;
@@ -15,12 +15,22 @@ pub(super) const DEF: StepDef = StepDef {
     phase: Phase::Staging,
     window_guard: true,
     estimate_secs: 1800,
-    timeout: Timeout::Restore,
+    timeout: Timeout {
+        class: TimeoutClass::Restore,
+        default_secs: 43200,
+    },
     crash_points: &["after_put_accepted", "after_checkpoint", "after_wait"],
 };
 
 /// How often a restore PUT whose answer was lost is looked for and resent.
 const PUT_ATTEMPTS: u32 = 6;
+
+/// The original's tags, and which job restored it.
+pub(super) fn restored_tags(job: &Job) -> std::collections::BTreeMap<String, String> {
+    let mut tags = job.facts.source_tags.clone();
+    tags.insert("pitr-job".into(), job.id.to_string());
+    tags
+}
 
 impl Engine {
     pub(super) async fn restore(&self, cx: &mut StepCx<'_>) -> Result<String, StepError> {
@@ -65,6 +75,9 @@ impl Engine {
                     restore_point: req.spec.restore_point,
                     sku: cx.job.facts.source_sku.clone(),
                     elastic_pool_id: cx.job.facts.source_elastic_pool_id.clone(),
+                    tags: restored_tags(cx.job),
+                    zone_redundant: cx.job.facts.source_zone_redundant,
+                    backup_storage_redundancy: cx.job.facts.source_backup_redundancy.clone(),
                 };
                 match self.put_restore_once(cx.job, &target, &spec).await? {
                     Some(op) => {
@@ -75,9 +88,9 @@ impl Engine {
                         self.note(
                             StepName::Restore,
                             format!(
-                                "restore of {} as of {} accepted by Azure",
+                                "accepted by Azure: {} as of {} into {name}",
                                 env.database,
-                                req.spec.restore_point.to_rfc3339()
+                                crate::domain::time::show(req.spec.restore_point)
                             ),
                         );
                         self.azure

@@ -2,7 +2,7 @@
 //! Which rename comes next is decided by [`next_swap_action`] from which
 //! `databaseId` sits under which name, so a crash between the two renames is
 //! finished by the missing rename only.
-use super::{job_ids, swap_names, Renamed, StepCx, StepDef, Timeout, MAX_RENAMES};
+use super::{job_ids, swap_names, Renamed, StepCx, StepDef, Timeout, TimeoutClass, MAX_RENAMES};
 use crate::domain::step::Phase;
 use crate::domain::swap::next_swap_action;
 use crate::domain::StepName;
@@ -13,7 +13,10 @@ pub(super) const DEF: StepDef = StepDef {
     phase: Phase::Downtime,
     window_guard: true,
     estimate_secs: 120,
-    timeout: Timeout::Step,
+    timeout: Timeout {
+        class: TimeoutClass::Step,
+        default_secs: 900,
+    },
     crash_points: &[
         "after_first_rename",
         "after_first_checkpoint",

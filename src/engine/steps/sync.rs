@@ -1,9 +1,10 @@
 //! `sync`: F&O database synchronization against the swapped-in database, by
 //! the setup tool on the sync VM. Safe to run again.
-use super::vm::{single_vm, summarise, RUN_COMMAND_POINTS};
-use super::{StepCx, StepDef, Timeout};
+use super::action::Vms;
+use super::vm::RUN_COMMAND_POINTS;
+use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
-use crate::domain::{Environment, Job, StepName};
+use crate::domain::{Environment, StepName};
 use crate::engine::{actions, Engine, StepError};
 
 pub(super) const DEF: StepDef = StepDef {
@@ -11,45 +12,35 @@ pub(super) const DEF: StepDef = StepDef {
     phase: Phase::Downtime,
     window_guard: false,
     estimate_secs: 1800,
-    timeout: Timeout::Action,
+    timeout: Timeout {
+        class: TimeoutClass::Action,
+        default_secs: 21600,
+    },
     crash_points: RUN_COMMAND_POINTS,
 };
 
 impl Engine {
     pub(super) async fn sync(&self, cx: &mut StepCx<'_>) -> Result<String, StepError> {
         let env = cx.env;
-        let vm = single_vm(env, &env.sync_vm, "sync_vm")?;
-        let password = self.sql_password(env, cx.job).unwrap_or_default();
-        let params = vec![
-            ("PackageDir".to_string(), env.package_dir.clone()),
-            ("Server".to_string(), env.server.clone()),
-            ("Database".to_string(), env.database.clone()),
-            ("SqlUser".to_string(), env.sql_user.clone()),
-            ("SqlPwd".to_string(), password.clone()),
-        ];
-        let secrets = [password];
-        let outs = self
-            .run_on_vms(
-                StepName::Sync,
-                cx.job,
-                cx.rec,
-                std::slice::from_ref(vm),
-                &actions::sync_script(),
-                &params,
-                &secrets,
-            )
-            .await?;
-        Ok(summarise(&outs))
+        // Only an environment that still names `sql_password_env` sends a
+        // password (protected); otherwise the AOS VM uses its own.
+        let password = self.sql_password(env);
+        let action = actions::sync(&actions::SyncTarget {
+            package_dir: &env.package_dir,
+            server: &env.server,
+            database: &env.database,
+            sql_user: &env.sql_user,
+            sql_password: password.as_deref(),
+        });
+        self.act(StepName::Sync, env, cx.job, cx.rec, Vms::Sync, &action)
+            .await
     }
 
-    /// The SQL password sync passes to the setup tool: from the variable
-    /// the environment names (or a secret given in code); a rehearsal
-    /// against the mock needs none.
-    pub(super) fn sql_password(&self, env: &Environment, job: &Job) -> Option<String> {
-        let given = env
-            .sql_password_env
+    /// The SQL password of an environment that still names
+    /// `sql_password_env` (or a secret given in code for it).
+    pub(super) fn sql_password(&self, env: &Environment) -> Option<String> {
+        env.sql_password_env
             .as_ref()
-            .and_then(|var| self.secret(var));
-        given.or_else(|| job.dry_run.then(|| "dry-run-placeholder".into()))
+            .and_then(|var| self.secret(var))
     }
 }

@@ -1,6 +1,6 @@
 //! `verify`: the environment's database is Online and is the restored one
 //! (its `databaseId`). Read-only.
-use super::{job_ids, StepCx, StepDef, Timeout};
+use super::{job_ids, StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
 use crate::domain::StepName;
 use crate::engine::{Engine, StepError};
@@ -10,7 +10,10 @@ pub(super) const DEF: StepDef = StepDef {
     phase: Phase::AfterDowntime,
     window_guard: false,
     estimate_secs: 30,
-    timeout: Timeout::Step,
+    timeout: Timeout {
+        class: TimeoutClass::Step,
+        default_secs: 900,
+    },
     crash_points: &[],
 };
 
@@ -37,8 +40,64 @@ impl Engine {
                 db.database_id().unwrap_or("none")
             )));
         }
+        // Azure does not carry these over from the source by itself.
+        let f = &cx.job.facts;
+        let sku_name = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .and_then(|s| s.get("name"))
+                .and_then(|n| n.as_str())
+                .map(str::to_string)
+        };
+        let checks = [
+            (
+                "service objective (sku)",
+                sku_name(&f.source_sku),
+                sku_name(&db.sku),
+            ),
+            (
+                "elastic pool",
+                f.source_elastic_pool_id.clone(),
+                db.properties.elastic_pool_id.clone(),
+            ),
+            (
+                "zone redundancy",
+                f.source_zone_redundant.map(|z| z.to_string()),
+                db.properties.zone_redundant.map(|z| z.to_string()),
+            ),
+            (
+                "backup storage redundancy",
+                f.source_backup_redundancy.clone(),
+                db.backup_redundancy().map(str::to_string),
+            ),
+        ];
+        for (what, original, restored) in checks {
+            // Compared only where the original's value is known; a pool is
+            // compared either way (in a pool or not).
+            let same = original.as_deref().map(str::to_ascii_lowercase)
+                == restored.as_deref().map(str::to_ascii_lowercase);
+            if (original.is_some() || what == "elastic pool") && !same {
+                return Err(StepError::Failed(format!(
+                    "{} differs from the original in {what}: the original had {}, the restored database has {}; fix it in Azure (the restored database is live)",
+                    env.database,
+                    original.as_deref().unwrap_or("none"),
+                    restored.as_deref().unwrap_or("none")
+                )));
+            }
+        }
+        let expected = super::restore::restored_tags(cx.job);
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|(k, v)| db.tags.get(*k) != Some(*v))
+            .map(|(k, _)| k)
+            .collect();
+        if !missing.is_empty() {
+            return Err(StepError::Failed(format!(
+                "{} lacks the original's tags {missing:?} (Azure does not copy tags to a restored database); set them in Azure",
+                env.database
+            )));
+        }
         Ok(format!(
-            "{} is Online with the restored databaseId {restored}",
+            "{} is Online with the restored databaseId {restored}, the original's sku, pool, redundancy and tags",
             env.database
         ))
     }
