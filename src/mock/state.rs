@@ -9,12 +9,23 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::scenario::{FaultSpec, Scenario, Settings};
+use super::scenario::{backup_redundancy, FaultSpec, Scenario, Settings};
 use super::MockError;
 
 pub(crate) use super::model::*;
 
+/// A region as ARM spells it in messages: `West Europe` -> `westeurope`.
+pub(crate) fn norm_location(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
 const MAX_JOURNAL: usize = 50_000;
+
+/// Azure's default short-term retention.
+pub(crate) const DEFAULT_RETENTION_DAYS: u32 = 7;
 
 pub(crate) struct State {
     pub settings: Settings,
@@ -64,8 +75,10 @@ impl State {
                         c
                     }
                 };
-                let earliest =
-                    earliest_spec.unwrap_or_else(|| created.max(start - TimeDelta::days(7)));
+                let retention_days = d.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+                let earliest = earliest_spec.unwrap_or_else(|| {
+                    created.max(start - TimeDelta::days(i64::from(retention_days)))
+                });
                 let what = format!("database '{}' on server '{}'", d.name, s.name);
                 if earliest < created {
                     return Err(invalid(
@@ -90,10 +103,19 @@ impl State {
                     status: d.status.clone().unwrap_or_else(|| "Online".into()),
                     history,
                     creation_date: created,
-                    earliest_restore: Some(earliest),
+                    earliest_fixed: earliest_spec,
+                    backup_floor: None,
+                    retention_days,
                     sku,
                     elastic_pool_id: d.elastic_pool_id.clone(),
                     max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),
+                    tags: d.tags.clone(),
+                    zone_redundant: d.zone_redundant,
+                    backup_redundancy: d
+                        .backup_storage_redundancy
+                        .as_deref()
+                        .and_then(backup_redundancy)
+                        .unwrap_or("Geo"),
                 });
             }
             servers.push(Server {
@@ -112,12 +134,15 @@ impl State {
                 resource_group: v.resource_group.clone(),
                 name: v.name.clone(),
                 location: v.location.clone(),
+                vm_id: Uuid::new_v4(),
                 services: v
                     .services
                     .iter()
                     .map(|s| (s.clone(), "Running".to_string()))
                     .collect(),
+                aos: v.aos.clone(),
                 run_commands: Vec::new(),
+                managed: Vec::new(),
                 busy: None,
             })
             .collect();
@@ -263,6 +288,8 @@ impl State {
         }
     }
 
+    /// A new operation, InProgress (an `Ack` is Succeeded at once).
+    #[allow(clippy::too_many_arguments)]
     pub fn new_operation(
         &mut self,
         subscription_id: &str,
@@ -270,31 +297,77 @@ impl State {
         target: String,
         planned: Option<Planned>,
         detail: OpDetail,
+        api_version: &str,
         now: DateTime<Utc>,
     ) -> Uuid {
         let id = Uuid::new_v4();
         let kind = match detail {
             OpDetail::Restore { .. } => OpKind::Restore,
             OpDetail::Delete { .. } => OpKind::Delete,
-            OpDetail::RunCommand { .. } => OpKind::RunCommand,
+            OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => OpKind::RunCommand,
         };
+        let done = matches!(detail, OpDetail::Ack { .. });
         self.operations.push(Operation {
             id,
             kind,
-            status: OpStatus::InProgress,
+            status: if done {
+                OpStatus::Succeeded
+            } else {
+                OpStatus::InProgress
+            },
             polls: 0,
             start: now,
             started_at: Instant::now(),
-            end: None,
+            end: done.then_some(now),
             subscription_id: subscription_id.to_string(),
             location: location.to_string(),
             target,
             error: None,
             planned,
             completed_seq: None,
+            api_version: api_version.to_string(),
             detail,
         });
+        if done {
+            self.completion_seq += 1;
+            if let Some(o) = self.operations.last_mut() {
+                o.completed_seq = Some(self.completion_seq);
+            }
+        }
         id
+    }
+
+    /// The region of the resources in that resource group (for ARM's
+    /// api-version error), else of any resource.
+    pub fn location_hint(&self, sub: &str, rg: &str) -> String {
+        let same = |s: &str, r: &str| s.eq_ignore_ascii_case(sub) && r.eq_ignore_ascii_case(rg);
+        self.servers
+            .iter()
+            .filter(|s| same(&s.subscription_id, &s.resource_group))
+            .map(|s| &s.location)
+            .chain(
+                self.vms
+                    .iter()
+                    .filter(|v| same(&v.subscription_id, &v.resource_group))
+                    .map(|v| &v.location),
+            )
+            .next()
+            .map(|l| norm_location(l))
+            .or_else(|| self.locations().into_iter().next())
+            .unwrap_or_else(|| "westeurope".to_string())
+    }
+
+    /// Every region the mock's resources are in, as ARM names them.
+    pub fn locations(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| norm_location(&s.location))
+            .chain(self.vms.iter().map(|v| norm_location(&v.location)))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     pub fn find_op(&self, id: Uuid) -> Option<usize> {
@@ -309,7 +382,7 @@ impl State {
                 && match &o.detail {
                     OpDetail::Restore { database_id: d, .. }
                     | OpDetail::Delete { database_id: d, .. } => *d == database_id,
-                    OpDetail::RunCommand { .. } => false,
+                    OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => false,
                 }
         })
     }
@@ -346,9 +419,13 @@ impl State {
                             "status": d.status,
                             "content": d.content_now(now),
                             "creation_date": ts(d.creation_date),
-                            "earliest_restore_date": d.earliest_restore.map(ts),
+                            "earliest_restore_date": d.earliest_restore(now).map(ts),
+                            "retention_days": d.retention_days,
                             "sku": d.sku,
                             "elastic_pool_id": d.elastic_pool_id,
+                            "tags": d.tags,
+                            "zone_redundant": d.zone_redundant,
+                            "backup_storage_redundancy": d.backup_redundancy,
                         })
                     })
                     .collect();
@@ -387,12 +464,16 @@ impl State {
                         })
                     })
                     .collect();
+                let managed: Vec<Value> = v.managed.iter().map(|m| m.state_json()).collect();
                 json!({
                     "id": v.id(),
                     "name": v.name,
                     "location": v.location,
+                    "vm_id": v.vm_id.to_string(),
+                    "aos": v.aos.as_ref().map(|a| json!({"server": a.server, "database": a.database, "sql_user": a.sql_user})),
                     "services": services,
                     "run_commands": rcs,
+                    "managed_run_commands": managed,
                 })
             })
             .collect();
@@ -409,6 +490,7 @@ impl State {
                     "start_time": ts(o.start),
                     "end_time": o.end.map(ts),
                     "completed_seq": o.completed_seq,
+                    "api_version": o.api_version,
                     "error": o.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
                 })
             })
@@ -464,21 +546,6 @@ mod tests {
     }
 
     #[test]
-    fn redaction() {
-        let v = json!({
-            "commandId": "RunPowerShellScript",
-            "script": ["x.exe -sqlpwd 'p' -sqluser u"],
-            "parameters": [{"name": "SqlPwd", "value": "p"}, {"name": "Database", "value": "AxDB"}],
-            "client_secret": "s",
-        });
-        let r = redact_json(&v);
-        assert_eq!(r["parameters"][0]["value"], "***");
-        assert_eq!(r["parameters"][1]["value"], "AxDB");
-        assert_eq!(r["client_secret"], "***");
-        assert_eq!(r["script"][0], "x.exe -sqlpwd *** -sqluser u");
-    }
-
-    #[test]
     fn defaults_for_dates() {
         let start = t("2026-11-20T12:00:00Z");
         let sc = Scenario::from_toml_str(
@@ -498,7 +565,9 @@ mod tests {
         .unwrap();
         let st = State::new(&sc, start).unwrap();
         let db = &st.servers[0].databases[0];
-        assert_eq!(db.earliest_restore, Some(t("2026-11-13T12:00:00Z")));
+        assert_eq!(db.earliest_restore(start), Some(t("2026-11-13T12:00:00Z")));
+        assert_eq!(db.retention_days, 7);
+        assert_eq!(db.backup_redundancy, "Geo");
         assert_eq!(db.creation_date, t("2026-10-16T12:00:00Z"));
         assert_eq!(db.sku, default_sku());
     }
