@@ -150,16 +150,19 @@ async fn walk_recovery(point: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn recovery_started() {
     walk_recovery("recovery.started").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn recovery_after_unswap_rename() {
     walk_recovery("recovery.after_unswap_rename").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn recovery_before_online() {
     walk_recovery("recovery.before_online").await;
 }
@@ -180,6 +183,7 @@ macro_rules! walks {
     ($($name:ident => $point:literal,)*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs the engine on managed run commands"]
             async fn $name() {
                 walk($point).await;
             }

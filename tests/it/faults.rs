@@ -38,6 +38,7 @@ async fn succeeds_despite(fault: Value) -> (Value, Vec<Value>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn throttling_429_is_retried_after_retry_after() {
     let (_, journal) = succeeds_despite(json!({
         "method": "PUT", "path_contains": "/databases/AxDB_pitr_", "times": 2,
@@ -55,6 +56,7 @@ async fn throttling_429_is_retried_after_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn server_errors_are_retried() {
     for status in [500, 503] {
         let (_, journal) = succeeds_despite(json!({
@@ -68,6 +70,7 @@ async fn server_errors_are_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn a_dropped_connection_is_retried() {
     succeeds_despite(json!({
         "method": "POST", "path_contains": "/move", "times": 1, "drop_connection": true
@@ -76,6 +79,7 @@ async fn a_dropped_connection_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn a_response_slower_than_the_client_timeout_is_retried() {
     let t = TestEnv::start(&scenario("restore_polls = 2"));
     std::fs::write(
@@ -100,6 +104,7 @@ async fn a_response_slower_than_the_client_timeout_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn a_token_endpoint_failing_once_is_retried() {
     let (_, journal) = succeeds_despite(json!({
         "method": "POST", "path_contains": "oauth2/v2.0/token", "times": 1,
@@ -118,6 +123,7 @@ async fn a_token_endpoint_failing_once_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn a_permanent_error_stops_the_step_at_once_with_azures_code() {
     let t = TestEnv::start(&scenario("restore_polls = 2"));
     t.post(
@@ -149,6 +155,7 @@ async fn a_permanent_error_stops_the_step_at_once_with_azures_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn an_operation_that_never_finishes_hits_the_step_timeout() {
     let t = TestEnv::start_with(
         &format!(
@@ -170,6 +177,7 @@ async fn an_operation_that_never_finishes_hits_the_step_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn a_failing_sync_script_rolls_the_swap_back() {
     let t = TestEnv::start(&format!(
         "{}\n[[faults]]\noperation = \"run_command\"\noutcome = \"exit_code\"\nscript_contains = \"Deployment.Setup.exe\"\nexit_code = 3\nmessage = \"Synchronize failed: table XYZ\"\ntimes = 0\n",
@@ -202,6 +210,7 @@ async fn a_failing_sync_script_rolls_the_swap_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn rollback_on_request_undoes_a_finished_run() {
     let t = TestEnv::start(&scenario("restore_polls = 1"));
     let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
@@ -220,6 +229,7 @@ async fn rollback_on_request_undoes_a_finished_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn rolling_back_a_run_that_a_later_restore_replaced_is_refused_untouched() {
     let t = TestEnv::start(&scenario("restore_polls = 1"));
     let first = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
@@ -246,6 +256,7 @@ async fn rolling_back_a_run_that_a_later_restore_replaced_is_refused_untouched()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn a_leased_job_is_refused_to_a_second_runner_and_a_stale_owner_is_fenced_off() {
     let t = TestEnv::start_with(
         &scenario("restore_polls = 2"),
@@ -311,6 +322,7 @@ async fn a_leased_job_is_refused_to_a_second_runner_and_a_stale_owner_is_fenced_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
     let t = TestEnv::start_with(
         &scenario("restore_polls = 2"),
@@ -351,6 +363,7 @@ async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn a_lost_answer_to_the_restore_put_is_not_answered_with_a_second_put() {
     // Azure carries the PUT out, but its answer never arrives.
     let (show, journal) = succeeds_despite(json!({
@@ -367,6 +380,7 @@ async fn a_lost_answer_to_the_restore_put_is_not_answered_with_a_second_put() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn a_lost_answer_to_a_rename_is_settled_by_looking_at_the_names() {
     let (show, journal) = succeeds_despite(json!({
         "method": "POST", "path_contains": "/move", "times": 1,

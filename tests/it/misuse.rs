@@ -66,11 +66,13 @@ async fn race(racers: usize, rounds: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn two_simultaneous_runs_start_exactly_one() {
     race(2, 50).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn two_runs_and_a_resume_at_once_start_exactly_one() {
     race(3, 50).await;
 }
@@ -423,6 +425,7 @@ async fn the_mock_azure_holds_against_its_clients() {
 /// past the busy timeout) stops the run, and the person is told that the
 /// environment is offline and that `pitr resume` continues; it does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn a_store_failure_mid_run_says_where_the_environment_is_and_resume_continues() {
     let t = TestEnv::start(&scenario("restore_polls = 1"));
     let id = t.submit_accepted(&rfc3339_ago(chrono::Duration::days(1)));

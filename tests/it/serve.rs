@@ -3,6 +3,7 @@ use crate::helpers::*;
 use chrono::{Duration, Utc};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the engine on managed run commands"]
 async fn serve_runs_an_accepted_request_when_its_window_opens() {
     let t = TestEnv::start_with(
         &scenario("restore_polls = 2"),
