@@ -5,11 +5,9 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::arm::{
-    eq, failed_reply, op_not_found, parse_json_body, poll, status_json, still_running, Call, Ctx,
-    NOT_FOUND_HINT,
-};
+use super::arm::{eq, parse_json_body, Call, Ctx, NOT_FOUND_HINT};
 use super::http::{enc, Reply, Req};
+use super::lro::{failed_reply, op_not_found, poll, status_json, still_running};
 use super::state::{OpDetail, OpKind, OpStatus, State};
 
 /// `{base}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/operations/{id}`

@@ -1,10 +1,12 @@
 //! Reading the optional parts of a database PUT body: `sku`, `tags`,
-//! `properties.zoneRedundant` and `properties.requestedBackupStorageRedundancy`.
+//! `properties.zoneRedundant` and `properties.requestedBackupStorageRedundancy`;
+//! and database resource ids (`sourceDatabaseId`, a rename's target).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::arm::eq;
 use super::http::Reply;
 use super::scenario::{backup_redundancy, SkuSpec, BACKUP_REDUNDANCIES};
 use super::state::complete_sku;
@@ -99,5 +101,41 @@ impl DbExtras {
             zone_redundant,
             backup_redundancy,
         })
+    }
+}
+
+/// A parsed `/subscriptions/../resourceGroups/../providers/Microsoft.Sql/servers/../databases/..` id.
+pub(crate) struct DbRef {
+    pub sub: String,
+    pub rg: String,
+    pub server: String,
+    pub db: String,
+}
+
+pub(crate) fn parse_db_id(id: &str) -> Option<DbRef> {
+    let path = id.split(['?', '#']).next().unwrap_or("");
+    // Callers sometimes pass the full URL; only the path is the id.
+    let path = match path.find("/subscriptions/") {
+        Some(i) => &path[i..],
+        None => path,
+    };
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        [su, sub, rgs, rg, p, ms, srvs, server, dbs, db]
+            if eq(su, "subscriptions")
+                && eq(rgs, "resourcegroups")
+                && eq(p, "providers")
+                && eq(ms, "microsoft.sql")
+                && eq(srvs, "servers")
+                && eq(dbs, "databases") =>
+        {
+            Some(DbRef {
+                sub: sub.to_string(),
+                rg: rg.to_string(),
+                server: server.to_string(),
+                db: db.to_string(),
+            })
+        }
+        _ => None,
     }
 }

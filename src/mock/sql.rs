@@ -5,12 +5,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::arm::{
-    eq, failed_reply, op_not_found, parse_json_body, poll, status_json, still_running, Call, Ctx,
-    NOT_FOUND_HINT,
-};
-use super::db_body::{parse_sku, DbExtras};
+use super::arm::{eq, parse_json_body, Call, Ctx, NOT_FOUND_HINT};
+use super::db_body::{parse_db_id, parse_sku, DbExtras};
 use super::http::{enc, Reply, Req};
+use super::lro::{failed_reply, op_not_found, poll, status_json, still_running};
 use super::scenario::RestoreHeaders;
 use super::state::{
     content_as_of, norm_location, pool_sku, ts, Database, OpDetail, OpKind, OpStatus, State,
@@ -59,42 +57,6 @@ pub(crate) fn get_db(st: &State, ctx: &Ctx, sub: &str, rg: &str, server: &str, d
     match srv.find_db(db) {
         Some(di) => Reply::json(200, srv.databases[di].to_arm(srv, ctx.now)),
         None => db_not_found(rg, server, db),
-    }
-}
-
-/// A parsed `/subscriptions/../resourceGroups/../providers/Microsoft.Sql/servers/../databases/..` id.
-struct DbRef {
-    sub: String,
-    rg: String,
-    server: String,
-    db: String,
-}
-
-fn parse_db_id(id: &str) -> Option<DbRef> {
-    let path = id.split(['?', '#']).next().unwrap_or("");
-    // Callers sometimes pass the full URL; only the path is the id.
-    let path = match path.find("/subscriptions/") {
-        Some(i) => &path[i..],
-        None => path,
-    };
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segs.as_slice() {
-        [su, sub, rgs, rg, p, ms, srvs, server, dbs, db]
-            if eq(su, "subscriptions")
-                && eq(rgs, "resourcegroups")
-                && eq(p, "providers")
-                && eq(ms, "microsoft.sql")
-                && eq(srvs, "servers")
-                && eq(dbs, "databases") =>
-        {
-            Some(DbRef {
-                sub: sub.to_string(),
-                rg: rg.to_string(),
-                server: server.to_string(),
-                db: db.to_string(),
-            })
-        }
-        _ => None,
     }
 }
 

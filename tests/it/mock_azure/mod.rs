@@ -7,10 +7,12 @@ use chrono::{Duration, SecondsFormat, Utc};
 use pitr::mock::{MockAzure, Scenario};
 use serde_json::{json, Value};
 
+mod backup;
 mod databases;
 mod managed;
 mod misc;
 mod run_command;
+mod scripts;
 
 pub(super) const SUB: &str = "00000000-0000-0000-0000-000000000001";
 pub(super) const RG: &str = "rg-test";
