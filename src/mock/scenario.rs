@@ -478,5 +478,50 @@ mod tests {
         let s = Scenario::from_file(&path).unwrap();
         assert_eq!(s.servers[0].name, "sql-contoso-uat");
         assert_eq!(s.vms.len(), 3);
+        assert!(s.vms[0].aos.is_some(), "the AOS has its configuration");
+        assert!(s.vms[2].aos.is_none(), "the BI VM is no AOS");
+        assert_eq!(s.servers[0].databases[0].retention_days, Some(35));
+    }
+
+    #[test]
+    fn new_fields_and_their_checks() {
+        let base = "[[servers]]\nsubscription_id='s'\nresource_group='r'\nname='a'\nlocation='l'\n\
+                    [[servers.databases]]\nname='x'\n";
+        let s = Scenario::from_toml_str(&format!(
+            "[settings]\nscript_seconds = {{ sync = 14400, stop_services = 30 }}\n{base}\
+             retention_days = 14\ntags = {{ env = 'uat' }}\nzone_redundant = true\nbackup_storage_redundancy = 'geozone'\n\
+             [[vms]]\nsubscription_id='s'\nresource_group='r'\nname='v'\nlocation='l'\n\
+             aos = {{ server = 'a.database.windows.net', database = 'x', sql_user = 'u', sql_password = 'p' }}\n"
+        ))
+        .unwrap();
+        assert_eq!(s.settings.script_seconds.sync, 14400);
+        assert_eq!(s.settings.script_seconds.stop_services, 30);
+        assert_eq!(s.settings.script_seconds.other, 0);
+        let db = &s.servers[0].databases[0];
+        assert_eq!(db.retention_days, Some(14));
+        assert_eq!(db.tags.get("env").map(String::as_str), Some("uat"));
+        assert!(db.zone_redundant);
+        assert_eq!(backup_redundancy("geozone"), Some("GeoZone"));
+        assert_eq!(s.vms[0].aos.as_ref().unwrap().sql_user, "u");
+
+        for (bad, says) in [
+            ("retention_days = 0", "retention_days"),
+            ("retention_days = 36", "retention_days"),
+            (
+                "backup_storage_redundancy = 'RA-GRS'",
+                "backup_storage_redundancy",
+            ),
+            ("tags = { '' = 'x' }", "tags"),
+        ] {
+            let e = Scenario::from_toml_str(&format!("{base}{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        let e = Scenario::from_toml_str(
+            "[[vms]]\nsubscription_id='s'\nresource_group='r'\nname='v'\nlocation='l'\naos = { server = '', database = 'x', sql_user = 'u' }\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("aos.server"), "{e}");
+        let e = Scenario::from_toml_str("[settings]\nscript_seconds = { sink = 1 }\n").unwrap_err();
+        assert!(e.to_string().contains("sink"), "{e}");
     }
 }

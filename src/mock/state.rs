@@ -469,4 +469,34 @@ mod tests {
         assert_eq!(db.creation_date, t("2026-10-16T12:00:00Z"));
         assert_eq!(db.sku, default_sku());
     }
+
+    #[test]
+    fn retention_moves_the_earliest_restore_date() {
+        let start = t("2026-11-20T12:00:00Z");
+        let sc = Scenario::from_toml_str(
+            "[[servers]]\nsubscription_id='s'\nresource_group='r'\nname='a'\nlocation='l'\n\
+             [[servers.databases]]\nname='x'\ncreated='-100d'\nretention_days=10\n\
+             [[servers.databases]]\nname='y'\ncreated='-100d'\nearliest_restore='-30d'\n",
+        )
+        .unwrap();
+        let mut st = State::new(&sc, start).unwrap();
+        let db = &mut st.servers[0].databases[0];
+        assert_eq!(db.earliest_restore(start), Some(t("2026-11-10T12:00:00Z")));
+        // Time passes: it moves forward.
+        assert_eq!(
+            db.earliest_restore(t("2026-11-21T12:00:00Z")),
+            Some(t("2026-11-11T12:00:00Z"))
+        );
+        db.set_retention(2, start);
+        assert_eq!(db.earliest_restore(start), Some(t("2026-11-18T12:00:00Z")));
+        // Raised again: purged backups stay gone until time catches up.
+        db.set_retention(35, start);
+        assert_eq!(db.earliest_restore(start), Some(t("2026-11-18T12:00:00Z")));
+        assert_eq!(db.retention_days, 35);
+        // A fixed date stays until the retention is changed.
+        let y = &mut st.servers[0].databases[1];
+        assert_eq!(y.earliest_restore(start), Some(t("2026-10-21T12:00:00Z")));
+        y.set_retention(7, start);
+        assert_eq!(y.earliest_restore(start), Some(t("2026-11-13T12:00:00Z")));
+    }
 }
