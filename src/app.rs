@@ -13,8 +13,8 @@ use crate::engine::actions::FNO_SERVICES;
 use crate::engine::progress::{Progress, Silent};
 use crate::engine::Engine;
 use crate::mock::{
-    DatabaseSpec, HistoryEntry, MockAzure, MockError, Scenario, ServerSpec, SkuSpec, TimeSpec,
-    VmSpec,
+    AosSpec, DatabaseSpec, HistoryEntry, MockAzure, MockError, Scenario, ServerSpec, SkuSpec,
+    TimeSpec, VmSpec,
 };
 use crate::store::{SharedStore, StoreError};
 use chrono::TimeDelta;
@@ -254,9 +254,9 @@ pub fn rehearsal_scenario(envs: &[Environment]) -> Scenario {
                     family: Some("Gen5".into()),
                     capacity: Some(4),
                 }),
-                earliest_restore: Some(TimeSpec::ago(TimeDelta::days(i64::from(
-                    env.retention_days,
-                )))),
+                // earliestRestoreDate follows: the later of the creation
+                // and retention_days ago.
+                retention_days: Some(env.retention_days.clamp(1, 35)),
                 created: Some(TimeSpec::ago(TimeDelta::days(90))),
                 history,
                 ..Default::default()
@@ -275,10 +275,19 @@ pub fn rehearsal_scenario(envs: &[Environment]) -> Scenario {
                 ..Default::default()
             });
         }
+        // The AOS configuration an AOS (and the sync VM) reads its own
+        // database access from; the password exists only in the mock.
+        let aos = AosSpec {
+            server: format!("{}.database.windows.net", env.server),
+            database: env.database.clone(),
+            sql_user: env.sql_user.clone(),
+            sql_password: format!("mock-{}", uuid::Uuid::new_v4().simple()),
+        };
         for vm in env.aos_vms.iter().chain(&env.sync_vm).chain(&env.mr_vm) {
             let Some((sub, rg, name)) = parse_vm_id(vm) else {
                 continue;
             };
+            let is_aos = env.aos_vms.contains(vm) || env.sync_vm.as_ref() == Some(vm);
             if scenario
                 .vms
                 .iter()
@@ -292,6 +301,7 @@ pub fn rehearsal_scenario(envs: &[Environment]) -> Scenario {
                 name: name.to_string(),
                 location: env.location.clone(),
                 services: FNO_SERVICES.iter().map(|s| s.to_string()).collect(),
+                aos: is_aos.then(|| aos.clone()),
             });
         }
     }
@@ -350,6 +360,38 @@ mod tests {
         assert_eq!(uat.databases[0].history.len(), SEEDED_HISTORY.len());
         // aos1 is both an AOS and the sync VM: one VM.
         assert_eq!(s.vms.len(), 3);
+        let uat_env = config
+            .environments
+            .iter()
+            .find(|e| e.server == "sql-contoso-uat")
+            .unwrap();
+        assert_eq!(
+            uat.databases[0].retention_days,
+            Some(uat_env.retention_days.min(35))
+        );
+        for vm in &s.vms {
+            let id = format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}",
+                vm.subscription_id, vm.resource_group, vm.name
+            );
+            let env = config
+                .environments
+                .iter()
+                .find(|e| {
+                    e.aos_vms.contains(&id)
+                        || e.sync_vm.as_ref() == Some(&id)
+                        || e.mr_vm.as_ref() == Some(&id)
+                })
+                .unwrap();
+            let aos_or_sync = env.aos_vms.contains(&id) || env.sync_vm.as_ref() == Some(&id);
+            assert_eq!(vm.aos.is_some(), aos_or_sync, "{id}");
+            if let Some(a) = &vm.aos {
+                assert_eq!(a.server, format!("{}.database.windows.net", env.server));
+                assert_eq!(a.database, env.database);
+                assert_eq!(a.sql_user, env.sql_user);
+                assert!(!a.sql_password.is_empty());
+            }
+        }
     }
 
     #[test]

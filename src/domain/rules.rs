@@ -189,16 +189,6 @@ pub fn check_times(
     if point > now {
         return Err(RuleViolation::RestorePointInFuture { point, now });
     }
-    let days = retention_days(env, facts);
-    let oldest = now - Duration::days(i64::from(days));
-    if point < oldest {
-        return Err(RuleViolation::OutsideRetention {
-            environment: env.name.clone(),
-            point,
-            days,
-            oldest,
-        });
-    }
     if let Some(last_end) = facts.last_restore_end {
         if point < last_end {
             return Err(RuleViolation::BeforeLastRestore {
@@ -216,6 +206,16 @@ pub fn check_times(
                 earliest,
             });
         }
+    }
+    let days = retention_days(env, facts);
+    let oldest = now - Duration::days(i64::from(days));
+    if point < oldest {
+        return Err(RuleViolation::OutsideRetention {
+            environment: env.name.clone(),
+            point,
+            days,
+            oldest,
+        });
     }
     let w = req.window;
     if w.end <= w.start {
@@ -402,8 +402,14 @@ mod tests {
             Err(RuleViolation::RestorePointInFuture { .. })
         ));
         r.restore_point = now() - Duration::days(36);
+        // Azure's earliest restore date is the firmer fact, checked first;
+        // without it the configured retention decides.
         assert!(matches!(
             check(&env(), &r),
+            Err(RuleViolation::BeforeEarliestRestore { .. })
+        ));
+        assert!(matches!(
+            check_times(&env(), &r, &AzureFacts::default(), now()),
             Err(RuleViolation::OutsideRetention { .. })
         ));
         r.restore_point = now() - Duration::days(11);

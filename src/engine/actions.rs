@@ -78,11 +78,13 @@ pub fn decode(s: &str) -> Option<BTreeMap<String, String>> {
 }
 
 /// The start of every script: stop at the first error with exit code 1, and
-/// decode the arguments.
-fn prelude(decodes: bool) -> Vec<String> {
+/// decode the arguments (`$a`) and, when there are any, the secrets (`$s`).
+fn prelude(decodes: bool, secrets: bool) -> Vec<String> {
     let mut lines = Vec::new();
-    if decodes {
-        lines.push("param([string]$PitrArgs, [string]$PitrSecrets)".into());
+    match (decodes, secrets) {
+        (true, true) => lines.push("param([string]$PitrArgs, [string]$PitrSecrets)".into()),
+        (true, false) => lines.push("param([string]$PitrArgs)".into()),
+        _ => {}
     }
     lines.push("$ErrorActionPreference = 'Stop'".into());
     lines.push(
@@ -98,16 +100,18 @@ fn prelude(decodes: bool) -> Vec<String> {
                 "    [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($b)) | ConvertFrom-Json",
                 "}",
                 "$a = ConvertFrom-PitrArgs $PitrArgs",
-                "$s = ConvertFrom-PitrArgs $PitrSecrets",
             ]
             .map(String::from),
         );
+    }
+    if secrets {
+        lines.push("$s = ConvertFrom-PitrArgs $PitrSecrets".into());
     }
     lines
 }
 
 fn services(verb: &str, extra: &str) -> Action {
-    let mut lines = prelude(false);
+    let mut lines = prelude(false, false);
     lines.extend(FNO_SERVICES.iter().map(|s| {
         format!("if (Get-Service -Name '{s}' -ErrorAction SilentlyContinue) {{ {verb} -Name '{s}'{extra} }}")
     }));
@@ -145,21 +149,28 @@ pub struct SyncTarget<'a> {
 /// Get-D365DatabaseAccess does: pitr never holds the password. It must name
 /// the environment's database, or the sync stops before touching anything.
 pub fn sync(t: &SyncTarget<'_>) -> Action {
-    let mut lines = prelude(true);
+    let legacy = t.sql_password.is_some();
+    let mut lines = prelude(true, legacy);
     let loads: Vec<String> = AOS_ASSEMBLIES.iter().map(|n| format!("'{n}'")).collect();
+    if legacy {
+        // An environment that still names sql_password_env: its login.
+        lines.push(
+            "$server = \"$($a.Server).database.windows.net\"; $database = $a.Database; $user = $a.SqlUser; $sqlPwd = $s.SqlPwd"
+                .into(),
+        );
+    } else {
+        lines.extend([
+            "$bin = Join-Path ([Environment]::ExpandEnvironmentVariables('%ServiceDrive%')) 'AOSService\\webroot\\bin'".to_string(),
+            "if (-not (Test-Path -Path $bin -PathType Container)) { throw \"the AOS webroot bin folder $bin was not found: sync must run on an AOS VM\" }".into(),
+            format!("foreach ($n in @({})) {{", loads.join(", ")),
+            "    [void][AppDomain]::CurrentDomain.Load([IO.File]::ReadAllBytes((Join-Path $bin \"$n.dll\")))".into(),
+            "}".into(),
+            "$da = [Microsoft.Dynamics.ApplicationPlatform.Environment.EnvironmentFactory]::GetApplicationEnvironment().DataAccess".into(),
+            "$server = $da.DbServer; $database = $da.Database; $user = $da.SqlUser; $sqlPwd = $da.SqlPwd".into(),
+        ]);
+    }
     lines.extend([
-        "if ($s.SqlPwd) {".to_string(),
-        "    $server = \"$($a.Server).database.windows.net\"; $database = $a.Database; $user = $a.SqlUser; $sqlPwd = $s.SqlPwd".into(),
-        "} else {".into(),
-        "    $bin = Join-Path ([Environment]::ExpandEnvironmentVariables('%ServiceDrive%')) 'AOSService\\webroot\\bin'".into(),
-        "    if (-not (Test-Path -Path $bin -PathType Container)) { throw \"the AOS webroot bin folder $bin was not found: sync must run on an AOS VM\" }".into(),
-        format!("    foreach ($n in @({})) {{", loads.join(", ")),
-        "        [void][AppDomain]::CurrentDomain.Load([IO.File]::ReadAllBytes((Join-Path $bin \"$n.dll\")))".into(),
-        "    }".into(),
-        "    $da = [Microsoft.Dynamics.ApplicationPlatform.Environment.EnvironmentFactory]::GetApplicationEnvironment().DataAccess".into(),
-        "    $server = $da.DbServer; $database = $da.Database; $user = $da.SqlUser; $sqlPwd = $da.SqlPwd".into(),
-        "}".into(),
-        "if ($database -ne $a.Database) { throw \"the AOS configuration names database $database, not $($a.Database): nothing was synchronized\" }".into(),
+        "if ($database -ne $a.Database) { throw \"the AOS configuration names database $database, not $($a.Database): nothing was synchronized\" }".to_string(),
         "$setup = Join-Path $a.PackageDir 'bin\\Microsoft.Dynamics.AX.Deployment.Setup.exe'".into(),
         "& $setup -bindir $a.PackageDir -metadatadir $a.PackageDir -sqlserver $server -sqldatabase $database -sqluser $user -sqlpwd $sqlPwd -setupmode sync -syncmode fullall -isazuresql true".into(),
         "exit $LASTEXITCODE".into(),
@@ -183,7 +194,7 @@ pub fn sync(t: &SyncTarget<'_>) -> Action {
 
 /// Management Reporter (Financial reporting) data mart reset.
 pub fn mr_reset(mr_install_dir: &str, job: &str) -> Action {
-    let mut lines = prelude(true);
+    let mut lines = prelude(true, false);
     lines.extend([
         "Import-Module (Join-Path $a.MRInstallDirectory 'Server\\MRDeploy\\MRDeploy.psd1')".to_string(),
         "Reset-DatamartIntegration -Reason OTHER -ReasonDetail \"pitr job $($a.Job)\" -SkipMRTableReset".into(),

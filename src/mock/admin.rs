@@ -15,8 +15,7 @@ pub(crate) fn is_admin_path(path: &str) -> bool {
     l == "/_mock" || l.starts_with("/_mock/")
 }
 
-const ENDPOINTS: &str =
-    "GET /_mock/state, GET /_mock/requests, GET|POST|DELETE /_mock/faults, POST /_mock/hold";
+const ENDPOINTS: &str = "GET /_mock/state, GET /_mock/requests, GET|POST|DELETE /_mock/faults, POST /_mock/hold, POST /_mock/retention";
 
 fn bad(message: impl Into<String>) -> Reply {
     Reply::arm_error(400, "InvalidMockRequest", message)
@@ -99,6 +98,7 @@ pub(crate) fn handle(st: &mut State, req: &Req) -> Reply {
             let held: Vec<&str> = st.held.iter().map(|k| k.as_str()).collect();
             Reply::json(200, json!({ "held": held }))
         }
+        ("POST", "retention") => super::backup::set_retention(st, &req.body, now),
         _ => not_found(req),
     }
 }

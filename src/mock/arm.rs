@@ -5,14 +5,19 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
+use super::api_versions::{self, ApiType};
+use super::backup;
 use super::compute;
 use super::http::{Reply, Req};
 use super::identity;
+use super::lro::observe;
+use super::run_commands;
 use super::sql;
-use super::state::{ts, OpKind, OpStatus, State};
+use super::state::{ts, State};
 
+/// The api-versions pitr's client sends (the mock accepts every version in
+/// `api_versions.rs`).
 pub(crate) const SQL_API: &str = "2023-08-01";
 pub(crate) const COMPUTE_API: &str = "2024-07-01";
 pub(crate) const NOT_FOUND_HINT: &str =
@@ -25,10 +30,12 @@ pub(crate) struct Ctx<'a> {
     pub seq: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Provider {
-    Sql,
-    Compute,
+/// What a handler needs besides the state: the context and the request's
+/// (accepted) api-version.
+pub(crate) struct Call<'a> {
+    pub ctx: &'a Ctx<'a>,
+    pub req: &'a Req,
+    pub api_version: String,
 }
 
 enum Route<'a> {
@@ -55,21 +62,42 @@ enum Route<'a> {
         server: &'a str,
         db: &'a str,
     },
+    DbRetention {
+        sub: &'a str,
+        rg: &'a str,
+        server: &'a str,
+        db: &'a str,
+        policy: &'a str,
+    },
     SqlAsyncOp {
         sub: &'a str,
+        loc: &'a str,
         id: &'a str,
     },
     SqlOpResult {
         sub: &'a str,
+        loc: &'a str,
         id: &'a str,
+    },
+    Vm {
+        sub: &'a str,
+        rg: &'a str,
+        vm: &'a str,
     },
     RunCommand {
         sub: &'a str,
         rg: &'a str,
         vm: &'a str,
     },
+    RunCommands {
+        sub: &'a str,
+        rg: &'a str,
+        vm: &'a str,
+        name: &'a str,
+    },
     ComputeOp {
         sub: &'a str,
+        loc: &'a str,
         id: &'a str,
     },
     UnknownArm,
@@ -115,41 +143,54 @@ fn route(segs: &[String]) -> Route<'_> {
                     server,
                     db,
                 },
+                [db, p, policy] if eq(p, "backupshorttermretentionpolicies") => {
+                    Route::DbRetention {
+                        sub,
+                        rg,
+                        server,
+                        db,
+                        policy,
+                    }
+                }
                 _ => Route::UnknownArm,
             }
         }
-        [su, sub, p, ms, l, _loc, kind, id]
+        [su, sub, p, ms, l, loc, kind, id]
             if eq(su, "subscriptions")
                 && eq(p, "providers")
                 && eq(ms, "microsoft.sql")
                 && eq(l, "locations") =>
         {
             if eq(kind, "databaseazureasyncoperation") {
-                Route::SqlAsyncOp { sub, id }
+                Route::SqlAsyncOp { sub, loc, id }
             } else if eq(kind, "databaseoperationresults") {
-                Route::SqlOpResult { sub, id }
+                Route::SqlOpResult { sub, loc, id }
             } else {
                 Route::UnknownArm
             }
         }
-        [su, sub, rgs, rg, p, mc, vms, vm, rc]
+        [su, sub, rgs, rg, p, mc, vms, vm, rest @ ..]
             if eq(su, "subscriptions")
                 && eq(rgs, "resourcegroups")
                 && eq(p, "providers")
                 && eq(mc, "microsoft.compute")
-                && eq(vms, "virtualmachines")
-                && eq(rc, "runcommand") =>
+                && eq(vms, "virtualmachines") =>
         {
-            Route::RunCommand { sub, rg, vm }
+            match rest {
+                [] => Route::Vm { sub, rg, vm },
+                [rc] if eq(rc, "runcommand") => Route::RunCommand { sub, rg, vm },
+                [rcs, name] if eq(rcs, "runcommands") => Route::RunCommands { sub, rg, vm, name },
+                _ => Route::UnknownArm,
+            }
         }
-        [su, sub, p, mc, l, _loc, ops, id]
+        [su, sub, p, mc, l, loc, ops, id]
             if eq(su, "subscriptions")
                 && eq(p, "providers")
                 && eq(mc, "microsoft.compute")
                 && eq(l, "locations")
                 && eq(ops, "operations") =>
         {
-            Route::ComputeOp { sub, id }
+            Route::ComputeOp { sub, loc, id }
         }
         [su, ..] if eq(su, "subscriptions") => Route::UnknownArm,
         _ => Route::Unknown,
@@ -213,39 +254,118 @@ pub(crate) fn dispatch(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
     if let Err(reply) = check_auth(st, req, ctx) {
         return reply;
     }
-    let provider = match r {
-        Route::RunCommand { .. } | Route::ComputeOp { .. } => Provider::Compute,
-        _ => Provider::Sql,
+    let (api, sub, rg, loc) = match r {
+        Route::DbList { sub, rg, .. } | Route::Db { sub, rg, .. } | Route::DbMove { sub, rg, .. } => {
+            (ApiType::SqlDatabases, sub, Some(rg), None)
+        }
+        Route::DbRetention { sub, rg, .. } => (ApiType::SqlRetention, sub, Some(rg), None),
+        Route::SqlAsyncOp { sub, loc, .. } => (ApiType::SqlAsyncOperation, sub, None, Some(loc)),
+        Route::SqlOpResult { sub, loc, .. } => (ApiType::SqlOperationResults, sub, None, Some(loc)),
+        Route::Vm { sub, rg, .. } | Route::RunCommand { sub, rg, .. } => {
+            (ApiType::ComputeVm, sub, Some(rg), None)
+        }
+        Route::RunCommands { sub, rg, .. } => (ApiType::ComputeRunCommands, sub, Some(rg), None),
+        Route::ComputeOp { sub, loc, .. } => (ApiType::ComputeOperations, sub, None, Some(loc)),
+        _ => {
+            return Reply::arm_error(
+                404,
+                "InvalidResourceType",
+                format!(
+                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases and their short-term retention policy, and Microsoft.Compute virtual machines and their run commands).",
+                    req.path
+                ),
+            )
+        }
     };
-    if !matches!(r, Route::UnknownArm) {
-        if let Err(reply) = check_api_version(req, provider) {
-            return reply;
-        }
-    }
+    let location = match loc {
+        Some(l) => l.to_string(),
+        None => st.location_hint(sub, rg.unwrap_or("")),
+    };
+    let api_version = match api_versions::check(req, api, &location, &st.locations()) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    let call = Call {
+        ctx,
+        req,
+        api_version,
+    };
+    let vm_id = |sub: &str, rg: &str, vm: &str| {
+        format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm}")
+    };
     match (m, r) {
-        ("GET", Route::DbList { sub, rg, server }) => sql::list_dbs(st, sub, rg, server),
-        ("GET", Route::Db { sub, rg, server, db }) => {
+        ("GET", Route::DbList { sub, rg, server }) => sql::list_dbs(st, ctx, sub, rg, server),
+        (
+            "GET",
+            Route::Db {
+                sub,
+                rg,
+                server,
+                db,
+            },
+        ) => {
             observe(st, &format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Sql/servers/{server}/databases/{db}"), ctx.now);
-            sql::get_db(st, sub, rg, server, db)
+            sql::get_db(st, ctx, sub, rg, server, db)
         }
-        ("PUT", Route::Db { sub, rg, server, db }) => sql::put_db(st, req, ctx, sub, rg, server, db),
-        ("DELETE", Route::Db { sub, rg, server, db }) => sql::delete_db(st, ctx, sub, rg, server, db),
-        ("POST", Route::DbMove { sub, rg, server, db }) => sql::move_db(st, req, sub, rg, server, db),
-        ("GET", Route::SqlAsyncOp { sub, id }) => sql::sql_async_status(st, ctx, sub, id),
-        ("GET", Route::SqlOpResult { sub, id }) => sql::sql_op_result(st, ctx, sub, id),
+        (
+            "PUT",
+            Route::Db {
+                sub,
+                rg,
+                server,
+                db,
+            },
+        ) => sql::put_db(st, &call, sub, rg, server, db),
+        (
+            "DELETE",
+            Route::Db {
+                sub,
+                rg,
+                server,
+                db,
+            },
+        ) => sql::delete_db(st, &call, sub, rg, server, db),
+        (
+            "POST",
+            Route::DbMove {
+                sub,
+                rg,
+                server,
+                db,
+            },
+        ) => sql::move_db(st, req, sub, rg, server, db),
+        (
+            "GET",
+            Route::DbRetention {
+                sub,
+                rg,
+                server,
+                db,
+                policy,
+            },
+        ) => backup::get_policy(st, sub, rg, server, db, policy),
+        ("GET", Route::SqlAsyncOp { sub, id, .. }) => sql::sql_async_status(st, ctx, sub, id),
+        ("GET", Route::SqlOpResult { sub, id, .. }) => sql::sql_op_result(st, ctx, sub, id),
+        ("GET", Route::Vm { sub, rg, vm }) => compute::get_vm(st, sub, rg, vm),
         ("POST", Route::RunCommand { sub, rg, vm }) => {
-            observe(st, &format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm}"), ctx.now);
-            compute::run_command(st, req, ctx, sub, rg, vm)
+            observe(st, &vm_id(sub, rg, vm), ctx.now);
+            compute::run_command(st, &call, sub, rg, vm)
         }
-        ("GET", Route::ComputeOp { sub, id }) => compute::compute_op(st, req, ctx, sub, id),
-        (_, Route::UnknownArm) => Reply::arm_error(
-            404,
-            "InvalidResourceType",
-            format!(
-                "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases and Microsoft.Compute run commands).",
-                req.path
-            ),
-        ),
+        ("PUT", Route::RunCommands { sub, rg, vm, name }) => {
+            run_commands::put(st, &call, sub, rg, vm, name)
+        }
+        ("GET", Route::RunCommands { sub, rg, vm, name }) => {
+            observe(
+                st,
+                &format!("{}/runCommands/{name}", vm_id(sub, rg, vm)),
+                ctx.now,
+            );
+            run_commands::get(st, &call, sub, rg, vm, name)
+        }
+        ("DELETE", Route::RunCommands { sub, rg, vm, name }) => {
+            run_commands::delete(st, &call, sub, rg, vm, name)
+        }
+        ("GET", Route::ComputeOp { sub, id, .. }) => compute::compute_op(st, req, ctx, sub, id),
         _ => method_not_allowed(req),
     }
 }
@@ -300,26 +420,6 @@ fn check_auth(st: &State, req: &Req, ctx: &Ctx) -> Result<(), Reply> {
     }
 }
 
-fn check_api_version(req: &Req, provider: Provider) -> Result<(), Reply> {
-    let (ns, want) = match provider {
-        Provider::Sql => ("Microsoft.Sql", SQL_API),
-        Provider::Compute => ("Microsoft.Compute", COMPUTE_API),
-    };
-    match req.param("api-version") {
-        None => Err(Reply::arm_error(
-            400,
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        )),
-        Some(v) if v == want => Ok(()),
-        Some(v) => Err(Reply::arm_error(
-            400,
-            "InvalidApiVersionParameter",
-            format!("The api-version '{v}' is invalid. The supported version for {ns} in the mock Azure is '{want}'."),
-        )),
-    }
-}
-
 pub(crate) fn parse_json_body(req: &Req) -> Result<Value, Reply> {
     let v: Value = serde_json::from_slice(&req.body).map_err(|e| {
         Reply::arm_error(
@@ -336,141 +436,4 @@ pub(crate) fn parse_json_body(req: &Req) -> Result<Value, Reply> {
         ));
     }
     Ok(v)
-}
-
-fn parse_op_id(id: &str) -> Option<Uuid> {
-    Uuid::parse_str(id).ok()
-}
-
-pub(crate) fn op_not_found(kind: &str, id: &str) -> Reply {
-    Reply::arm_error(
-        404,
-        "ResourceNotFound",
-        format!("The operation '{kind}/{id}' was not found. {NOT_FOUND_HINT}"),
-    )
-}
-
-/// A client that lost an operation's URL (it crashed before saving it) can
-/// only watch the resource: a GET of a database being restored, or a run
-/// command refused because the VM is busy. Such an observation counts as a
-/// poll of the operation on that resource, so that polls-based completion
-/// stays deterministic and the operation still ends, as it would on Azure.
-fn observe(st: &mut State, target: &str, now: DateTime<Utc>) {
-    let mut seen = false;
-    for o in st.operations.iter_mut() {
-        if o.status == OpStatus::InProgress
-            && matches!(o.kind, OpKind::Restore | OpKind::RunCommand)
-            && eq(&o.target, target)
-        {
-            o.polls = o.polls.saturating_add(1);
-            seen = true;
-        }
-    }
-    if seen {
-        st.tick(now);
-    }
-}
-
-/// Counts a poll and lets the operation complete if it is now due.
-pub(crate) fn poll(
-    st: &mut State,
-    sub: &str,
-    id: &str,
-    kinds: &[OpKind],
-    now: DateTime<Utc>,
-) -> Option<usize> {
-    let uuid = parse_op_id(id)?;
-    let i = st.find_op(uuid).filter(|&i| {
-        kinds.contains(&st.operations[i].kind) && eq(&st.operations[i].subscription_id, sub)
-    })?;
-    st.operations[i].polls = st.operations[i].polls.saturating_add(1);
-    st.tick(now);
-    Some(i)
-}
-
-pub(crate) fn status_json(st: &State, i: usize) -> Value {
-    let o = &st.operations[i];
-    let mut v = json!({
-        "name": o.id.to_string(),
-        "status": o.status.as_str(),
-        "startTime": ts(o.start),
-    });
-    if let Some(end) = o.end {
-        v["endTime"] = json!(ts(end));
-    }
-    if let Some(e) = &o.error {
-        v["error"] = json!({"code": e.code, "message": e.message});
-    }
-    v
-}
-
-pub(crate) fn failed_reply(st: &State, i: usize) -> Reply {
-    match &st.operations[i].error {
-        Some(e) => Reply::arm_error(e.status, &e.code, e.message.clone()),
-        None => Reply::arm_error(500, "InternalServerError", "The operation failed."),
-    }
-}
-
-pub(crate) fn still_running(st: &State, location: String) -> Reply {
-    Reply::empty(202)
-        .header("Location", location)
-        .header("Retry-After", st.settings.retry_after_secs.to_string())
-}
-
-/// What the journal keeps of a request body: JSON with secrets hidden; for
-/// the token endpoint only the non-secret form fields.
-pub(crate) fn journal_body(req: &Req) -> Value {
-    if is_token_endpoint(&req.segments) {
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(&req.body)
-            .into_owned()
-            .collect();
-        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        return json!({
-            "client_id": get("client_id"),
-            "grant_type": get("grant_type"),
-            "scope": get("scope"),
-        });
-    }
-    if req.body.is_empty() {
-        return Value::Null;
-    }
-    match serde_json::from_slice::<Value>(&req.body) {
-        Ok(v) => super::state::redact_json(&v),
-        Err(_) => Value::Null,
-    }
-}
-
-/// The answer to a request fault (ARM's envelope, or Entra's on the token
-/// endpoint).
-pub(crate) fn fault_reply(
-    spec: &super::scenario::FaultSpec,
-    req: &Req,
-    now: DateTime<Utc>,
-) -> Reply {
-    let status = spec.status.unwrap_or(500);
-    let default_code = match status {
-        408 => "RequestTimeout",
-        429 => "TooManyRequests",
-        500 => "InternalServerError",
-        502 => "BadGateway",
-        503 => "ServiceUnavailable",
-        504 => "GatewayTimeout",
-        _ => "InjectedFault",
-    };
-    let code = spec.error_code.as_deref().unwrap_or(default_code);
-    let message = spec.message.clone().unwrap_or_else(|| {
-        format!("The request failed with {status} (fault injected by the mock scenario).")
-    });
-    let mut r = if is_token_endpoint(&req.segments) {
-        Reply::entra_error(status, code, 0, &message, now)
-    } else {
-        Reply::arm_error(status, code, message)
-    };
-    if let Some(ra) = spec.retry_after {
-        r = r.header("Retry-After", ra.to_string());
-    }
-    if let Some(location) = &spec.location {
-        r = r.header("Location", location.clone());
-    }
-    r
 }

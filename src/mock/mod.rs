@@ -2,25 +2,37 @@
 //! client talks to unchanged (`pitr mock-azure`, `--dry-run`, `pitr demo`).
 //!
 //! It serves the Entra token endpoint, the Microsoft.Sql database operations
-//! (get, list, point-in-time restore, delete, rename) and Microsoft.Compute
-//! run commands with real ARM shapes, long-running operations that complete
+//! (get, list, point-in-time restore, delete, rename, short-term retention
+//! policy) and Microsoft.Compute virtual machines with their action and
+//! managed run commands, with real ARM shapes, long-running operations that complete
 //! over simulated time, and injected faults. `/_mock/*` exposes its state and
 //! request journal. Its JSON is written from `docs/arm-contracts.md` and
 //! shares no types with `crate::azure`, so a serialization mistake in the
 //! client cannot hide behind the same mistake here.
 
 mod admin;
+mod api_versions;
 mod arm;
+mod backup;
 mod compute;
+mod db_body;
+mod exec;
+mod fault_spec;
 mod http;
 mod identity;
+mod inspect;
+mod lro;
 mod model;
+mod model_rc;
 mod ops;
+mod run_commands;
 mod scenario;
 mod script;
+mod script_args;
 mod server;
 mod sql;
 mod state;
+mod time_spec;
 mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -32,11 +44,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use scenario::{
-    DatabaseSpec, FaultSpec, HistoryEntry, RestoreHeaders, Scenario, ServerSpec, Settings, SkuSpec,
-    TimeSpec, VmSpec,
+    AosSpec, DatabaseSpec, FaultSpec, HistoryEntry, RestoreHeaders, Scenario, ScriptSeconds,
+    ServerSpec, Settings, SkuSpec, TimeSpec, VmSpec,
 };
+pub use script_args::b64url_encode;
 
-/// The api-versions the mock accepts (and its LRO URLs carry).
+/// The api-versions pitr's client sends; the mock accepts every version
+/// Azure accepts for each operation (`src/mock/api_versions.rs`) and its LRO
+/// URLs carry the api-version of the request that started them.
 pub const SQL_API_VERSION: &str = arm::SQL_API;
 pub const COMPUTE_API_VERSION: &str = arm::COMPUTE_API;
 

@@ -2,14 +2,15 @@
 //! their run commands, long-running operations, faults and the journal, as
 //! plain data with their ARM JSON. `State` (in `state.rs`) holds them.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+pub(crate) use super::model_rc::*;
 use super::scenario::{FaultSpec, SkuSpec};
-use super::script::{self, ScriptKind};
 
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -23,11 +24,21 @@ pub(crate) struct Database {
     /// Sorted by time.
     pub history: Vec<(DateTime<Utc>, String)>,
     pub creation_date: DateTime<Utc>,
-    /// None while the database is still being restored (no backups yet).
-    pub earliest_restore: Option<DateTime<Utc>>,
+    /// A fixed earliest restore date (the scenario's `earliest_restore`),
+    /// until the retention is changed at run time.
+    pub earliest_fixed: Option<DateTime<Utc>>,
+    /// Backups before this instant are gone (set when the retention is
+    /// raised: a longer retention does not bring purged backups back).
+    pub backup_floor: Option<DateTime<Utc>>,
+    /// Short-term retention, 1-35 days.
+    pub retention_days: u32,
     pub sku: SkuSpec,
     pub elastic_pool_id: Option<String>,
     pub max_size_bytes: u64,
+    pub tags: BTreeMap<String, String>,
+    pub zone_redundant: bool,
+    /// Current (= requested) backup storage redundancy: Geo, Local, Zone, GeoZone.
+    pub backup_redundancy: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -51,42 +62,6 @@ impl Server {
         self.databases
             .iter()
             .position(|d| d.name.eq_ignore_ascii_case(name))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct RunCommandRecord {
-    pub seq: u64,
-    pub operation_id: Uuid,
-    pub status: &'static str,
-    pub completed_seq: Option<u64>,
-    pub kind: ScriptKind,
-    pub services: Vec<String>,
-    /// Already redacted.
-    pub parameters: Vec<(String, String)>,
-    pub exit_code: Option<i32>,
-    pub synced_database_id: Option<Uuid>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Vm {
-    pub subscription_id: String,
-    pub resource_group: String,
-    pub name: String,
-    pub location: String,
-    /// (name, "Running" | "Stopped"), in scenario order.
-    pub services: Vec<(String, String)>,
-    pub run_commands: Vec<RunCommandRecord>,
-    /// The run command in progress: one at a time per VM, like Azure.
-    pub busy: Option<Uuid>,
-}
-
-impl Vm {
-    pub fn id(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}",
-            self.subscription_id, self.resource_group, self.name
-        )
     }
 }
 
@@ -166,10 +141,20 @@ pub(crate) enum OpDetail {
     RunCommand {
         vm: usize,
         script: String,
-        /// Raw values: the script needs them; never rendered unredacted.
+        /// As received (before the VM's command layer).
         parameters: Vec<(String, String)>,
+        /// Managed run commands' `protectedParameters`, as received.
+        protected: Vec<(String, String)>,
+        /// The managed run command's name; None for the action run command.
+        managed: Option<String>,
         stdout: String,
         stderr: String,
+    },
+    /// The operation of a managed run command with `asyncExecution`: it
+    /// completes at once while the script goes on.
+    Ack {
+        vm: usize,
+        name: String,
     },
 }
 
@@ -188,6 +173,8 @@ pub(crate) struct Operation {
     pub error: Option<OpError>,
     pub planned: Option<Planned>,
     pub completed_seq: Option<u64>,
+    /// The api-version of the request that started it, carried by its URLs.
+    pub api_version: String,
     pub detail: OpDetail,
 }
 
@@ -307,6 +294,36 @@ fn is_vcore(sku: &SkuSpec) -> bool {
 }
 
 impl Database {
+    /// `earliestRestoreDate`: None while the database is being restored (no
+    /// backups yet); the fixed date if the scenario gave one; else the
+    /// creation or `retention_days` ago, whichever is later.
+    pub fn earliest_restore(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.status == "Restoring" {
+            return None;
+        }
+        if let Some(fixed) = self.earliest_fixed {
+            return Some(fixed);
+        }
+        let kept = now
+            .checked_sub_signed(TimeDelta::days(i64::from(self.retention_days)))
+            .unwrap_or(now);
+        let mut e = self.creation_date.max(kept);
+        if let Some(floor) = self.backup_floor {
+            e = e.max(floor);
+        }
+        Some(e.min(now))
+    }
+
+    /// Changes the retention; the earliest restore date follows (backups
+    /// already purged stay gone when it is raised).
+    pub fn set_retention(&mut self, days: u32, now: DateTime<Utc>) {
+        // Backups before today's earliest restore date are gone (or never
+        // existed): a longer retention does not bring them back.
+        self.backup_floor = self.earliest_restore(now).max(self.backup_floor);
+        self.earliest_fixed = None;
+        self.retention_days = days;
+    }
+
     pub fn content_now(&self, now: DateTime<Utc>) -> Option<String> {
         if self.status == "Restoring" {
             return None;
@@ -315,7 +332,7 @@ impl Database {
     }
 
     /// The ARM representation (see the contract's "Get a database").
-    pub fn to_arm(&self, server: &Server) -> Value {
+    pub fn to_arm(&self, server: &Server, now: DateTime<Utc>) -> Value {
         let mut sku = serde_json::Map::new();
         sku.insert("name".into(), json!(self.sku.name));
         if let Some(t) = &self.sku.tier {
@@ -338,7 +355,7 @@ impl Database {
         if self.elastic_pool_id.is_some() {
             kind.push_str(",pool");
         }
-        json!({
+        let mut v = json!({
             "id": server.db_id(&self.name),
             "name": self.name,
             "type": "Microsoft.Sql/servers/databases",
@@ -349,76 +366,19 @@ impl Database {
                 "status": self.status,
                 "databaseId": self.database_id.to_string(),
                 "creationDate": ts(self.creation_date),
-                "earliestRestoreDate": self.earliest_restore.map(ts),
+                "earliestRestoreDate": self.earliest_restore(now).map(ts),
                 "currentServiceObjectiveName": slo,
                 "elasticPoolId": self.elastic_pool_id,
                 "maxSizeBytes": self.max_size_bytes,
-                "zoneRedundant": false,
-                "currentBackupStorageRedundancy": "Geo",
+                "zoneRedundant": self.zone_redundant,
+                "currentBackupStorageRedundancy": self.backup_redundancy,
+                "requestedBackupStorageRedundancy": self.backup_redundancy,
             }
-        })
-    }
-}
-
-/// Hides values of secret-looking keys anywhere in a JSON document, and the
-/// `value` of `{"name": <secret-looking>, "value": ...}` pairs (run command
-/// parameters), and literal secrets inlined in script lines.
-pub(crate) fn redact_json(v: &Value) -> Value {
-    match v {
-        Value::Object(map) => {
-            let named_secret = map
-                .get("name")
-                .and_then(Value::as_str)
-                .is_some_and(script::is_secret_name);
-            let mut out = serde_json::Map::new();
-            for (k, val) in map {
-                let hide = script::is_secret_name(k) || (named_secret && k == "value");
-                let nv = if hide {
-                    json!("***")
-                } else if k == "script" {
-                    match val {
-                        Value::Array(lines) => Value::Array(
-                            lines
-                                .iter()
-                                .map(|l| match l {
-                                    Value::String(s) => json!(script::redact_script_line(s)),
-                                    other => redact_json(other),
-                                })
-                                .collect(),
-                        ),
-                        other => redact_json(other),
-                    }
-                } else {
-                    redact_json(val)
-                };
-                out.insert(k.clone(), nv);
-            }
-            Value::Object(out)
+        });
+        // Like ARM, a resource without tags has no `tags` member.
+        if !self.tags.is_empty() {
+            v["tags"] = json!(self.tags);
         }
-        Value::Array(items) => Value::Array(items.iter().map(redact_json).collect()),
-        other => other.clone(),
+        v
     }
-}
-
-pub(crate) fn redact_params(params: &[(String, String)]) -> Vec<(String, String)> {
-    params
-        .iter()
-        .map(|(n, v)| {
-            let v = if script::is_secret_name(n) {
-                "***".to_string()
-            } else {
-                v.clone()
-            };
-            (n.clone(), v)
-        })
-        .collect()
-}
-
-pub(crate) fn params_json(params: &[(String, String)]) -> Value {
-    Value::Array(
-        params
-            .iter()
-            .map(|(n, v)| json!({"name": n, "value": v}))
-            .collect(),
-    )
 }

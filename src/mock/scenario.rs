@@ -4,13 +4,13 @@
 //! Everything here is a plain data type with public fields and `Default`, so
 //! that code (the dry-run mode) can build a scenario without TOML.
 
-use std::fmt;
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use serde::de::{self, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
+pub use super::fault_spec::FaultSpec;
+pub use super::time_spec::TimeSpec;
 use super::MockError;
 
 /// A whole scenario, as read from `config/mock-scenario.toml` or built in code.
@@ -44,6 +44,29 @@ pub struct Settings {
     pub body_timeout_ms: u64,
     /// Which LRO headers a restore PUT answers with.
     pub restore_headers: RestoreHeaders,
+    /// Simulated script durations, in seconds, per kind of script. They
+    /// decide timeouts only (a managed run command whose script takes longer
+    /// than its `timeoutInSeconds` ends `TimedOut`; an action run command
+    /// longer than Azure's 90 minutes fails); when a command really completes
+    /// is still decided by `run_command_polls` / `run_command_duration_ms`.
+    /// In TOML: `[settings.script_seconds]` or
+    /// `script_seconds = { sync = 14400 }`.
+    pub script_seconds: ScriptSeconds,
+}
+
+/// Simulated duration of each kind of script, in seconds (default 0 each).
+/// The kind is recognised from the script text: `stop_services` /
+/// `start_services` (only `Stop-Service` / only `Start-Service`), `sync`
+/// (`Microsoft.Dynamics.AX.Deployment.Setup.exe`), `mr_reset`
+/// (`Reset-DatamartIntegration`), and `other`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScriptSeconds {
+    pub stop_services: u64,
+    pub start_services: u64,
+    pub sync: u64,
+    pub mr_reset: u64,
+    pub other: u64,
 }
 
 impl Default for Settings {
@@ -59,6 +82,7 @@ impl Default for Settings {
             token_expires_in_secs: 3599,
             body_timeout_ms: 10_000,
             restore_headers: RestoreHeaders::Both,
+            script_seconds: ScriptSeconds::default(),
         }
     }
 }
@@ -96,9 +120,21 @@ pub struct DatabaseSpec {
     /// pool pseudo-sku when `elastic_pool_id` is set.
     pub sku: Option<SkuSpec>,
     pub elastic_pool_id: Option<String>,
-    /// Default: the later of `created` and 7 days before start (Azure's
-    /// default short-term retention).
+    /// A fixed `earliestRestoreDate`. Default: the later of the creation
+    /// and `retention_days` before now (it moves forward with time).
     pub earliest_restore: Option<TimeSpec>,
+    /// Short-term backup retention (`backupShortTermRetentionPolicies/default`
+    /// `retentionDays`), 1-35; default 7 (Azure's default). A restored
+    /// database gets its source's.
+    pub retention_days: Option<u32>,
+    /// ARM tags of the database (`tags`), reported by GET when not empty.
+    pub tags: BTreeMap<String, String>,
+    /// `properties.zoneRedundant`; default false.
+    pub zone_redundant: bool,
+    /// `properties.currentBackupStorageRedundancy` and
+    /// `requestedBackupStorageRedundancy`: `Geo` (default), `Local`, `Zone`
+    /// or `GeoZone`.
+    pub backup_storage_redundancy: Option<String>,
     /// Default: the earliest of the history entries, `earliest_restore` and
     /// 35 days before start.
     pub created: Option<TimeSpec>,
@@ -137,306 +173,38 @@ pub struct VmSpec {
     pub location: String,
     /// Windows services installed on the VM; all start `Running`.
     pub services: Vec<String>,
+    /// The AOS configuration under `%ServiceDrive%\AOSService\webroot\bin`
+    /// (what d365fo.tools' `Get-D365DatabaseAccess` reads through
+    /// `EnvironmentFactory::GetApplicationEnvironment()`): a script calling it
+    /// gets `DataAccess` = {DbServer, Database, SqlUser, SqlPwd} from here.
+    /// Absent: the VM is no AOS and such a script fails (exit code 1).
+    pub aos: Option<AosSpec>,
 }
 
-/// One injected fault. A fault with `operation` set is an operation fault
-/// (it shapes how the next matching long-running operation ends); otherwise it
-/// is a request fault, matched against incoming HTTP requests before normal
-/// handling.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// An AOS's own database access (its `DataAccess` section).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct FaultSpec {
-    /// Request faults: HTTP method to match (any when absent).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    /// Request faults: case-insensitive substring of path+query.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path_contains: Option<String>,
-    /// How many matches the fault applies to; default 1, 0 = unlimited.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub times: Option<u32>,
-    /// Request faults: status to answer with. Operation faults with outcome
-    /// `fail`: the HTTP status the Location URL reports (default 400, or 500
-    /// for `InternalServerError`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Request faults: `Retry-After` header (seconds).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_after: Option<u64>,
-    /// Request faults with a 3xx `status`: the `Location` to redirect to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Request faults: wait this long before answering. Alone (no status, no
-    /// drop) it only slows the request down, which is then handled normally.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delay_ms: Option<u64>,
-    /// Request faults: close the connection without answering.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub drop_connection: Option<bool>,
-    /// Request faults with `delay_ms` or `drop_connection`: carry the request
-    /// out first, then delay or drop the answer (a lost answer: the client
-    /// cannot tell whether Azure acted).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub after_processing: Option<bool>,
-    /// Operation faults: `restore`, `delete` or `run_command`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
-    /// Operation faults: `fail`, `never_finish` or `exit_code`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-    /// Operation faults with outcome `exit_code`: the script's exit code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    /// Operation faults on run commands: only scripts containing this text
-    /// (case-insensitive) match.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub script_contains: Option<String>,
+pub struct AosSpec {
+    /// `DataAccess.DbServer`: `sql-x.database.windows.net` or `sql-x`.
+    pub server: String,
+    /// `DataAccess.Database`.
+    pub database: String,
+    /// `DataAccess.SqlUser`.
+    pub sql_user: String,
+    /// `DataAccess.SqlPwd`. A sync that logs in with it succeeds only
+    /// against this server and database.
+    pub sql_password: String,
 }
 
-/// An instant in a scenario. In TOML: RFC 3339 (`"2026-11-18T10:00:00Z"`), or
-/// relative to the mock's start: `"now"`, `"-10d"`, `"-2h"`, `"-90m"`,
-/// `"-30s"`, `"-1d12h"`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TimeSpec {
-    /// The instant the mock starts.
-    #[default]
-    Now,
-    /// Offset from the mock's start (negative = in the past).
-    Relative(TimeDelta),
-    /// A fixed instant.
-    At(DateTime<Utc>),
-}
+/// `properties.requestedBackupStorageRedundancy` values Azure accepts.
+pub const BACKUP_REDUNDANCIES: [&str; 4] = ["Geo", "Local", "Zone", "GeoZone"];
 
-impl TimeSpec {
-    /// `delta` before the mock's start, for code callers.
-    pub fn ago(delta: TimeDelta) -> TimeSpec {
-        TimeSpec::Relative(-delta)
-    }
-
-    pub fn resolve(&self, start: DateTime<Utc>) -> DateTime<Utc> {
-        match self {
-            TimeSpec::Now => start,
-            TimeSpec::Relative(d) => start.checked_add_signed(*d).unwrap_or(start),
-            TimeSpec::At(t) => *t,
-        }
-    }
-
-    /// Parses the TOML string form.
-    pub fn parse(s: &str) -> Result<TimeSpec, String> {
-        let t = s.trim();
-        if t.eq_ignore_ascii_case("now") {
-            return Ok(TimeSpec::Now);
-        }
-        if let Some(rest) = t.strip_prefix('-').or_else(|| t.strip_prefix('+')) {
-            let negative = t.starts_with('-');
-            let d = parse_duration(rest).map_err(|e| format!("time '{s}': {e}"))?;
-            return Ok(TimeSpec::Relative(if negative { -d } else { d }));
-        }
-        match DateTime::parse_from_rfc3339(t) {
-            Ok(dt) => Ok(TimeSpec::At(dt.with_timezone(&Utc))),
-            Err(_) => Err(format!(
-                "time '{s}' is neither RFC 3339 (\"2026-11-18T10:00:00Z\") nor relative to start \
-                 (\"now\", \"-10d\", \"-2h\", \"-90m\", \"-30s\", \"-1d12h\")"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for TimeSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TimeSpec::Now => f.write_str("now"),
-            TimeSpec::Relative(d) => {
-                let secs = d.num_seconds();
-                write!(
-                    f,
-                    "{}{}s",
-                    if secs < 0 { "-" } else { "+" },
-                    secs.unsigned_abs()
-                )
-            }
-            TimeSpec::At(t) => f.write_str(&t.to_rfc3339()),
-        }
-    }
-}
-
-/// `1d12h`, `90m`, `30s`: one or more number+unit pairs.
-fn parse_duration(s: &str) -> Result<TimeDelta, String> {
-    let mut total: i64 = 0;
-    let mut digits = String::new();
-    let mut any = false;
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        if c.is_whitespace() && digits.is_empty() {
-            continue;
-        }
-        let unit: i64 = match c.to_ascii_lowercase() {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            other => return Err(format!("unknown unit '{other}' (use d, h, m or s)")),
-        };
-        if digits.is_empty() {
-            return Err(format!("unit '{c}' without a number before it"));
-        }
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("number '{digits}' is too large"))?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| "duration is too large".to_string())?;
-        digits.clear();
-        any = true;
-    }
-    if !digits.is_empty() {
-        return Err(format!("number '{digits}' has no unit (use d, h, m or s)"));
-    }
-    if !any {
-        return Err("empty duration".to_string());
-    }
-    // Keep resolved instants far inside chrono's range.
-    if total > 100 * 365 * 86_400 {
-        return Err("duration longer than 100 years".to_string());
-    }
-    TimeDelta::try_seconds(total).ok_or_else(|| "duration is too large".to_string())
-}
-
-impl<'de> Deserialize<'de> for TimeSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TimeSpec;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(
-                    "a time: RFC 3339 or relative to start like \"now\", \"-10d\", \"-1d12h\"",
-                )
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<TimeSpec, E> {
-                TimeSpec::parse(v).map_err(E::custom)
-            }
-            // An unquoted TOML datetime arrives as a one-entry map holding its
-            // text form; accept it so that `at = 2026-11-18T10:00:00Z` works.
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TimeSpec, A::Error> {
-                let mut found = None;
-                while let Some((_, v)) = map.next_entry::<String, String>()? {
-                    found = Some(v);
-                }
-                match found {
-                    Some(v) => TimeSpec::parse(&v).map_err(de::Error::custom),
-                    None => Err(de::Error::custom("empty time value")),
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-const OPERATION_KINDS: [&str; 3] = ["restore", "delete", "run_command"];
-const OUTCOMES: [&str; 3] = ["fail", "never_finish", "exit_code"];
-
-impl FaultSpec {
-    pub fn is_operation_fault(&self) -> bool {
-        self.operation.is_some()
-    }
-
-    /// Checks one fault; `Err` holds what is wrong and what to do.
-    pub fn check(&self) -> Result<(), String> {
-        if let Some(op) = &self.operation {
-            if !OPERATION_KINDS.contains(&op.as_str()) {
-                return Err(format!(
-                    "operation '{op}' is unknown: use one of {}",
-                    OPERATION_KINDS.join(", ")
-                ));
-            }
-            let outcome = self.outcome.as_deref().ok_or_else(|| {
-                format!(
-                    "an operation fault needs `outcome` ({})",
-                    OUTCOMES.join(", ")
-                )
-            })?;
-            if !OUTCOMES.contains(&outcome) {
-                return Err(format!(
-                    "outcome '{outcome}' is unknown: use one of {}",
-                    OUTCOMES.join(", ")
-                ));
-            }
-            if outcome == "exit_code" {
-                if op != "run_command" {
-                    return Err(
-                        "outcome 'exit_code' only applies to operation 'run_command'".into(),
-                    );
-                }
-                if self.exit_code.is_none() {
-                    return Err("outcome 'exit_code' needs `exit_code` (e.g. 1)".into());
-                }
-            }
-            if self.script_contains.is_some() && op != "run_command" {
-                return Err("`script_contains` only applies to operation 'run_command'".into());
-            }
-            if self.method.is_some()
-                || self.path_contains.is_some()
-                || self.retry_after.is_some()
-                || self.location.is_some()
-                || self.delay_ms.is_some()
-                || self.drop_connection.is_some()
-                || self.after_processing.is_some()
-            {
-                return Err("an operation fault cannot also have request-fault fields \
-                            (method, path_contains, retry_after, delay_ms, drop_connection): \
-                            split it into two faults"
-                    .into());
-            }
-            if let Some(s) = self.status {
-                if !(400..=599).contains(&s) {
-                    return Err(format!("status {s} must be between 400 and 599"));
-                }
-            }
-            return Ok(());
-        }
-        if self.outcome.is_some() || self.exit_code.is_some() || self.script_contains.is_some() {
-            return Err(
-                "`outcome`, `exit_code` and `script_contains` need `operation` \
-                        (restore, delete or run_command)"
-                    .into(),
-            );
-        }
-        if self.after_processing == Some(true)
-            && (self.status.is_some()
-                || (self.drop_connection != Some(true) && self.delay_ms.is_none()))
-        {
-            return Err(
-                "`after_processing` goes with `delay_ms` or `drop_connection = true`, not `status`"
-                    .into(),
-            );
-        }
-        if self.status.is_none() && self.drop_connection != Some(true) && self.delay_ms.is_none() {
-            return Err(
-                "a request fault needs `status`, `drop_connection = true` or `delay_ms`".into(),
-            );
-        }
-        if let Some(s) = self.status {
-            // A 1xx is not a final answer: hyper would send it and the
-            // client would wait for one that never comes.
-            if !(200..=599).contains(&s) {
-                return Err(format!("status {s} must be between 200 and 599"));
-            }
-            if (300..=399).contains(&s) != self.location.is_some() {
-                return Err(format!(
-                    "a redirect (3xx) needs `location`, and only a redirect has one (status {s})"
-                ));
-            }
-        }
-        Ok(())
-    }
+/// The canonical spelling of a backup storage redundancy, if it is one.
+pub fn backup_redundancy(s: &str) -> Option<&'static str> {
+    BACKUP_REDUNDANCIES
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(s.trim()))
+        .copied()
 }
 
 fn is_bad_name(s: &str) -> bool {
@@ -534,6 +302,28 @@ impl Scenario {
                         ));
                     }
                 }
+                if let Some(days) = db.retention_days {
+                    if !(1..=35).contains(&days) {
+                        return Err(invalid(
+                            format!("{dat}.retention_days {days}"),
+                            "Azure keeps point-in-time backups 1 to 35 days".into(),
+                        ));
+                    }
+                }
+                if let Some(r) = &db.backup_storage_redundancy {
+                    if backup_redundancy(r).is_none() {
+                        return Err(invalid(
+                            format!("{dat}.backup_storage_redundancy '{r}'"),
+                            format!("use one of {}", BACKUP_REDUNDANCIES.join(", ")),
+                        ));
+                    }
+                }
+                if db.tags.keys().any(|k| k.trim().is_empty()) {
+                    return Err(invalid(
+                        format!("{dat}.tags"),
+                        "tag names must not be empty".into(),
+                    ));
+                }
             }
         }
         let mut vm_keys: Vec<String> = Vec::new();
@@ -567,6 +357,20 @@ impl Scenario {
                     "service names must not be empty".into(),
                 ));
             }
+            if let Some(aos) = &vm.aos {
+                for (field, v) in [
+                    ("server", &aos.server),
+                    ("database", &aos.database),
+                    ("sql_user", &aos.sql_user),
+                ] {
+                    if v.trim().is_empty() {
+                        return Err(invalid(
+                            format!("{at}.aos.{field}"),
+                            "give the AOS's DataAccess value (server, database and sql_user are required)".into(),
+                        ));
+                    }
+                }
+            }
         }
         for (i, f) in self.faults.iter().enumerate() {
             f.check()
@@ -579,56 +383,6 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn time_spec_forms() {
-        let start: DateTime<Utc> = "2026-11-20T12:00:00Z".parse().unwrap();
-        assert_eq!(TimeSpec::parse("now").unwrap().resolve(start), start);
-        assert_eq!(
-            TimeSpec::parse("-10d").unwrap().resolve(start),
-            "2026-11-10T12:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            TimeSpec::parse("-1d12h").unwrap().resolve(start),
-            "2026-11-19T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            TimeSpec::parse("-90m").unwrap().resolve(start),
-            "2026-11-20T10:30:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            TimeSpec::parse("-30s").unwrap().resolve(start),
-            "2026-11-20T11:59:30Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            TimeSpec::parse("+2h").unwrap().resolve(start),
-            "2026-11-20T14:00:00Z".parse::<DateTime<Utc>>().unwrap()
-        );
-        assert_eq!(
-            TimeSpec::parse("2026-11-18T10:00:00Z").unwrap(),
-            TimeSpec::At("2026-11-18T10:00:00Z".parse().unwrap())
-        );
-        assert_eq!(
-            TimeSpec::parse("2026-11-18T11:00:00+01:00").unwrap(),
-            TimeSpec::At("2026-11-18T10:00:00Z".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn time_spec_errors() {
-        for bad in [
-            "",
-            "-",
-            "-10",
-            "-10x",
-            "10d",
-            "-d",
-            "yesterday",
-            "-99999999999999999999d",
-        ] {
-            assert!(TimeSpec::parse(bad).is_err(), "{bad} should fail");
-        }
-    }
 
     #[test]
     fn parses_full_scenario() {
@@ -724,5 +478,50 @@ mod tests {
         let s = Scenario::from_file(&path).unwrap();
         assert_eq!(s.servers[0].name, "sql-contoso-uat");
         assert_eq!(s.vms.len(), 3);
+        assert!(s.vms[0].aos.is_some(), "the AOS has its configuration");
+        assert!(s.vms[2].aos.is_none(), "the BI VM is no AOS");
+        assert_eq!(s.servers[0].databases[0].retention_days, Some(35));
+    }
+
+    #[test]
+    fn new_fields_and_their_checks() {
+        let base = "[[servers]]\nsubscription_id='s'\nresource_group='r'\nname='a'\nlocation='l'\n\
+                    [[servers.databases]]\nname='x'\n";
+        let s = Scenario::from_toml_str(&format!(
+            "[settings]\nscript_seconds = {{ sync = 14400, stop_services = 30 }}\n{base}\
+             retention_days = 14\ntags = {{ env = 'uat' }}\nzone_redundant = true\nbackup_storage_redundancy = 'geozone'\n\
+             [[vms]]\nsubscription_id='s'\nresource_group='r'\nname='v'\nlocation='l'\n\
+             aos = {{ server = 'a.database.windows.net', database = 'x', sql_user = 'u', sql_password = 'p' }}\n"
+        ))
+        .unwrap();
+        assert_eq!(s.settings.script_seconds.sync, 14400);
+        assert_eq!(s.settings.script_seconds.stop_services, 30);
+        assert_eq!(s.settings.script_seconds.other, 0);
+        let db = &s.servers[0].databases[0];
+        assert_eq!(db.retention_days, Some(14));
+        assert_eq!(db.tags.get("env").map(String::as_str), Some("uat"));
+        assert!(db.zone_redundant);
+        assert_eq!(backup_redundancy("geozone"), Some("GeoZone"));
+        assert_eq!(s.vms[0].aos.as_ref().unwrap().sql_user, "u");
+
+        for (bad, says) in [
+            ("retention_days = 0", "retention_days"),
+            ("retention_days = 36", "retention_days"),
+            (
+                "backup_storage_redundancy = 'RA-GRS'",
+                "backup_storage_redundancy",
+            ),
+            ("tags = { '' = 'x' }", "tags"),
+        ] {
+            let e = Scenario::from_toml_str(&format!("{base}{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        let e = Scenario::from_toml_str(
+            "[[vms]]\nsubscription_id='s'\nresource_group='r'\nname='v'\nlocation='l'\naos = { server = '', database = 'x', sql_user = 'u' }\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("aos.server"), "{e}");
+        let e = Scenario::from_toml_str("[settings]\nscript_seconds = { sink = 1 }\n").unwrap_err();
+        assert!(e.to_string().contains("sink"), "{e}");
     }
 }

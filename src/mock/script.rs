@@ -300,41 +300,6 @@ fn collect_variables(
     vars
 }
 
-/// True when a parameter's value must never be shown (journal, state, logs).
-pub(crate) fn is_secret_name(name: &str) -> bool {
-    let l = name.to_ascii_lowercase();
-    ["pwd", "password", "secret", "token"]
-        .iter()
-        .any(|k| l.contains(k))
-}
-
-/// Hides literal values that follow a secret-looking switch in a script line
-/// (`-sqlpwd 'p@ss'`), in case a caller inlined a secret instead of passing a
-/// parameter.
-pub(crate) fn redact_script_line(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut hide_next = false;
-    for (i, part) in line.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if hide_next && !part.is_empty() {
-            hide_next = false;
-            if part.starts_with('$') {
-                out.push_str(part);
-            } else {
-                out.push_str("***");
-            }
-            continue;
-        }
-        if part.starts_with('-') && is_secret_name(part) {
-            hide_next = true;
-        }
-        out.push_str(part);
-    }
-    out
-}
-
 /// The last `max` bytes of `s`, cut on a character boundary, like Run
 /// Command's output limit.
 pub(crate) fn tail_bytes(s: &str, max: usize) -> String {
@@ -455,19 +420,6 @@ mod tests {
         let s = parse_script("Stop-Service -Name A\nStart-Service -Name A", &[]);
         assert_eq!(s.kind, ScriptKind::Other);
         assert_eq!(names(&s), vec![(true, "A"), (false, "A")]);
-    }
-
-    #[test]
-    fn secrets() {
-        assert!(is_secret_name("SqlPwd"));
-        assert!(is_secret_name("client_SECRET"));
-        assert!(is_secret_name("AccessToken"));
-        assert!(!is_secret_name("Database"));
-        assert_eq!(
-            redact_script_line("setup.exe -sqluser axadmin -sqlpwd 'hunter2' -setupmode sync"),
-            "setup.exe -sqluser axadmin -sqlpwd *** -setupmode sync"
-        );
-        assert_eq!(redact_script_line("x -sqlpwd $SqlPwd"), "x -sqlpwd $SqlPwd");
     }
 
     #[test]

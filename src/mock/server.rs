@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -167,7 +168,7 @@ async fn handle(
         method: req.method.to_string(),
         path: path.clone(),
         status,
-        body: arm::journal_body(&req),
+        body: journal_body(&req),
     };
     let log = |status: u16, note: &str| {
         tracing::debug!(
@@ -195,7 +196,7 @@ async fn handle(
             return Err(DropConnection);
         }
         if f.status.is_some() {
-            let reply = arm::fault_reply(&f, &req, Utc::now());
+            let reply = fault_reply(&f, &req, Utc::now());
             shared.lock().record(journal(reply.status));
             log(reply.status, " (fault)");
             return Ok(with_request_ids(reply, &req).into_response());
@@ -238,4 +239,63 @@ fn with_request_ids(reply: Reply, req: &Req) -> Reply {
         reply = reply.header("x-ms-client-request-id", client.to_string());
     }
     reply
+}
+
+/// What the journal keeps of a request body: exactly what was sent, as JSON
+/// (a form body as an object of its fields), so that tests can check which
+/// secret went where. Nothing is hidden.
+pub(crate) fn journal_body(req: &Req) -> Value {
+    if req.body.is_empty() {
+        return Value::Null;
+    }
+    if let Ok(v) = serde_json::from_slice::<Value>(&req.body) {
+        return v;
+    }
+    let is_form = req.header("content-type").is_some_and(|c| {
+        c.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    });
+    if is_form || arm::is_token_endpoint(&req.segments) {
+        let form: serde_json::Map<String, Value> = url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        return Value::Object(form);
+    }
+    Value::String(String::from_utf8_lossy(&req.body).into_owned())
+}
+
+/// The answer to a request fault (ARM's envelope, or Entra's on the token
+/// endpoint).
+pub(crate) fn fault_reply(
+    spec: &super::scenario::FaultSpec,
+    req: &Req,
+    now: DateTime<Utc>,
+) -> Reply {
+    let status = spec.status.unwrap_or(500);
+    let default_code = match status {
+        408 => "RequestTimeout",
+        429 => "TooManyRequests",
+        500 => "InternalServerError",
+        502 => "BadGateway",
+        503 => "ServiceUnavailable",
+        504 => "GatewayTimeout",
+        _ => "InjectedFault",
+    };
+    let code = spec.error_code.as_deref().unwrap_or(default_code);
+    let message = spec.message.clone().unwrap_or_else(|| {
+        format!("The request failed with {status} (fault injected by the mock scenario).")
+    });
+    let mut r = if arm::is_token_endpoint(&req.segments) {
+        Reply::entra_error(status, code, 0, &message, now)
+    } else {
+        Reply::arm_error(status, code, message)
+    };
+    if let Some(ra) = spec.retry_after {
+        r = r.header("Retry-After", ra.to_string());
+    }
+    if let Some(location) = &spec.location {
+        r = r.header("Location", location.clone());
+    }
+    r
 }

@@ -5,23 +5,22 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::arm::{
-    eq, failed_reply, op_not_found, parse_json_body, poll, status_json, still_running, Ctx,
-    NOT_FOUND_HINT, SQL_API,
-};
+use super::arm::{eq, parse_json_body, Call, Ctx, NOT_FOUND_HINT};
+use super::db_body::{parse_db_id, parse_sku, DbExtras};
 use super::http::{enc, Reply, Req};
-use super::scenario::{RestoreHeaders, SkuSpec};
+use super::lro::{failed_reply, op_not_found, poll, status_json, still_running};
+use super::scenario::RestoreHeaders;
 use super::state::{
-    complete_sku, content_as_of, pool_sku, ts, Database, OpDetail, OpKind, OpStatus, State,
+    content_as_of, norm_location, pool_sku, ts, Database, OpDetail, OpKind, OpStatus, State,
 };
 
-fn find_server(st: &State, sub: &str, rg: &str, server: &str) -> Option<usize> {
+pub(crate) fn find_server(st: &State, sub: &str, rg: &str, server: &str) -> Option<usize> {
     st.servers.iter().position(|s| {
         eq(&s.subscription_id, sub) && eq(&s.resource_group, rg) && eq(&s.name, server)
     })
 }
 
-fn db_not_found(rg: &str, server: &str, db: &str) -> Reply {
+pub(crate) fn db_not_found(rg: &str, server: &str, db: &str) -> Reply {
     Reply::arm_error(
         404,
         "ResourceNotFound",
@@ -37,95 +36,59 @@ fn server_not_found(rg: &str, server: &str) -> Reply {
     )
 }
 
-pub(crate) fn list_dbs(st: &State, sub: &str, rg: &str, server: &str) -> Reply {
+pub(crate) fn list_dbs(st: &State, ctx: &Ctx, sub: &str, rg: &str, server: &str) -> Reply {
     let Some(si) = find_server(st, sub, rg, server) else {
         return server_not_found(rg, server);
     };
     let srv = &st.servers[si];
-    let value: Vec<Value> = srv.databases.iter().map(|d| d.to_arm(srv)).collect();
+    let value: Vec<Value> = srv
+        .databases
+        .iter()
+        .map(|d| d.to_arm(srv, ctx.now))
+        .collect();
     Reply::json(200, json!({ "value": value }))
 }
 
-pub(crate) fn get_db(st: &State, sub: &str, rg: &str, server: &str, db: &str) -> Reply {
+pub(crate) fn get_db(st: &State, ctx: &Ctx, sub: &str, rg: &str, server: &str, db: &str) -> Reply {
     let Some(si) = find_server(st, sub, rg, server) else {
         return db_not_found(rg, server, db);
     };
     let srv = &st.servers[si];
     match srv.find_db(db) {
-        Some(di) => Reply::json(200, srv.databases[di].to_arm(srv)),
+        Some(di) => Reply::json(200, srv.databases[di].to_arm(srv, ctx.now)),
         None => db_not_found(rg, server, db),
     }
 }
 
-/// A parsed `/subscriptions/../resourceGroups/../providers/Microsoft.Sql/servers/../databases/..` id.
-struct DbRef {
-    sub: String,
-    rg: String,
-    server: String,
-    db: String,
-}
-
-fn parse_db_id(id: &str) -> Option<DbRef> {
-    let path = id.split(['?', '#']).next().unwrap_or("");
-    // Callers sometimes pass the full URL; only the path is the id.
-    let path = match path.find("/subscriptions/") {
-        Some(i) => &path[i..],
-        None => path,
-    };
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segs.as_slice() {
-        [su, sub, rgs, rg, p, ms, srvs, server, dbs, db]
-            if eq(su, "subscriptions")
-                && eq(rgs, "resourcegroups")
-                && eq(p, "providers")
-                && eq(ms, "microsoft.sql")
-                && eq(srvs, "servers")
-                && eq(dbs, "databases") =>
-        {
-            Some(DbRef {
-                sub: sub.to_string(),
-                rg: rg.to_string(),
-                server: server.to_string(),
-                db: db.to_string(),
-            })
-        }
-        _ => None,
-    }
-}
-
-fn norm_location(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase()
-}
-
-fn sql_async_url(base: &str, sub: &str, loc: &str, id: Uuid) -> String {
+fn sql_async_url(base: &str, sub: &str, loc: &str, id: Uuid, api: &str) -> String {
     format!(
-        "{base}/subscriptions/{}/providers/Microsoft.Sql/locations/{}/databaseAzureAsyncOperation/{id}?api-version={SQL_API}",
+        "{base}/subscriptions/{}/providers/Microsoft.Sql/locations/{}/databaseAzureAsyncOperation/{id}?api-version={}",
         enc(sub),
-        enc(loc)
+        enc(loc),
+        enc(api)
     )
 }
 
-fn sql_result_url(base: &str, sub: &str, loc: &str, id: Uuid) -> String {
+fn sql_result_url(base: &str, sub: &str, loc: &str, id: Uuid, api: &str) -> String {
     format!(
-        "{base}/subscriptions/{}/providers/Microsoft.Sql/locations/{}/databaseOperationResults/{id}?api-version={SQL_API}",
+        "{base}/subscriptions/{}/providers/Microsoft.Sql/locations/{}/databaseOperationResults/{id}?api-version={}",
         enc(sub),
-        enc(loc)
+        enc(loc),
+        enc(api)
     )
 }
 
-/// The 202 of a Microsoft.Sql long-running operation.
+/// The 202 of a Microsoft.Sql long-running operation; its URLs carry the
+/// api-version of the request that started it.
 fn sql_lro_reply(
     st: &State,
     ctx: &Ctx,
-    sub: &str,
-    loc: &str,
-    id: Uuid,
+    op: usize,
     headers: RestoreHeaders,
     body: Option<Value>,
 ) -> Reply {
+    let o = &st.operations[op];
+    let (sub, loc, id, api) = (&o.subscription_id, &o.location, o.id, &o.api_version);
     let mut r = match body {
         Some(b) => Reply::json(202, b),
         None => Reply::empty(202),
@@ -133,56 +96,24 @@ fn sql_lro_reply(
     if headers != RestoreHeaders::LocationOnly {
         r = r.header(
             "Azure-AsyncOperation",
-            sql_async_url(ctx.base, sub, loc, id),
+            sql_async_url(ctx.base, sub, loc, id, api),
         );
     }
     if headers != RestoreHeaders::AsyncOnly {
-        r = r.header("Location", sql_result_url(ctx.base, sub, loc, id));
+        r = r.header("Location", sql_result_url(ctx.base, sub, loc, id, api));
     }
     r.header("Retry-After", st.settings.retry_after_secs.to_string())
 }
 
-fn parse_sku(v: &Value) -> Result<Option<SkuSpec>, Reply> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Object(m) => {
-            let name = m.get("name").and_then(Value::as_str).unwrap_or("").trim();
-            if name.is_empty() {
-                return Err(Reply::arm_error(
-                    400,
-                    "InvalidRequestContent",
-                    "The request content was invalid: 'sku.name' is required when 'sku' is given.",
-                ));
-            }
-            let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
-            let capacity = m
-                .get("capacity")
-                .and_then(Value::as_u64)
-                .and_then(|c| u32::try_from(c).ok());
-            Ok(Some(complete_sku(SkuSpec {
-                name: name.to_string(),
-                tier: s("tier"),
-                family: s("family"),
-                capacity,
-            })))
-        }
-        _ => Err(Reply::arm_error(
-            400,
-            "InvalidRequestContent",
-            "The request content was invalid: 'sku' must be an object.",
-        )),
-    }
-}
-
 pub(crate) fn put_db(
     st: &mut State,
-    req: &Req,
-    ctx: &Ctx,
+    call: &Call,
     sub: &str,
     rg: &str,
     server: &str,
     db: &str,
 ) -> Reply {
+    let (req, ctx) = (call.req, call.ctx);
     let Some(si) = find_server(st, sub, rg, server) else {
         return server_not_found(rg, server);
     };
@@ -243,6 +174,12 @@ pub(crate) fn put_db(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // A restored database takes only what the PUT says (as in Azure): tags,
+    // zone redundancy and backup redundancy are not inherited.
+    let extras = match DbExtras::parse(&body) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
     let req_pool = prop_str("elasticPoolId").map(str::to_string);
     if req_pool.is_some()
         && (req_sku.is_some() || prop_str("requestedServiceObjectiveName").is_some())
@@ -288,7 +225,7 @@ pub(crate) fn put_db(
         );
     };
     let src = &srv.databases[src_i];
-    let Some(earliest) = src.earliest_restore.filter(|_| src.status != "Restoring") else {
+    let Some(earliest) = src.earliest_restore(ctx.now) else {
         return Reply::arm_error(
             409,
             "ConflictingDatabaseOperation",
@@ -324,6 +261,7 @@ pub(crate) fn put_db(
         (None, None) => (src.sku.clone(), src.elastic_pool_id.clone()),
     };
     let max_size = src.max_size_bytes;
+    let retention_days = src.retention_days;
     let location = srv.location.clone();
     let subscription = srv.subscription_id.clone();
     let target = srv.db_id(db);
@@ -335,12 +273,17 @@ pub(crate) fn put_db(
         status: "Restoring".into(),
         history: Vec::new(),
         creation_date: ctx.now,
-        earliest_restore: None,
+        earliest_fixed: None,
+        backup_floor: None,
+        retention_days,
         sku,
         elastic_pool_id: pool,
         max_size_bytes: max_size,
+        tags: extras.tags,
+        zone_redundant: extras.zone_redundant,
+        backup_redundancy: extras.backup_redundancy,
     });
-    let op = st.new_operation(
+    st.new_operation(
         &subscription,
         &location,
         target,
@@ -350,15 +293,14 @@ pub(crate) fn put_db(
             database_id,
             content,
         },
+        &call.api_version,
         ctx.now,
     );
     let headers = st.settings.restore_headers;
     sql_lro_reply(
         st,
         ctx,
-        &subscription,
-        &location,
-        op,
+        st.operations.len() - 1,
         headers,
         Some(json!({"operation": "CreateLogicalDatabase", "startTime": ts(ctx.now)})),
     )
@@ -366,12 +308,13 @@ pub(crate) fn put_db(
 
 pub(crate) fn delete_db(
     st: &mut State,
-    ctx: &Ctx,
+    call: &Call,
     sub: &str,
     rg: &str,
     server: &str,
     db: &str,
 ) -> Reply {
+    let ctx = call.ctx;
     let Some(si) = find_server(st, sub, rg, server) else {
         return server_not_found(rg, server);
     };
@@ -388,16 +331,7 @@ pub(crate) fn delete_db(
     );
     // A retried DELETE re-attaches to the delete already running.
     if let Some(oi) = st.pending_db_op(OpKind::Delete, database_id) {
-        let id = st.operations[oi].id;
-        return sql_lro_reply(
-            st,
-            ctx,
-            &subscription,
-            &location,
-            id,
-            RestoreHeaders::Both,
-            None,
-        );
+        return sql_lro_reply(st, ctx, oi, RestoreHeaders::Both, None);
     }
     if let Some(oi) = st.pending_db_op(OpKind::Restore, database_id) {
         st.cancel(
@@ -407,7 +341,7 @@ pub(crate) fn delete_db(
         );
     }
     let planned = st.take_operation_fault(OpKind::Delete, None);
-    let op = st.new_operation(
+    st.new_operation(
         &subscription,
         &location,
         target,
@@ -416,17 +350,10 @@ pub(crate) fn delete_db(
             server: si,
             database_id,
         },
+        &call.api_version,
         ctx.now,
     );
-    sql_lro_reply(
-        st,
-        ctx,
-        &subscription,
-        &location,
-        op,
-        RestoreHeaders::Both,
-        None,
-    )
+    sql_lro_reply(st, ctx, st.operations.len() - 1, RestoreHeaders::Both, None)
 }
 
 pub(crate) fn move_db(
@@ -514,7 +441,13 @@ pub(crate) fn sql_op_result(st: &mut State, ctx: &Ctx, sub: &str, id: &str) -> R
     let o = &st.operations[i];
     match o.status {
         OpStatus::InProgress => {
-            let url = sql_result_url(ctx.base, &o.subscription_id, &o.location, o.id);
+            let url = sql_result_url(
+                ctx.base,
+                &o.subscription_id,
+                &o.location,
+                o.id,
+                &o.api_version,
+            );
             still_running(st, url)
         }
         OpStatus::Succeeded => match &o.detail {
@@ -527,7 +460,7 @@ pub(crate) fn sql_op_result(st: &mut State, ctx: &Ctx, sub: &str, id: &str) -> R
                     srv.databases
                         .iter()
                         .find(|d| d.database_id == *database_id)
-                        .map(|d| d.to_arm(srv))
+                        .map(|d| d.to_arm(srv, ctx.now))
                 });
                 match found {
                     Some(v) => Reply::json(200, v),

@@ -9,12 +9,23 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::scenario::{FaultSpec, Scenario, Settings};
+use super::scenario::{backup_redundancy, FaultSpec, Scenario, Settings};
 use super::MockError;
 
 pub(crate) use super::model::*;
 
+/// A region as ARM spells it in messages: `West Europe` -> `westeurope`.
+pub(crate) fn norm_location(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
 const MAX_JOURNAL: usize = 50_000;
+
+/// Azure's default short-term retention.
+pub(crate) const DEFAULT_RETENTION_DAYS: u32 = 7;
 
 pub(crate) struct State {
     pub settings: Settings,
@@ -64,8 +75,10 @@ impl State {
                         c
                     }
                 };
-                let earliest =
-                    earliest_spec.unwrap_or_else(|| created.max(start - TimeDelta::days(7)));
+                let retention_days = d.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+                let earliest = earliest_spec.unwrap_or_else(|| {
+                    created.max(start - TimeDelta::days(i64::from(retention_days)))
+                });
                 let what = format!("database '{}' on server '{}'", d.name, s.name);
                 if earliest < created {
                     return Err(invalid(
@@ -90,10 +103,19 @@ impl State {
                     status: d.status.clone().unwrap_or_else(|| "Online".into()),
                     history,
                     creation_date: created,
-                    earliest_restore: Some(earliest),
+                    earliest_fixed: earliest_spec,
+                    backup_floor: None,
+                    retention_days,
                     sku,
                     elastic_pool_id: d.elastic_pool_id.clone(),
                     max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),
+                    tags: d.tags.clone(),
+                    zone_redundant: d.zone_redundant,
+                    backup_redundancy: d
+                        .backup_storage_redundancy
+                        .as_deref()
+                        .and_then(backup_redundancy)
+                        .unwrap_or("Geo"),
                 });
             }
             servers.push(Server {
@@ -112,12 +134,15 @@ impl State {
                 resource_group: v.resource_group.clone(),
                 name: v.name.clone(),
                 location: v.location.clone(),
+                vm_id: Uuid::new_v4(),
                 services: v
                     .services
                     .iter()
                     .map(|s| (s.clone(), "Running".to_string()))
                     .collect(),
+                aos: v.aos.clone(),
                 run_commands: Vec::new(),
+                managed: Vec::new(),
                 busy: None,
             })
             .collect();
@@ -263,6 +288,8 @@ impl State {
         }
     }
 
+    /// A new operation, InProgress (an `Ack` is Succeeded at once).
+    #[allow(clippy::too_many_arguments)]
     pub fn new_operation(
         &mut self,
         subscription_id: &str,
@@ -270,31 +297,77 @@ impl State {
         target: String,
         planned: Option<Planned>,
         detail: OpDetail,
+        api_version: &str,
         now: DateTime<Utc>,
     ) -> Uuid {
         let id = Uuid::new_v4();
         let kind = match detail {
             OpDetail::Restore { .. } => OpKind::Restore,
             OpDetail::Delete { .. } => OpKind::Delete,
-            OpDetail::RunCommand { .. } => OpKind::RunCommand,
+            OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => OpKind::RunCommand,
         };
+        let done = matches!(detail, OpDetail::Ack { .. });
         self.operations.push(Operation {
             id,
             kind,
-            status: OpStatus::InProgress,
+            status: if done {
+                OpStatus::Succeeded
+            } else {
+                OpStatus::InProgress
+            },
             polls: 0,
             start: now,
             started_at: Instant::now(),
-            end: None,
+            end: done.then_some(now),
             subscription_id: subscription_id.to_string(),
             location: location.to_string(),
             target,
             error: None,
             planned,
             completed_seq: None,
+            api_version: api_version.to_string(),
             detail,
         });
+        if done {
+            self.completion_seq += 1;
+            if let Some(o) = self.operations.last_mut() {
+                o.completed_seq = Some(self.completion_seq);
+            }
+        }
         id
+    }
+
+    /// The region of the resources in that resource group (for ARM's
+    /// api-version error), else of any resource.
+    pub fn location_hint(&self, sub: &str, rg: &str) -> String {
+        let same = |s: &str, r: &str| s.eq_ignore_ascii_case(sub) && r.eq_ignore_ascii_case(rg);
+        self.servers
+            .iter()
+            .filter(|s| same(&s.subscription_id, &s.resource_group))
+            .map(|s| &s.location)
+            .chain(
+                self.vms
+                    .iter()
+                    .filter(|v| same(&v.subscription_id, &v.resource_group))
+                    .map(|v| &v.location),
+            )
+            .next()
+            .map(|l| norm_location(l))
+            .or_else(|| self.locations().into_iter().next())
+            .unwrap_or_else(|| "westeurope".to_string())
+    }
+
+    /// Every region the mock's resources are in, as ARM names them.
+    pub fn locations(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| norm_location(&s.location))
+            .chain(self.vms.iter().map(|v| norm_location(&v.location)))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     pub fn find_op(&self, id: Uuid) -> Option<usize> {
@@ -309,7 +382,7 @@ impl State {
                 && match &o.detail {
                     OpDetail::Restore { database_id: d, .. }
                     | OpDetail::Delete { database_id: d, .. } => *d == database_id,
-                    OpDetail::RunCommand { .. } => false,
+                    OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => false,
                 }
         })
     }
@@ -328,99 +401,6 @@ impl State {
             .unwrap_or(now);
         self.tokens.insert(token.clone(), exp);
         token
-    }
-
-    pub fn state_json(&self, now: DateTime<Utc>) -> Value {
-        let servers: Vec<Value> = self
-            .servers
-            .iter()
-            .map(|s| {
-                let dbs: Vec<Value> = s
-                    .databases
-                    .iter()
-                    .map(|d| {
-                        json!({
-                            "name": d.name,
-                            "id": s.db_id(&d.name),
-                            "database_id": d.database_id.to_string(),
-                            "status": d.status,
-                            "content": d.content_now(now),
-                            "creation_date": ts(d.creation_date),
-                            "earliest_restore_date": d.earliest_restore.map(ts),
-                            "sku": d.sku,
-                            "elastic_pool_id": d.elastic_pool_id,
-                        })
-                    })
-                    .collect();
-                json!({
-                    "subscription_id": s.subscription_id,
-                    "resource_group": s.resource_group,
-                    "name": s.name,
-                    "location": s.location,
-                    "databases": dbs,
-                })
-            })
-            .collect();
-        let vms: Vec<Value> = self
-            .vms
-            .iter()
-            .map(|v| {
-                let services: serde_json::Map<String, Value> = v
-                    .services
-                    .iter()
-                    .map(|(n, st)| (n.clone(), json!(st)))
-                    .collect();
-                let rcs: Vec<Value> = v
-                    .run_commands
-                    .iter()
-                    .map(|r| {
-                        json!({
-                            "seq": r.seq,
-                            "operation_id": r.operation_id.to_string(),
-                            "status": r.status,
-                            "completed_seq": r.completed_seq,
-                            "kind": r.kind.as_str(),
-                            "services": r.services,
-                            "parameters": params_json(&r.parameters),
-                            "exit_code": r.exit_code,
-                            "synced_database_id": r.synced_database_id.map(|u| u.to_string()),
-                        })
-                    })
-                    .collect();
-                json!({
-                    "id": v.id(),
-                    "name": v.name,
-                    "location": v.location,
-                    "services": services,
-                    "run_commands": rcs,
-                })
-            })
-            .collect();
-        let ops: Vec<Value> = self
-            .operations
-            .iter()
-            .map(|o| {
-                json!({
-                    "id": o.id.to_string(),
-                    "kind": o.kind.as_str(),
-                    "status": o.status.as_str(),
-                    "polls": o.polls,
-                    "target": o.target,
-                    "start_time": ts(o.start),
-                    "end_time": o.end.map(ts),
-                    "completed_seq": o.completed_seq,
-                    "error": o.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
-                })
-            })
-            .collect();
-        let held: Vec<&str> = self.held.iter().map(|k| k.as_str()).collect();
-        json!({
-            "now": ts(now),
-            "servers": servers,
-            "vms": vms,
-            "operations": ops,
-            "held": held,
-        })
     }
 }
 
@@ -464,21 +444,6 @@ mod tests {
     }
 
     #[test]
-    fn redaction() {
-        let v = json!({
-            "commandId": "RunPowerShellScript",
-            "script": ["x.exe -sqlpwd 'p' -sqluser u"],
-            "parameters": [{"name": "SqlPwd", "value": "p"}, {"name": "Database", "value": "AxDB"}],
-            "client_secret": "s",
-        });
-        let r = redact_json(&v);
-        assert_eq!(r["parameters"][0]["value"], "***");
-        assert_eq!(r["parameters"][1]["value"], "AxDB");
-        assert_eq!(r["client_secret"], "***");
-        assert_eq!(r["script"][0], "x.exe -sqlpwd *** -sqluser u");
-    }
-
-    #[test]
     fn defaults_for_dates() {
         let start = t("2026-11-20T12:00:00Z");
         let sc = Scenario::from_toml_str(
@@ -498,8 +463,40 @@ mod tests {
         .unwrap();
         let st = State::new(&sc, start).unwrap();
         let db = &st.servers[0].databases[0];
-        assert_eq!(db.earliest_restore, Some(t("2026-11-13T12:00:00Z")));
+        assert_eq!(db.earliest_restore(start), Some(t("2026-11-13T12:00:00Z")));
+        assert_eq!(db.retention_days, 7);
+        assert_eq!(db.backup_redundancy, "Geo");
         assert_eq!(db.creation_date, t("2026-10-16T12:00:00Z"));
         assert_eq!(db.sku, default_sku());
+    }
+
+    #[test]
+    fn retention_moves_the_earliest_restore_date() {
+        let start = t("2026-11-20T12:00:00Z");
+        let sc = Scenario::from_toml_str(
+            "[[servers]]\nsubscription_id='s'\nresource_group='r'\nname='a'\nlocation='l'\n\
+             [[servers.databases]]\nname='x'\ncreated='-100d'\nretention_days=10\n\
+             [[servers.databases]]\nname='y'\ncreated='-100d'\nearliest_restore='-30d'\n",
+        )
+        .unwrap();
+        let mut st = State::new(&sc, start).unwrap();
+        let db = &mut st.servers[0].databases[0];
+        assert_eq!(db.earliest_restore(start), Some(t("2026-11-10T12:00:00Z")));
+        // Time passes: it moves forward.
+        assert_eq!(
+            db.earliest_restore(t("2026-11-21T12:00:00Z")),
+            Some(t("2026-11-11T12:00:00Z"))
+        );
+        db.set_retention(2, start);
+        assert_eq!(db.earliest_restore(start), Some(t("2026-11-18T12:00:00Z")));
+        // Raised again: purged backups stay gone until time catches up.
+        db.set_retention(35, start);
+        assert_eq!(db.earliest_restore(start), Some(t("2026-11-18T12:00:00Z")));
+        assert_eq!(db.retention_days, 35);
+        // A fixed date stays until the retention is changed.
+        let y = &mut st.servers[0].databases[1];
+        assert_eq!(y.earliest_restore(start), Some(t("2026-10-21T12:00:00Z")));
+        y.set_retention(7, start);
+        assert_eq!(y.earliest_restore(start), Some(t("2026-11-13T12:00:00Z")));
     }
 }

@@ -90,6 +90,22 @@ async fn walk(point: &str) {
     for r in requests(&journal, "POST", "/move") {
         assert_eq!(r["status"], 200, "{point}: a rename failed: {r}");
     }
+    // Every Run Command was started once, even when the crash came while
+    // it ran: the resumed step found it by its name.
+    let mut started = std::collections::BTreeMap::<String, usize>::new();
+    for r in requests(&journal, "PUT", "/runCommands/") {
+        if r["status"]
+            .as_u64()
+            .is_some_and(|s| (200..300).contains(&s))
+        {
+            let path = r["path"].as_str().unwrap();
+            *started
+                .entry(path.split('?').next().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(started.len(), 6, "{point}: {started:?}");
+    assert!(started.values().all(|n| *n == 1), "{point}: {started:?}");
 }
 
 /// A sync that fails for good makes the run roll back; a crash anywhere in
@@ -198,8 +214,8 @@ walks! {
     preflight_after_get => "preflight.after_get",
     preflight_done => "preflight.done",
     offline_started => "offline.started",
-    offline_after_run_command_accepted => "offline.after_run_command_accepted",
     offline_after_checkpoint => "offline.after_checkpoint",
+    offline_after_run_command_accepted => "offline.after_run_command_accepted",
     offline_after_wait => "offline.after_wait",
     offline_done => "offline.done",
     restore_started => "restore.started",
@@ -213,18 +229,18 @@ walks! {
     swap_after_second_rename => "swap.after_second_rename",
     swap_done => "swap.done",
     sync_started => "sync.started",
-    sync_after_run_command_accepted => "sync.after_run_command_accepted",
     sync_after_checkpoint => "sync.after_checkpoint",
+    sync_after_run_command_accepted => "sync.after_run_command_accepted",
     sync_after_wait => "sync.after_wait",
     sync_done => "sync.done",
     mr_reset_started => "mr_reset.started",
-    mr_reset_after_run_command_accepted => "mr_reset.after_run_command_accepted",
     mr_reset_after_checkpoint => "mr_reset.after_checkpoint",
+    mr_reset_after_run_command_accepted => "mr_reset.after_run_command_accepted",
     mr_reset_after_wait => "mr_reset.after_wait",
     mr_reset_done => "mr_reset.done",
     online_started => "online.started",
-    online_after_run_command_accepted => "online.after_run_command_accepted",
     online_after_checkpoint => "online.after_checkpoint",
+    online_after_run_command_accepted => "online.after_run_command_accepted",
     online_after_wait => "online.after_wait",
     online_done => "online.done",
     verify_started => "verify.started",

@@ -56,6 +56,7 @@ resource_group = "{RG}"
 name = "aos1"
 location = "westeurope"
 services = ["W3SVC", "DynamicsAxBatch", "Microsoft.Dynamics.AX.Framework.Tools.DMF.SSISHelperService.exe"]
+aos = {{ server = "{SERVER}.database.windows.net", database = "AxDB", sql_user = "axdbadmin", sql_password = "aos-own-test-value" }}
 
 [[vms]]
 subscription_id = "{SUB}"
@@ -63,6 +64,7 @@ resource_group = "{RG}"
 name = "aos2"
 location = "westeurope"
 services = ["W3SVC", "DynamicsAxBatch"]
+aos = {{ server = "{SERVER}.database.windows.net", database = "AxDB", sql_user = "axdbadmin", sql_password = "aos-own-test-value" }}
 
 [[vms]]
 subscription_id = "{SUB}"
@@ -100,6 +102,11 @@ impl TestEnv {
     }
 
     pub fn start_with(scenario_toml: &str, extra_config: &str) -> TestEnv {
+        Self::start_custom(scenario_toml, extra_config, "")
+    }
+
+    /// Also with `uat_extra` lines in the `uat` environment.
+    pub fn start_custom(scenario_toml: &str, extra_config: &str, uat_extra: &str) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let scen = dir.path().join("scenario.toml");
         std::fs::write(&scen, scenario_toml).expect("write scenario");
@@ -162,7 +169,7 @@ location = "westeurope"
 database = "AxDB"
 entity_store_database = "AxDW"
 mr_database = "MRDB"
-sql_password_env = "PITR_TEST_SQL_PASSWORD"
+{uat_extra}
 aos_vms = ["{aos1}", "{aos2}"]
 sync_vm = "{aos1}"
 mr_vm = "{bi}"
@@ -186,6 +193,7 @@ actions = "none"
             ),
         )
         .expect("write config");
+
         let pem = std::fs::read(&ca).expect("mock wrote its CA");
         let http = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA pem"))
@@ -364,6 +372,35 @@ pub fn databases(state: &Value) -> std::collections::HashMap<String, Value> {
         .filter(|s| s["name"] == SERVER)
         .flat_map(|s| s["databases"].as_array().cloned().unwrap_or_default())
         .map(|d| (d["name"].as_str().unwrap_or_default().to_string(), d))
+        .collect()
+}
+
+/// The journal paths whose bodies carry `secret`, as sent or inside an
+/// encoded `PitrArgs`/`PitrSecrets` parameter.
+pub fn wire_holders(journal: &[Value], secret: &str) -> Vec<String> {
+    journal
+        .iter()
+        .filter(|e| {
+            let body = e["body"].to_string();
+            body.contains(secret)
+                || decoded_parameters(&e["body"])
+                    .iter()
+                    .any(|v| v.contains(secret))
+        })
+        .map(|e| e["path"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The decoded values of a Run Command body's encoded parameters, plain
+/// and protected.
+pub fn decoded_parameters(body: &Value) -> Vec<String> {
+    let props = &body["properties"];
+    ["parameters", "protectedParameters"]
+        .iter()
+        .flat_map(|k| props[*k].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["value"].as_str().map(str::to_string))
+        .filter_map(|v| pitr::engine::actions::decode(&v))
+        .flat_map(|m| m.into_values())
         .collect()
 }
 

@@ -1,6 +1,7 @@
 //! The integration tests, one binary: every story starts the real mock Azure
 //! and a real store through [`helpers`], and acts through the `pitr` binary
 //! or the library's public API.
+mod actions;
 mod bad_input;
 #[cfg(feature = "crash-points")]
 mod crash_points;

@@ -65,16 +65,23 @@ async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
     assert!(!dbs.contains_key(&format!("AxDB_pitr_{tag}")));
 
     // Run commands in order: offline on both AOS VMs, then sync, then
-    // mr_reset, then online; sync after the swap's renames.
+    // mr_reset, then online; sync after the swap's renames. Each one was
+    // deleted once its outcome was read.
     let mut cmds: Vec<(u64, String, String)> = Vec::new();
     for vm in state["vms"].as_array().unwrap() {
-        for rc in vm["run_commands"].as_array().unwrap() {
+        for rc in vm["managed_run_commands"].as_array().unwrap() {
+            assert_eq!(rc["resource"], "deleted", "{rc}");
+            assert_eq!(rc["exit_code"], 0, "{rc}");
             cmds.push((
-                rc["completed_seq"].as_u64().unwrap(),
+                rc["seq"].as_u64().unwrap(),
                 vm["name"].as_str().unwrap().to_string(),
                 rc["kind"].as_str().unwrap().to_string(),
             ));
         }
+        assert!(
+            vm["run_commands"].as_array().unwrap().is_empty(),
+            "no action Run Command"
+        );
     }
     cmds.sort();
     let kinds: Vec<&str> = cmds.iter().map(|c| c.2.as_str()).collect();
@@ -96,7 +103,7 @@ async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
         .iter()
         .find(|v| v["name"] == "aos1")
         .unwrap();
-    let sync = sync_vm["run_commands"]
+    let sync = sync_vm["managed_run_commands"]
         .as_array()
         .unwrap()
         .iter()
@@ -116,25 +123,36 @@ async fn a_restore_runs_through_every_step_and_swaps_the_databases() {
     let renames = requests(&journal, "POST", "/move");
     assert_eq!(renames.len(), 2);
     assert!(renames.iter().all(|r| r["status"] == 200));
-    let sync_post = journal
+    let sync_put = journal
         .iter()
         .find(|e| {
-            e["method"] == "POST"
-                && e["path"].as_str().unwrap().contains("aos1/runCommand")
-                && e["body"]["script"]
+            e["method"] == "PUT"
+                && e["path"].as_str().unwrap().contains("aos1/runCommands/")
+                && e["body"]["properties"]["source"]["script"]
                     .to_string()
                     .contains("Deployment.Setup.exe")
         })
         .unwrap();
-    assert!(sync_post["seq"].as_u64() > renames[1]["seq"].as_u64());
-    // Neither the client secret nor the SQL password reaches the journal in clear.
-    let text = serde_json::to_string(&journal).unwrap();
-    assert!(!text.contains("test-only-not-a-secret"));
-    assert!(!text.contains("sql-test-only-value"));
-    assert!(
-        sync_post["body"].to_string().contains("SqlPwd"),
-        "the password is a parameter"
+    assert!(sync_put["seq"].as_u64() > renames[1]["seq"].as_u64());
+    assert_eq!(
+        sync_put["body"]["properties"]["timeoutInSeconds"], 21600,
+        "sync may run six hours"
     );
+    // The journal is what was on the wire: the client secret went to the
+    // token endpoint only, and no SQL password went anywhere (the AOS VM
+    // reads its own).
+    let secret_paths = wire_holders(&journal, "test-only-not-a-secret");
+    assert!(!secret_paths.is_empty());
+    assert!(
+        secret_paths
+            .iter()
+            .all(|p| p.contains("/oauth2/v2.0/token")),
+        "{secret_paths:?}"
+    );
+    assert!(wire_holders(&journal, "sql-test-only-value").is_empty());
+    assert!(sync_put["body"]["properties"]
+        .get("protectedParameters")
+        .is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

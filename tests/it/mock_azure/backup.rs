@@ -1,0 +1,295 @@
+//! Short-term retention, earliest restore dates, tags and backup redundancy.
+
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+
+use super::*;
+
+/// A server with databases that exercise retention, tags and redundancy.
+const EXTRA: &str = r#"
+[[servers]]
+subscription_id = "00000000-0000-0000-0000-000000000001"
+resource_group = "rg-test"
+name = "sql-ret"
+location = "westeurope"
+
+[[servers.databases]]
+name = "Kept"
+created = "-100d"
+retention_days = 10
+tags = { env = "uat", owner = "fno-team" }
+zone_redundant = true
+backup_storage_redundancy = "Zone"
+history = [{ at = "-50d", content = "kept" }]
+
+[[servers.databases]]
+name = "Young"
+created = "-2d"
+history = [{ at = "-2d", content = "young" }]
+"#;
+
+fn ret_path(db: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Sql/servers/sql-ret/databases/{db}")
+}
+
+fn days_between(a: &Value, b: chrono::DateTime<Utc>) -> f64 {
+    let a: chrono::DateTime<Utc> = a.as_str().unwrap().parse().unwrap();
+    (b - a).num_seconds() as f64 / 86_400.0
+}
+
+#[tokio::test]
+async fn short_term_retention_and_earliest_restore() {
+    let env = start(&format!("{SCENARIO}{EXTRA}")).await;
+    let policy = |db: &str, v: &str| {
+        format!(
+            "{}/backupShortTermRetentionPolicies/default?api-version={v}",
+            ret_path(db)
+        )
+    };
+    let r = env.arm("GET", &policy("Kept", "2023-08-01"), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        json!({
+            "id": format!("{}/backupShortTermRetentionPolicies/default", ret_path("Kept")),
+            "name": "default",
+            "type": "Microsoft.Sql/servers/databases/backupShortTermRetentionPolicies",
+            "properties": {"retentionDays": 10, "diffBackupIntervalInHours": 12},
+        })
+    );
+    for v in ["2021-11-01", "2025-01-01", "2024-11-01-preview"] {
+        assert_eq!(
+            env.arm("GET", &policy("Kept", v), None).await.status,
+            200,
+            "{v}"
+        );
+    }
+    let r = env
+        .arm("GET", &policy("Kept", "2017-03-01-preview"), None)
+        .await;
+    assert_eq!(r.code(), "NoRegisteredProviderFound");
+    assert!(r
+        .text
+        .contains("for type 'servers/databases/backupShortTermRetentionPolicies'"));
+    let r = env.arm("GET", &policy("Nope", "2023-08-01"), None).await;
+    assert_eq!((r.status, r.code().as_str()), (404, "ResourceNotFound"));
+    let r = env
+        .arm(
+            "GET",
+            &policy("Kept", "2023-08-01").replace("/default?", "/other?"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let young = env
+        .arm("GET", &policy("Young", "2023-08-01"), None)
+        .await
+        .json();
+    assert_eq!(young["properties"]["retentionDays"], 7, "Azure's default");
+
+    // earliestRestoreDate = max(creation, now - retention).
+    let get = |db: &'static str| {
+        let env = &env;
+        async move {
+            env.arm("GET", &format!("{}?{SQL}", ret_path(db)), None)
+                .await
+                .json()
+        }
+    };
+    let kept = get("Kept").await;
+    let d = days_between(&kept["properties"]["earliestRestoreDate"], Utc::now());
+    assert!((9.99..10.01).contains(&d), "{d}");
+    let young = get("Young").await;
+    assert_eq!(
+        young["properties"]["earliestRestoreDate"],
+        young["properties"]["creationDate"]
+    );
+
+    // Changed at run time: the earliest restore date follows.
+    let v = env
+        .mock_post(
+            "/_mock/retention",
+            json!({"server": "sql-ret", "database": "Kept", "days": 3}),
+        )
+        .await;
+    assert_eq!(v["retention_days"], 3);
+    let kept = get("Kept").await;
+    let d = days_between(&kept["properties"]["earliestRestoreDate"], Utc::now());
+    assert!((2.99..3.01).contains(&d), "{d}");
+    assert_eq!(
+        env.arm("GET", &policy("Kept", "2023-08-01"), None)
+            .await
+            .json()["properties"]["retentionDays"],
+        3
+    );
+    // Raised again: backups already purged do not come back.
+    env.mock_post(
+        "/_mock/retention",
+        json!({"server": "sql-ret", "database": "Kept", "days": 20}),
+    )
+    .await;
+    let d = days_between(
+        &get("Kept").await["properties"]["earliestRestoreDate"],
+        Utc::now(),
+    );
+    assert!((2.99..3.01).contains(&d), "{d}");
+    for bad in [
+        json!({"server": "sql-ret", "database": "Kept", "days": 0}),
+        json!({"server": "sql-ret", "database": "Kept", "days": 36}),
+        json!({"server": "sql-ret", "database": "Kept"}),
+    ] {
+        let r = env
+            .send(
+                "POST",
+                "/_mock/retention",
+                None,
+                Some(("application/json", bad.to_string())),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    let r = env
+        .send(
+            "POST",
+            "/_mock/retention",
+            None,
+            Some((
+                "application/json",
+                json!({"server": "sql-ret", "database": "Ghost", "days": 5}).to_string(),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    // A restore gets its source's retention; its URLs carry the request's api-version.
+    let r = env
+        .arm(
+            "PUT",
+            &format!("{}?api-version=2025-01-01", ret_path("Kept_pitr")),
+            Some(json!({"location": "westeurope", "properties": {"createMode": "PointInTimeRestore", "sourceDatabaseId": ret_path("Kept"), "restorePointInTime": ago(Duration::days(1))}})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let op = r.header("azure-asyncoperation").unwrap();
+    assert!(op.ends_with("?api-version=2025-01-01"), "{op}");
+    assert!(r
+        .header("location")
+        .unwrap()
+        .ends_with("?api-version=2025-01-01"));
+    for _ in 0..3 {
+        env.arm("GET", &op, None).await;
+    }
+    let p = env
+        .arm("GET", &policy("Kept_pitr", "2025-01-01"), None)
+        .await
+        .json();
+    assert_eq!(p["properties"]["retentionDays"], 20, "the source's");
+}
+
+#[tokio::test]
+async fn tags_and_backup_redundancy() {
+    let env = start(&format!("{SCENARIO}{EXTRA}")).await;
+    let kept = env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Kept")), None)
+        .await
+        .json();
+    assert_eq!(kept["tags"], json!({"env": "uat", "owner": "fno-team"}));
+    assert_eq!(kept["properties"]["zoneRedundant"], true);
+    assert_eq!(kept["properties"]["currentBackupStorageRedundancy"], "Zone");
+    assert_eq!(
+        kept["properties"]["requestedBackupStorageRedundancy"],
+        "Zone"
+    );
+    let young = env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Young")), None)
+        .await
+        .json();
+    assert!(young.get("tags").is_none(), "no tags, no member: {young}");
+    assert_eq!(young["properties"]["zoneRedundant"], false);
+    assert_eq!(young["properties"]["currentBackupStorageRedundancy"], "Geo");
+
+    let body = |extra: Value| {
+        let mut b = json!({"location": "westeurope", "properties": {"createMode": "PointInTimeRestore", "sourceDatabaseId": ret_path("Kept"), "restorePointInTime": ago(Duration::days(1))}});
+        if let Some(t) = extra.get("tags") {
+            b["tags"] = t.clone();
+        }
+        if let Some(p) = extra.get("properties").and_then(Value::as_object) {
+            for (k, v) in p {
+                b["properties"][k] = v.clone();
+            }
+        }
+        b
+    };
+    // Nothing inherited: only what the PUT says, with Azure's defaults.
+    let r = env
+        .arm(
+            "PUT",
+            &format!("{}?{SQL}", ret_path("Plain")),
+            Some(body(json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let plain = env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Plain")), None)
+        .await
+        .json();
+    assert!(plain.get("tags").is_none(), "{plain}");
+    assert_eq!(plain["properties"]["zoneRedundant"], false);
+    assert_eq!(plain["properties"]["currentBackupStorageRedundancy"], "Geo");
+    let r = env
+        .arm(
+            "PUT",
+            &format!("{}?{SQL}", ret_path("Tagged")),
+            Some(body(json!({"tags": {"pitr-job": "b33834ee"}, "properties": {"zoneRedundant": true, "requestedBackupStorageRedundancy": "local"}}))),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let tagged = env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Tagged")), None)
+        .await
+        .json();
+    assert_eq!(tagged["tags"], json!({"pitr-job": "b33834ee"}));
+    assert_eq!(tagged["properties"]["zoneRedundant"], true);
+    assert_eq!(
+        tagged["properties"]["requestedBackupStorageRedundancy"],
+        "Local"
+    );
+    for bad in [
+        json!({"properties": {"requestedBackupStorageRedundancy": "Triple"}}),
+        json!({"properties": {"zoneRedundant": "yes"}}),
+        json!({"tags": {"n": 1}}),
+        json!({"tags": ["a"]}),
+    ] {
+        let r = env
+            .arm(
+                "PUT",
+                &format!("{}?{SQL}", ret_path("Bad")),
+                Some(body(bad.clone())),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "InvalidRequestContent"),
+            "{bad}"
+        );
+    }
+    // A rename keeps all of it.
+    let r = env
+        .arm(
+            "POST",
+            &format!("{}/move?{SQL}", ret_path("Kept")),
+            Some(json!({"id": ret_path("Kept_before")})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let moved = env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Kept_before")), None)
+        .await
+        .json();
+    assert_eq!(moved["tags"], kept["tags"]);
+    assert_eq!(
+        moved["properties"]["currentBackupStorageRedundancy"],
+        "Zone"
+    );
+    assert!(moved["properties"]["earliestRestoreDate"].is_string());
+}
