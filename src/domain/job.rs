@@ -172,6 +172,7 @@ mod tests {
                 emergency: None,
             },
             status,
+            warning: None,
             submitted_at: at(0),
             updated_at: at(0),
         }

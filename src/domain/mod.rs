@@ -23,8 +23,8 @@ pub use ids::{JobId, RequestId};
 pub use job::{Job, JobFacts, JobStatus};
 pub use lifecycle::{LifecycleEvent, RequestStatus};
 pub use request::{
-    Acknowledgements, EnvironmentEvent, EnvironmentEventKind, HistoryEntry, RequestEvent,
-    RequestSpec, RestoreRecord, RestoreRequest, Window,
+    standing_restores, Acknowledgements, EnvironmentEvent, EnvironmentEventKind, HistoryEntry,
+    RequestEvent, RequestSpec, RestoreRecord, RestoreRequest, RollbackRecord, Window,
 };
 pub use rules::RuleViolation;
 pub use step::{StepName, StepRecord, StepStatus};

@@ -49,6 +49,11 @@ pub struct RestoreRequest {
     #[serde(flatten)]
     pub spec: RequestSpec,
     pub status: RequestStatus,
+    /// Why a waiting request will not be able to run as it stands (its
+    /// restore point falls out of retention before its window), found
+    /// ahead of the window by the scheduler.
+    #[serde(default)]
+    pub warning: Option<String>,
     pub submitted_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -59,6 +64,7 @@ impl RestoreRequest {
             id,
             spec,
             status: RequestStatus::Submitted,
+            warning: None,
             submitted_at: now,
             updated_at: now,
         }
@@ -78,6 +84,8 @@ pub struct EnvironmentEvent {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HistoryEntry {
     Restore(RestoreRecord),
+    /// A restore undone on request: the original database is live again.
+    Rollback(RollbackRecord),
     /// A deployment of a code version (for the code-version rule).
     Deployment {
         version: String,
@@ -101,10 +109,26 @@ pub struct RestoreRecord {
     pub prestaged: bool,
 }
 
+/// A rollback: the job that undid a restore, and which restore.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackRecord {
+    pub job: JobId,
+    /// The restore's job, now undone.
+    pub rolled_back: JobId,
+    pub request: RequestId,
+    /// When the environment was back online with its original database.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub downtime_secs: Option<f64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 impl EnvironmentEvent {
     pub fn kind(&self) -> EnvironmentEventKind {
         match self.entry {
             HistoryEntry::Restore(_) => EnvironmentEventKind::Restore,
+            HistoryEntry::Rollback(_) => EnvironmentEventKind::Rollback,
             HistoryEntry::Deployment { .. } => EnvironmentEventKind::Deployment,
         }
     }
@@ -112,7 +136,14 @@ impl EnvironmentEvent {
     pub fn restore(&self) -> Option<&RestoreRecord> {
         match &self.entry {
             HistoryEntry::Restore(r) => Some(r),
-            HistoryEntry::Deployment { .. } => None,
+            _ => None,
+        }
+    }
+
+    pub fn rollback(&self) -> Option<&RollbackRecord> {
+        match &self.entry {
+            HistoryEntry::Rollback(r) => Some(r),
+            _ => None,
         }
     }
 
@@ -120,9 +151,24 @@ impl EnvironmentEvent {
     pub fn version(&self) -> Option<&str> {
         match &self.entry {
             HistoryEntry::Deployment { version, .. } => Some(version),
-            HistoryEntry::Restore(_) => None,
+            _ => None,
         }
     }
+}
+
+/// The restores of an environment that still stand (not rolled back since),
+/// oldest first: the history of the database that is live now.
+pub fn standing_restores(history: &[EnvironmentEvent]) -> Vec<&RestoreRecord> {
+    let undone: Vec<&JobId> = history
+        .iter()
+        .filter_map(|e| e.rollback())
+        .map(|r| &r.rolled_back)
+        .collect();
+    history
+        .iter()
+        .filter_map(|e| e.restore())
+        .filter(|r| !undone.contains(&&r.job))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +176,7 @@ impl EnvironmentEvent {
 pub enum EnvironmentEventKind {
     Restore,
     Deployment,
+    Rollback,
 }
 
 impl EnvironmentEventKind {
@@ -137,12 +184,14 @@ impl EnvironmentEventKind {
         match self {
             Self::Restore => "restore",
             Self::Deployment => "deployment",
+            Self::Rollback => "rollback",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "restore" => Some(Self::Restore),
             "deployment" => Some(Self::Deployment),
+            "rollback" => Some(Self::Rollback),
             _ => None,
         }
     }

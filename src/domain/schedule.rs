@@ -219,6 +219,7 @@ pub(crate) mod tests {
                 emergency: None,
             },
             status: RequestStatus::Accepted,
+            warning: None,
             submitted_at: t(-24, 0),
             updated_at: t(-24, 0),
         }

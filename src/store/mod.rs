@@ -131,6 +131,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn update_request(&self, req: &RestoreRequest, event: &RequestEvent) -> Result<()>;
     /// The audit trail of a request, oldest first.
     async fn request_events(&self, id: &RequestId) -> Result<Vec<RequestEvent>>;
+    /// Sets (or clears) a request's warning; true when it changed.
+    async fn set_warning(&self, id: &RequestId, warning: Option<&str>) -> Result<bool>;
 
     /// Starts a run as one atomic claim: inserts `job`, grants its lease to
     /// `owner`, and with `start` moves the request (a compare-and-set with

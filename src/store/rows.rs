@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 pub(crate) const REQUEST_COLUMNS: &str = "id, environment, database, restore_point, window_start, \
      window_end, ack_erase, ack_downtime, ack_scope, requester, reason, prestage, status, \
-     submitted_at, updated_at, emergency, ack_version_mismatch";
+     submitted_at, updated_at, emergency, ack_version_mismatch, warning";
 pub(crate) const EVENT_COLUMNS: &str = "request_id, at, actor, from_status, to_status, note";
 pub(crate) const JOB_COLUMNS: &str =
     "id, request_id, dry_run, status, plan, created_at, updated_at, finished_at, facts, error";
@@ -86,6 +86,16 @@ pub(crate) fn history_columns(ev: &EnvironmentEvent) -> Result<HistoryColumns> {
                     .map_err(|e| StoreError::Database(format!("encoding a restore record: {e}")))?,
             ),
         },
+        HistoryEntry::Rollback(r) => {
+            HistoryColumns {
+                kind: EnvironmentEventKind::Rollback.as_str(),
+                finished_at: r.finished_at,
+                version: None,
+                detail: Some(serde_json::to_string(r).map_err(|e| {
+                    StoreError::Database(format!("encoding a rollback record: {e}"))
+                })?),
+            }
+        }
         HistoryEntry::Deployment { version, note } => HistoryColumns {
             kind: EnvironmentEventKind::Deployment.as_str(),
             finished_at: None,
@@ -118,6 +128,7 @@ pub(crate) fn request(c: &impl Columns) -> Result<RestoreRequest> {
             emergency: c.opt_text("emergency")?,
         },
         status: c.named("status", "request status", RequestStatus::parse)?,
+        warning: c.opt_text("warning")?,
         submitted_at: c.instant("submitted_at")?,
         updated_at: c.instant("updated_at")?,
         id: c.key().into(),
@@ -190,6 +201,14 @@ pub(crate) fn history(c: &impl Columns) -> Result<EnvironmentEvent> {
                 .map_err(|e| c.corrupt("detail", &format!("not a restore record ({e})")))?;
             record.finished_at = c.opt_instant("finished_at")?;
             HistoryEntry::Restore(record)
+        }
+        EnvironmentEventKind::Rollback => {
+            let raw =
+                detail.ok_or_else(|| c.corrupt("detail", &"a rollback without its record"))?;
+            let mut record: crate::domain::RollbackRecord = serde_json::from_str(&raw)
+                .map_err(|e| c.corrupt("detail", &format!("not a rollback record ({e})")))?;
+            record.finished_at = c.opt_instant("finished_at")?;
+            HistoryEntry::Rollback(record)
         }
         EnvironmentEventKind::Deployment => HistoryEntry::Deployment {
             version: c

@@ -74,6 +74,14 @@ pub fn no_run_in_progress(request: &RequestId, running: Option<JobId>) -> Result
     }
 }
 
+pub fn request_exists(id: &RequestId, exists: bool) -> Result<()> {
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::RequestNotFound(id.clone()))
+    }
+}
+
 pub fn job_exists(id: &JobId, exists: bool) -> Result<()> {
     if exists {
         Ok(())

@@ -51,6 +51,7 @@ pub(crate) fn request(id: &str, environment: &str, submitted_at: DateTime<Utc>) 
             emergency: Some("go-live rehearsal blocked".to_string()),
         },
         status: RequestStatus::Submitted,
+        warning: None,
         submitted_at,
         updated_at: submitted_at,
     }
@@ -166,6 +167,32 @@ pub async fn store_suite(store: SharedStore) {
         store.get_request(&other.id).await.unwrap(),
         Some(other.clone())
     );
+
+    // A warning is set once (a second identical one changes nothing) and
+    // cleared; an unknown request is an error.
+    assert!(store
+        .set_warning(&other.id, Some("falls out"))
+        .await
+        .unwrap());
+    assert!(!store
+        .set_warning(&other.id, Some("falls out"))
+        .await
+        .unwrap());
+    other.warning = Some("falls out".into());
+    assert_eq!(
+        store.get_request(&other.id).await.unwrap(),
+        Some(other.clone())
+    );
+    assert!(store.set_warning(&other.id, None).await.unwrap());
+    other.warning = None;
+    assert_eq!(
+        store.get_request(&other.id).await.unwrap(),
+        Some(other.clone())
+    );
+    assert!(matches!(
+        store.set_warning(&nobody_req, None).await,
+        Err(StoreError::RequestNotFound(_))
+    ));
 
     // A transition is a compare-and-set with its audit event.
     let accepted = RequestEvent {
@@ -503,12 +530,25 @@ async fn history_story(store: &SharedStore) {
             prestaged: true,
         }),
     };
+    let rollback = EnvironmentEvent {
+        environment: env.clone(),
+        at: t(3100),
+        entry: HistoryEntry::Rollback(pitr::domain::RollbackRecord {
+            job: fresh("job").into(),
+            rolled_back: fresh("job").into(),
+            request: fresh("req").into(),
+            finished_at: Some(t(3110)),
+            downtime_secs: Some(600.5),
+            reason: Some("the data was wrong".into()),
+        }),
+    };
     assert!(store.environment_events(&env).await.unwrap().is_empty());
     store.add_environment_event(&deployment).await.unwrap();
     store.add_environment_event(&restore).await.unwrap();
+    store.add_environment_event(&rollback).await.unwrap();
     assert_eq!(
         store.environment_events(&env).await.unwrap(),
-        vec![restore, deployment]
+        vec![restore, deployment, rollback]
     );
     assert!(store
         .environment_events(&fresh("other"))

@@ -51,6 +51,27 @@ impl Store for PostgresStore {
         Ok(rows.into_iter().next())
     }
 
+    async fn set_warning(&self, id: &RequestId, warning: Option<&str>) -> Result<bool> {
+        const OP: &str = "set_warning";
+        let conn = self.conn(OP).await?;
+        let found: Option<String> = first(
+            &conn,
+            OP,
+            "SELECT id FROM requests WHERE id = $1",
+            &[&id.as_str()],
+        )
+        .await?;
+        rules::request_exists(id, found.is_some())?;
+        let changed = exec(
+            &conn,
+            OP,
+            "UPDATE requests SET warning = $2 WHERE id = $1 AND warning IS DISTINCT FROM $2",
+            &[&id.as_str(), &warning],
+        )
+        .await?;
+        Ok(changed > 0)
+    }
+
     async fn list_requests(&self) -> Result<Vec<RestoreRequest>> {
         const OP: &str = "list_requests";
         let conn = self.conn(OP).await?;
@@ -93,7 +114,7 @@ impl Store for PostgresStore {
             OP,
             "UPDATE requests SET restore_point = $2, window_start = $3, window_end = $4,
                  reason = $5, prestage = $6, status = $7, updated_at = $8, emergency = $9,
-                 ack_version_mismatch = $10
+                 ack_version_mismatch = $10, warning = $11
              WHERE id = $1",
             &[
                 &req.id.as_str(),
@@ -106,6 +127,7 @@ impl Store for PostgresStore {
                 &event.at,
                 &spec.emergency,
                 &spec.acks.version_mismatch,
+                &req.warning,
             ],
         )
         .await?;

@@ -175,7 +175,7 @@ pub(super) async fn insert_request_row(
         op,
         &format!(
             "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
              ON CONFLICT (environment) WHERE status IN ('submitted', 'accepted', 'running')
              DO NOTHING"
         ),
@@ -197,6 +197,7 @@ pub(super) async fn insert_request_row(
             &req.updated_at,
             &spec.emergency,
             &spec.acks.version_mismatch,
+            &req.warning,
         ],
     )
     .await?;

@@ -292,7 +292,7 @@ mod tests {
             conn.execute(
                 &format!(
                     "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
-                     (?1, ?2, 'db', ?3, ?3, ?3, 1, 1, 1, 'me', NULL, 0, ?4, ?3, ?3, NULL, 0)"
+                     (?1, ?2, 'db', ?3, ?3, ?3, 1, 1, 1, 'me', NULL, 0, ?4, ?3, ?3, NULL, 0, NULL)"
                 ),
                 params![id, format!("env-{status}"), t, status.as_str()],
             )

@@ -96,7 +96,7 @@ impl Store for SqliteStore {
             tx.execute(
                 "UPDATE requests SET restore_point = ?2, window_start = ?3, window_end = ?4,
                      reason = ?5, prestage = ?6, status = ?7, updated_at = ?8, emergency = ?9,
-                     ack_version_mismatch = ?10
+                     ack_version_mismatch = ?10, warning = ?11
                  WHERE id = ?1",
                 params![
                     req.id.as_str(),
@@ -109,10 +109,35 @@ impl Store for SqliteStore {
                     ts(&event.at),
                     spec.emergency,
                     spec.acks.version_mismatch,
+                    req.warning,
                 ],
             )
             .map_err(db(OP))?;
             insert_event(tx, OP, &event)
+        })
+        .await
+    }
+
+    async fn set_warning(&self, id: &RequestId, warning: Option<&str>) -> Result<bool> {
+        const OP: &str = "set_warning";
+        let (id, warning) = (id.clone(), warning.map(str::to_string));
+        self.write(OP, move |tx| {
+            let found: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM requests WHERE id = ?1",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db(OP))?;
+            rules::request_exists(&id, found.is_some())?;
+            let changed = tx
+                .execute(
+                    "UPDATE requests SET warning = ?2 WHERE id = ?1 AND warning IS NOT ?2",
+                    params![id.as_str(), warning],
+                )
+                .map_err(db(OP))?;
+            Ok(changed > 0)
         })
         .await
     }

@@ -59,7 +59,7 @@ pub(super) fn insert_request_row(
     let spec = &req.spec;
     tx.prepare_cached(&format!(
         "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -80,6 +80,7 @@ pub(super) fn insert_request_row(
             ts(&req.updated_at),
             spec.emergency,
             spec.acks.version_mismatch,
+            req.warning,
         ])
     })
     .map_err(db(op))?;
