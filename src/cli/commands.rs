@@ -7,7 +7,7 @@ use super::{
 use crate::app::{rehearsal_scenario, App, Azure};
 use crate::config::Config;
 use crate::domain::lifecycle::LifecycleEvent;
-use crate::domain::{Acknowledgements, JobStatus, RequestId, RequestSpec, Window};
+use crate::domain::{Acknowledgements, RequestId, RequestSpec, Window};
 use crate::engine::{Engine, Outcome};
 use crate::store;
 use chrono::{DateTime, Utc};
@@ -82,16 +82,26 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let app = live(cli.config.as_deref(), &actor).await?;
             let outcome = engine(&app)?.rollback(&RequestId::from(id), reason).await?;
             match &outcome {
-                Outcome::Ended {
-                    job,
-                    problems: false,
-                    ..
-                } if job.status == JobStatus::RolledBack => {
-                    out!("job {} rolled back", job.id);
-                    Ok(())
-                }
-                o if o.is_success() => {
-                    out!("job {} {}", o.job().id, o.status().as_str());
+                Outcome::Succeeded(job) => {
+                    let undone = job
+                        .facts
+                        .rollback
+                        .as_ref()
+                        .map(|of| of.job.to_string())
+                        .unwrap_or_default();
+                    let downtime = match (job.facts.offline_at, job.facts.online_at) {
+                        (Some(off), Some(on)) => {
+                            format!(
+                                "; downtime {:.1}s",
+                                (on - off).num_milliseconds() as f64 / 1000.0
+                            )
+                        }
+                        _ => String::new(),
+                    };
+                    out!(
+                        "job {undone} rolled back by job {}: the original database is live again and the environment is online{downtime}",
+                        job.id
+                    );
                     Ok(())
                 }
                 o => Err(Failure::failed(o.describe())),

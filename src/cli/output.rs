@@ -96,6 +96,9 @@ fn job_json(j: &Job) -> Value {
         "restored_database_id": j.facts.restored_database_id,
         "offline_at": j.facts.offline_at.as_ref().map(ts),
         "online_at": j.facts.online_at.as_ref().map(ts),
+        "rollback_of": j.facts.rollback.as_ref().map(|of| json!({
+            "job": of.job, "by": of.by, "reason": of.reason,
+        })),
     })
 }
 
@@ -178,6 +181,33 @@ pub fn request_show(
         } else if let Some(s) = estimated_downtime {
             out!("downtime    estimated {s}s");
         }
+        if let Some(of) = &j.facts.rollback {
+            out!(
+                "rollback    of job {} by {}{}",
+                of.job,
+                esc(&of.by),
+                of.reason
+                    .as_deref()
+                    .map(|r| format!(": {}", esc(r)))
+                    .unwrap_or_default()
+            );
+            if let Some(undone) = jobs.iter().find(|x| x.id == of.job) {
+                let down = match (undone.facts.offline_at, undone.facts.online_at) {
+                    (Some(off), Some(on)) => format!(
+                        "; its downtime {:.1}s ({} .. {})",
+                        (on - off).num_milliseconds() as f64 / 1000.0,
+                        ts(&off),
+                        ts(&on)
+                    ),
+                    _ => String::new(),
+                };
+                out!(
+                    "restore     job {} {}{down}",
+                    undone.id,
+                    undone.status.as_str()
+                );
+            }
+        }
         if let Some(w) = &extra.waiting {
             out!("waiting     {}", esc(w));
         }
@@ -185,8 +215,13 @@ pub fn request_show(
             out!("error       {}", esc(e));
         }
         for s in steps {
+            let when = match (s.started_at, s.finished_at) {
+                (Some(a), Some(b)) => format!("  {} .. {}", ts(&a), ts(&b)),
+                (Some(a), None) => format!("  {} ..", ts(&a)),
+                _ => String::new(),
+            };
             out!(
-                "  {:<9} {:<9} attempts {}{}",
+                "  {:<9} {:<9} attempts {}{when}{}",
                 s.step.as_str(),
                 s.status.as_str(),
                 s.attempts,
@@ -288,6 +323,26 @@ pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
                 "restore_secs": r.restore_secs,
                 "downtime_secs": r.downtime_secs,
                 "prestaged": r.prestaged,
+                "rolled_back_by": history
+                    .iter()
+                    .filter_map(|h| h.rollback())
+                    .find(|b| b.rolled_back == r.job)
+                    .map(|b| &b.job),
+            })
+        })
+        .collect();
+    let rollbacks: Vec<Value> = history
+        .iter()
+        .filter_map(|h| h.rollback().map(|r| (h, r)))
+        .map(|(h, r)| {
+            json!({
+                "started_at": ts(&h.at),
+                "finished_at": r.finished_at.as_ref().map(ts),
+                "job": r.job,
+                "rolled_back": r.rolled_back,
+                "request": r.request,
+                "downtime_secs": r.downtime_secs,
+                "reason": r.reason,
             })
         })
         .collect();
@@ -298,6 +353,7 @@ pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
     if json {
         let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
         v["restores"] = Value::Array(restores);
+        v["rollbacks"] = Value::Array(rollbacks);
         v["deployments"] = Value::Array(deployments);
         print_json(&v);
         return;
@@ -313,7 +369,7 @@ pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
     }
     for r in &restores {
         out!(
-            "  {}  job {}  restore point {}  restore {}  downtime {}{}",
+            "  {}  job {}  restore point {}  restore {}  downtime {}{}{}",
             r["started_at"].as_str().unwrap_or("?"),
             r["job"]
                 .as_str()
@@ -326,7 +382,34 @@ pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
                 "  (pre-staged)"
             } else {
                 ""
+            },
+            if r["rolled_back_by"].is_null() {
+                ""
+            } else {
+                "  (rolled back)"
             }
+        );
+    }
+    out!("rollbacks:");
+    if rollbacks.is_empty() {
+        out!("  none recorded");
+    }
+    let tag = |v: &Value| {
+        v.as_str()
+            .map(|j| j.get(..8).unwrap_or(j).to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    for r in &rollbacks {
+        out!(
+            "  {}  job {}  rolled back job {}  downtime {}{}",
+            r["started_at"].as_str().unwrap_or("?"),
+            tag(&r["job"]),
+            tag(&r["rolled_back"]),
+            secs(&r["downtime_secs"]),
+            r["reason"]
+                .as_str()
+                .map(|x| format!("  ({})", esc(x)))
+                .unwrap_or_default()
         );
     }
     out!("deployments:");

@@ -63,6 +63,20 @@ pub struct JobFacts {
     /// (rolls back or brings the environment online).
     #[serde(default)]
     pub recovering: Option<String>,
+    /// Set on a rollback job: the restore it undoes, who asked and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackOf>,
+}
+
+/// What a rollback job undoes: its own job with its own steps and
+/// downtime, working on the names of the restore it rolls back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackOf {
+    /// The restore's job.
+    pub job: JobId,
+    pub by: String,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,16 +94,28 @@ pub struct Job {
 }
 
 impl Job {
+    /// The job whose names the databases carry: a rollback job works on
+    /// the names of the restore it undoes.
+    fn name_tag(&self) -> &str {
+        match &self.facts.rollback {
+            Some(of) => of.job.tag(),
+            None => self.id.tag(),
+        }
+    }
     pub fn restored_name(&self, db: &str) -> String {
-        format!("{db}_pitr_{}", self.id.tag())
+        format!("{db}_pitr_{}", self.name_tag())
     }
     pub fn before_name(&self, db: &str) -> String {
-        format!("{db}_before_{}", self.id.tag())
+        format!("{db}_before_{}", self.name_tag())
+    }
+    /// A rollback job (see [`RollbackOf`]).
+    pub fn is_rollback(&self) -> bool {
+        self.facts.rollback.is_some()
     }
     /// Its restore runs before the environment goes offline.
     pub fn is_prestaged(&self) -> bool {
         let at = |s: StepName| self.plan.iter().position(|p| *p == s);
-        at(StepName::Restore) < at(StepName::Offline)
+        matches!((at(StepName::Restore), at(StepName::Offline)), (Some(r), Some(o)) if r < o)
     }
 }
 
@@ -106,12 +132,18 @@ pub struct NothingToResume {
 }
 
 /// The job `resume` may continue: the request's current run, still
-/// running, while the request itself is running. Anything else (an older
-/// job, a job whose start was never recorded, a rehearsal) is not the
-/// request's run and is never driven.
+/// running, while the request itself is running, or a rollback still
+/// running (its request keeps the status it had until the rollback ends).
+/// Anything else (an older job, a job whose start was never recorded, a
+/// rehearsal) is not the request's run and is never driven.
 pub fn resumable<'a>(req: &RestoreRequest, jobs: &'a [Job]) -> Result<&'a Job, NothingToResume> {
     current_run(jobs)
-        .filter(|j| j.status == JobStatus::Running && req.status == RequestStatus::Running)
+        .filter(|j| {
+            j.status == JobStatus::Running
+                && (req.status == RequestStatus::Running
+                    || (j.is_rollback()
+                        && matches!(req.status, RequestStatus::Succeeded | RequestStatus::Failed)))
+        })
         .ok_or_else(|| NothingToResume {
             request: req.id.clone(),
             status: req.status,
@@ -124,6 +156,7 @@ pub fn resumable<'a>(req: &RestoreRequest, jobs: &'a [Job]) -> Result<&'a Job, N
 /// be closed.
 pub fn is_orphan(req: &RestoreRequest, job: &Job, checkpoints: usize) -> bool {
     !job.dry_run
+        && !job.is_rollback()
         && job.status == JobStatus::Running
         && req.status != RequestStatus::Running
         && checkpoints == 0

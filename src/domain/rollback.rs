@@ -1,13 +1,15 @@
 //! Whether a finished run may be rolled back on request, decided before
 //! anything is changed: first from the store (the job and the environment's
 //! history), then from what Azure shows under the three names.
-use super::ids::JobId;
-use super::job::{Job, JobStatus};
+use super::ids::{JobId, RequestId};
+use super::job::{current_run, Job, JobStatus};
 use super::swap::{next_unswap_action, SwapNames};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RollbackRefused {
+    #[error("request {0} has no run to roll back")]
+    NoRun(RequestId),
     #[error("job {0} is still running; let it finish, or continue it with `pitr resume {1}`")]
     StillRunning(JobId, String),
     #[error("job {0} is already rolled back")]
@@ -22,6 +24,29 @@ pub enum RollbackRefused {
     OriginalGone { before: String },
     #[error("cannot roll back job {job}: {why}")]
     Unrecognised { job: JobId, why: String },
+}
+
+/// The restore a rollback undoes: the request's latest run, or, after a
+/// rollback that failed, the restore that rollback was for. A rollback
+/// still running or already done is refused here.
+pub fn target<'a>(request: &RequestId, jobs: &'a [Job]) -> Result<&'a Job, RollbackRefused> {
+    let current = current_run(jobs).ok_or_else(|| RollbackRefused::NoRun(request.clone()))?;
+    let Some(of) = &current.facts.rollback else {
+        return Ok(current);
+    };
+    match current.status {
+        JobStatus::Running => Err(RollbackRefused::StillRunning(
+            current.id.clone(),
+            request.to_string(),
+        )),
+        JobStatus::Succeeded | JobStatus::RolledBack => {
+            Err(RollbackRefused::AlreadyRolledBack(of.job.clone()))
+        }
+        JobStatus::Failed => jobs
+            .iter()
+            .find(|j| j.id == of.job)
+            .ok_or_else(|| RollbackRefused::NoRun(request.clone())),
+    }
 }
 
 /// The checks that need only the store.
@@ -107,6 +132,54 @@ mod tests {
             },
             error: None,
         }
+    }
+
+    #[test]
+    fn a_rollback_undoes_the_latest_restore_once() {
+        use crate::domain::job::RollbackOf;
+        let restore = job(JobStatus::Succeeded);
+        let rollback = |status| Job {
+            id: "r7654321".into(),
+            status,
+            facts: crate::domain::job::JobFacts {
+                rollback: Some(RollbackOf {
+                    job: restore.id.clone(),
+                    by: "ops".into(),
+                    reason: None,
+                }),
+                ..restore.facts.clone()
+            },
+            ..restore.clone()
+        };
+        let req = RequestId::from("r1");
+        assert!(matches!(target(&req, &[]), Err(RollbackRefused::NoRun(_))));
+        assert_eq!(
+            target(&req, std::slice::from_ref(&restore)).unwrap().id,
+            restore.id
+        );
+        // A rehearsal after it is not the run.
+        let mut dry = job(JobStatus::Succeeded);
+        dry.id = "d0000000".into();
+        dry.dry_run = true;
+        assert_eq!(
+            target(&req, &[restore.clone(), dry]).unwrap().id,
+            restore.id
+        );
+        assert!(matches!(
+            target(&req, &[restore.clone(), rollback(JobStatus::Running)]),
+            Err(RollbackRefused::StillRunning(..))
+        ));
+        assert_eq!(
+            target(&req, &[restore.clone(), rollback(JobStatus::Succeeded)]),
+            Err(RollbackRefused::AlreadyRolledBack(restore.id.clone()))
+        );
+        // A failed rollback is tried again on the same restore.
+        assert_eq!(
+            target(&req, &[restore.clone(), rollback(JobStatus::Failed)])
+                .unwrap()
+                .id,
+            restore.id
+        );
     }
 
     #[test]

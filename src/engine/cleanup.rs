@@ -10,9 +10,27 @@ use crate::domain::{Job, StepName, StepRecord};
 impl Engine {
     /// True when the job's original database is due to be dropped.
     pub async fn cleanup_due(&self, job: &Job) -> Result<bool, EngineError> {
+        // A rollback job drops nothing; a restore being rolled back keeps
+        // its original (the rollback puts it back).
+        if job.is_rollback() || self.rollback_running(job).await? {
+            return Ok(false);
+        }
         let steps = self.store.steps(&job.id).await?;
         let keep = chrono::Duration::hours(self.config.keep_original_hours as i64);
         Ok(cleanup_due(job, &steps, keep, self.clock.now()))
+    }
+
+    /// A rollback of `job` is running (the rollback needs its original).
+    async fn rollback_running(&self, job: &Job) -> Result<bool, EngineError> {
+        Ok(self
+            .store
+            .jobs_for_request(&job.request_id)
+            .await?
+            .iter()
+            .any(|j| {
+                j.status == crate::domain::JobStatus::Running
+                    && j.facts.rollback.as_ref().is_some_and(|of| of.job == job.id)
+            }))
     }
 
     /// Drops the job's original database (checkpointed as the `cleanup` step).
@@ -29,6 +47,13 @@ impl Engine {
         let mut job = job.clone();
         let end = self
             .with_lease(&job.id.clone(), &req.id, false, async {
+                // Checked again under the lease a rollback takes to start.
+                if self.rollback_running(&job).await? {
+                    return Ok(StepEnd::Failed(format!(
+                        "a rollback of job {} is running; its original is kept",
+                        job.id
+                    )));
+                }
                 self.execute_step(StepName::Cleanup, &req, &env, &mut job, rec)
                     .await
             })

@@ -66,7 +66,13 @@ impl Engine {
                 dry_run: job.dry_run,
                 prestaged: job.is_prestaged(),
             };
-            match window_decision(run, step, &est, self.clock.now()) {
+            // A rollback is asked for when it is needed: no window holds it.
+            let decision = if job.is_rollback() {
+                WindowDecision::Go
+            } else {
+                window_decision(run, step, &est, self.clock.now())
+            };
+            match decision {
                 WindowDecision::Go => {}
                 WindowDecision::Park => {
                     self.progress.event(ProgressEvent::Note(format!(
@@ -220,6 +226,12 @@ impl Engine {
         event: LifecycleEvent,
         cause: Option<String>,
     ) -> Result<Outcome, EngineError> {
+        if job.is_rollback() {
+            let back = status == JobStatus::Succeeded;
+            return self
+                .finish_rollback(req, job, status, back, cause, false)
+                .await;
+        }
         job.status = status;
         job.error = cause.clone();
         job.finished_at = Some(self.clock.now());

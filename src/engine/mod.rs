@@ -25,6 +25,7 @@ mod lease;
 pub mod progress;
 mod recovery;
 pub mod requests;
+mod rollback;
 mod run;
 pub mod scheduler;
 pub mod steps;

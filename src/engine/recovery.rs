@@ -26,6 +26,9 @@ impl Engine {
         mut job: Job,
         cause: String,
     ) -> Result<Outcome, EngineError> {
+        if job.is_rollback() {
+            return self.recover_rollback(req, env, job, cause).await;
+        }
         crash::point("recovery.started");
         let records = self.store.steps(&job.id).await?;
         let plan = plan_recovery(RecoveryFacts::from_checkpoints(
@@ -136,7 +139,7 @@ impl Engine {
     /// recovery, as a new attempt of that step with its own checkpoint: an
     /// attempt a crash interrupted (still `running`, or confirmed) is
     /// continued, anything else starts afresh.
-    async fn recovery_action(
+    pub(super) async fn recovery_action(
         &self,
         step: StepName,
         env: &Environment,
@@ -177,7 +180,7 @@ impl Engine {
     }
 
     /// Puts the original database back under the environment's name.
-    async fn unswap(&self, env: &Environment, job: &Job) -> Result<(), StepError> {
+    pub(super) async fn unswap(&self, env: &Environment, job: &Job) -> Result<(), StepError> {
         let names = steps::swap_names(env, job);
         let original = job
             .facts

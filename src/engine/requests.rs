@@ -43,9 +43,10 @@ impl Engine {
         Ok(AzureFacts {
             earliest_restore_date: db.properties.earliest_restore_date,
             retention_days,
-            last_restore_end: history
+            // The history of the database live now: a rolled-back restore
+            // no longer bounds restore points (the original is back).
+            last_restore_end: crate::domain::request::standing_restores(&history)
                 .iter()
-                .filter_map(|e| e.restore())
                 .filter_map(|r| r.finished_at)
                 .max(),
             deployments: history

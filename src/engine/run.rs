@@ -1,16 +1,14 @@
 //! The use cases that set a job going: `run` starts one, `resume` continues
-//! an interrupted one, `rollback` undoes a finished one, `confirm` records a
+//! an interrupted one (`rollback.rs` undoes a finished one), `confirm` records a
 //! person's word on a step that waits for one. Each checks what it
 //! may do before changing anything, then hands the job to the step loop.
 use super::progress::ProgressEvent;
 use super::steps::action::Confirmation;
 use super::{steps, Engine, EngineError, Outcome};
+use crate::domain::job;
 use crate::domain::lifecycle::{transition, LifecycleEvent};
-use crate::domain::step::Checkpoints;
-use crate::domain::{job, rollback};
 use crate::domain::{
-    EnvironmentEventKind, Job, JobId, JobStatus, RequestId, RequestStatus, RestoreRequest,
-    StepName, StepStatus,
+    Job, JobId, JobStatus, RequestId, RequestStatus, RestoreRequest, StepName, StepStatus,
 };
 
 impl Engine {
@@ -101,67 +99,6 @@ impl Engine {
             .clone();
         self.progress
             .event(ProgressEvent::Note(format!("resuming job {}", job.id)));
-        self.drive(job).await
-    }
-
-    /// Undoes a finished run on request: the original database goes back
-    /// under its name (the restored one is kept as `<db>_pitr_<job8>`) and the
-    /// environment comes back online. Checked in full before anything
-    /// changes; checkpointed like a run, so `pitr resume` finishes it.
-    pub async fn rollback(
-        &self,
-        request_id: &RequestId,
-        reason: Option<String>,
-    ) -> Result<Outcome, EngineError> {
-        let req = self.request(request_id).await?;
-        let mut job = self
-            .store
-            .jobs_for_request(&req.id)
-            .await?
-            .into_iter()
-            .rev()
-            .find(|j| !j.dry_run)
-            .ok_or_else(|| {
-                EngineError::BadInput(format!("request {} has no run to roll back", req.id))
-            })?;
-        let env = self.environment(&req.spec.environment)?.clone();
-        let records = self.store.steps(&job.id).await?;
-        let later_restore = self
-            .store
-            .environment_events(&env.name)
-            .await?
-            .iter()
-            .any(|e| e.kind() == EnvironmentEventKind::Restore && e.at > job.created_at);
-        rollback::check_job(
-            &job,
-            records.started(StepName::Swap),
-            later_restore,
-            &env.name,
-        )?;
-        let names = steps::swap_names(&env, &job);
-        let seen = self
-            .observe(&env, &names)
-            .await
-            .map_err(|e| EngineError::Stuck {
-                job: job.id.to_string(),
-                status: "not rolled back",
-                cause: e.to_string(),
-            })?;
-        rollback::check_names(&job, &names, &seen)?;
-        // Hold the job before writing to it (cleanup or another runner may).
-        let lease = self
-            .store
-            .acquire_lease(&job.id, &self.owner, self.clock.now(), self.lease_ttl())
-            .await?;
-        self.set_lease(lease);
-        job.status = JobStatus::Running;
-        job.finished_at = None;
-        job.facts.recovering = Some(format!(
-            "rollback requested by {}{}",
-            self.actor,
-            reason.map(|r| format!(": {r}")).unwrap_or_default()
-        ));
-        self.save_job(&mut job).await?;
         self.drive(job).await
     }
 }

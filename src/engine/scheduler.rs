@@ -95,18 +95,31 @@ impl Scheduler {
         let mut report = TickReport::default();
         let now = self.engine.clock.now();
         let requests = self.engine.store.list_requests().await?;
-        let busy_envs: Vec<String> = requests
+        // Runs in progress: running requests, and rollbacks (their request
+        // keeps its status while the rollback runs).
+        let mut in_progress: Vec<&crate::domain::RestoreRequest> = Vec::new();
+        for req in &requests {
+            match req.status {
+                RequestStatus::Running => in_progress.push(req),
+                RequestStatus::Succeeded | RequestStatus::Failed
+                    if self
+                        .unfinished_job(&req.id)
+                        .await?
+                        .is_some_and(|j| j.is_rollback()) =>
+                {
+                    in_progress.push(req)
+                }
+                _ => {}
+            }
+        }
+        let busy_envs: Vec<String> = in_progress
             .iter()
-            .filter(|r| r.status == RequestStatus::Running)
             .map(|r| r.spec.environment.clone())
             .collect();
 
         // Runs in progress that nobody drives: after a restart, or a
         // pre-staged run whose window has opened.
-        for req in requests
-            .iter()
-            .filter(|r| r.status == RequestStatus::Running)
-        {
+        for req in in_progress.iter().copied() {
             if self.is_driving(&Task::Run(req.id.clone())) {
                 continue;
             }

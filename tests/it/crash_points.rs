@@ -192,6 +192,82 @@ fn every_recovery_point_is_walked() {
     );
 }
 
+/// A rollback (a job of its own) aborted at `point` is finished by
+/// `pitr resume`: the original back under its name, the restored database
+/// kept, the environment online, no rename failed.
+async fn walk_rollback(point: &str) {
+    let t = TestEnv::start(&scenario("restore_polls = 1"));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.ok(&["run", &id]);
+    let out = t
+        .command(&["rollback", &id])
+        .env("PITR_CRASH_AT", point)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("PITR_CRASH_AT={point}")),
+        "{point}: never reached: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = t.state().await;
+    assert_eq!(holders(&state, ORIGINAL).len(), 1, "{point}");
+    assert_eq!(holders(&state, RESTORED).len(), 1, "{point}");
+    assert_eq!(
+        t.json(&["request", "show", &id, "--json"])["status"],
+        "succeeded",
+        "{point}: the request keeps its status while the rollback runs"
+    );
+
+    let resumed = t.pitr(&["resume", &id]);
+    assert!(
+        resumed.status.success(),
+        "{point}: {}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "rolled_back", "{point}");
+    let jobs = show["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{point}: one rollback job");
+    let tag = &jobs[0]["id"].as_str().unwrap()[..8];
+    let state = t.state().await;
+    let dbs = databases(&state);
+    assert_eq!(dbs["AxDB"]["content"], ORIGINAL, "{point}");
+    assert_eq!(
+        dbs[&format!("AxDB_pitr_{tag}")]["content"],
+        RESTORED,
+        "{point}"
+    );
+    assert!(all_running(&state), "{point}");
+    let journal = t.journal().await;
+    assert_eq!(restore_puts(&journal), 1, "{point}");
+    for r in requests(&journal, "POST", "/move") {
+        assert_eq!(r["status"], 200, "{point}: a rename failed: {r}");
+    }
+}
+
+macro_rules! rollback_walks {
+    ($($name:ident => $point:literal,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                walk_rollback($point).await;
+            }
+        )*
+    };
+}
+
+rollback_walks! {
+    rollback_offline_started => "offline.started",
+    rollback_offline_after_run_command_accepted => "offline.after_run_command_accepted",
+    rollback_offline_done => "offline.done",
+    rollback_swap_started => "swap.started",
+    rollback_after_unswap_rename => "recovery.after_unswap_rename",
+    rollback_swap_done => "swap.done",
+    rollback_online_after_run_command_accepted => "online.after_run_command_accepted",
+    rollback_online_done => "online.done",
+    rollback_verify_started => "verify.started",
+}
+
 macro_rules! walks {
     ($($name:ident => $point:literal,)*) => {
         $(

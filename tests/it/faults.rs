@@ -201,14 +201,96 @@ async fn a_failing_sync_script_rolls_the_swap_back() {
     );
 }
 
+/// A rollback is its own job: its own steps and downtime, its own line in
+/// the environment's history, a history that reads right, and the rules see
+/// the database that is live again (issue 10.3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_on_request_undoes_a_finished_run() {
     let t = TestEnv::start(&scenario("restore_polls = 1"));
     let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
     t.ok(&["run", &id]);
-    t.ok(&["rollback", &id, "--reason", "wrong restore point"]);
+    // While the restore stands, a restore point before it ended is refused.
+    let hour_ago = rfc3339_ago(Duration::hours(1));
+    let (start, end) = (
+        rfc3339_ago(-Duration::hours(26)),
+        rfc3339_ago(-Duration::hours(28)),
+    );
+    let refused = t.pitr(&submit_args(&hour_ago, &start, &end));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("after-last-restore"));
+
+    let out = t.ok(&["rollback", &id, "--reason", "wrong restore point"]);
+    assert!(!out.contains("recovering"), "{out}");
     let show = t.json(&["request", "show", &id, "--json"]);
     assert_eq!(show["status"], "rolled_back");
+    let jobs = show["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "the rollback is a job of its own");
+    let (restore, rollback) = (&jobs[0], &jobs[1]);
+    assert_eq!(restore["status"], "rolled_back");
+    assert_eq!(restore["error"], Value::Null);
+    assert_eq!(rollback["status"], "succeeded");
+    assert_eq!(rollback["error"], Value::Null, "the reason is not an error");
+    assert_eq!(rollback["rollback_of"]["job"], restore["id"]);
+    assert_eq!(rollback["rollback_of"]["reason"], "wrong restore point");
+    assert!(out.contains(&format!(
+        "job {} rolled back by job {}",
+        restore["id"].as_str().unwrap(),
+        rollback["id"].as_str().unwrap()
+    )));
+    // Its own steps, each with its times and one attempt.
+    let steps: Vec<_> = show["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["status"], "succeeded", "{s}");
+            assert_eq!(s["attempts"], 1, "{s}");
+            assert!(
+                s["started_at"].is_string() && s["finished_at"].is_string(),
+                "{s}"
+            );
+            s["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(steps, ["offline", "swap", "online", "verify"]);
+    // Its own downtime: it starts after the restored environment was back.
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert!(at(&rollback["offline_at"]) >= at(&restore["online_at"]));
+    let down = show["downtime_secs"].as_f64().unwrap();
+    let own = (at(&rollback["online_at"]) - at(&rollback["offline_at"])).num_milliseconds() as f64
+        / 1000.0;
+    assert!((down - own).abs() < 1.5, "{down} vs {own}");
+    // The audit trail reads right: one start, one end, no doubled actor.
+    let events = show["events"].as_array().unwrap();
+    let notes: Vec<&str> = events.iter().filter_map(|e| e["note"].as_str()).collect();
+    assert!(
+        notes.iter().all(|n| !n.contains("rollback requested by")),
+        "{notes:?}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["to"], "rolled_back");
+    assert!(
+        last["note"]
+            .as_str()
+            .unwrap()
+            .contains("wrong restore point"),
+        "{last}"
+    );
+    let text = t.ok(&["request", "show", &id]);
+    assert!(!text.contains("error "), "{text}");
+    assert!(text.contains("rollback    of job"), "{text}");
+    assert!(!text.contains("pending"), "{text}");
+
+    // The environment's history has the rollback as its own line.
+    let env = t.json(&["env", "show", "uat", "--json"]);
+    let rollbacks = env["rollbacks"].as_array().unwrap();
+    assert_eq!(rollbacks.len(), 1);
+    assert_eq!(rollbacks[0]["rolled_back"], restore["id"]);
+    assert_eq!(rollbacks[0]["job"], rollback["id"]);
+    assert!(rollbacks[0]["downtime_secs"].as_f64().is_some());
+    assert_eq!(env["restores"][0]["rolled_back_by"], rollback["id"]);
+    assert!(t.ok(&["env", "show", "uat"]).contains("rolled back job"));
+
     let state = t.state().await;
     let dbs = databases(&state);
     assert_eq!(dbs["AxDB"]["content"], "v3 after destructive tests");
@@ -217,6 +299,68 @@ async fn rollback_on_request_undoes_a_finished_run() {
     let again = t.pitr(&["rollback", &id]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already rolled back"));
+
+    // The original database, with its whole backup history, is live again:
+    // the restore point refused above is accepted now.
+    let accepted = t.pitr(&submit_args(&hour_ago, &start, &end));
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+}
+
+/// A rollback that fails before the original is back changes nothing: the
+/// environment comes back online with the restored database, the request
+/// keeps its status (its audit trail says why), and the rollback can be
+/// asked for again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_that_fails_before_the_swap_leaves_the_restore_standing() {
+    let t = TestEnv::start(&scenario("restore_polls = 1"));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.ok(&["run", &id]);
+    t.post(
+        "/_mock/faults",
+        json!({"operation": "run_command", "outcome": "exit_code", "script_contains": "Stop-Service",
+               "exit_code": 1, "message": "a service would not stop", "times": 1}),
+    )
+    .await;
+    let out = t.pitr(&["rollback", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "succeeded");
+    assert_eq!(show["job"]["status"], "failed");
+    assert_eq!(show["jobs"][0]["status"], "succeeded");
+    let note = show["events"].as_array().unwrap().last().unwrap()["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("the restored database is still live"),
+        "{note}"
+    );
+    let state = t.state().await;
+    assert_eq!(
+        databases(&state)["AxDB"]["content"],
+        "v2 after test cycle 1"
+    );
+    assert!(all_running(&state));
+    assert!(
+        requests(&t.journal().await, "POST", "/move").len() == 2,
+        "no rename"
+    );
+
+    t.ok(&["rollback", &id]);
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "rolled_back");
+    assert_eq!(show["jobs"].as_array().unwrap().len(), 3);
+    assert_eq!(show["job"]["rollback_of"]["job"], show["jobs"][0]["id"]);
+    let state = t.state().await;
+    assert_eq!(
+        databases(&state)["AxDB"]["content"],
+        "v3 after destructive tests"
+    );
+    assert!(all_running(&state));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

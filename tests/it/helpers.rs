@@ -579,6 +579,12 @@ impl InProcess {
 
     /// Holds (or releases) the mock's restore operations in progress.
     pub async fn mock_hold(&self, hold: bool) {
+        self.mock_hold_operation("restore", hold).await
+    }
+
+    /// Holds (or releases) the mock's operations of one kind (`restore`,
+    /// `delete`, `run_command`) in progress.
+    pub async fn mock_hold_operation(&self, operation: &str, hold: bool) {
         let client = reqwest::Client::builder()
             .add_root_certificate(
                 reqwest::Certificate::from_pem(self.mock().ca_pem().as_bytes()).unwrap(),
@@ -587,7 +593,7 @@ impl InProcess {
             .unwrap();
         let r = client
             .post(format!("{}/_mock/hold", self.mock().url()))
-            .json(&serde_json::json!({"operation": "restore", "hold": hold}))
+            .json(&serde_json::json!({"operation": operation, "hold": hold}))
             .send()
             .await
             .unwrap();

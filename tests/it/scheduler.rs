@@ -267,3 +267,73 @@ async fn after_a_restart_an_interrupted_run_is_resumed() {
     assert_eq!(h.status(&id).await, RequestStatus::Succeeded);
     assert_eq!(h.restore_puts(), 1);
 }
+
+/// A rollback interrupted mid-way (its request keeps its status while it
+/// runs) is resumed by a restarted scheduler like any run in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_an_interrupted_rollback_is_resumed() {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let h = InProcess::start_with(&config(), stop_rx).await;
+    let (id, window) = h.accepted("uat", false).await;
+    h.clock.set(window.start);
+    assert!(h.engine.run(&id, false).await.unwrap().is_success());
+    let restore = h.job(&id).await;
+    h.mock_hold_operation("run_command", true).await;
+    let engine = h.engine.clone();
+    let rollback = tokio::spawn({
+        let id = id.clone();
+        async move { engine.rollback(&id, Some("wrong data".into())).await }
+    });
+    // Wait until the rollback's offline step has its run command in Azure.
+    for _ in 0..500 {
+        let started = h.job(&id).await.id != restore.id;
+        if started
+            && h.step(&h.job(&id).await, StepName::Offline).await == Some(StepStatus::Running)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop_tx.send(true).unwrap();
+    assert!(matches!(
+        rollback.await.unwrap(),
+        Err(EngineError::Interrupted { .. })
+    ));
+    let job = h.job(&id).await;
+    assert!(job.is_rollback());
+    assert_eq!(job.status, JobStatus::Running);
+    assert_eq!(h.status(&id).await, RequestStatus::Succeeded);
+    h.mock_hold_operation("run_command", false).await;
+
+    // Past the time the original is kept: the rollback needs it, so it is
+    // not cleaned up, neither meanwhile nor after.
+    h.clock
+        .set(restore.finished_at.unwrap() + Duration::hours(25));
+    let sched = Scheduler::new(h.restarted().await, 2);
+    let report = sched.tick().await.unwrap();
+    assert_eq!(report.resumed, vec![id.clone()]);
+    assert!(report.cleaned.is_empty(), "{report:?}");
+    sched.wait_idle().await;
+    assert!(sched.tick().await.unwrap().cleaned.is_empty());
+    assert_eq!(h.status(&id).await, RequestStatus::RolledBack);
+    let job = h.job(&id).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    let restore = h
+        .engine
+        .store()
+        .get_job(&restore.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(restore.status, JobStatus::RolledBack);
+    let history = h.engine.store().environment_events("uat").await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .filter_map(|e| e.rollback())
+            .map(|r| &r.rolled_back)
+            .collect::<Vec<_>>(),
+        vec![&restore.id]
+    );
+    assert_eq!(h.restore_puts(), 1);
+}

@@ -414,6 +414,11 @@ pub async fn store_suite(store: SharedStore) {
         offline_at: Some(t(1443)),
         online_at: None,
         recovering: Some("restore step failed: timeout".into()),
+        rollback: Some(pitr::domain::job::RollbackOf {
+            job: "0123456789abcdef0123456789abcdef".into(),
+            by: "ops".into(),
+            reason: Some("wrong point".into()),
+        }),
     };
     store.update_job(&job1, None).await.unwrap();
     assert_eq!(store.get_job(&job1.id).await.unwrap(), Some(job1.clone()));

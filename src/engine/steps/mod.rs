@@ -108,6 +108,19 @@ pub fn plan(est: &Estimates, prestage: bool) -> Vec<StepName> {
     order(est.steps(), prestage)
 }
 
+/// A rollback's own steps: the environment goes offline, the original
+/// database goes back under its name, the environment comes back online and
+/// the original is checked to be live. Never held by a window: a rollback
+/// is asked for when it is needed.
+pub fn rollback_plan() -> Vec<StepName> {
+    vec![
+        StepName::Offline,
+        StepName::Swap,
+        StepName::Online,
+        StepName::Verify,
+    ]
+}
+
 /// The default plan without an environment's history (tests, tools).
 pub fn default_plan(prestage: bool) -> Vec<StepName> {
     let est = Estimates::new(

@@ -1,4 +1,5 @@
-//! `swap`: `<db>` -> `<db>_before_<job8>`, then `<db>_pitr_<job8>` -> `<db>`.
+//! `swap`: `<db>` -> `<db>_before_<job8>`, then `<db>_pitr_<job8>` -> `<db>`
+//! (in a rollback job, the reverse: see `recovery.rs`).
 //! Which rename comes next is decided by [`next_swap_action`] from which
 //! `databaseId` sits under which name, so a crash between the two renames is
 //! finished by the missing rename only.
@@ -28,6 +29,14 @@ impl Engine {
     pub(super) async fn swap(&self, cx: &mut StepCx<'_>) -> Result<String, StepError> {
         let env = cx.env;
         let names = swap_names(env, cx.job);
+        if cx.job.is_rollback() {
+            // A rollback's swap is the reverse one.
+            self.unswap(env, cx.job).await?;
+            return Ok(format!(
+                "{} holds the original database again; the restored one is kept as {}",
+                names.live, names.restored
+            ));
+        }
         let (original, restored) = job_ids(cx.job)?;
         let mut done = Vec::new();
         for _ in 0..MAX_RENAMES {

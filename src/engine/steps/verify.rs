@@ -33,6 +33,21 @@ impl Engine {
                 db.status()
             )));
         }
+        if cx.job.is_rollback() {
+            // A rollback puts the original itself back: its id is the check.
+            let (original, _) = job_ids(cx.job)?;
+            if db.database_id() != Some(original.as_str()) {
+                return Err(StepError::Failed(format!(
+                    "{} has databaseId {}, not the original {original}",
+                    env.database,
+                    db.database_id().unwrap_or("none")
+                )));
+            }
+            return Ok(format!(
+                "{} is Online with the original databaseId {original}",
+                env.database
+            ));
+        }
         if db.database_id() != Some(restored.as_str()) {
             return Err(StepError::Failed(format!(
                 "{} has databaseId {}, not the restored {restored}",
