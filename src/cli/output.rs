@@ -49,6 +49,9 @@ pub fn request_list(all: &[RestoreRequest], json: bool) {
             ts(&r.spec.restore_point),
             ts(&r.spec.window.start)
         );
+        if let Some(w) = &r.warning {
+            out!("{:<12}  warning: {}", "", esc(w));
+        }
     }
 }
 
@@ -66,6 +69,7 @@ fn request_json(r: &RestoreRequest) -> Value {
         "reason": r.spec.reason,
         "prestage": r.spec.prestage,
         "emergency": r.spec.emergency,
+        "warning": r.warning,
         "submitted_at": ts(&r.submitted_at),
         "updated_at": ts(&r.updated_at),
     })
@@ -138,6 +142,9 @@ pub fn request_show(
     }
     out!("request     {}", r.id);
     out!("status      {}", r.status);
+    if let Some(w) = &r.warning {
+        out!("warning     {}", esc(w));
+    }
     out!(
         "environment {} (database {})",
         esc(&r.spec.environment),

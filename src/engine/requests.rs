@@ -124,8 +124,10 @@ impl Engine {
             Some(e) if !e.trim().is_empty() => format!("{note} [emergency: {e}]"),
             _ => note,
         };
+        // Every rule holds again: a warning from before is resolved.
         let updated = RestoreRequest {
             spec: candidate,
+            warning: None,
             ..req.clone()
         };
         let ev = self.event(&req, to, Some(note));
@@ -151,6 +153,44 @@ impl Engine {
         let ev = self.event(&req, to, note);
         self.store.transition_request(&ev).await?;
         self.request(id).await
+    }
+
+    /// Looks again at whether an accepted request's restore point will still
+    /// be restorable when its window opens (retention may have been
+    /// shortened since it was accepted), and flags the request if not: its
+    /// warning, shown by `request show` and `list`, and a line in its audit
+    /// trail when the warning appears, changes or clears. Returns the
+    /// warning now in force.
+    pub async fn recheck_retention(
+        &self,
+        req: &RestoreRequest,
+    ) -> Result<Option<String>, EngineError> {
+        if req.status != RequestStatus::Accepted {
+            return Ok(req.warning.clone());
+        }
+        let env = self.environment(&req.spec.environment)?;
+        let facts = self.facts(env).await?;
+        let warning = rules::check_retention_at_window(env, &req.spec, &facts)
+            .err()
+            .map(|v| {
+                format!(
+                    "{v}; reschedule it (`pitr request reschedule {}`) or it fails at its window",
+                    req.id
+                )
+            });
+        if self.store.set_warning(&req.id, warning.as_deref()).await? {
+            let note = match &warning {
+                Some(w) => {
+                    tracing::warn!(request = %req.id, warning = %w, "request flagged");
+                    format!("flagged: {w}")
+                }
+                None => "warning cleared: the restore point is restorable at the window".into(),
+            };
+            self.store
+                .transition_request(&self.event(req, req.status, Some(note)))
+                .await?;
+        }
+        Ok(warning)
     }
 
     /// Records a deployment of a code version (for the code-version rule).

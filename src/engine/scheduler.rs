@@ -17,6 +17,10 @@ use tokio::task::JoinHandle;
 /// request again.
 const RETRY_AFTER_RELEASE: chrono::Duration = chrono::Duration::minutes(5);
 
+/// How often an accepted request's restore point is checked again against
+/// the database's retention (two ARM reads each time).
+const RETENTION_RECHECK: chrono::Duration = chrono::Duration::minutes(15);
+
 /// What one tick did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TickReport {
@@ -27,6 +31,8 @@ pub struct TickReport {
     pub deferred: Vec<RequestId>,
     /// Jobs whose original database is being dropped after its retention.
     pub cleaned: Vec<JobId>,
+    /// Accepted requests whose restore point will be gone at their window.
+    pub flagged: Vec<(RequestId, String)>,
 }
 
 /// What a scheduler drives in the background.
@@ -41,6 +47,8 @@ pub struct Scheduler {
     max_concurrent: usize,
     /// Runs and cleanups this scheduler drives.
     running: Mutex<HashMap<Task, JoinHandle<()>>>,
+    /// When each accepted request's retention was last checked.
+    retention_checked: Mutex<HashMap<RequestId, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl Scheduler {
@@ -49,6 +57,7 @@ impl Scheduler {
             engine,
             max_concurrent: max_concurrent.max(1),
             running: Mutex::new(HashMap::new()),
+            retention_checked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,6 +172,7 @@ impl Scheduler {
                     continue;
                 }
             };
+            self.recheck_retention(req, now, &mut report).await;
             let prestage = req.spec.prestage || env.prestage;
             let est = self.engine.estimates(&env).await?;
             match schedule::due(req, prestage, now, &est) {
@@ -224,6 +234,40 @@ impl Scheduler {
     }
 
     /// The request's run, if it is unfinished.
+    /// The retention check of an accepted request, at most every
+    /// [`RETENTION_RECHECK`]; Azure not answering is logged, not fatal.
+    async fn recheck_retention(
+        &self,
+        req: &crate::domain::RestoreRequest,
+        now: chrono::DateTime<chrono::Utc>,
+        report: &mut TickReport,
+    ) {
+        {
+            let mut checked = self
+                .retention_checked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if checked
+                .get(&req.id)
+                .is_some_and(|at| now < *at + RETENTION_RECHECK)
+            {
+                return;
+            }
+            checked.insert(req.id.clone(), now);
+        }
+        match self.engine.recheck_retention(req).await {
+            Ok(Some(w)) => report.flagged.push((req.id.clone(), w)),
+            Ok(None) => {}
+            Err(e) => {
+                self.retention_checked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&req.id);
+                tracing::warn!(request = %req.id, error = %e, "retention check failed; tried again next pass")
+            }
+        }
+    }
+
     async fn unfinished_job(&self, request_id: &RequestId) -> Result<Option<Job>, EngineError> {
         let jobs = self.engine.store.jobs_for_request(request_id).await?;
         Ok(crate::domain::job::current_run(&jobs)

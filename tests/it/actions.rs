@@ -165,6 +165,73 @@ async fn a_restore_point_that_falls_out_of_retention_before_its_window_is_refuse
     t.ok(&submit_args(&point, &ws, &we));
 }
 
+/// An accepted request whose restore point will be gone at its window
+/// (retention shortened in Azure after acceptance) is flagged by the
+/// scheduler's next pass, shown by `request show` and `list` and in the
+/// audit trail, long before its window; a reschedule that fixes it clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shortening_retention_after_acceptance_flags_the_request() {
+    let t = TestEnv::start_with(&scenario(""), "[engine]\nscheduler_tick_secs = 1\n");
+    let point = rfc3339_ago(Duration::days(5) - Duration::hours(2));
+    let (ws, we) = window(1, 1);
+    let id = t.ok(&submit_args(&point, &ws, &we)).trim().to_string();
+    t.ok(&["request", "accept", &id]);
+    assert_eq!(
+        t.json(&["request", "show", &id, "--json"])["warning"],
+        Value::Null
+    );
+    // Five days of retention: the point is restorable now, not in 25 hours.
+    t.post(
+        "/_mock/retention",
+        serde_json::json!({"server": "sql-uat", "database": "AxDB", "days": 5}),
+    )
+    .await;
+    let serve = t.command(&["serve"]).spawn().unwrap();
+    let mut warning = Value::Null;
+    for _ in 0..200 {
+        warning = t.json(&["request", "show", &id, "--json"])["warning"].clone();
+        if !warning.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    serve.wait_with_output().unwrap();
+    let warning = warning.as_str().expect("flagged").to_string();
+    assert!(warning.contains("rule retention-at-window"), "{warning}");
+    assert!(warning.contains("reschedule"), "{warning}");
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "accepted", "flagged, not changed");
+    assert!(t
+        .ok(&["request", "show", &id])
+        .contains("warning     rule retention-at-window"));
+    assert!(t
+        .ok(&["request", "list"])
+        .contains("warning: rule retention-at-window"));
+    let flagged = show["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(flagged["to"], "accepted");
+    assert!(
+        flagged["note"].as_str().unwrap().starts_with("flagged: "),
+        "{flagged}"
+    );
+
+    // A newer restore point holds at the window: the warning is gone.
+    t.ok(&[
+        "request",
+        "reschedule",
+        &id,
+        "--restore-point",
+        &rfc3339_ago(Duration::days(1)),
+    ]);
+    assert_eq!(
+        t.json(&["request", "show", &id, "--json"])["warning"],
+        Value::Null
+    );
+}
+
 /// `manual`: the run stops at each action with what to do; `pitr job
 /// confirm` records who did it (in the audit trail) and continues; the
 /// waiting survives the process that started it.
