@@ -192,11 +192,12 @@ async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
             .as_array()
             .map(|j| {
                 j.iter()
+                    // A managed Run Command is created by one PUT.
                     .filter(|e| {
-                        e["method"] == "POST"
+                        e["method"] == "PUT"
                             && e["path"]
                                 .as_str()
-                                .is_some_and(|p| p.contains("/runCommand"))
+                                .is_some_and(|p| p.contains("/runCommands/"))
                     })
                     .count()
             })

@@ -422,3 +422,35 @@ fn the_demo_runs_self_contained_and_verifies_the_restore() {
         "the demo leaves nothing behind"
     );
 }
+
+/// `pitr bench` measures both orders against its own mock and counts what a
+/// job asks of Azure: managed Run Commands (one PUT each) and ARM requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_downtime_and_the_azure_calls_per_job() {
+    let t = TestEnv::start(&scenario(""));
+    let out = t.ok(&[
+        "bench",
+        "--runs",
+        "1",
+        "--restore-ms",
+        "100",
+        "--run-command-ms",
+        "20",
+        "--poll-ms",
+        "10",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let results = v["results"].as_array().unwrap();
+    let modes: Vec<&str> = results
+        .iter()
+        .map(|r| r["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["default", "prestaged"]);
+    for r in results {
+        // offline and online on the AOS VM, sync, mr_reset: one each.
+        assert_eq!(r["run_commands_per_job"], 4.0 + 2.0, "{r}");
+        assert!(r["arm_requests_per_job"].as_f64().unwrap() > 20.0, "{r}");
+        assert!(r["downtime_secs"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}
