@@ -141,13 +141,22 @@ fn apply_override(table: &mut toml::Table, name: &str, value: &str) -> Result<()
         }
     }
     // Not the value (which may be a secret set by mistake): the key and why.
-    let why = last_error
+    // The decoder's "invalid type: string \"<value>\", expected u64": only
+    // what was expected is repeated, never the value.
+    let expected = last_error
         .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("not accepted")
-        .trim()
-        .to_string();
+        .find_map(|l| l.find("expected").map(|i| l[i..].trim().to_string()));
+    let why = if last_error.contains("unknown field") {
+        format!(
+            "there is no such key ({}); fix or unset the variable",
+            expected.unwrap_or_default()
+        )
+    } else {
+        format!(
+            "the value is not of the right kind ({}); fix or unset the variable",
+            expected.unwrap_or_else(|| "not accepted".into())
+        )
+    };
     Err(refuse(format!("cannot set {shown}: {why}")))
 }
 

@@ -75,7 +75,7 @@ pub enum RuleViolation {
         point: DateTime<Utc>,
         last_end: DateTime<Utc>,
     },
-    #[error("rule code-version: '{environment}' ran version {at_point} at the restore point and runs {current} now, a different major version; the restored database may not work with today's code; read the code-versioning note, consult the developers, then pass --ack-version-mismatch")]
+    #[error("rule code-version: '{environment}' ran version {at_point} at the restore point and runs {current} now, a different major version; the restored database may not work with today's code; read \"Code versions\" in the README, consult the developers, then pass --ack-version-mismatch")]
     VersionMismatch {
         environment: String,
         at_point: String,
