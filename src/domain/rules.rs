@@ -2,7 +2,7 @@
 //! message says what to change.
 use super::environment::{DatabaseKind, Environment, Tier};
 use super::request::RequestSpec;
-use super::time::{at_or_after, at_or_before, show};
+use super::time::{ahead, at_or_after, at_or_before, show};
 use chrono::{DateTime, Duration, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +25,7 @@ pub enum RuleViolation {
         point: DateTime<Utc>,
         now: DateTime<Utc>,
     },
-    #[error("rule retention: restore point {point_} is older than the {days}-day retention of '{environment}' (oldest allowed now: {oldest_}); choose a later instant", point_ = show(*point), oldest_ = at_or_after(*oldest))]
+    #[error("rule retention: restore point {point_} is older than the {days}-day retention of '{environment}' (oldest allowed now: {oldest_}); choose a later instant", point_ = show(*point), oldest_ = ahead(*oldest))]
     OutsideRetention {
         environment: String,
         point: DateTime<Utc>,
@@ -39,7 +39,7 @@ pub enum RuleViolation {
         window_start: DateTime<Utc>,
         latest_start: DateTime<Utc>,
     },
-    #[error("rule earliest-restore-date: restore point {point_} is before Azure's earliest restore date {earliest_} for database '{database}'; choose {earliest_} or later", point_ = show(*point), earliest_ = at_or_after(*earliest))]
+    #[error("rule earliest-restore-date: restore point {point_} is before Azure's earliest restore date {earliest_} for database '{database}'; choose {earliest_} or later", point_ = show(*point), earliest_ = ahead(*earliest))]
     BeforeEarliestRestore {
         database: String,
         point: DateTime<Utc>,
@@ -63,7 +63,7 @@ pub enum RuleViolation {
     },
     #[error("rule acknowledgement: the statement '{0}' was not acknowledged; read it and pass --ack-{0}")]
     MissingAcknowledgement(&'static str),
-    #[error("rule notice-24h: the window starts at {start_}, less than 24 hours after the request ({now_}); start it at {earliest_} or later, or, as an operator in an emergency, pass --emergency-reason TEXT", start_ = show(*start), now_ = at_or_before(*now), earliest_ = at_or_after(*earliest))]
+    #[error("rule notice-24h: the window starts at {start_}, less than 24 hours after the request ({now_}); start it at {earliest_} or later, or, as an operator in an emergency, pass --emergency-reason TEXT", start_ = show(*start), now_ = at_or_before(*now), earliest_ = ahead(*earliest))]
     WindowTooSoon {
         start: DateTime<Utc>,
         now: DateTime<Utc>,

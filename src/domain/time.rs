@@ -39,6 +39,25 @@ pub fn at_or_after(t: DateTime<Utc>) -> String {
     up.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A lower bound that moves forward with the clock (24 hours from now, the
+/// oldest instant retention still holds): shown on a whole five minutes at
+/// least a minute later, so that it is still allowed when a person pastes
+/// it back a little later.
+pub fn ahead(t: DateTime<Utc>) -> String {
+    let step = 300;
+    let secs = t.timestamp() + i64::from(t.nanosecond() > 0);
+    let mut up = secs.div_euclid(step) * step;
+    if up < secs {
+        up += step;
+    }
+    if up - t.timestamp() < 60 {
+        up += step;
+    }
+    DateTime::from_timestamp(up, 0)
+        .unwrap_or(t)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
 /// An upper bound ("no later than it"), rounded down to the second.
 pub fn at_or_before(t: DateTime<Utc>) -> String {
     t.with_nanosecond(0)
@@ -49,6 +68,22 @@ pub fn at_or_before(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_are_shown_in_the_users_favour() {
+        let t = parse_instant("2026-11-26T03:32:50.196985067Z").unwrap();
+        assert_eq!(at_or_after(t), "2026-11-26T03:32:51Z");
+        assert_eq!(at_or_before(t), "2026-11-26T03:32:50Z");
+        // A moving bound: the next whole five minutes, a minute ahead at least.
+        assert_eq!(ahead(t), "2026-11-26T03:35:00Z");
+        let close = parse_instant("2026-11-26T03:34:30Z").unwrap();
+        assert_eq!(ahead(close), "2026-11-26T03:40:00Z");
+        let on = parse_instant("2026-11-26T03:30:00Z").unwrap();
+        assert_eq!(ahead(on), "2026-11-26T03:35:00Z");
+        for s in [at_or_after(t), at_or_before(t), ahead(t)] {
+            assert!(parse_instant(&s).is_ok(), "{s}");
+        }
+    }
 
     #[test]
     fn offsets_become_utc_and_leap_seconds_are_refused() {

@@ -3,7 +3,7 @@
 //! copies from the source (sku, elastic pool, ids) is recorded. Read-only.
 use super::{StepCx, StepDef, Timeout, TimeoutClass};
 use crate::domain::step::Phase;
-use crate::domain::time::{at_or_after, show};
+use crate::domain::time::{ahead, show};
 use crate::domain::StepName;
 use crate::engine::{crash, Engine, StepError};
 
@@ -43,7 +43,7 @@ impl Engine {
                     "rule earliest-restore-date: restore point {} is now before Azure's earliest restore date {}; reschedule with a restore point of {} or later",
                     show(req.spec.restore_point),
                     show(earliest),
-                    at_or_after(earliest)
+                    ahead(earliest)
                 )));
             }
         }
