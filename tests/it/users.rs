@@ -325,6 +325,7 @@ fn the_readme_matches_the_cli() {
         "pitr store init",
         "pitr store copy",
         "cargo install --locked --path .",
+        ".ci/run",
         "### Code versions",
     ] {
         assert!(readme.contains(needle), "README lacks {needle}");

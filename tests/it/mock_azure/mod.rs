@@ -11,6 +11,7 @@ mod backup;
 mod databases;
 mod managed;
 mod misc;
+mod python_sdk;
 mod run_command;
 mod scripts;
 
