@@ -33,6 +33,15 @@ impl Engine {
             .remove(job_id)
     }
 
+    /// Gives up this engine's lease on a job it does not go on driving.
+    pub(super) async fn release_lease_of(&self, job_id: &JobId) {
+        if let Some(lease) = self.take_lease(job_id) {
+            if let Err(e) = self.store.release_lease(&lease).await {
+                tracing::warn!(job = %job_id, error = %e, "could not release the lease; it expires by itself");
+            }
+        }
+    }
+
     /// No live runner holds the job: no lease, an expired one, or one whose
     /// owner's process is gone.
     pub async fn lease_is_free(&self, job: &Job) -> Result<bool, StoreError> {

@@ -114,6 +114,25 @@ impl Engine {
         step: StepName,
         failure: Option<String>,
     ) -> Result<Outcome, EngineError> {
+        let job = self.record_confirmation(id, step, failure, None).await?;
+        self.progress.event(ProgressEvent::Note(format!(
+            "{step} of job {} confirmed; continuing the run",
+            job.id
+        )));
+        self.drive(job).await
+    }
+
+    /// The confirmation itself, checkpointed and audited, under the job's
+    /// lease (kept: the caller continues the run or releases it). `via`
+    /// says where the word came from when not from this engine's actor
+    /// (a webhook's callback).
+    pub(super) async fn record_confirmation(
+        &self,
+        id: &str,
+        step: StepName,
+        failure: Option<String>,
+        via: Option<String>,
+    ) -> Result<Job, EngineError> {
         let job = match self.store.get_job(&JobId::from(id)).await? {
             Some(job) => job,
             None => {
@@ -153,13 +172,17 @@ impl Engine {
             .acquire_lease(&job.id, &self.owner, self.clock.now(), self.lease_ttl())
             .await?;
         self.set_lease(lease);
+        let from = via
+            .as_deref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default();
         let note = match &failure {
-            Some(reason) => format!("{step} reported not done: {reason}"),
-            None => format!("{step} confirmed done"),
+            Some(reason) => format!("{step} reported not done{from}: {reason}"),
+            None => format!("{step} confirmed done{from}"),
         };
         rec.external_ref = Some(
             Confirmation {
-                by: self.actor.clone(),
+                by: via.unwrap_or_else(|| self.actor.clone()),
                 at: self.clock.now(),
                 failed: failure.is_some(),
                 reason: failure,
@@ -169,12 +192,8 @@ impl Engine {
         rec.status = StepStatus::Running;
         self.checkpoint(&job.id, &rec).await?;
         self.store
-            .transition_request(&self.event(&req, RequestStatus::Running, Some(note)))
+            .transition_request(&self.event(&req, req.status, Some(note)))
             .await?;
-        self.progress.event(ProgressEvent::Note(format!(
-            "{step} of job {} confirmed; continuing the run",
-            job.id
-        )));
-        self.drive(job).await
+        Ok(job)
     }
 }

@@ -9,7 +9,7 @@
 //! chosen and checkpointed before the first POST, so a call resent after a
 //! crash carries the same id and the receiver can tell it is the same call.
 use crate::domain::{Environment, Job, StepName, StepRecord};
-use crate::engine::{Engine, StepError};
+use crate::engine::{Engine, EngineError, StepError};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,135 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// Checks `sha256=<hex>` against the HMAC-SHA256 of `body`, in constant time.
+pub fn signature_matches(key: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(hex) = header.trim().strip_prefix("sha256=") else {
+        return false;
+    };
+    if hex.len() != 64 {
+        return false;
+    }
+    let Some(tag) = (0..32)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    aws_lc_rs::hmac::verify(&key, body, &tag).is_ok()
+}
+
+/// What a receiver sends back when an action it was handed has ended:
+/// signed like pitr's calls (`X-Pitr-Signature` over the raw body, the
+/// environment's webhook key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Callback {
+    /// The `X-Pitr-Delivery` of the call this answers.
+    pub delivery: String,
+    pub job: String,
+    /// The step (`offline`, `sync`, ...), as pitr's call named it.
+    pub action: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Why a callback was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackRefused {
+    /// Not signed with the environment's key (or for no job this pitr
+    /// knows: the two are not told apart, to give nothing away).
+    #[error("the callback's signature does not verify with the environment's webhook key")]
+    Signature,
+    #[error("{0}")]
+    Malformed(String),
+    /// Signed, but not for a call that is waiting now (already answered,
+    /// another delivery, the job moved on).
+    #[error("{0}")]
+    NotWaiting(String),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+}
+
 impl Engine {
+    /// Takes a receiver's signed callback: the waiting step's end is
+    /// checkpointed and audited like `pitr job confirm`, and the job's lease
+    /// is released so that a runner continues it at once (`pitr serve`
+    /// picks it up on its next pass). Returns the job and the step.
+    pub async fn webhook_callback(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> Result<(crate::domain::JobId, StepName), CallbackRefused> {
+        let cb: Callback = serde_json::from_slice(body).map_err(|e| {
+            CallbackRefused::Malformed(format!(
+                "the callback body is not {{\"delivery\", \"job\", \"action\", \"status\": \"succeeded\"|\"failed\", \"message\"}}: {e}"
+            ))
+        })?;
+        let job = self
+            .store
+            .get_job(&crate::domain::JobId::from(cb.job.as_str()))
+            .await
+            .map_err(EngineError::from)?
+            .ok_or(CallbackRefused::Signature)?;
+        let req = self.request(&job.request_id).await?;
+        let env = self.environment(&req.spec.environment)?;
+        let key = env
+            .webhook
+            .as_ref()
+            .and_then(|h| self.secret(&h.secret_env))
+            .ok_or(CallbackRefused::Signature)?;
+        if !signature.is_some_and(|s| signature_matches(key.as_bytes(), body, s)) {
+            return Err(CallbackRefused::Signature);
+        }
+        let step = StepName::parse(&cb.action)
+            .ok_or_else(|| CallbackRefused::Malformed(format!("'{}' is not a step", cb.action)))?;
+        let failure = match cb.status.as_str() {
+            "succeeded" => None,
+            "failed" => Some(
+                cb.message
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into()),
+            ),
+            other => {
+                return Err(CallbackRefused::Malformed(format!(
+                    "status '{other}' is not succeeded or failed"
+                )))
+            }
+        };
+        // Only the call this step is waiting on may be answered.
+        let waiting = self
+            .store
+            .steps(&job.id)
+            .await
+            .map_err(EngineError::from)?
+            .into_iter()
+            .find(|r| r.step == step)
+            .filter(|r| r.status == crate::domain::StepStatus::Waiting)
+            .and_then(|r| r.external_ref)
+            .and_then(|s| serde_json::from_str::<Call>(s.as_str()).ok())
+            .is_some_and(|c| c.delivery == cb.delivery);
+        if !waiting {
+            return Err(CallbackRefused::NotWaiting(format!(
+                "step {step} of job {} is not waiting for delivery {}",
+                job.id, cb.delivery
+            )));
+        }
+        let tag = cb.delivery.get(..8).unwrap_or(&cb.delivery);
+        let job = self
+            .record_confirmation(
+                job.id.as_str(),
+                step,
+                failure,
+                Some(format!("webhook callback, delivery {tag}")),
+            )
+            .await?;
+        self.release_lease_of(&job.id).await;
+        Ok((job.id, step))
+    }
+
     pub(super) async fn webhook(
         &self,
         step: StepName,
@@ -203,9 +331,34 @@ mod tests {
     /// RFC 4231 test case 2.
     #[test]
     fn signatures_are_hmac_sha256_in_hex() {
-        assert_eq!(
-            signature(b"Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
+        let sig = "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        assert_eq!(signature(b"Jefe", b"what do ya want for nothing?"), sig);
+        assert!(signature_matches(
+            b"Jefe",
+            b"what do ya want for nothing?",
+            sig
+        ));
+        assert!(!signature_matches(
+            b"Jeff",
+            b"what do ya want for nothing?",
+            sig
+        ));
+        assert!(!signature_matches(
+            b"Jefe",
+            b"what do ya want for nothing!",
+            sig
+        ));
+        for bad in [
+            "",
+            "sha256=",
+            "sha1=5bdc",
+            &sig[..sig.len() - 1],
+            &sig.replace('5', "g"),
+        ] {
+            assert!(
+                !signature_matches(b"Jefe", b"what do ya want for nothing?", bad),
+                "{bad}"
+            );
+        }
     }
 }
