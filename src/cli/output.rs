@@ -121,7 +121,11 @@ pub fn request_show(
     json: bool,
 ) {
     let prestage = r.spec.prestage || jobs.last().is_some_and(|j| j.is_prestaged());
-    let estimated_downtime = extra.estimate.map(|e| e.downtime(prestage).num_seconds());
+    // A rollback has its own, short plan: the run's estimate says nothing of it.
+    let estimated_downtime = extra
+        .estimate
+        .filter(|_| !jobs.last().is_some_and(|j| j.is_rollback()))
+        .map(|e| e.downtime(prestage).num_seconds());
     let downtime = jobs
         .last()
         .and_then(|j| match (j.facts.offline_at, j.facts.online_at) {

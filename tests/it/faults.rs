@@ -260,6 +260,11 @@ async fn rollback_on_request_undoes_a_finished_run() {
     let own = (at(&rollback["online_at"]) - at(&rollback["offline_at"])).num_milliseconds() as f64
         / 1000.0;
     assert!((down - own).abs() < 1.5, "{down} vs {own}");
+    assert_eq!(
+        show["estimated_downtime_secs"],
+        Value::Null,
+        "not the run's estimate"
+    );
     // The audit trail reads right: one start, one end, no doubled actor.
     let events = show["events"].as_array().unwrap();
     let notes: Vec<&str> = events.iter().filter_map(|e| e["note"].as_str()).collect();
