@@ -89,15 +89,10 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                         .as_ref()
                         .map(|of| of.job.to_string())
                         .unwrap_or_default();
-                    let downtime = match (job.facts.offline_at, job.facts.online_at) {
-                        (Some(off), Some(on)) => {
-                            format!(
-                                "; downtime {:.1}s",
-                                (on - off).num_milliseconds() as f64 / 1000.0
-                            )
-                        }
-                        _ => String::new(),
-                    };
+                    let downtime = job
+                        .downtime_secs()
+                        .map(|d| format!("; downtime {d:.1}s"))
+                        .unwrap_or_default();
                     out!(
                         "job {undone} rolled back by job {}: the original database is live again and the environment is online{downtime}",
                         job.id

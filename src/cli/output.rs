@@ -126,12 +126,7 @@ pub fn request_show(
         .estimate
         .filter(|_| !jobs.last().is_some_and(|j| j.is_rollback()))
         .map(|e| e.downtime(prestage).num_seconds());
-    let downtime = jobs
-        .last()
-        .and_then(|j| match (j.facts.offline_at, j.facts.online_at) {
-            (Some(off), Some(on)) => Some((on - off).num_milliseconds() as f64 / 1000.0),
-            _ => None,
-        });
+    let downtime = jobs.last().and_then(Job::downtime_secs);
     if json {
         let mut v = request_json(r);
         v["events"] = Value::Array(events.iter().map(event_json).collect());

@@ -108,6 +108,14 @@ impl Job {
     pub fn before_name(&self, db: &str) -> String {
         format!("{db}_before_{}", self.name_tag())
     }
+    /// How long the environment was down in this job, once it is back.
+    pub fn downtime_secs(&self) -> Option<f64> {
+        match (self.facts.offline_at, self.facts.online_at) {
+            (Some(off), Some(on)) => Some((on - off).num_milliseconds() as f64 / 1000.0),
+            _ => None,
+        }
+    }
+
     /// A rollback job (see [`RollbackOf`]).
     pub fn is_rollback(&self) -> bool {
         self.facts.rollback.is_some()

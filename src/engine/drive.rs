@@ -256,13 +256,6 @@ impl Engine {
                 .map(|c| format!(": {c}"))
                 .unwrap_or_default()
         )));
-        Ok(match status {
-            JobStatus::Succeeded => Outcome::Succeeded(job),
-            _ => Outcome::Ended {
-                job,
-                cause: cause.unwrap_or_default(),
-                problems: false,
-            },
-        })
+        Ok(Outcome::of(job, cause, false))
     }
 }

@@ -102,6 +102,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// How a finished job ended, from its status.
+    pub(crate) fn of(job: Job, cause: Option<String>, problems: bool) -> Self {
+        match job.status {
+            JobStatus::Succeeded => Self::Succeeded(job),
+            _ => Self::Ended {
+                job,
+                cause: cause.unwrap_or_default(),
+                problems,
+            },
+        }
+    }
+
     pub fn job(&self) -> &Job {
         match self {
             Self::Succeeded(job)

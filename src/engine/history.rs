@@ -28,10 +28,6 @@ impl Engine {
                 Some((r.finished_at? - r.started_at?).num_milliseconds() as f64 / 1000.0)
             })
         };
-        let downtime = match (job.facts.offline_at, job.facts.online_at) {
-            (Some(off), Some(on)) => Some((on - off).num_milliseconds() as f64 / 1000.0),
-            _ => None,
-        };
         self.store
             .add_environment_event(&EnvironmentEvent {
                 environment: req.spec.environment.clone(),
@@ -42,7 +38,7 @@ impl Engine {
                     restore_point: req.spec.restore_point,
                     finished_at: job.facts.online_at.or(job.finished_at),
                     restore_secs: secs(StepName::Restore),
-                    downtime_secs: downtime,
+                    downtime_secs: job.downtime_secs(),
                     prestaged: job.is_prestaged(),
                 }),
             })

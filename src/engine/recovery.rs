@@ -81,21 +81,8 @@ impl Engine {
             }
         }
         if plan.unswap {
-            if let Err(e) = self.unswap(env, &job).await {
-                // Without the original under its name the environment must
-                // not come back online; the operator has to look.
-                let msg = format!(
-                    "{cause}; rolling back the swap also failed: {e}; the environment stays offline, inspect the server and run `pitr resume {}`",
-                    req.id
-                );
-                job.error = Some(msg.clone());
-                self.save_job(&mut job).await?;
-                return Err(EngineError::Stuck {
-                    job: job.id.to_string(),
-                    status: "failed",
-                    cause: msg,
-                });
-            }
+            self.unswap_or_stay_offline(req, env, &mut job, &cause, "rolling back the swap")
+                .await?;
         }
         if plan.drop_partial_restore {
             if let Err(e) = self.drop_partial_restore(env, &job).await {
@@ -177,6 +164,33 @@ impl Engine {
         }
         self.checkpoint(&job.id, &rec).await?;
         outcome
+    }
+
+    /// The reverse swap in a recovery. If it fails, the original is not
+    /// under its name, so the environment must not come back online: the
+    /// job stops (`Stuck`) with what to do, and `pitr resume` tries again.
+    pub(super) async fn unswap_or_stay_offline(
+        &self,
+        req: &RestoreRequest,
+        env: &Environment,
+        job: &mut Job,
+        cause: &str,
+        what: &str,
+    ) -> Result<(), EngineError> {
+        let Err(e) = self.unswap(env, job).await else {
+            return Ok(());
+        };
+        let msg = format!(
+            "{cause}; {what} also failed: {e}; the environment stays offline, inspect the server and run `pitr resume {}`",
+            req.id
+        );
+        job.error = Some(msg.clone());
+        self.save_job(job).await?;
+        Err(EngineError::Stuck {
+            job: job.id.to_string(),
+            status: "failed",
+            cause: msg,
+        })
     }
 
     /// Puts the original database back under the environment's name.

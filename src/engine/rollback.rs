@@ -194,14 +194,7 @@ impl Engine {
                 .map(|c| format!("; {c}"))
                 .unwrap_or_default()
         )));
-        Ok(match status {
-            JobStatus::Succeeded => Outcome::Succeeded(job),
-            _ => Outcome::Ended {
-                job,
-                cause: cause.unwrap_or_default(),
-                problems,
-            },
-        })
+        Ok(Outcome::of(job, cause, problems))
     }
 
     async fn record_rollback(
@@ -210,10 +203,6 @@ impl Engine {
         job: &Job,
         of: &RollbackOf,
     ) -> Result<(), crate::store::StoreError> {
-        let downtime = match (job.facts.offline_at, job.facts.online_at) {
-            (Some(off), Some(on)) => Some((on - off).num_milliseconds() as f64 / 1000.0),
-            _ => None,
-        };
         self.store
             .add_environment_event(&EnvironmentEvent {
                 environment: req.spec.environment.clone(),
@@ -223,7 +212,7 @@ impl Engine {
                     rolled_back: of.job.clone(),
                     request: req.id.clone(),
                     finished_at: job.facts.online_at.or(job.finished_at),
-                    downtime_secs: downtime,
+                    downtime_secs: job.downtime_secs(),
                     reason: of.reason.clone(),
                 }),
             })
@@ -247,19 +236,8 @@ impl Engine {
         let mut original_back = records.succeeded(StepName::Swap);
         self.note(StepName::Online, format!("rollback failed: {cause}"));
         if records.started(StepName::Swap) && !original_back {
-            if let Err(e) = self.unswap(env, &job).await {
-                let msg = format!(
-                    "{cause}; finishing the reverse swap also failed: {e}; the environment stays offline, inspect the server and run `pitr resume {}`",
-                    req.id
-                );
-                job.error = Some(msg.clone());
-                self.save_job(&mut job).await?;
-                return Err(EngineError::Stuck {
-                    job: job.id.to_string(),
-                    status: "failed",
-                    cause: msg,
-                });
-            }
+            self.unswap_or_stay_offline(req, env, &mut job, &cause, "finishing the reverse swap")
+                .await?;
             original_back = true;
         }
         let mut problems = Vec::new();
