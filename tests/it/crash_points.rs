@@ -108,16 +108,11 @@ async fn walk(point: &str) {
     assert!(started.values().all(|n| *n == 1), "{point}: {started:?}");
 }
 
-/// A sync that fails for good makes the run roll back; a crash anywhere in
-/// that rollback is finished by `pitr resume`.
-async fn walk_recovery(point: &str) {
-    let t = TestEnv::start(&format!(
-        "{}\n[[faults]]\noperation = \"run_command\"\noutcome = \"exit_code\"\nscript_contains = \"Deployment.Setup.exe\"\nexit_code = 1\nmessage = \"sync failed\"\ntimes = 1\n",
-        scenario("restore_polls = 2")
-    ));
-    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+/// `args` aborted at `point` (like kill -9): each content, the original and
+/// the restored one, is held by exactly one database at the crash.
+async fn crash_with_both_contents(t: &TestEnv, args: &[&str], point: &str) {
     let out = t
-        .command(&["run", &id])
+        .command(args)
         .env("PITR_CRASH_AT", point)
         .output()
         .unwrap();
@@ -129,6 +124,31 @@ async fn walk_recovery(point: &str) {
     let state = t.state().await;
     assert_eq!(holders(&state, ORIGINAL).len(), 1, "{point}");
     assert_eq!(holders(&state, RESTORED).len(), 1, "{point}");
+}
+
+/// The end of a rollback: the original under its name, the restored
+/// database kept as `AxDB_pitr_<tag>`, the environment online.
+async fn original_back_restored_kept(t: &TestEnv, tag: &str, point: &str) {
+    let state = t.state().await;
+    let dbs = databases(&state);
+    assert_eq!(dbs["AxDB"]["content"], ORIGINAL, "{point}");
+    assert_eq!(
+        dbs[&format!("AxDB_pitr_{tag}")]["content"],
+        RESTORED,
+        "{point}"
+    );
+    assert!(all_running(&state), "{point}: services not all running");
+}
+
+/// A sync that fails for good makes the run roll back; a crash anywhere in
+/// that rollback is finished by `pitr resume`.
+async fn walk_recovery(point: &str) {
+    let t = TestEnv::start(&format!(
+        "{}\n[[faults]]\noperation = \"run_command\"\noutcome = \"exit_code\"\nscript_contains = \"Deployment.Setup.exe\"\nexit_code = 1\nmessage = \"sync failed\"\ntimes = 1\n",
+        scenario("restore_polls = 2")
+    ));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    crash_with_both_contents(&t, &["run", &id], point).await;
 
     let resumed = t.pitr(&["resume", &id]);
     assert_eq!(
@@ -140,24 +160,7 @@ async fn walk_recovery(point: &str) {
     let show = t.json(&["request", "show", &id, "--json"]);
     assert_eq!(show["status"], "rolled_back", "{point}");
     let tag = &show["job"]["id"].as_str().unwrap()[..8];
-    let state = t.state().await;
-    let dbs = databases(&state);
-    assert_eq!(dbs["AxDB"]["content"], ORIGINAL, "{point}");
-    assert_eq!(
-        dbs[&format!("AxDB_pitr_{tag}")]["content"],
-        RESTORED,
-        "{point}"
-    );
-    for vm in state["vms"].as_array().unwrap() {
-        assert!(
-            vm["services"]
-                .as_object()
-                .unwrap()
-                .values()
-                .all(|s| s == "Running"),
-            "{point}"
-        );
-    }
+    original_back_restored_kept(&t, tag, point).await;
     let journal = t.journal().await;
     assert_eq!(restore_puts(&journal), 1, "{point}");
     for r in requests(&journal, "POST", "/move") {
@@ -199,19 +202,7 @@ async fn walk_rollback(point: &str) {
     let t = TestEnv::start(&scenario("restore_polls = 1"));
     let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
     t.ok(&["run", &id]);
-    let out = t
-        .command(&["rollback", &id])
-        .env("PITR_CRASH_AT", point)
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!("PITR_CRASH_AT={point}")),
-        "{point}: never reached: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let state = t.state().await;
-    assert_eq!(holders(&state, ORIGINAL).len(), 1, "{point}");
-    assert_eq!(holders(&state, RESTORED).len(), 1, "{point}");
+    crash_with_both_contents(&t, &["rollback", &id], point).await;
     assert_eq!(
         t.json(&["request", "show", &id, "--json"])["status"],
         "succeeded",
@@ -229,15 +220,7 @@ async fn walk_rollback(point: &str) {
     let jobs = show["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 2, "{point}: one rollback job");
     let tag = &jobs[0]["id"].as_str().unwrap()[..8];
-    let state = t.state().await;
-    let dbs = databases(&state);
-    assert_eq!(dbs["AxDB"]["content"], ORIGINAL, "{point}");
-    assert_eq!(
-        dbs[&format!("AxDB_pitr_{tag}")]["content"],
-        RESTORED,
-        "{point}"
-    );
-    assert!(all_running(&state), "{point}");
+    original_back_restored_kept(&t, tag, point).await;
     let journal = t.journal().await;
     assert_eq!(restore_puts(&journal), 1, "{point}");
     for r in requests(&journal, "POST", "/move") {
