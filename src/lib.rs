@@ -19,3 +19,4 @@ pub mod domain;
 pub mod engine;
 pub mod mock;
 pub mod store;
+pub mod views;
