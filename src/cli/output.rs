@@ -292,3 +292,44 @@ pub fn history(events: &[RequestEvent], json: bool) {
         out!("{}", event_line(e));
     }
 }
+
+pub fn deliveries(list: &[crate::store::DeliveryRecord], json: bool) {
+    if json {
+        print_view(&list);
+        return;
+    }
+    if list.is_empty() {
+        out!("no deliveries");
+        return;
+    }
+    out!(
+        "{:<20}  {:<12}  {:<12}  {:<36}  {:<9}  {:>8}  {:<20}  RECEIVER / LAST ERROR",
+        "AT",
+        "EVENT",
+        "REQUEST",
+        "DELIVERY",
+        "STATUS",
+        "ATTEMPTS",
+        "NEXT ATTEMPT"
+    );
+    for d in list {
+        out!(
+            "{:<20}  {:<12}  {:<12}  {:<36}  {:<9}  {:>8}  {:<20}  {}{}",
+            ts(&d.created_at),
+            d.event,
+            esc(&d.request_id),
+            d.delivery_id,
+            d.status,
+            d.attempts,
+            d.next_attempt_at
+                .as_ref()
+                .map(ts)
+                .unwrap_or_else(|| "-".into()),
+            esc(&d.receiver),
+            d.last_error
+                .as_deref()
+                .map(|e| format!("  ({})", esc(e)))
+                .unwrap_or_default()
+        );
+    }
+}

@@ -19,6 +19,14 @@ impl Engine {
     /// store (job, request status and lease together): of two runners
     /// starting the same request, exactly one gets it.
     pub async fn run(&self, request_id: &RequestId, dry_run: bool) -> Result<Outcome, EngineError> {
+        let job = self.start(request_id, dry_run).await?;
+        self.drive(job).await
+    }
+
+    /// The first half of [`Engine::run`]: checks, claims the run and its
+    /// lease, and returns the job to drive with [`Engine::drive_job`] (the
+    /// service answers between the two).
+    pub async fn start(&self, request_id: &RequestId, dry_run: bool) -> Result<Job, EngineError> {
         let req = self.request(request_id).await?;
         let env = self.environment(&req.spec.environment)?.clone();
         let start = if dry_run {
@@ -64,6 +72,11 @@ impl Engine {
             env.database,
             if dry_run { " [dry run]" } else { "" }
         )));
+        Ok(job)
+    }
+
+    /// Drives a job this engine started or prepared, to its end.
+    pub async fn drive_job(&self, job: Job) -> Result<Outcome, EngineError> {
         self.drive(job).await
     }
 
@@ -94,14 +107,19 @@ impl Engine {
     /// Continues the unfinished run of a request where it stopped: only the
     /// request's current run, and only while the request is running.
     pub async fn resume(&self, request_id: &RequestId) -> Result<Outcome, EngineError> {
-        let req = self.request(request_id).await?;
-        let jobs = self.store.jobs_for_request(&req.id).await?;
-        let job = job::resumable(&req, &jobs)
-            .map_err(|e| EngineError::BadInput(e.to_string()))?
-            .clone();
+        let job = self.resumable(request_id).await?;
         self.progress
             .event(ProgressEvent::Note(format!("resuming job {}", job.id)));
         self.drive(job).await
+    }
+
+    /// The request's unfinished run that [`Engine::resume`] would continue.
+    pub async fn resumable(&self, request_id: &RequestId) -> Result<Job, EngineError> {
+        let req = self.request(request_id).await?;
+        let jobs = self.store.jobs_for_request(&req.id).await?;
+        Ok(job::resumable(&req, &jobs)
+            .map_err(|e| EngineError::BadInput(e.to_string()))?
+            .clone())
     }
 
     /// Undoes a finished run on request: the original database goes back
@@ -113,6 +131,17 @@ impl Engine {
         request_id: &RequestId,
         reason: Option<String>,
     ) -> Result<Outcome, EngineError> {
+        let job = self.prepare_rollback(request_id, reason).await?;
+        self.drive(job).await
+    }
+
+    /// The first half of [`Engine::rollback`]: every check, the lease, and
+    /// the job marked as recovering; [`Engine::drive_job`] carries it out.
+    pub async fn prepare_rollback(
+        &self,
+        request_id: &RequestId,
+        reason: Option<String>,
+    ) -> Result<Job, EngineError> {
         let req = self.request(request_id).await?;
         let mut job = self
             .store
@@ -162,7 +191,7 @@ impl Engine {
             reason.map(|r| format!(": {r}")).unwrap_or_default()
         ));
         self.save_job(&mut job).await?;
-        self.drive(job).await
+        Ok(job)
     }
 }
 
