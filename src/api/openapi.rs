@@ -49,6 +49,7 @@ impl Modify for BearerAuth {
         Problem, RequestView, RequestDetail, EventView, JobView, StepView, StatusView,
         AcknowledgementsView, EnvironmentDetail, RestoreView, RollbackView, DeploymentView,
         NewRequest, AcknowledgementsBody, ReasonBody, RescheduleBody, RunBody,
+        super::sse::StreamEvent,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -30,6 +30,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// One Server-Sent Event of the stream.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct StreamEvent {
+    /// `status`, `job`, `step`, `progress` or `end`.
+    pub event: String,
+    /// The event's JSON: `status`/`end` {request_id, status}; `job` a
+    /// JobView; `step` a StepView with job_id and dry_run; `progress`
+    /// {kind, step, message}.
+    pub data: String,
+}
+
 const POLL: Duration = Duration::from_millis(500);
 const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -37,7 +49,7 @@ const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 #[utoipa::path(get, path = "/api/v1/requests/{id}/events", tag = "requests",
     params(("id" = String, Path, description = "The request's id")),
     responses(
-        (status = 200, description = "Server-Sent Events: status, job, step, progress, end", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events: status, job, step, progress, end", content_type = "text/event-stream", body = StreamEvent),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No role allows it", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such request", body = Problem, content_type = "application/problem+json"),

@@ -57,13 +57,11 @@ async fn wait_status(svc: &Service, token: &str, id: &str, want: &str) {
 }
 
 async fn submit(svc: &Service, token: &str) -> String {
+    // After the last restore's end (backup history restarts at a restore).
+    let mut body = Service::new_request(false);
+    body["restore_point"] = json!(chrono::Utc::now().to_rfc3339());
     let (s, r) = svc
-        .call(
-            "POST",
-            "/api/v1/requests",
-            Some(token),
-            Some(Service::new_request(false)),
-        )
+        .call("POST", "/api/v1/requests", Some(token), Some(body))
         .await;
     assert_eq!(s, 201, "{r}");
     r["id"].as_str().unwrap().to_string()

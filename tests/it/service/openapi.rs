@@ -66,12 +66,36 @@ async fn the_live_service_keeps_to_its_openapi_document() {
         }
     }
 
-    // The live service against the document.
+    // The live service against the document, with the id of a real
+    // (cancelled: its event stream ends at once) request to reach past 404.
+    let (s, r) = svc
+        .call(
+            "POST",
+            "/api/v1/requests",
+            Some(&op),
+            Some(Service::new_request(false)),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let (s, _) = svc
+        .call(
+            "POST",
+            &format!("/api/v1/requests/{id}/cancel"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
     let out = tokio::task::spawn_blocking({
         let (file, base, dir) = (file.clone(), svc.base.clone(), svc.env.path("st"));
         move || {
             std::fs::create_dir_all(&dir).unwrap();
+            let config = dir.join("schemathesis.toml");
+            std::fs::write(&config, format!("[parameters]\n\"path.id\" = \"{id}\"\n")).unwrap();
             std::process::Command::new(venv_bin("schemathesis"))
+                .arg("--config-file")
+                .arg(&config)
                 .arg("run")
                 .arg(&file)
                 .args(["--url", &base])
