@@ -1,6 +1,7 @@
 //! The service as its users meet it: the real `pitr serve` on an ephemeral
 //! port, the real `pitr mock-azure` standing in for Azure and for Entra ID
 //! (it issues the signed access tokens), on SQLite or PostgreSQL.
+mod bench;
 mod matrix;
 mod notifications;
 mod openapi;
@@ -150,6 +151,11 @@ impl Service {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+
+    /// The process id of `pitr serve`.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
     /// The lines `pitr serve` logged so far.

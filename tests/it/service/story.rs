@@ -93,8 +93,7 @@ async fn story(backend: Backend) {
     for step in job["plan"].as_array().unwrap() {
         let last = events
             .iter()
-            .filter(|(n, v)| n == "step" && v["name"] == *step)
-            .next_back()
+            .rfind(|(n, v)| n == "step" && v["name"] == *step)
             .unwrap_or_else(|| panic!("no event for step {step}: {names:?}"));
         assert_eq!(last.1["status"], "succeeded", "{step}: {}", last.1);
     }
