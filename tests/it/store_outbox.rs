@@ -111,6 +111,10 @@ pub async fn outbox_story(store: &SharedStore) {
         .unwrap();
     store.save_step(&dry.id, &step, None).await.unwrap();
     assert_eq!(store.outbox(Some(&r.id)).await.unwrap().len(), 6);
+    // Runners done: the store is left lease-free (a copy of it follows).
+    store.release_lease(&lease).await.unwrap();
+    let dry_lease = store.get_lease(&dry.id).await.unwrap().unwrap();
+    store.release_lease(&dry_lease).await.unwrap();
 
     // Receivers: one takes everything, one only two events.
     let all = ReceiverSpec {

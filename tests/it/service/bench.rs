@@ -79,25 +79,48 @@ fn report(what: &str, times: &[Duration], errors: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run with --ignored --nocapture"]
 async fn api_latency_under_load() {
-    let svc = Arc::new(Service::start(Backend::Sqlite, &bench_environments(), &[("PITR_LOG", "error")]).await);
+    let svc = Arc::new(
+        Service::start(
+            Backend::Sqlite,
+            &bench_environments(),
+            &[("PITR_LOG", "error")],
+        )
+        .await,
+    );
     let op = Arc::new(svc.token("operator").await);
     // 100 requests in the store (cancelled, so the environments are free).
     for i in 0..100 {
         let mut body = Service::new_request(false);
         body["environment"] = json!(format!("bench-{}", i % CLIENTS));
-        let (s, r) = svc.call("POST", "/api/v1/requests", Some(&op), Some(body)).await;
+        let (s, r) = svc
+            .call("POST", "/api/v1/requests", Some(&op), Some(body))
+            .await;
         assert_eq!(s, 201, "{r}");
         let id = r["id"].as_str().unwrap().to_string();
-        svc.call("POST", &format!("/api/v1/requests/{id}/cancel"), Some(&op), None).await;
+        svc.call(
+            "POST",
+            &format!("/api/v1/requests/{id}/cancel"),
+            Some(&op),
+            None,
+        )
+        .await;
     }
-    let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
 
     let (s, o, h) = (svc.clone(), op.clone(), http.clone());
     let (times, errors) = load(CLIENTS, move |_| {
         let (s, o, h) = (s.clone(), o.clone(), h.clone());
         async move {
             let t = Instant::now();
-            let r = h.get(s.url("/api/v1/requests")).bearer_auth(o.as_str()).send().await.ok()?;
+            let r = h
+                .get(s.url("/api/v1/requests"))
+                .bearer_auth(o.as_str())
+                .send()
+                .await
+                .ok()?;
             let ok = r.status() == 200;
             r.bytes().await.ok()?;
             ok.then(|| t.elapsed())
@@ -113,18 +136,31 @@ async fn api_latency_under_load() {
             let mut body = Service::new_request(false);
             body["environment"] = json!(format!("bench-{i}"));
             let t = Instant::now();
-            let r = h.post(s.url("/api/v1/requests")).bearer_auth(o.as_str()).json(&body).send().await.ok()?;
+            let r = h
+                .post(s.url("/api/v1/requests"))
+                .bearer_auth(o.as_str())
+                .json(&body)
+                .send()
+                .await
+                .ok()?;
             let took = t.elapsed();
             if r.status() != 201 {
                 return None;
             }
             let v: Value = r.json().await.ok()?;
             let id = v["id"].as_str()?.to_string();
-            h.post(s.url(&format!("/api/v1/requests/{id}/cancel"))).bearer_auth(o.as_str()).send().await.ok()?;
+            h.post(s.url(&format!("/api/v1/requests/{id}/cancel")))
+                .bearer_auth(o.as_str())
+                .send()
+                .await
+                .ok()?;
             Some(took)
         }
     })
     .await;
     report("POST /api/v1/requests", &times, errors);
-    println!("pitr serve peak RSS (VmHWM): {:.1} MiB", peak_rss_kib(svc.pid()) as f64 / 1024.0);
+    println!(
+        "pitr serve peak RSS (VmHWM): {:.1} MiB",
+        peak_rss_kib(svc.pid()) as f64 / 1024.0
+    );
 }
