@@ -287,11 +287,21 @@ async fn matrix(backend: Backend) {
         );
     }
     // Every refusal is in the log, and nothing else was recorded.
-    let log = svc.log();
-    let refusals = log
-        .iter()
-        .filter(|l| l.contains("API call refused"))
-        .count();
+    let refused = |log: &[String]| {
+        log.iter()
+            .filter(|l| l.contains("API call refused"))
+            .count()
+    };
+    let mut log = svc.log();
+    for _ in 0..100 {
+        if refused(&log) >= denied {
+            break;
+        }
+        // The log is read by another thread: bounded wait.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        log = svc.log();
+    }
+    let refusals = refused(&log);
     assert!(
         refusals >= denied,
         "{refusals} refusals logged for {denied} denied calls"
