@@ -199,3 +199,81 @@ fn mode_none_only_on_loopback() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("audience"));
 }
+
+/// A run in another process (the CLI, sharing the store) is followed too:
+/// its steps come from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_a_run_of_another_process() {
+    let svc = Service::start(Backend::Sqlite, "", &[]).await;
+    let olga = svc.token("operator").await;
+    let (s, r) = svc
+        .call(
+            "POST",
+            "/api/v1/requests",
+            Some(&olga),
+            Some(Service::new_request(false)),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let (s, _) = svc
+        .call(
+            "POST",
+            &format!("/api/v1/requests/{id}/accept"),
+            Some(&olga),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let stream = svc
+        .http
+        .get(svc.url(&format!("/api/v1/requests/{id}/events")))
+        .bearer_auth(&olga)
+        .send()
+        .await
+        .unwrap();
+    let run = svc.env.command(&["run", &id]).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let events = read_events(stream, std::time::Duration::from_secs(60)).await;
+    let (last, data) = events.last().expect("events");
+    assert_eq!(
+        (last.as_str(), &data["status"]),
+        ("end", &json!("succeeded")),
+        "{events:?}"
+    );
+    let job = events
+        .iter()
+        .rev()
+        .find(|(n, _)| n == "job")
+        .unwrap()
+        .1
+        .clone();
+    for step in job["plan"].as_array().unwrap() {
+        let seen = events
+            .iter()
+            .rfind(|(n, v)| n == "step" && v["name"] == *step)
+            .unwrap_or_else(|| panic!("step {step}"));
+        assert_eq!(seen.1["status"], "succeeded");
+    }
+    let (_, history) = svc
+        .call(
+            "GET",
+            &format!("/api/v1/requests/{id}/history"),
+            Some(&olga),
+            None,
+        )
+        .await;
+    let actors: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    // Submitted and accepted through the API, run by the CLI's --actor.
+    assert_eq!(actors[..2], ["olga@contoso.com", "olga@contoso.com"]);
+    assert!(actors[2..].iter().all(|a| *a == "tester"), "{actors:?}");
+}
