@@ -73,13 +73,22 @@ async fn post(svc: &Service, token: &str, path: String, body: Option<Value>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_gets_every_event_in_order_signed_even_after_an_outage() {
+async fn a_receiver_gets_every_event_in_order_signed_even_after_an_outage_sqlite() {
+    notifications(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_gets_every_event_in_order_signed_even_after_an_outage_postgres() {
+    notifications(Backend::Postgres(PgDatabase::create().await)).await;
+}
+
+async fn notifications(backend: Backend) {
     let got = Got::default();
     let (addr, task) = receiver("127.0.0.1:0".parse().unwrap(), got.clone()).await;
     let extra = format!(
         "[[notifications]]\nurl = \"http://{addr}/hook\"\nsecret_env = \"PITR_TEST_NOTIFY_KEY\"\n"
     );
-    let svc = Service::start(Backend::Sqlite, &extra, &[("PITR_TEST_NOTIFY_KEY", KEY)]).await;
+    let svc = Service::start(backend, &extra, &[("PITR_TEST_NOTIFY_KEY", KEY)]).await;
     let rita = svc.token("requester").await;
     let olga = svc.token("operator").await;
     let later = (chrono::Utc::now() + chrono::Duration::days(2) + chrono::Duration::minutes(30))
