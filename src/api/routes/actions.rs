@@ -34,10 +34,13 @@ pub struct ReasonBody {
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub window_start: Option<String>,
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub window_end: Option<String>,
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub restore_point: Option<String>,
     #[serde(default)]
     pub ack_version_mismatch: bool,

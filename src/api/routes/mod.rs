@@ -45,15 +45,33 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::REQUEST_TIMEOUT,
             CALL_TIMEOUT,
-        ));
+        ))
+        // Outside the timeout, so that it sees the timeout's answer.
+        .layer(axum::middleware::map_response(timed_out));
     // Streams live longer than a call: they end on their own.
     let streams = Router::new().route("/api/v1/requests/{id}/events", get(super::sse::events));
     api.merge(streams)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The timeout layer's bare answer as a problem (a call that took too long
+/// is the service's, not the caller's: 503).
+async fn timed_out(r: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if r.status() == StatusCode::REQUEST_TIMEOUT
+        && !r.headers().contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return Problem::unavailable(format!(
+            "the call did not finish within {} s; try again",
+            CALL_TIMEOUT.as_secs()
+        ))
+        .into_response();
+    }
+    r
 }
 
 async fn not_found() -> Problem {
@@ -92,4 +110,40 @@ pub(crate) fn body<T: DeserializeOwned>(
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| Problem::bad_request(format!("the body is not the JSON expected: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    #[tokio::test]
+    async fn a_call_that_timed_out_is_a_problem() {
+        let bare = StatusCode::REQUEST_TIMEOUT.into_response();
+        let r = timed_out(bare).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            r.headers()[axum::http::header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        // Anything else passes unchanged.
+        let ok = timed_out(StatusCode::OK.into_response()).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn bodies_empty_too_large_or_not_json_are_problems() {
+        let empty: Result<Bytes, BytesRejection> = Ok(Bytes::new());
+        assert_eq!(
+            body::<serde_json::Value>(empty, None).unwrap_err().status,
+            400
+        );
+        let dflt: Result<Bytes, BytesRejection> = Ok(Bytes::from_static(b"  "));
+        assert_eq!(body(dflt, Some(1u8)).unwrap(), 1);
+        let bad: Result<Bytes, BytesRejection> = Ok(Bytes::from_static(b"{"));
+        assert_eq!(
+            body::<serde_json::Value>(bad, None).unwrap_err().status,
+            400
+        );
+    }
 }

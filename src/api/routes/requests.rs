@@ -40,8 +40,11 @@ pub struct NewRequest {
     pub environment: String,
     pub database: String,
     /// RFC 3339 with an offset, e.g. `2026-11-24T08:30:00Z`.
+    #[schema(format = DateTime)]
     pub restore_point: String,
+    #[schema(format = DateTime)]
     pub window_start: String,
+    #[schema(format = DateTime)]
     pub window_end: String,
     pub acknowledgements: AcknowledgementsBody,
     #[serde(default)]
