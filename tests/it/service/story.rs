@@ -277,3 +277,41 @@ async fn events_follow_a_run_of_another_process() {
     assert_eq!(actors[..2], ["olga@contoso.com", "olga@contoso.com"]);
     assert!(actors[2..].iter().all(|a| *a == "tester"), "{actors:?}");
 }
+
+/// With `[serve] tls_cert`/`tls_key`, the service speaks HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_speaks_tls_with_its_own_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let mut svc = Service::start(
+        Backend::Sqlite,
+        "",
+        &[
+            ("PITR_SERVE_TLS_CERT", cert.to_str().unwrap()),
+            ("PITR_SERVE_TLS_KEY", key.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(svc.base.starts_with("https://"), "{}", svc.base);
+    svc.http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(svc.call("GET", "/healthz", None, None).await.0, 200);
+    let viewer = svc.token("viewer").await;
+    assert_eq!(
+        svc.call("GET", "/api/v1/requests", Some(&viewer), None)
+            .await
+            .0,
+        200
+    );
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = reqwest::Client::new()
+        .get(svc.base.replace("https://", "http://") + "/healthz")
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()));
+}
