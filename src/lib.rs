@@ -10,6 +10,7 @@
 //! - [`cli`]: the command line.
 //! - [`app`]: puts them together (config -> store -> Azure -> engine), once
 //!   for every command, the demo, dry runs, the benchmark and the tests.
+pub mod api;
 pub mod app;
 pub mod azure;
 pub mod cli;
@@ -18,4 +19,6 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod mock;
+pub mod notify;
 pub mod store;
+pub mod views;

@@ -105,33 +105,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Serve {
             tick_secs,
             max_concurrent,
-        } => {
-            let stop = on_signal();
-            let app = open(
-                cli.config.as_deref(),
-                &actor,
-                Azure::Real,
-                Some(stop.clone()),
-            )
-            .await?;
-            let engine = engine(&app)?;
-            let every = std::time::Duration::from_secs(
-                tick_secs
-                    .unwrap_or(app.config.engine.scheduler_tick_secs)
-                    .max(1),
-            );
-            let limit = max_concurrent.unwrap_or(app.config.engine.max_concurrent_runs);
-            eprintln!(
-                "pitr serve: looking for due windows every {}s, at most {limit} runs at once; Ctrl-C stops at a safe point",
-                every.as_secs()
-            );
-            eprintln!("{}", effective_settings(&app.config));
-            crate::engine::scheduler::Scheduler::new(engine, limit)
-                .serve(every, stop)
-                .await?;
-            eprintln!("pitr serve: stopped; runs in progress continue with the next `pitr serve` or `pitr resume ID`");
-            Ok(())
-        }
+        } => super::serve::run(cli.config.as_deref(), &actor, tick_secs, max_concurrent).await,
         Command::Job(JobCommand::Confirm {
             id,
             step,
@@ -147,6 +121,19 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             let outcome = engine(&app)?.confirm(&id, step, reason).await?;
             report_run(&outcome)
         }
+        Command::Notifications(super::NotificationsCommand::List {
+            failed,
+            limit,
+            json,
+        }) => {
+            let app = open(cli.config.as_deref(), &actor, Azure::Real, None).await?;
+            let list = app
+                .store
+                .deliveries(failed, usize::try_from(limit).unwrap_or(100))
+                .await?;
+            output::deliveries(&list, json);
+            Ok(())
+        }
         Command::Env(ec) => {
             let app = open(cli.config.as_deref(), &actor, Azure::Real, None).await?;
             env_command(&app, ec).await
@@ -156,7 +143,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
 
 /// The settings `pitr serve` runs with, after the file and the
 /// environment: what an operator checks first when something surprises.
-fn effective_settings(c: &Config) -> String {
+pub(crate) fn effective_settings(c: &Config) -> String {
     let (a, e) = (&c.azure, &c.engine);
     let store = match url::Url::parse(&c.store.url) {
         // Never a password in a banner.

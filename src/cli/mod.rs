@@ -15,6 +15,7 @@ mod console;
 mod demo;
 pub mod dry_run;
 mod output;
+mod serve;
 mod store_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -95,7 +96,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run accepted requests in their windows, unattended, until interrupted.
+    /// The service: runs accepted requests in their windows, unattended,
+    /// serves the HTTP API ([serve] listen) and delivers notifications,
+    /// until interrupted.
     Serve {
         /// Seconds between two looks at the schedule (default: [engine] scheduler_tick_secs).
         #[arg(long)]
@@ -113,6 +116,25 @@ pub enum Command {
     /// Runs (jobs) of requests.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Deliveries of the signed notifications (`[[notifications]]`).
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// Deliveries, newest first: receiver, event, request, delivery id,
+    /// status, attempts, next attempt, last error.
+    List {
+        /// Only those given up (24 hours of retries).
+        #[arg(long)]
+        failed: bool,
+        /// How many (1-10000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        limit: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,13 @@
 //! How results are printed: a readable form, or JSON with `--json`.
 use super::console::esc;
 use crate::domain::{Environment, EnvironmentEvent, Job, RequestEvent, RestoreRequest, StepRecord};
+use crate::views::{EnvironmentDetail, EventView, RequestDetail, RequestView};
 use serde_json::{json, Value};
+
+/// A view as JSON, through a `Value` (keys in the order they always had).
+pub fn print_view<T: serde::Serialize>(view: &T) {
+    print_json(&serde_json::to_value(view).unwrap_or(Value::Null));
+}
 
 pub fn print_json(v: &Value) {
     out!(
@@ -24,7 +30,8 @@ pub fn status_changed(r: &RestoreRequest, json: bool) {
 
 pub fn request_list(all: &[RestoreRequest], json: bool) {
     if json {
-        print_json(&Value::Array(all.iter().map(request_json).collect()));
+        let views: Vec<RequestView> = all.iter().map(Into::into).collect();
+        print_view(&views);
         return;
     }
     if all.is_empty() {
@@ -55,57 +62,6 @@ pub fn request_list(all: &[RestoreRequest], json: bool) {
     }
 }
 
-fn request_json(r: &RestoreRequest) -> Value {
-    json!({
-        "id": r.id,
-        "status": r.status,
-        "environment": r.spec.environment,
-        "database": r.spec.database,
-        "restore_point": ts(&r.spec.restore_point),
-        "window_start": ts(&r.spec.window.start),
-        "window_end": ts(&r.spec.window.end),
-        "acknowledgements": r.spec.acks,
-        "requester": r.spec.requester,
-        "reason": r.spec.reason,
-        "prestage": r.spec.prestage,
-        "emergency": r.spec.emergency,
-        "warning": r.warning,
-        "submitted_at": ts(&r.submitted_at),
-        "updated_at": ts(&r.updated_at),
-    })
-}
-
-fn step_json(s: &StepRecord) -> Value {
-    json!({
-        "name": s.step.as_str(),
-        "status": s.status.as_str(),
-        "attempts": s.attempts,
-        "error": s.error,
-        "started_at": s.started_at.as_ref().map(ts),
-        "finished_at": s.finished_at.as_ref().map(ts),
-        "detail": s.detail,
-    })
-}
-
-fn job_json(j: &Job) -> Value {
-    json!({
-        "id": j.id,
-        "status": j.status.as_str(),
-        "dry_run": j.dry_run,
-        "plan": j.plan.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "created_at": ts(&j.created_at),
-        "finished_at": j.finished_at.as_ref().map(ts),
-        "error": j.error,
-        "original_database_id": j.facts.original_database_id,
-        "restored_database_id": j.facts.restored_database_id,
-        "offline_at": j.facts.offline_at.as_ref().map(ts),
-        "online_at": j.facts.online_at.as_ref().map(ts),
-        "rollback_of": j.facts.rollback.as_ref().map(|of| json!({
-            "job": of.job, "by": of.by, "reason": of.reason,
-        })),
-    })
-}
-
 /// What `request show` adds to the stored facts.
 pub struct Extra {
     pub estimate: Option<crate::domain::schedule::Estimates>,
@@ -124,19 +80,18 @@ pub fn request_show(
     // A rollback has its own, short plan: the run's estimate says nothing of it.
     let estimated_downtime = extra
         .estimate
-        .filter(|_| !jobs.last().is_some_and(|j| j.is_rollback()))
+        .as_ref()
+        .filter(|_| !jobs.last().is_some_and(Job::is_rollback))
         .map(|e| e.downtime(prestage).num_seconds());
-    let downtime = jobs.last().and_then(Job::downtime_secs);
     if json {
-        let mut v = request_json(r);
-        v["events"] = Value::Array(events.iter().map(event_json).collect());
-        v["jobs"] = Value::Array(jobs.iter().map(job_json).collect());
-        v["job"] = jobs.last().map(job_json).unwrap_or(Value::Null);
-        v["steps"] = Value::Array(steps.iter().map(step_json).collect());
-        v["downtime_secs"] = json!(downtime);
-        v["estimated_downtime_secs"] = json!(estimated_downtime);
-        v["waiting"] = json!(extra.waiting);
-        print_json(&v);
+        print_view(&RequestDetail::new(
+            r,
+            events,
+            jobs,
+            steps,
+            extra.estimate,
+            extra.waiting,
+        ));
         return;
     }
     out!("request     {}", r.id);
@@ -174,10 +129,11 @@ pub fn request_show(
             j.status.as_str(),
             if j.dry_run { " [dry run]" } else { "" }
         );
-        if let (Some(off), Some(on)) = (j.facts.offline_at, j.facts.online_at) {
+        if let (Some(off), Some(on), Some(down)) =
+            (j.facts.offline_at, j.facts.online_at, j.downtime_secs())
+        {
             out!(
-                "downtime    {:.1}s ({} .. {}); estimated {}",
-                (on - off).num_milliseconds() as f64 / 1000.0,
+                "downtime    {down:.1}s ({} .. {}); estimated {}",
                 ts(&off),
                 ts(&on),
                 estimated_downtime
@@ -201,7 +157,7 @@ pub fn request_show(
                 let down = match (undone.facts.offline_at, undone.facts.online_at) {
                     (Some(off), Some(on)) => format!(
                         "; its downtime {:.1}s ({} .. {})",
-                        (on - off).num_milliseconds() as f64 / 1000.0,
+                        undone.downtime_secs().unwrap_or_default(),
                         ts(&off),
                         ts(&on)
                     ),
@@ -258,10 +214,6 @@ fn event_line(e: &RequestEvent) -> String {
     )
 }
 
-fn event_json(e: &RequestEvent) -> Value {
-    json!({"at": ts(&e.at), "actor": e.actor, "from": e.from, "to": e.to, "note": e.note})
-}
-
 pub fn env_list(envs: &[Environment], json: bool) {
     if json {
         print_json(&serde_json::to_value(envs).unwrap_or(Value::Null));
@@ -316,52 +268,9 @@ fn config_name<T: serde::Serialize>(v: &T) -> String {
 }
 
 pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
-    let restores: Vec<Value> = history
-        .iter()
-        .filter_map(|h| h.restore().map(|r| (h, r)))
-        .map(|(h, r)| {
-            json!({
-                "started_at": ts(&h.at),
-                "finished_at": r.finished_at.as_ref().map(ts),
-                "job": r.job,
-                "request": r.request,
-                "restore_point": r.restore_point,
-                "restore_secs": r.restore_secs,
-                "downtime_secs": r.downtime_secs,
-                "prestaged": r.prestaged,
-                "rolled_back_by": history
-                    .iter()
-                    .filter_map(|h| h.rollback())
-                    .find(|b| b.rolled_back == r.job)
-                    .map(|b| &b.job),
-            })
-        })
-        .collect();
-    let rollbacks: Vec<Value> = history
-        .iter()
-        .filter_map(|h| h.rollback().map(|r| (h, r)))
-        .map(|(h, r)| {
-            json!({
-                "started_at": ts(&h.at),
-                "finished_at": r.finished_at.as_ref().map(ts),
-                "job": r.job,
-                "rolled_back": r.rolled_back,
-                "request": r.request,
-                "downtime_secs": r.downtime_secs,
-                "reason": r.reason,
-            })
-        })
-        .collect();
-    let deployments: Vec<Value> = history
-        .iter()
-        .filter_map(|h| h.version().map(|v| json!({"at": ts(&h.at), "version": v})))
-        .collect();
+    let detail = EnvironmentDetail::new(e, history);
     if json {
-        let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
-        v["restores"] = Value::Array(restores);
-        v["rollbacks"] = Value::Array(rollbacks);
-        v["deployments"] = Value::Array(deployments);
-        print_json(&v);
+        print_view(&detail);
         return;
     }
     match toml::to_string_pretty(e) {
@@ -370,79 +279,104 @@ pub fn env_show(e: &Environment, history: &[EnvironmentEvent], json: bool) {
     }
     out!();
     out!("restores:");
-    if restores.is_empty() {
+    if detail.restores.is_empty() {
         out!("  none recorded");
     }
-    for r in &restores {
+    for r in &detail.restores {
         out!(
             "  {}  job {}  restore point {}  restore {}  downtime {}{}{}",
-            r["started_at"].as_str().unwrap_or("?"),
-            r["job"]
-                .as_str()
-                .map(|j| j.get(..8).unwrap_or(j))
-                .unwrap_or("?"),
-            r["restore_point"].as_str().unwrap_or("?"),
-            secs(&r["restore_secs"]),
-            secs(&r["downtime_secs"]),
-            if r["prestaged"] == true {
-                "  (pre-staged)"
-            } else {
-                ""
-            },
-            if r["rolled_back_by"].is_null() {
-                ""
-            } else {
+            r.started_at,
+            r.job.get(..8).unwrap_or(&r.job),
+            r.restore_point
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            secs(r.restore_secs),
+            secs(r.downtime_secs),
+            if r.prestaged { "  (pre-staged)" } else { "" },
+            if r.rolled_back_by.is_some() {
                 "  (rolled back)"
+            } else {
+                ""
             }
         );
     }
     out!("rollbacks:");
-    if rollbacks.is_empty() {
+    if detail.rollbacks.is_empty() {
         out!("  none recorded");
     }
-    let tag = |v: &Value| {
-        v.as_str()
-            .map(|j| j.get(..8).unwrap_or(j).to_string())
-            .unwrap_or_else(|| "?".into())
-    };
-    for r in &rollbacks {
+    for r in &detail.rollbacks {
         out!(
             "  {}  job {}  rolled back job {}  downtime {}{}",
-            r["started_at"].as_str().unwrap_or("?"),
-            tag(&r["job"]),
-            tag(&r["rolled_back"]),
-            secs(&r["downtime_secs"]),
-            r["reason"]
-                .as_str()
+            r.started_at,
+            r.job.get(..8).unwrap_or(&r.job),
+            r.rolled_back.get(..8).unwrap_or(&r.rolled_back),
+            secs(r.downtime_secs),
+            r.reason
+                .as_deref()
                 .map(|x| format!("  ({})", esc(x)))
                 .unwrap_or_default()
         );
     }
     out!("deployments:");
-    if deployments.is_empty() {
+    if detail.deployments.is_empty() {
         out!("  none recorded");
     }
-    for d in &deployments {
-        out!(
-            "  {}  {}",
-            d["at"].as_str().unwrap_or("?"),
-            esc(d["version"].as_str().unwrap_or("?"))
-        );
+    for d in &detail.deployments {
+        out!("  {}  {}", d.at, esc(&d.version));
     }
 }
 
-fn secs(v: &Value) -> String {
-    v.as_f64()
-        .map(|s| format!("{s:.1}s"))
-        .unwrap_or_else(|| "-".into())
+fn secs(v: Option<f64>) -> String {
+    v.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into())
 }
 
 pub fn history(events: &[RequestEvent], json: bool) {
     if json {
-        print_json(&Value::Array(events.iter().map(event_json).collect()));
+        let views: Vec<EventView> = events.iter().map(Into::into).collect();
+        print_view(&views);
         return;
     }
     for e in events {
         out!("{}", event_line(e));
+    }
+}
+
+pub fn deliveries(list: &[crate::store::DeliveryRecord], json: bool) {
+    if json {
+        print_view(&list);
+        return;
+    }
+    if list.is_empty() {
+        out!("no deliveries");
+        return;
+    }
+    out!(
+        "{:<20}  {:<12}  {:<12}  {:<36}  {:<9}  {:>8}  {:<20}  RECEIVER / LAST ERROR",
+        "AT",
+        "EVENT",
+        "REQUEST",
+        "DELIVERY",
+        "STATUS",
+        "ATTEMPTS",
+        "NEXT ATTEMPT"
+    );
+    for d in list {
+        out!(
+            "{:<20}  {:<12}  {:<12}  {:<36}  {:<9}  {:>8}  {:<20}  {}{}",
+            ts(&d.created_at),
+            d.event,
+            esc(&d.request_id),
+            d.delivery_id,
+            d.status,
+            d.attempts,
+            d.next_attempt_at
+                .as_ref()
+                .map(ts)
+                .unwrap_or_else(|| "-".into()),
+            esc(&d.receiver),
+            d.last_error
+                .as_deref()
+                .map(|e| format!("  ({})", esc(e)))
+                .unwrap_or_default()
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 /// The sections a `PITR_<SECTION>_<KEY>` variable can set. Other `PITR_*`
 /// variables (PITR_CONFIG, PITR_LOG, a secret named by `client_secret_env`)
 /// are not config keys and are left alone.
-const SECTIONS: &[&str] = &["store", "azure", "engine"];
+const SECTIONS: &[&str] = &["store", "azure", "engine", "serve", "auth"];
 
 /// Nested tables a `PITR_*` variable can reach: (section, table).
 const SUBTABLES: &[(&str, &str)] = &[("engine", "estimates"), ("engine", "timeouts")];

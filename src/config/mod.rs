@@ -36,6 +36,131 @@ pub struct Config {
     pub engine: EngineConfig,
     #[serde(default)]
     pub environments: Vec<Environment>,
+    /// `pitr serve`'s HTTP listener.
+    #[serde(default)]
+    pub serve: ServeConfig,
+    /// Who may call the API (Entra ID bearer tokens, or nobody but loopback).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Signed webhooks of request events, delivered from the outbox.
+    #[serde(default)]
+    pub notifications: Vec<NotificationConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Where the API, `/healthz` and `/readyz` listen (port 0: any free port).
+    pub listen: String,
+    /// TLS certificate chain (PEM); with `tls_key`, `pitr serve` speaks HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The URL people use to reach the service (the web page's links and
+    /// sign-in redirect); default `http://{listen}`.
+    pub public_url: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
+            public_url: None,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// `public_url`, or `http(s)://{listen}`.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| {
+            let scheme = if self.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", self.listen)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Bearer JWTs issued by the Entra ID tenant.
+    #[default]
+    Entra,
+    /// No authentication: only on a loopback listener; every call acts as
+    /// a local operator named by the process's actor.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub tenant_id: Option<String>,
+    /// Default: `[azure] authority_host`.
+    pub authority_host: Option<String>,
+    /// The API's application ID URI (`api://pitr`): the tokens' `aud`.
+    pub audience: Option<String>,
+    /// An extra CA (PEM) to trust when fetching the tenant's keys.
+    pub ca_file: Option<PathBuf>,
+    /// The web page's application (client) id (sign-in, later).
+    pub client_id: Option<String>,
+    /// The variable holding the web page's client secret (sign-in, later).
+    pub client_secret_env: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::Entra,
+            tenant_id: None,
+            authority_host: None,
+            audience: None,
+            ca_file: None,
+            client_id: None,
+            client_secret_env: None,
+        }
+    }
+}
+
+/// The request events a receiver can subscribe to.
+pub const NOTIFICATION_EVENTS: [&str; 14] = [
+    "submitted",
+    "accepted",
+    "rejected",
+    "rescheduled",
+    "flagged",
+    "cancelled",
+    "started",
+    "step_failed",
+    "succeeded",
+    "failed",
+    "rollback_started",
+    "rollback_failed",
+    "rolled_back",
+    "missed",
+];
+
+/// One `[[notifications]]` receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationConfig {
+    /// Receives a signed POST per event.
+    pub url: String,
+    /// The environment variable holding the HMAC key of the signatures.
+    pub secret_env: String,
+    /// Which events (default: all of them).
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+}
+
+fn all_events() -> Vec<String> {
+    NOTIFICATION_EVENTS.iter().map(|e| e.to_string()).collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -119,6 +119,7 @@ impl Config {
                 return Err(format!("{key} = {value} is outside {low}..={high}"));
             }
         }
+        self.check_serve_shape()?;
         let mut seen = HashSet::new();
         for env in &self.environments {
             environment(env)?;
@@ -130,6 +131,132 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The forms of `[serve]`, `[auth]` and `[[notifications]]` (checked on
+    /// every load; what only `pitr serve` needs is in [`Config::check_serve`]).
+    fn check_serve_shape(&self) -> Result<(), String> {
+        let s = &self.serve;
+        if s.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "[serve] listen '{}' must be an IP address and port, like 127.0.0.1:8080",
+                s.listen
+            ));
+        }
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            return Err("[serve] tls_cert and tls_key go together: set both or neither".into());
+        }
+        if let Some(u) = &s.public_url {
+            http_url("[serve] public_url", u)?;
+        }
+        let a = &self.auth;
+        if let Some(h) = &a.authority_host {
+            match url::Url::parse(h) {
+                Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+                _ => return Err(format!("[auth] authority_host '{h}' must be an https URL")),
+            }
+        }
+        for (key, value) in [
+            ("tenant_id", &a.tenant_id),
+            ("audience", &a.audience),
+            ("client_id", &a.client_id),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(format!(
+                    "[auth] {key} must not be empty; remove it or set it"
+                ));
+            }
+        }
+        if let Some(t) = &a.tenant_id {
+            if !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            {
+                return Err(format!(
+                    "[auth] tenant_id '{t}' must be a tenant id (a UUID) or a domain name"
+                ));
+            }
+        }
+        if let Some(var) = &a.client_secret_env {
+            if !is_env_var_name(var) {
+                return Err("[auth] client_secret_env must name an environment variable".into());
+            }
+        }
+        let mut urls = HashSet::new();
+        for n in &self.notifications {
+            http_url("[[notifications]] url", &n.url)?;
+            if !urls.insert(n.url.as_str()) {
+                return Err(format!(
+                    "[[notifications]] url '{}' is declared twice",
+                    n.url
+                ));
+            }
+            if !is_env_var_name(&n.secret_env) {
+                return Err(format!(
+                    "[[notifications]] {}: secret_env must name an environment variable (letters, digits and _)",
+                    n.url
+                ));
+            }
+            if n.events.is_empty() {
+                return Err(format!(
+                    "[[notifications]] {}: events is empty; remove it (all events) or name some",
+                    n.url
+                ));
+            }
+            for e in &n.events {
+                if !super::NOTIFICATION_EVENTS.contains(&e.as_str()) {
+                    return Err(format!(
+                        "[[notifications]] {}: event '{e}' is unknown; use any of {}",
+                        n.url,
+                        super::NOTIFICATION_EVENTS.join(" ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What `pitr serve` needs on top of a valid config: an auth mode it
+    /// can enforce (`none` only on a loopback listener; `entra` with its
+    /// tenant and audience). Refused before anything listens (exit 2).
+    pub fn check_serve(&self) -> Result<(), String> {
+        let listen: std::net::SocketAddr = self
+            .serve
+            .listen
+            .parse()
+            .map_err(|_| format!("[serve] listen '{}' is not an address", self.serve.listen))?;
+        match self.auth.mode {
+            super::AuthMode::None if !listen.ip().is_loopback() => Err(format!(
+                "[auth] mode = \"none\" is refused on [serve] listen = {listen}, which is not a loopback address: anyone reaching it would act as an operator; use mode = \"entra\" (tenant_id, audience) or listen on 127.0.0.1"
+            )),
+            super::AuthMode::None => Ok(()),
+            super::AuthMode::Entra => {
+                if self.auth.tenant_id.is_none() || self.auth.audience.is_none() {
+                    return Err("[auth] mode = \"entra\" needs tenant_id (the Entra tenant) and audience (the API's application ID URI, e.g. api://pitr); or, on a loopback listener only, mode = \"none\"".into());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `[auth] authority_host`, else `[azure] authority_host`, without a
+    /// trailing slash.
+    pub fn auth_authority(&self) -> String {
+        self.auth
+            .authority_host
+            .clone()
+            .unwrap_or_else(|| self.azure.authority_host.clone())
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+fn http_url(key: &str, value: &str) -> Result<(), String> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => Ok(()),
+        _ => Err(format!("{key} '{value}' must be an http(s) URL")),
     }
 }
 
@@ -179,6 +306,14 @@ fn environment(env: &Environment) -> Result<(), String> {
             return Err(what(
                 "sql_password_env",
                 "must name an environment variable (letters, digits and _)",
+            ));
+        }
+    }
+    for g in &env.requester_groups {
+        if g.is_empty() || g.len() > 128 || g.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(what(
+                "requester_groups",
+                "must list group object ids (UUIDs, as in the token's groups claim)",
             ));
         }
     }

@@ -104,6 +104,11 @@ pub struct Environment {
     /// instead of dropping it.
     #[serde(default)]
     pub keep_failed_restore: bool,
+    /// Entra group object ids: when set, a requester must carry one of them
+    /// in the token's `groups` claim to submit for this environment
+    /// (operators always may).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requester_groups: Vec<String>,
 }
 
 impl Environment {
@@ -133,6 +138,7 @@ impl Environment {
             sql_password_env: None,
             prestage: false,
             keep_failed_restore: false,
+            requester_groups: Vec::new(),
         }
     }
 

@@ -197,6 +197,21 @@ impl EnvironmentEventKind {
     }
 }
 
+/// How the notes of audit entries that leave the status as it was begin:
+/// they say what happened (and which notification it makes).
+pub mod note {
+    /// A reschedule of a request not yet started.
+    pub const RESCHEDULED: &str = "rescheduled";
+    /// An accepted request found to fail at its window (retention).
+    pub const FLAGGED: &str = "flagged";
+    /// Its warning no longer holds.
+    pub const WARNING_CLEARED: &str = "warning cleared";
+    /// A rollback job started on a finished request.
+    pub const ROLLBACK_STARTED: &str = "rollback started";
+    /// A rollback job ended without putting the original back.
+    pub const ROLLBACK_FAILED: &str = "rollback failed";
+}
+
 /// One entry of a request's audit trail: who moved it from what to what, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestEvent {

@@ -54,13 +54,24 @@ pub struct Engine {
     pub actor: String,
     /// This runner's name in leases: host, process, and a random part.
     owner: String,
-    leases: Mutex<HashMap<crate::domain::JobId, Lease>>,
+    /// Shared by every view of this engine ([`Engine::as_actor`]).
+    leases: Arc<Mutex<HashMap<crate::domain::JobId, Lease>>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     /// Secrets given in code (demo, benchmarks, tests), by the name of the
     /// environment variable they stand for; otherwise the variable is read.
     secrets: HashMap<String, String>,
     /// For webhooks (never for ARM, which goes through the Azure pipeline).
     pub(crate) http: reqwest::Client,
+}
+
+/// This runner's name in leases: host, process, and a random part.
+fn new_owner() -> String {
+    format!(
+        "{}:{}:{}",
+        lease::hostname(),
+        lease::process_tag(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    )
 }
 
 impl Engine {
@@ -80,13 +91,8 @@ impl Engine {
             environments: config.environments.clone(),
             progress,
             actor,
-            owner: format!(
-                "{}:{}:{}",
-                lease::hostname(),
-                lease::process_tag(),
-                &uuid::Uuid::new_v4().simple().to_string()[..6]
-            ),
-            leases: Mutex::new(HashMap::new()),
+            owner: new_owner(),
+            leases: Arc::new(Mutex::new(HashMap::new())),
             shutdown: tokio::sync::watch::channel(false).1,
             secrets: HashMap::new(),
             http: reqwest::Client::builder()
@@ -94,6 +100,45 @@ impl Engine {
                 .timeout(std::time::Duration::from_secs(60))
                 .build()
                 .unwrap_or_default(),
+        }
+    }
+
+    /// This engine acting for `actor` (recorded in the audit trail): the
+    /// service's view for one signed-in caller. It shares the store, the
+    /// Azure client and the leases, and is a runner of its own: a run it
+    /// starts holds a lease that another view cannot take while it lives.
+    pub fn as_actor(&self, actor: &str) -> Engine {
+        Engine {
+            actor: actor.to_string(),
+            owner: new_owner(),
+            ..self.view()
+        }
+    }
+
+    /// This engine with its progress told about `request` (the service
+    /// fans a run's progress out to that request's subscribers).
+    pub fn scoped(&self, request: &RequestId) -> Engine {
+        let mut e = self.view();
+        if let Some(p) = self.progress.for_request(request) {
+            e.progress = p;
+        }
+        e
+    }
+
+    fn view(&self) -> Engine {
+        Engine {
+            store: self.store.clone(),
+            azure: self.azure.clone(),
+            clock: self.clock.clone(),
+            config: self.config.clone(),
+            environments: self.environments.clone(),
+            progress: self.progress.clone(),
+            actor: self.actor.clone(),
+            owner: self.owner.clone(),
+            leases: self.leases.clone(),
+            shutdown: self.shutdown.clone(),
+            secrets: self.secrets.clone(),
+            http: self.http.clone(),
         }
     }
 

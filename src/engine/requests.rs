@@ -3,6 +3,7 @@
 //! anything is written; a broken rule writes nothing.
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::{transition, LifecycleEvent};
+use crate::domain::request::note;
 use crate::domain::rules::{self, AzureFacts};
 use crate::domain::time::show;
 use crate::domain::{
@@ -111,7 +112,8 @@ impl Engine {
         let facts = self.facts(env).await?;
         let warnings = rules::check_times(env, &candidate, &facts, self.clock.now())?;
         let note = format!(
-            "rescheduled: restore point {} -> {}, window {} .. {} -> {} .. {}",
+            "{}: restore point {} -> {}, window {} .. {} -> {} .. {}",
+            note::RESCHEDULED,
             show(old.restore_point),
             show(candidate.restore_point),
             show(old.window.start),
@@ -182,9 +184,12 @@ impl Engine {
             let note = match &warning {
                 Some(w) => {
                     tracing::warn!(request = %req.id, warning = %w, "request flagged");
-                    format!("flagged: {w}")
+                    format!("{}: {w}", note::FLAGGED)
                 }
-                None => "warning cleared: the restore point is restorable at the window".into(),
+                None => format!(
+                    "{}: the restore point is restorable at the window",
+                    note::WARNING_CLEARED
+                ),
             };
             self.store
                 .transition_request(&self.event(req, req.status, Some(note)))

@@ -7,6 +7,7 @@ use super::progress::ProgressEvent;
 use super::{crash, steps, Engine, EngineError, Outcome, StepError};
 use crate::domain::job::RollbackOf;
 use crate::domain::lifecycle::{transition, LifecycleEvent};
+use crate::domain::request::note;
 use crate::domain::rollback;
 use crate::domain::step::Checkpoints;
 use crate::domain::{
@@ -26,6 +27,18 @@ impl Engine {
         request_id: &RequestId,
         reason: Option<String>,
     ) -> Result<Outcome, EngineError> {
+        let job = self.prepare_rollback(request_id, reason).await?;
+        self.drive(job).await
+    }
+
+    /// The first half of [`Engine::rollback`]: every check, then the
+    /// rollback job claimed with its lease; [`Engine::drive_job`] carries it
+    /// out (the service answers between the two).
+    pub async fn prepare_rollback(
+        &self,
+        request_id: &RequestId,
+        reason: Option<String>,
+    ) -> Result<Job, EngineError> {
         let req = self.request(request_id).await?;
         let jobs = self.store.jobs_for_request(&req.id).await?;
         let target = rollback::target(&req.id, &jobs)?.clone();
@@ -45,7 +58,7 @@ impl Engine {
             "job {} rolls back job {} of request {} on {} ({})",
             job.id, target.id, req.id, env.name, env.database
         )));
-        self.drive(job).await
+        Ok(job)
     }
 
     /// The checks of a rollback, then its job claimed with its start in the
@@ -108,8 +121,10 @@ impl Engine {
             req,
             req.status,
             Some(format!(
-                "rollback of job {} started{}",
+                "{}: job {} is rolled back by job {}{}",
+                note::ROLLBACK_STARTED,
                 target.id.tag(),
+                job.id.tag(),
                 reason.map(|r| format!(": {r}")).unwrap_or_default()
             )),
         );
@@ -172,7 +187,8 @@ impl Engine {
         } else {
             // Nothing was rolled back: the restore stands; the audit trail says so.
             let note = format!(
-                "rollback job {} failed: {}; the restored database is still live",
+                "{}: job {}: {}; the restored database is still live",
+                note::ROLLBACK_FAILED,
                 job.id.tag(),
                 cause.as_deref().unwrap_or("unknown cause")
             );

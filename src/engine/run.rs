@@ -17,6 +17,14 @@ impl Engine {
     /// store (job, request status and lease together): of two runners
     /// starting the same request, exactly one gets it.
     pub async fn run(&self, request_id: &RequestId, dry_run: bool) -> Result<Outcome, EngineError> {
+        let job = self.start(request_id, dry_run).await?;
+        self.drive(job).await
+    }
+
+    /// The first half of [`Engine::run`]: checks, claims the run and its
+    /// lease, and returns the job to drive with [`Engine::drive_job`] (the
+    /// service answers between the two).
+    pub async fn start(&self, request_id: &RequestId, dry_run: bool) -> Result<Job, EngineError> {
         let req = self.request(request_id).await?;
         let env = self.environment(&req.spec.environment)?.clone();
         let start = if dry_run {
@@ -62,6 +70,11 @@ impl Engine {
             env.database,
             if dry_run { " [dry run]" } else { "" }
         )));
+        Ok(job)
+    }
+
+    /// Drives a job this engine started or prepared, to its end.
+    pub async fn drive_job(&self, job: Job) -> Result<Outcome, EngineError> {
         self.drive(job).await
     }
 
@@ -92,14 +105,19 @@ impl Engine {
     /// Continues the unfinished run of a request where it stopped: only the
     /// request's current run, and only while the request is running.
     pub async fn resume(&self, request_id: &RequestId) -> Result<Outcome, EngineError> {
-        let req = self.request(request_id).await?;
-        let jobs = self.store.jobs_for_request(&req.id).await?;
-        let job = job::resumable(&req, &jobs)
-            .map_err(|e| EngineError::BadInput(e.to_string()))?
-            .clone();
+        let job = self.resumable(request_id).await?;
         self.progress
             .event(ProgressEvent::Note(format!("resuming job {}", job.id)));
         self.drive(job).await
+    }
+
+    /// The request's unfinished run that [`Engine::resume`] would continue.
+    pub async fn resumable(&self, request_id: &RequestId) -> Result<Job, EngineError> {
+        let req = self.request(request_id).await?;
+        let jobs = self.store.jobs_for_request(&req.id).await?;
+        Ok(job::resumable(&req, &jobs)
+            .map_err(|e| EngineError::BadInput(e.to_string()))?
+            .clone())
     }
 }
 

@@ -76,7 +76,7 @@ impl Scheduler {
     }
 
     fn spawn(&self, request_id: &RequestId, resume: bool) {
-        let engine = self.engine.clone();
+        let engine = self.engine.scoped(request_id);
         let id = request_id.clone();
         let handle = tokio::spawn(async move {
             let outcome = if resume {

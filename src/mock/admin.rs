@@ -15,7 +15,7 @@ pub(crate) fn is_admin_path(path: &str) -> bool {
     l == "/_mock" || l.starts_with("/_mock/")
 }
 
-const ENDPOINTS: &str = "GET /_mock/state, GET /_mock/requests, GET|POST|DELETE /_mock/faults, POST /_mock/hold, POST /_mock/retention";
+const ENDPOINTS: &str = "GET /_mock/state, GET /_mock/requests, GET|POST|DELETE /_mock/faults, POST /_mock/hold, POST /_mock/retention, POST /_mock/token, POST /_mock/rotate-key";
 
 fn bad(message: impl Into<String>) -> Reply {
     Reply::arm_error(400, "InvalidMockRequest", message)
@@ -28,7 +28,47 @@ struct HoldBody {
     hold: bool,
 }
 
-pub(crate) fn handle(st: &mut State, req: &Req) -> Reply {
+/// `POST /_mock/token`: a signed access token for a scenario user, no
+/// credential asked (tests only).
+fn mint(st: &mut State, req: &Req, base: &str, now: chrono::DateTime<Utc>) -> Reply {
+    let body: super::entra::MintRequest = match serde_json::from_slice(&req.body) {
+        Ok(b) => b,
+        Err(e) => {
+            return bad(format!(
+                "expected {{\"user\": NAME, \"audience\": AUD, \"tenant\"?, \"expires_in\"?, \"not_before_in\"?}}: {e}"
+            ))
+        }
+    };
+    let Some(user) = st.users.iter().find(|u| u.name == body.user).cloned() else {
+        let known: Vec<&str> = st.users.iter().map(|u| u.name.as_str()).collect();
+        return bad(format!(
+            "user '{}' is not in the scenario's [[users]] ({})",
+            body.user,
+            known.join(", ")
+        ));
+    };
+    let expires_in = body.expires_in.unwrap_or(3600);
+    let claims = super::entra::claims(
+        base,
+        &user,
+        &body.audience,
+        body.tenant
+            .as_deref()
+            .unwrap_or(super::entra::DEFAULT_TENANT),
+        now,
+        expires_in,
+        body.not_before_in.unwrap_or(0),
+    );
+    match st.signing.sign(&claims) {
+        Ok(token) => Reply::json(
+            200,
+            json!({"token_type": "Bearer", "access_token": token, "expires_in": expires_in}),
+        ),
+        Err(e) => Reply::arm_error(500, "InternalServerError", e),
+    }
+}
+
+pub(crate) fn handle(st: &mut State, req: &Req, base: &str) -> Reply {
     let now = Utc::now();
     st.tick(now);
     let what = req
@@ -99,6 +139,11 @@ pub(crate) fn handle(st: &mut State, req: &Req) -> Reply {
             Reply::json(200, json!({ "held": held }))
         }
         ("POST", "retention") => super::backup::set_retention(st, &req.body, now),
+        ("POST", "token") => mint(st, req, base, now),
+        ("POST", "rotate-key") => match st.signing.rotate() {
+            Ok(kid) => Reply::json(200, json!({ "kid": kid })),
+            Err(e) => Reply::arm_error(500, "InternalServerError", e),
+        },
         _ => not_found(req),
     }
 }

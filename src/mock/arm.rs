@@ -231,7 +231,12 @@ pub(crate) fn dispatch(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
             };
         }
         Route::OpenId { tenant } => return identity::openid(ctx.base, tenant),
-        Route::Keys => return Reply::json(200, json!({"keys": []})),
+        Route::Keys => {
+            return match st.signing.jwks() {
+                Ok(jwks) => Reply::json(200, jwks),
+                Err(e) => Reply::arm_error(500, "InternalServerError", e),
+            }
+        }
         Route::InstanceDiscovery => {
             return Reply::json(
                 200,

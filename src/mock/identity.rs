@@ -31,6 +31,49 @@ pub(crate) fn token(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
     let Some(grant) = field("grant_type") else {
         return missing("grant_type");
     };
+    // Tokens for the service's API (people and applications of the
+    // scenario), signed like Entra's; ARM tokens stay opaque.
+    let tenant = req.segments.first().map(String::as_str).unwrap_or("");
+    let api_scope = field("scope").filter(|s| !s.starts_with("http"));
+    let issued = match (grant, api_scope) {
+        ("password", Some(scope)) => field("username").and_then(|u| {
+            st.users
+                .iter()
+                .find(|x| x.preferred_username.as_deref() == Some(u) && x.app_id.is_none())
+                .cloned()
+                .map(|user| (user, scope))
+        }),
+        ("client_credentials", Some(scope)) => field("client_id").and_then(|c| {
+            st.users
+                .iter()
+                .find(|x| x.app_id.as_deref() == Some(c))
+                .cloned()
+                .map(|user| (user, scope))
+        }),
+        _ => None,
+    };
+    if let Some((user, scope)) = issued {
+        let audience = scope.split_whitespace().next().unwrap_or(scope);
+        let audience = audience.strip_suffix("/.default").unwrap_or(audience);
+        let expires = i64::try_from(st.settings.token_expires_in_secs).unwrap_or(3600);
+        let claims = super::entra::claims(ctx.base, &user, audience, tenant, ctx.now, expires, 0);
+        return match st.signing.sign(&claims) {
+            Ok(token) => Reply::json(
+                200,
+                json!({"token_type": "Bearer", "expires_in": expires, "ext_expires_in": expires, "access_token": token}),
+            ),
+            Err(e) => Reply::entra_error(500, "server_error", 0, &e, ctx.now),
+        };
+    }
+    if grant == "password" {
+        return Reply::entra_error(
+            400,
+            "invalid_grant",
+            50126,
+            "AADSTS50126: Error validating credentials due to invalid username or password.",
+            ctx.now,
+        );
+    }
     if grant != "client_credentials" {
         return Reply::entra_error(
             400,

@@ -16,6 +16,7 @@ mod arm;
 mod backup;
 mod compute;
 mod db_body;
+mod entra;
 mod exec;
 mod fault_spec;
 mod http;
@@ -43,6 +44,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use entra::{UserSpec, DEFAULT_TENANT};
 pub use scenario::{
     AosSpec, DatabaseSpec, FaultSpec, HistoryEntry, RestoreHeaders, Scenario, ScriptSeconds,
     ServerSpec, Settings, SkuSpec, TimeSpec, VmSpec,

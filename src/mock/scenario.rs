@@ -22,6 +22,8 @@ pub struct Scenario {
     pub vms: Vec<VmSpec>,
     /// Request faults and operation faults active from the start.
     pub faults: Vec<FaultSpec>,
+    /// People and applications the mock issues access tokens for.
+    pub users: Vec<super::entra::UserSpec>,
 }
 
 /// Simulated timing. An operation completes once it has been polled at least

@@ -151,7 +151,7 @@ async fn handle(
         bytes,
     );
     if admin::is_admin_path(&req.path) {
-        let reply = admin::handle(&mut shared.lock(), &req);
+        let reply = admin::handle(&mut shared.lock(), &req, &shared.base);
         tracing::debug!(method = %req.method, path = %req.path, status = reply.status, "mock azure admin request");
         return Ok(reply.into_response());
     }

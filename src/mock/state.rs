@@ -36,6 +36,10 @@ pub(crate) struct State {
     pub request_faults: Vec<ActiveFault>,
     pub operation_faults: Vec<ActiveFault>,
     pub held: BTreeSet<OpKind>,
+    /// Who the mock issues access tokens for (every `oid` filled in).
+    pub users: Vec<super::entra::UserSpec>,
+    /// The keys those tokens are signed with.
+    pub signing: super::entra::Keys,
     journal: Vec<JournalEntry>,
     next_seq: u64,
     /// Counts completed operations of any kind (their `completed_seq`).
@@ -155,6 +159,15 @@ impl State {
             request_faults: Vec::new(),
             operation_faults: Vec::new(),
             held: BTreeSet::new(),
+            users: scenario
+                .users
+                .iter()
+                .map(|u| super::entra::UserSpec {
+                    oid: Some(u.oid.clone().unwrap_or_else(|| Uuid::new_v4().to_string())),
+                    ..u.clone()
+                })
+                .collect(),
+            signing: Default::default(),
             journal: Vec::new(),
             next_seq: 1,
             completion_seq: 0,

@@ -237,6 +237,69 @@ ALTER TABLE environment_history ADD CONSTRAINT environment_history_kind_check
     CHECK (kind IN ('restore', 'deployment', 'rollback'));
 "#,
     },
+    Migration {
+        summary: "the notification outbox (written with each transition) and its deliveries",
+        sqlite: r#"
+CREATE TABLE outbox (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    payload    TEXT NOT NULL, -- the exact JSON body receivers get
+    at         TEXT NOT NULL
+) STRICT;
+CREATE INDEX outbox_at ON outbox (at);
+CREATE INDEX outbox_request ON outbox (request_id, seq);
+
+CREATE TABLE deliveries (
+    receiver        TEXT NOT NULL,
+    outbox_seq      INTEGER NOT NULL REFERENCES outbox (seq) ON DELETE CASCADE,
+    request_id      TEXT NOT NULL,
+    delivery_id     TEXT NOT NULL UNIQUE,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL CHECK (attempts >= 0),
+    created_at      TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    claimed_by      TEXT,
+    claimed_until   TEXT,
+    last_attempt_at TEXT,
+    delivered_at    TEXT,
+    last_error      TEXT,
+    PRIMARY KEY (receiver, outbox_seq)
+) STRICT;
+CREATE INDEX deliveries_due ON deliveries (receiver, status, next_attempt_at);
+CREATE INDEX deliveries_chain ON deliveries (receiver, request_id, status, outbox_seq);
+"#,
+        postgres: r#"
+CREATE TABLE outbox (
+    seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request_id text NOT NULL,
+    event      text NOT NULL,
+    payload    text NOT NULL, -- the exact JSON body receivers get
+    at         timestamptz NOT NULL
+);
+CREATE INDEX outbox_at ON outbox (at);
+CREATE INDEX outbox_request ON outbox (request_id, seq);
+
+CREATE TABLE deliveries (
+    receiver        text NOT NULL,
+    outbox_seq      bigint NOT NULL REFERENCES outbox (seq) ON DELETE CASCADE,
+    request_id      text NOT NULL,
+    delivery_id     text NOT NULL UNIQUE,
+    status          text NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        bigint NOT NULL CHECK (attempts >= 0),
+    created_at      timestamptz NOT NULL,
+    next_attempt_at timestamptz NOT NULL,
+    claimed_by      text,
+    claimed_until   timestamptz,
+    last_attempt_at timestamptz,
+    delivered_at    timestamptz,
+    last_error      text,
+    PRIMARY KEY (receiver, outbox_seq)
+);
+CREATE INDEX deliveries_due ON deliveries (receiver, status, next_attempt_at);
+CREATE INDEX deliveries_chain ON deliveries (receiver, request_id, status, outbox_seq);
+"#,
+    },
 ];
 
 /// The schema version this binary writes.

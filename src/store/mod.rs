@@ -20,12 +20,14 @@ use std::sync::Arc;
 
 pub mod copy;
 pub mod migrations;
+pub mod outbox;
 pub mod postgres;
 mod rows;
 pub mod rules;
 pub mod sqlite;
 
 pub use copy::{RowCounts, StepRow, StoreRows};
+pub use outbox::{Delivery, DeliveryOutcome, DeliveryRecord, OutboxEvent, ReceiverSpec};
 
 /// The environment variable holding the PostgreSQL password (it wins over a
 /// password in the URL, and keeps it out of config files).
@@ -198,6 +200,38 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn add_environment_event(&self, ev: &EnvironmentEvent) -> Result<()>;
     /// An environment's restores and deployments, oldest first.
     async fn environment_events(&self, environment: &str) -> Result<Vec<EnvironmentEvent>>;
+
+    /// The outbox's events, oldest first: of one request, or all.
+    async fn outbox(&self, request_id: Option<&RequestId>) -> Result<Vec<OutboxEvent>>;
+    /// Claims up to `limit` deliveries due at `now` for `owner` until
+    /// `now + ttl` (another runner skips them meanwhile), after creating the
+    /// missing deliveries of events written since `since` for each
+    /// receiver, and pruning events older than a week. Only the oldest
+    /// undelivered event of a request is ever due for a receiver, so a
+    /// receiver gets each request's events in order. Each claim counts as
+    /// an attempt.
+    async fn claim_deliveries(
+        &self,
+        receivers: &[ReceiverSpec],
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>>;
+    /// Records how an attempt ended (ignored when `owner`'s claim was taken
+    /// over meanwhile).
+    async fn finish_delivery(
+        &self,
+        delivery: &Delivery,
+        owner: &str,
+        outcome: &DeliveryOutcome,
+    ) -> Result<()>;
+    /// Deliveries, newest first (`failed_only`: those given up).
+    async fn deliveries(&self, failed_only: bool, limit: usize) -> Result<Vec<DeliveryRecord>>;
+
+    /// The schema version the store is at (a cheap query: `/readyz`).
+    async fn schema_version(&self) -> Result<i64>;
 
     /// Every row, each table in the order it was written, read from one
     /// consistent snapshot (`pitr store copy`).

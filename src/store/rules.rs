@@ -183,6 +183,79 @@ pub fn empty_target(path: &str, found: RowCounts) -> Result<()> {
     }
 }
 
+/// The notification a request event makes, if any: every transition but
+/// the ones that tell nobody anything new (a confirmed step of a running
+/// run, a run that gave the request back unchanged). An event that leaves
+/// the status as it was is told by its note (see [`crate::domain::request::note`]).
+pub fn notification_event(
+    from: Option<RequestStatus>,
+    to: RequestStatus,
+    note: Option<&str>,
+) -> Option<&'static str> {
+    use crate::domain::request::note as n;
+    use RequestStatus as S;
+    let says = |prefix: &str| note.is_some_and(|x| x.starts_with(prefix));
+    Some(match (from, to) {
+        (None, S::Submitted) => "submitted",
+        (Some(f), t) if f == t => match t {
+            S::Submitted | S::Accepted if says(n::RESCHEDULED) => "rescheduled",
+            S::Accepted if says(n::FLAGGED) => "flagged",
+            S::Succeeded | S::Failed if says(n::ROLLBACK_STARTED) => "rollback_started",
+            S::Succeeded | S::Failed if says(n::ROLLBACK_FAILED) => "rollback_failed",
+            _ => return None,
+        },
+        (Some(S::Submitted), S::Accepted) => "accepted",
+        (Some(_), S::Rejected) => "rejected",
+        (Some(_), S::Cancelled) => "cancelled",
+        (Some(S::Accepted), S::Running) => "started",
+        (Some(_), S::Succeeded) => "succeeded",
+        (Some(_), S::Failed) => "failed",
+        (Some(_), S::RolledBack) => "rolled_back",
+        (Some(_), S::Missed) => "missed",
+        _ => return None,
+    })
+}
+
+/// A step checkpoint makes a `step_failed` notification when the step of
+/// a real run (not a rehearsal) becomes failed.
+pub fn step_failed(
+    previous: Option<crate::domain::StepStatus>,
+    new: crate::domain::StepStatus,
+    dry_run: bool,
+) -> bool {
+    use crate::domain::StepStatus as S;
+    !dry_run && new == S::Failed && previous != Some(S::Failed)
+}
+
+/// How long a receiver is retried before a delivery is given up.
+pub const DELIVERY_HORIZON: Duration = Duration::hours(24);
+
+/// The wait before attempt `attempts + 1`: 1 s, 2 s, 4 s, ... up to 5 minutes.
+pub fn backoff(attempts: u32) -> Duration {
+    let exp = attempts.saturating_sub(1).min(9);
+    Duration::seconds((1i64 << exp).min(300))
+}
+
+/// What a failed attempt leads to: another one after [`backoff`], or
+/// giving up once the delivery has been due for [`DELIVERY_HORIZON`].
+pub fn after_failure(
+    attempts: u32,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    error: String,
+) -> super::outbox::DeliveryOutcome {
+    use super::outbox::DeliveryOutcome as O;
+    if now - created_at >= DELIVERY_HORIZON {
+        O::Failed { at: now, error }
+    } else {
+        O::Retry {
+            at: now,
+            next: (now + backoff(attempts)).min(created_at + DELIVERY_HORIZON),
+            error,
+        }
+    }
+}
+
 /// A released lease is expired, not deleted: the fencing token must keep
 /// growing, or a stale owner's token could become valid again.
 pub const RELEASED_AT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
@@ -281,6 +354,106 @@ mod tests {
             t(160)
         );
         assert_eq!(renewed(&ours, t(100), Duration::seconds(60)).fencing, 2);
+    }
+
+    #[test]
+    fn notifications_follow_the_lifecycle() {
+        use crate::domain::StepStatus as St;
+        use RequestStatus as S;
+        let cases = [
+            (None, S::Submitted, None, Some("submitted")),
+            (
+                Some(S::Submitted),
+                S::Submitted,
+                Some("rescheduled: x"),
+                Some("rescheduled"),
+            ),
+            (
+                Some(S::Accepted),
+                S::Accepted,
+                Some("rescheduled: x"),
+                Some("rescheduled"),
+            ),
+            (
+                Some(S::Accepted),
+                S::Accepted,
+                Some("flagged: x"),
+                Some("flagged"),
+            ),
+            (
+                Some(S::Accepted),
+                S::Accepted,
+                Some("warning cleared: x"),
+                None,
+            ),
+            (Some(S::Submitted), S::Accepted, None, Some("accepted")),
+            (Some(S::Submitted), S::Rejected, None, Some("rejected")),
+            (Some(S::Accepted), S::Cancelled, None, Some("cancelled")),
+            (Some(S::Accepted), S::Running, None, Some("started")),
+            (Some(S::Running), S::Succeeded, None, Some("succeeded")),
+            (Some(S::Running), S::Failed, None, Some("failed")),
+            (
+                Some(S::Succeeded),
+                S::Succeeded,
+                Some("rollback started: x"),
+                Some("rollback_started"),
+            ),
+            (
+                Some(S::Failed),
+                S::Failed,
+                Some("rollback failed: x"),
+                Some("rollback_failed"),
+            ),
+            (
+                Some(S::Succeeded),
+                S::Succeeded,
+                Some("anything else"),
+                None,
+            ),
+            (Some(S::Succeeded), S::RolledBack, None, Some("rolled_back")),
+            (Some(S::Accepted), S::Missed, None, Some("missed")),
+            (
+                Some(S::Running),
+                S::Running,
+                Some("sync confirmed done"),
+                None,
+            ),
+            (Some(S::Running), S::Accepted, None, None),
+        ];
+        for (from, to, note, want) in cases {
+            assert_eq!(
+                notification_event(from, to, note),
+                want,
+                "{from:?} -> {to:?} ({note:?})"
+            );
+        }
+        assert!(step_failed(Some(St::Running), St::Failed, false));
+        assert!(step_failed(None, St::Failed, false));
+        assert!(!step_failed(Some(St::Failed), St::Failed, false));
+        assert!(!step_failed(Some(St::Running), St::Failed, true));
+        assert!(!step_failed(Some(St::Running), St::Succeeded, false));
+    }
+
+    #[test]
+    fn deliveries_back_off_then_give_up_after_24_hours() {
+        use crate::store::outbox::DeliveryOutcome as O;
+        assert_eq!(backoff(1), Duration::seconds(1));
+        assert_eq!(backoff(2), Duration::seconds(2));
+        assert_eq!(backoff(4), Duration::seconds(8));
+        assert_eq!(backoff(30), Duration::seconds(300));
+        match after_failure(3, t(0), t(10), "down".into()) {
+            O::Retry { next, .. } => assert_eq!(next, t(14)),
+            other => panic!("{other:?}"),
+        }
+        let day = 24 * 3600;
+        match after_failure(99, t(0), t(day - 10), "down".into()) {
+            O::Retry { next, .. } => assert_eq!(next, t(day)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            after_failure(100, t(0), t(day), "down".into()),
+            O::Failed { .. }
+        ));
     }
 
     #[test]

@@ -171,7 +171,10 @@ async fn a_restore_point_that_falls_out_of_retention_before_its_window_is_refuse
 /// audit trail, long before its window; a reschedule that fixes it clears it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shortening_retention_after_acceptance_flags_the_request() {
-    let t = TestEnv::start_with(&scenario(""), "[engine]\nscheduler_tick_secs = 1\n");
+    let t = TestEnv::start_with(
+        &scenario(""),
+        "[serve]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"none\"\n[engine]\nscheduler_tick_secs = 1\n",
+    );
     let point = rfc3339_ago(Duration::days(5) - Duration::hours(2));
     let (ws, we) = window(1, 1);
     let id = t.ok(&submit_args(&point, &ws, &we)).trim().to_string();

@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 async fn serve_runs_an_accepted_request_when_its_window_opens() {
     let t = TestEnv::start_with(
         &scenario("restore_polls = 2"),
-        "[engine]\nscheduler_tick_secs = 1\n[engine.estimates]\nrestore_secs = 60\nsync_secs = 60\n",
+        "[serve]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"none\"\n[engine]\nscheduler_tick_secs = 1\n[engine.estimates]\nrestore_secs = 60\nsync_secs = 60\n",
     );
     let start = Utc::now() + Duration::seconds(3);
     let (point, ws, we) = (

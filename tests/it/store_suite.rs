@@ -508,6 +508,7 @@ pub async fn store_suite(store: SharedStore) {
 
     lease_story(&store, &job1.id).await;
     history_story(&store).await;
+    crate::store_outbox::outbox_story(&store).await;
 }
 
 /// Environment history: restores and deployments, oldest first, per environment.

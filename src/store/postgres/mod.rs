@@ -21,6 +21,7 @@
 //! small deadpool of connections serves the runners of one process.
 mod copy;
 mod options;
+mod outbox;
 mod queries;
 mod rows;
 mod schema;

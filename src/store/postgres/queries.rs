@@ -39,7 +39,7 @@ impl Store for PostgresStore {
                  submit again"
             )));
         }
-        insert_event(&tx, OP, event).await?;
+        super::outbox::record_event(&tx, OP, event).await?;
         tx.commit().await.map_err(db(OP))
     }
 
@@ -94,7 +94,7 @@ impl Store for PostgresStore {
             &[&event.request_id.as_str(), &event.to.as_str(), &event.at],
         )
         .await?;
-        insert_event(&tx, OP, event).await?;
+        super::outbox::record_event(&tx, OP, event).await?;
         tx.commit().await.map_err(db(OP))
     }
 
@@ -131,7 +131,7 @@ impl Store for PostgresStore {
             ],
         )
         .await?;
-        insert_event(&tx, OP, event).await?;
+        super::outbox::record_event(&tx, OP, event).await?;
         tx.commit().await.map_err(db(OP))
     }
 
@@ -177,7 +177,7 @@ impl Store for PostgresStore {
                 &[&event.request_id.as_str(), &event.to.as_str(), &event.at],
             )
             .await?;
-            insert_event(&tx, OP, event).await?;
+            super::outbox::record_event(&tx, OP, event).await?;
         }
         let lease = rules::acquire(&job.id, None, owner, now, ttl)?;
         write_lease(&tx, OP, &lease).await?;
@@ -246,6 +246,7 @@ impl Store for PostgresStore {
         let exists = lock_job(&tx, OP, job_id).await?;
         rules::fence(fence, lock_fencing(&tx, OP, job_id).await?)?;
         rules::job_exists(job_id, exists)?;
+        let previous = super::outbox::step_status(&tx, OP, job_id, step).await?;
         // A new step goes after the job's others; an existing one keeps
         // its place (seq is not in the update list).
         exec(
@@ -274,6 +275,7 @@ impl Store for PostgresStore {
             ],
         )
         .await?;
+        super::outbox::step_event(&tx, OP, job_id, previous, step).await?;
         tx.commit().await.map_err(db(OP))
     }
 
@@ -372,6 +374,58 @@ impl Store for PostgresStore {
              WHERE environment = $1 ORDER BY at, id"
         );
         query_all(&conn, OP, &sql, &[&environment], history_from_row).await
+    }
+
+    async fn outbox(
+        &self,
+        request_id: Option<&RequestId>,
+    ) -> Result<Vec<crate::store::OutboxEvent>> {
+        let conn = self.conn("outbox").await?;
+        super::outbox::outbox(&conn, request_id).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        receivers: &[crate::store::ReceiverSpec],
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Delivery>> {
+        const OP: &str = "claim_deliveries";
+        let mut conn = self.conn(OP).await?;
+        let tx = conn.transaction().await.map_err(db(OP))?;
+        let out = super::outbox::claim(&tx, receivers, owner, now, ttl, since, limit).await?;
+        tx.commit().await.map_err(db(OP))?;
+        Ok(out)
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery: &crate::store::Delivery,
+        owner: &str,
+        outcome: &crate::store::DeliveryOutcome,
+    ) -> Result<()> {
+        let conn = self.conn("finish_delivery").await?;
+        super::outbox::finish(&conn, delivery, owner, outcome).await
+    }
+
+    async fn deliveries(
+        &self,
+        failed_only: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::store::DeliveryRecord>> {
+        let conn = self.conn("deliveries").await?;
+        super::outbox::list(&conn, failed_only, limit).await
+    }
+
+    async fn schema_version(&self) -> Result<i64> {
+        const OP: &str = "schema_version";
+        let conn = self.conn(OP).await?;
+        Ok(first(&conn, OP, "SELECT version FROM schema_version", &[])
+            .await?
+            .unwrap_or(0))
     }
 
     async fn export(&self) -> Result<StoreRows> {

@@ -34,7 +34,7 @@ impl Store for SqliteStore {
             )?;
             rules::one_active(&spec.environment, others)?;
             insert_request_row(tx, OP, &req)?;
-            insert_event(tx, OP, &event)
+            super::outbox::record_event(tx, OP, &event)
         })
         .await
     }
@@ -75,7 +75,7 @@ impl Store for SqliteStore {
                 params![event.request_id.as_str(), event.to.as_str(), ts(&event.at)],
             )
             .map_err(db(OP))?;
-            insert_event(tx, OP, &event)
+            super::outbox::record_event(tx, OP, &event)
         })
         .await
     }
@@ -113,7 +113,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(db(OP))?;
-            insert_event(tx, OP, &event)
+            super::outbox::record_event(tx, OP, &event)
         })
         .await
     }
@@ -189,7 +189,7 @@ impl Store for SqliteStore {
                     params![event.request_id.as_str(), event.to.as_str(), ts(&event.at)],
                 )
                 .map_err(db(OP))?;
-                insert_event(tx, OP, event)?;
+                super::outbox::record_event(tx, OP, event)?;
             }
             let lease = rules::acquire(&job.id, None, &owner, now, ttl)?;
             write_lease(tx, OP, &lease)?;
@@ -265,6 +265,7 @@ impl Store for SqliteStore {
         self.write(OP, move |tx| {
             rules::fence(fence.as_ref(), read_fencing(tx, OP, &job_id)?)?;
             rules::job_exists(&job_id, job_exists(tx, OP, &job_id)?)?;
+            let previous = super::outbox::step_status(tx, OP, &job_id, &step)?;
             // A new step goes after the job's others; an existing one keeps
             // its place (seq is not in the update list).
             tx.execute(
@@ -291,7 +292,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(db(OP))?;
-            Ok(())
+            super::outbox::step_event(tx, OP, &job_id, previous, &step)
         })
         .await
     }
@@ -403,6 +404,64 @@ impl Store for SqliteStore {
                 [environment],
                 history_from_row,
             )
+        })
+        .await
+    }
+
+    async fn outbox(
+        &self,
+        request_id: Option<&RequestId>,
+    ) -> Result<Vec<crate::store::OutboxEvent>> {
+        let id = request_id.cloned();
+        self.read("outbox", move |conn| {
+            super::outbox::outbox(conn, id.as_ref())
+        })
+        .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        receivers: &[crate::store::ReceiverSpec],
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Delivery>> {
+        let (receivers, owner) = (receivers.to_vec(), owner.to_string());
+        self.write("claim_deliveries", move |tx| {
+            super::outbox::claim(tx, &receivers, &owner, now, ttl, since, limit)
+        })
+        .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        delivery: &crate::store::Delivery,
+        owner: &str,
+        outcome: &crate::store::DeliveryOutcome,
+    ) -> Result<()> {
+        let (d, owner, outcome) = (delivery.clone(), owner.to_string(), outcome.clone());
+        self.write("finish_delivery", move |tx| {
+            super::outbox::finish(tx, &d, &owner, &outcome)
+        })
+        .await
+    }
+
+    async fn deliveries(
+        &self,
+        failed_only: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::store::DeliveryRecord>> {
+        self.read("deliveries", move |conn| {
+            super::outbox::list(conn, failed_only, limit)
+        })
+        .await
+    }
+
+    async fn schema_version(&self) -> Result<i64> {
+        self.read("schema_version", |conn| {
+            super::schema::user_version(conn).map_err(db("schema_version"))
         })
         .await
     }
