@@ -43,6 +43,7 @@ impl Modify for BearerAuth {
         list_requests, submit, show_request, history,
         super::sse::events,
         accept, reject, cancel, reschedule, run, resume, rollback,
+        webhook_callback,
         healthz, readyz,
     ),
     components(schemas(
@@ -98,12 +99,13 @@ mod tests {
             "/api/v1/requests/{id}/run",
             "/api/v1/requests/{id}/resume",
             "/api/v1/requests/{id}/rollback",
+            "/api/v1/webhooks/callback",
             "/api/v1/openapi.json",
             "/healthz",
             "/readyz",
         ] {
             assert!(paths.contains_key(p), "{p}");
         }
-        assert_eq!(paths.len(), 16);
+        assert_eq!(paths.len(), 17);
     }
 }

@@ -372,3 +372,135 @@ async fn a_webhook_action_is_a_signed_call_and_the_run_continues_on_its_answer()
     );
     server.abort();
 }
+
+/// `webhook` without a status URL: the job waits for the receiver's signed
+/// callback, which `pitr serve` takes at `POST /api/v1/webhooks/callback`
+/// (a bad signature or another delivery is refused and changes nothing);
+/// the process that started the run may be long gone; serve continues it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_callback_to_the_service_continues_a_waiting_run() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let key = "webhook-test-key";
+    // (action, delivery, job) of every call.
+    let seen: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/actions",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let record = record.clone();
+                async move {
+                    let v: Value = serde_json::from_slice(&body).unwrap();
+                    let delivery = headers
+                        .get("x-pitr-delivery")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    record.lock().unwrap().push((
+                        v["action"].as_str().unwrap().to_string(),
+                        delivery,
+                        v["job"].as_str().unwrap().to_string(),
+                    ));
+                    // Offline is done later, and said so by a callback.
+                    if v["action"] == "offline" {
+                        axum::Json(serde_json::json!({"status": "running"}))
+                    } else {
+                        axum::Json(serde_json::json!({"status": "succeeded"}))
+                    }
+                }
+            },
+        ),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let t = TestEnv::start_custom(
+        &scenario("restore_polls = 1"),
+        "[serve]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"none\"\n[engine]\nscheduler_tick_secs = 1\n",
+        &format!(
+            "actions = \"webhook\"\nwebhook = {{ url = \"http://127.0.0.1:{port}/actions\", secret_env = \"PITR_TEST_WEBHOOK_KEY\" }}"
+        ),
+    );
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let out = t
+        .command(&["run", &id])
+        .env("PITR_TEST_WEBHOOK_KEY", key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(step(&show, "offline")["status"], "waiting");
+    let (_, delivery, job) = seen.lock().unwrap()[0].clone();
+
+    let mut serve = t
+        .command(&["serve"])
+        .env("PITR_TEST_WEBHOOK_KEY", key)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(serve.stderr.take().unwrap()).lines();
+    let base = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("pitr serve: API listening on ")
+                .map(|r| r.split(';').next().unwrap().trim().to_string())
+        })
+        .expect("serve printed its address");
+    std::thread::spawn(move || for _ in lines {});
+    let http = reqwest::Client::new();
+    let post = |body: Value, key: &str| {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let sig = pitr::engine::steps::signature(key.as_bytes(), &bytes);
+        http.post(format!("{base}/api/v1/webhooks/callback"))
+            .header("content-type", "application/json")
+            .header("x-pitr-signature", sig)
+            .body(bytes)
+            .send()
+    };
+    let answer = |delivery: &str| serde_json::json!({"delivery": delivery, "job": job, "action": "offline", "status": "succeeded", "message": "services stopped"});
+    // Signed with another key: refused, nothing recorded.
+    let r = post(answer(&delivery), "not-the-key").await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Signed, but for a delivery the step does not wait on.
+    let r = post(answer("another-delivery"), key).await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        step(&t.json(&["request", "show", &id, "--json"]), "offline")["status"],
+        "waiting"
+    );
+    let r = post(answer(&delivery), key).await.unwrap();
+    assert_eq!(r.status(), 202, "{:?}", r.text().await);
+
+    let mut status = String::new();
+    for _ in 0..300 {
+        status = t.json(&["request", "show", &id, "--json"])["status"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if status != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    server.abort();
+    assert_eq!(status, "succeeded");
+    let history = t.json(&["request", "history", &id, "--json"]);
+    assert!(
+        history.as_array().unwrap().iter().any(|e| e["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("offline confirmed done (webhook callback")),
+        "{history}"
+    );
+    // The callback answered the one call: offline was not handed over twice.
+    let actions: Vec<String> = seen.lock().unwrap().iter().map(|c| c.0.clone()).collect();
+    assert_eq!(actions, ["offline", "sync", "mr_reset", "online"]);
+}

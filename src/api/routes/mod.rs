@@ -4,11 +4,13 @@ mod actions;
 mod environments;
 mod health;
 mod requests;
+mod webhooks;
 
 pub(crate) use actions::*;
 pub(crate) use environments::*;
 pub(crate) use health::*;
 pub(crate) use requests::*;
+pub(crate) use webhooks::*;
 
 use super::problem::Problem;
 use super::ApiState;
@@ -42,6 +44,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/requests/{id}/run", post(run))
         .route("/api/v1/requests/{id}/resume", post(resume))
         .route("/api/v1/requests/{id}/rollback", post(rollback))
+        .route("/api/v1/webhooks/callback", post(webhook_callback))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -19,7 +19,7 @@ mod verify;
 mod vm;
 mod webhook;
 
-pub use webhook::signature;
+pub use webhook::{signature, signature_matches, Callback, CallbackRefused};
 
 use super::progress::ProgressEvent;
 use super::{Engine, StepError};
