@@ -7,6 +7,7 @@ mod bad_input;
 mod crash_points;
 mod faults;
 mod helpers;
+mod lro_testserver;
 mod misuse;
 mod mock_azure;
 mod requests;
