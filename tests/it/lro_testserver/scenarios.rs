@@ -198,7 +198,7 @@ fn restore_spec() -> RestoreSpec {
 
 /// Starts the operation as pitr does and follows it to its end.
 async fn run(az: &ArmClient, c: &Case) -> Result<Option<Value>, AzureError> {
-    let deadline = Duration::from_secs(20);
+    let deadline = Duration::from_secs(10);
     let body = json!({"location": "westeurope"});
     let begun = match c.op {
         Restore => az.begin_restore(c.path, &restore_spec()).await?,
