@@ -36,8 +36,9 @@ enum Want {
     Ok(Body),
     /// Fails: Azure refused with this HTTP status.
     Refused(u16),
-    /// Fails: the operation ended with this status.
-    Ended(&'static str),
+    /// Fails: the operation ended with this status and Azure's error code
+    /// (`Unknown` when the status gave none).
+    Ended(&'static str, &'static str),
     /// Fails: the answers break ARM's rules (no status, not JSON, a
     /// relative URL, nothing to poll).
     Protocol,
@@ -83,14 +84,14 @@ const PUTS: &[Case] = &[
     case(3, Restore, "/lro/put/200/succeeded/nostate", "LROPut200InlineCompleteNoState", Want::Ok(Id("100"))),
     case(4, Restore, "/lro/put/201/creating/succeeded/200", "LROPutSucceededWithBody", Want::Ok(State("Succeeded"))),
     case(5, Restore, "/lro/put/200/updating/succeeded/200", "LROPutSucceededNoBody", Want::Ok(State("Succeeded"))),
-    case(6, Restore, "/lro/put/201/created/failed/200", "LROPutFailed", Ended("Failed")),
-    case(7, Restore, "/lro/put/200/accepted/canceled/200", "LROPutCanceled", Ended("Canceled")),
+    case(6, Restore, "/lro/put/201/created/failed/200", "LROPutFailed", Ended("Failed", "Unknown")),
+    case(7, Restore, "/lro/put/200/accepted/canceled/200", "LROPutCanceled", Ended("Canceled", "Unknown")),
     case(8, Restore, "/lro/put/202/retry/200", "LROPut202Retry200", Want::Ok(Id("100"))),
     case(9, Restore, "/lro/put/noheader/202/200", "LROPutNoHeaderInRetry", Want::Ok(State("Succeeded"))),
     case(10, Restore, "/lro/putasync/retry/succeeded", "LROPutAsyncRetrySucceeded", Want::Ok(State("Succeeded"))),
     case(11, Restore, "/lro/putasync/noretry/succeeded", "LROPutAsyncNoRetrySucceeded", Want::Ok(State("Succeeded"))),
-    case(12, Restore, "/lro/putasync/retry/failed", "LROPutAsyncRetryFailed", Ended("Failed")),
-    case(13, Restore, "/lro/putasync/noretry/canceled", "LROPutAsyncNoRetryCanceled", Ended("Canceled")),
+    case(12, Restore, "/lro/putasync/retry/failed", "LROPutAsyncRetryFailed", Ended("Failed", "Unknown")),
+    case(13, Restore, "/lro/putasync/noretry/canceled", "LROPutAsyncNoRetryCanceled", Ended("Canceled", "Unknown")),
     case(14, Restore, "/lro/putasync/noheader/201/200", "LROPutAsyncNoHeaderInRetry", Want::Ok(State("Succeeded"))),
     case(15, Restore, "/lro/putsubresource/202/200", "LROPutSubResourceInRetry", Want::Ok(State("Succeeded"))),
     case(16, Restore, "/lro/putsubresourceasync/202/200", "LROPutSubResourceAsyncInRetry", Want::Ok(State("Succeeded"))),
@@ -128,8 +129,8 @@ const DELETES: &[Case] = &[
     case(38, Delete, "/lro/delete/provisioning/202/deleting/200/canceled", "LRODeleteProvisioningCanceled", Want::Ok(State("Canceled"))),
     case(39, Delete, "/lro/deleteasync/retry/succeeded", "LRODeleteAsyncRetrySucceeded", Want::Ok(Nothing)),
     case(40, Delete, "/lro/deleteasync/noretry/succeeded", "LRODeleteAsyncNoRetrySucceeded", Want::Ok(Nothing)),
-    case(41, Delete, "/lro/deleteasync/retry/failed", "LRODeleteAsyncRetryFailed", Ended("Failed")),
-    case(42, Delete, "/lro/deleteasync/retry/canceled", "LRODeleteAsyncRetryCanceled", Ended("Canceled")),
+    case(41, Delete, "/lro/deleteasync/retry/failed", "LRODeleteAsyncRetryFailed", Ended("Failed", "Unknown")),
+    case(42, Delete, "/lro/deleteasync/retry/canceled", "LRODeleteAsyncRetryCanceled", Ended("Canceled", "Unknown")),
     case(43, Delete, "/lro/deleteasync/noheader/202/204", "LRODeleteAsyncNoHeaderInRetry", Want::Ok(Nothing)),
     case(44, Delete, "/lro/retryerror/delete/provisioning/202/accepted/200/succeeded", "LRORetryErrorDelete202Accepted200Succeeded", Want::Ok(State("Succeeded"))),
     case(45, Delete, "/lro/retryerror/delete/202/retry/200", "LRORetryErrorDelete202Retry200Succeeded", Want::Ok(Any)),
@@ -153,8 +154,8 @@ const POSTS: &[Case] = &[
     case(59, Post, "/lro/LROPostDoubleHeadersFinalAzureHeaderGetDefault", "LROPostDoubleHeadersFinalAzureHeaderGetDefault", Want::Ok(Id("100"))),
     case(60, Post, "/lro/postasync/retry/succeeded", "LROPostAsyncRetrySucceeded", Want::Ok(Id("100"))),
     case(61, Post, "/lro/postasync/noretry/succeeded", "LROPostAsyncNoRetrySucceeded", Want::Ok(Id("100"))),
-    case(62, Post, "/lro/postasync/retry/failed", "LROPostAsyncRetryFailed", Ended("Failed")),
-    case(63, Post, "/lro/postasync/retry/canceled", "LROPostAsyncRetryCanceled", Ended("Canceled")),
+    case(62, Post, "/lro/postasync/retry/failed", "LROPostAsyncRetryFailed", Ended("Failed", "500")),
+    case(63, Post, "/lro/postasync/retry/canceled", "LROPostAsyncRetryCanceled", Ended("Canceled", "Unknown")),
     case(64, Post, "/lro/retryerror/post/202/retry/200", "LRORetryErrorPost202Retry200Succeeded", Want::Ok(Any)),
     case(65, Post, "/lro/retryerror/postasync/retry/succeeded", "LRORetryErrorPostAsyncRetrySucceeded", Want::Ok(Id("100"))),
     case(66, Post, "/lro/nonretryerror/post/400", "LRONonRetryPost400", Refused(400)),
@@ -247,7 +248,9 @@ fn judge(want: Want, got: &Result<Option<Value>, AzureError>) -> Option<String> 
         (Want::Ok(State(s)), Ok(Some(v))) => v["properties"]["provisioningState"] == s,
         (Want::Ok(List), Ok(Some(v))) => v.as_array().is_some_and(|a| a.len() == 1),
         (Refused(s), Err(AzureError::Refused { status, .. })) => *status == s,
-        (Ended(s), Err(AzureError::OperationFailed { status, .. })) => status == s,
+        (Ended(s, c), Err(AzureError::OperationFailed { status, code, .. })) => {
+            status == s && code == c
+        }
         (Protocol, Err(AzureError::Protocol { .. })) => true,
         (
             Unavailable(s),
