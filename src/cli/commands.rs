@@ -76,26 +76,16 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Resume { id } => {
             let app = live(cli.config.as_deref(), &actor).await?;
             let outcome = engine(&app)?.resume(&RequestId::from(id)).await?;
-            report_run(&outcome)
+            if outcome.job().facts.rollback_requested {
+                report_rollback(&outcome)
+            } else {
+                report_run(&outcome)
+            }
         }
         Command::Rollback { id, reason } => {
             let app = live(cli.config.as_deref(), &actor).await?;
             let outcome = engine(&app)?.rollback(&RequestId::from(id), reason).await?;
-            match &outcome {
-                Outcome::Ended {
-                    job,
-                    problems: false,
-                    ..
-                } if job.status == JobStatus::RolledBack => {
-                    out!("job {} rolled back", job.id);
-                    Ok(())
-                }
-                o if o.is_success() => {
-                    out!("job {} {}", o.job().id, o.status().as_str());
-                    Ok(())
-                }
-                o => Err(Failure::failed(o.describe())),
-            }
+            report_rollback(&outcome)
         }
         Command::Serve {
             tick_secs,
@@ -219,6 +209,26 @@ fn os_account() -> Option<String> {
 }
 
 /// How a run or a resume ended: 0 when it succeeded or is staged, 1 otherwise.
+/// A requested rollback that ended rolled back, with nothing left undone,
+/// did what was asked.
+fn report_rollback(outcome: &Outcome) -> Result<(), Failure> {
+    match outcome {
+        Outcome::Ended {
+            job,
+            problems: false,
+            ..
+        } if job.status == JobStatus::RolledBack => {
+            out!("job {} rolled back", job.id);
+            Ok(())
+        }
+        o if o.is_success() => {
+            out!("job {} {}", o.job().id, o.status().as_str());
+            Ok(())
+        }
+        o => Err(Failure::failed(o.describe())),
+    }
+}
+
 fn report_run(outcome: &Outcome) -> Result<(), Failure> {
     if outcome.is_success() {
         out!("{}", outcome.describe());

@@ -63,6 +63,11 @@ pub struct JobFacts {
     /// (rolls back or brings the environment online).
     #[serde(default)]
     pub recovering: Option<String>,
+    /// The job is being rolled back on an operator's request (`pitr
+    /// rollback`): its request stays succeeded or failed until it ends, and
+    /// `pitr resume` continues it after an interruption.
+    #[serde(default)]
+    pub rollback_requested: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,12 +111,20 @@ pub struct NothingToResume {
 }
 
 /// The job `resume` may continue: the request's current run, still
-/// running, while the request itself is running. Anything else (an older
-/// job, a job whose start was never recorded, a rehearsal) is not the
-/// request's run and is never driven.
+/// running, while the request itself is running, or a requested rollback
+/// of it that was interrupted (the request is then still succeeded or
+/// failed). Anything else (an older job, a job whose start was never
+/// recorded, a rehearsal) is not the request's run and is never driven.
 pub fn resumable<'a>(req: &RestoreRequest, jobs: &'a [Job]) -> Result<&'a Job, NothingToResume> {
+    let rolling_back = |j: &Job| {
+        j.facts.rollback_requested
+            && matches!(req.status, RequestStatus::Succeeded | RequestStatus::Failed)
+    };
     current_run(jobs)
-        .filter(|j| j.status == JobStatus::Running && req.status == RequestStatus::Running)
+        .filter(|j| {
+            j.status == JobStatus::Running
+                && (req.status == RequestStatus::Running || rolling_back(j))
+        })
         .ok_or_else(|| NothingToResume {
             request: req.id.clone(),
             status: req.status,
@@ -195,6 +208,21 @@ mod tests {
         assert!(resumable(&req(R::Running), &finished).is_err());
         assert!(resumable(&req(R::Running), &[rehearsal]).is_err());
         assert!(resumable(&req(R::Running), &[]).is_err());
+        // A requested rollback that was interrupted: its request is still
+        // succeeded (or failed) until it ends.
+        let mut rolling_back = job("cur", false, J::Running, 2);
+        rolling_back.facts.rollback_requested = true;
+        let jobs = [rolling_back];
+        for status in [R::Succeeded, R::Failed] {
+            assert_eq!(
+                resumable(&req(status), &jobs).unwrap().id,
+                "cur",
+                "{status}"
+            );
+        }
+        for status in [R::Accepted, R::RolledBack, R::Cancelled] {
+            assert!(resumable(&req(status), &jobs).is_err(), "{status}");
+        }
     }
 
     #[test]

@@ -156,6 +156,7 @@ impl Engine {
         self.set_lease(lease);
         job.status = JobStatus::Running;
         job.finished_at = None;
+        job.facts.rollback_requested = true;
         job.facts.recovering = Some(format!(
             "rollback requested by {}{}",
             self.actor,

@@ -414,6 +414,7 @@ pub async fn store_suite(store: SharedStore) {
         offline_at: Some(t(1443)),
         online_at: None,
         recovering: Some("restore step failed: timeout".into()),
+        rollback_requested: true,
     };
     store.update_job(&job1, None).await.unwrap();
     assert_eq!(store.get_job(&job1.id).await.unwrap(), Some(job1.clone()));
