@@ -236,7 +236,9 @@ mod tests {
                 "{from:?}"
             );
         }
-        assert!(hint(S::Accepted, E::Succeed).ends_with("see `pitr request show ID` for its status"));
+        assert!(
+            hint(S::Accepted, E::Succeed).ends_with("see `pitr request show ID` for its status")
+        );
     }
 
     #[test]
@@ -263,7 +265,10 @@ mod tests {
         for (name, status) in stored {
             assert_eq!(S::parse(name), Some(status), "{name}");
             assert_eq!(status.as_str(), name);
-            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{name}\""));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{name}\"")
+            );
         }
         assert_eq!(stored.len(), S::ALL.len());
         assert_eq!(S::parse("canceled"), None);

@@ -8,11 +8,11 @@ use crate::helpers::*;
 use chrono::Duration;
 use serde_json::Value;
 
-const ORIGINAL: &str = "v3 after destructive tests";
-const RESTORED: &str = "v2 after test cycle 1";
+pub const ORIGINAL: &str = "v3 after destructive tests";
+pub const RESTORED: &str = "v2 after test cycle 1";
 
 /// (name, databaseId) of every database holding `content`.
-fn holders(state: &Value, content: &str) -> Vec<(String, String)> {
+pub fn holders(state: &Value, content: &str) -> Vec<(String, String)> {
     databases(state)
         .into_iter()
         .filter(|(_, d)| d["content"] == content)
@@ -106,90 +106,6 @@ async fn walk(point: &str) {
     }
     assert_eq!(started.len(), 6, "{point}: {started:?}");
     assert!(started.values().all(|n| *n == 1), "{point}: {started:?}");
-}
-
-/// A sync that fails for good makes the run roll back; a crash anywhere in
-/// that rollback is finished by `pitr resume`.
-async fn walk_recovery(point: &str) {
-    let t = TestEnv::start(&format!(
-        "{}\n[[faults]]\noperation = \"run_command\"\noutcome = \"exit_code\"\nscript_contains = \"Deployment.Setup.exe\"\nexit_code = 1\nmessage = \"sync failed\"\ntimes = 1\n",
-        scenario("restore_polls = 2")
-    ));
-    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
-    let out = t
-        .command(&["run", &id])
-        .env("PITR_CRASH_AT", point)
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!("PITR_CRASH_AT={point}")),
-        "{point}: never reached: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let state = t.state().await;
-    assert_eq!(holders(&state, ORIGINAL).len(), 1, "{point}");
-    assert_eq!(holders(&state, RESTORED).len(), 1, "{point}");
-
-    let resumed = t.pitr(&["resume", &id]);
-    assert_eq!(
-        resumed.status.code(),
-        Some(1),
-        "{point}: {}",
-        String::from_utf8_lossy(&resumed.stderr)
-    );
-    let show = t.json(&["request", "show", &id, "--json"]);
-    assert_eq!(show["status"], "rolled_back", "{point}");
-    let tag = &show["job"]["id"].as_str().unwrap()[..8];
-    let state = t.state().await;
-    let dbs = databases(&state);
-    assert_eq!(dbs["AxDB"]["content"], ORIGINAL, "{point}");
-    assert_eq!(
-        dbs[&format!("AxDB_pitr_{tag}")]["content"],
-        RESTORED,
-        "{point}"
-    );
-    for vm in state["vms"].as_array().unwrap() {
-        assert!(
-            vm["services"]
-                .as_object()
-                .unwrap()
-                .values()
-                .all(|s| s == "Running"),
-            "{point}"
-        );
-    }
-    let journal = t.journal().await;
-    assert_eq!(restore_puts(&journal), 1, "{point}");
-    for r in requests(&journal, "POST", "/move") {
-        assert_eq!(r["status"], 200, "{point}: a rename failed: {r}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovery_started() {
-    walk_recovery("recovery.started").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovery_after_unswap_rename() {
-    walk_recovery("recovery.after_unswap_rename").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovery_before_online() {
-    walk_recovery("recovery.before_online").await;
-}
-
-#[test]
-fn every_recovery_point_is_walked() {
-    assert_eq!(
-        pitr::engine::crash::RECOVERY_POINTS,
-        [
-            "recovery.started",
-            "recovery.after_unswap_rename",
-            "recovery.before_online"
-        ]
-    );
 }
 
 macro_rules! walks {

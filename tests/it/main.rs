@@ -5,6 +5,8 @@ mod actions;
 mod bad_input;
 #[cfg(feature = "crash-points")]
 mod crash_points;
+#[cfg(feature = "crash-points")]
+mod crash_recovery;
 mod faults;
 mod helpers;
 mod lro_testserver;
