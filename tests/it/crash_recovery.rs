@@ -226,7 +226,12 @@ walks_of!(before_swap, every_recovery_point_is_walked_before_the_swap, RECOVERY_
 ]);
 
 // A rollback also takes the environment offline first.
-walks_of!(rollback, every_recovery_point_is_walked_in_a_rollback, ["recovery.started", "offline.after_run_command_accepted", "recovery.after_unswap_rename", "recovery.before_online", "online.after_run_command_accepted"].map(String::from).to_vec(), [
+walks_of!(rollback, every_recovery_point_is_walked_in_a_rollback, {
+    let mut p: Vec<String> = RECOVERY_POINTS.iter().map(|p| p.to_string()).collect();
+    p.insert(1, "offline.after_run_command_accepted".into());
+    p.push("online.after_run_command_accepted".into());
+    p
+}, [
     rollback_started => "recovery.started",
     rollback_taking_the_environment_offline => "offline.after_run_command_accepted",
     rollback_after_unswap_rename => "recovery.after_unswap_rename",
