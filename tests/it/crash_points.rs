@@ -162,3 +162,85 @@ walks! {
     verify_started => "verify.started",
     verify_done => "verify.done",
 }
+
+/// The F&O services, written out here rather than taken from the templates
+/// (a service dropped from the templates must fail this test).
+const FNO_SERVICES: [&str; 4] = [
+    "W3SVC",
+    "DynamicsAxBatch",
+    "MR2012ProcessService",
+    "Microsoft.Dynamics.AX.Framework.Tools.DMF.SSISHelperService.exe",
+];
+
+/// Each AOS VM's services, by name.
+fn aos_services(state: &Value) -> Vec<(String, serde_json::Map<String, Value>)> {
+    state["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|vm| vm["name"] == "aos1" || vm["name"] == "aos2")
+        .map(|vm| {
+            (
+                vm["name"].as_str().unwrap().to_string(),
+                vm["services"].as_object().unwrap().clone(),
+            )
+        })
+        .collect()
+}
+
+/// With all four services on both AOS VMs, each is stopped once `offline`
+/// is done and running again once `online` is; the MR VM is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_stops_and_online_starts_every_fno_service_on_every_aos_vm() {
+    let all = format!("services = {FNO_SERVICES:?}");
+    let scen = scenario("restore_polls = 1")
+        .replace(
+            r#"services = ["W3SVC", "DynamicsAxBatch", "Microsoft.Dynamics.AX.Framework.Tools.DMF.SSISHelperService.exe"]"#,
+            &all,
+        )
+        .replace(r#"services = ["W3SVC", "DynamicsAxBatch"]"#, &all);
+    let t = TestEnv::start(&scen);
+    let state = t.state().await;
+    let before = aos_services(&state);
+    assert_eq!(before.len(), 2);
+    for (vm, services) in &before {
+        let mut names: Vec<&str> = services.keys().map(String::as_str).collect();
+        names.sort();
+        let mut want = FNO_SERVICES.to_vec();
+        want.sort();
+        assert_eq!(names, want, "{vm}");
+        assert!(services.values().all(|s| s == "Running"), "{vm}");
+    }
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let at = |point: &str, cmd: &str| {
+        let out = t
+            .command(&[cmd, &id])
+            .env("PITR_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&format!("PITR_CRASH_AT={point}")),
+            "{point} not reached: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let states = |state: &Value, want: &str| {
+        for (vm, services) in aos_services(state) {
+            for s in FNO_SERVICES {
+                assert_eq!(services[s], want, "{vm} {s}");
+            }
+        }
+        let bi = state["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "bi")
+            .unwrap();
+        assert_eq!(bi["services"]["MR2012ProcessService"], "Running");
+    };
+    at("offline.done", "run");
+    states(&t.state().await, "Stopped");
+    at("online.done", "resume");
+    states(&t.state().await, "Running");
+    t.ok(&["resume", &id]);
+}
