@@ -267,6 +267,17 @@ mod tests {
         }
     }
 
+    /// A fixed sample: what the scripts' `ConvertFrom-PitrArgs` decodes
+    /// (base64url, no padding, of the JSON object) must not drift.
+    #[test]
+    fn encoded_arguments_have_a_fixed_form() {
+        let args: BTreeMap<String, String> = [("Db", "AxDB"), ("Job", "a b&c")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        assert_eq!(encode(&args), "eyJEYiI6IkF4REIiLCJKb2IiOiJhIGImYyJ9");
+        assert_eq!(decode("eyJEYiI6IkF4REIiLCJKb2IiOiJhIGImYyJ9"), Some(args));
+    }
+
     #[test]
     fn secrets_travel_only_as_protected_parameters() {
         let t = |pwd| SyncTarget {
