@@ -75,8 +75,12 @@ async fn a_dropped_connection_is_retried() {
     .await;
 }
 
+/// A status poll whose answer takes 30 s, with a 1 s request timeout: the
+/// slow attempt is abandoned and the poll sent again, so the run ends long
+/// before the slow answer could have arrived (without a timeout it simply
+/// arrives, 30 s later, and the run takes that long).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_response_slower_than_the_client_timeout_is_retried() {
+async fn a_response_slower_than_the_client_timeout_is_abandoned_and_retried() {
     let t = TestEnv::start(&scenario("restore_polls = 2"));
     std::fs::write(
         &t.config,
@@ -88,15 +92,27 @@ async fn a_response_slower_than_the_client_timeout_is_retried() {
     let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
     t.post(
         "/_mock/faults",
-        json!({"method": "GET", "path_contains": "databaseAzureAsyncOperation", "times": 1, "delay_ms": 2500}),
+        json!({"method": "GET", "path_contains": "databaseAzureAsyncOperation", "times": 1, "delay_ms": 30000}),
     )
     .await;
+    let started = std::time::Instant::now();
     t.ok(&["run", &id]);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "the run took {took:?}: the slow answer was waited for"
+    );
     assert_eq!(
         t.json(&["request", "show", &id, "--json"])["status"],
         "succeeded"
     );
-    assert_eq!(restore_puts(&t.journal().await), 1);
+    let journal = t.journal().await;
+    assert_eq!(restore_puts(&journal), 1);
+    // The poll that answered is another attempt than the slow one, which
+    // the mock has not even answered yet.
+    let polls = requests(&journal, "GET", "databaseAzureAsyncOperation");
+    assert!(!polls.is_empty());
+    assert!(polls.iter().all(|p| p["status"] == 200), "{polls:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
