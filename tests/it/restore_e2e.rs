@@ -390,9 +390,12 @@ async fn a_dry_run_rehearses_on_an_embedded_mock_and_leaves_the_request_as_it_wa
     );
 }
 
+/// The demo's claims are checked here from the mock's state it prints, not
+/// taken from its own verdict.
 #[test]
 fn the_demo_runs_self_contained_and_verifies_the_restore() {
     let dir = tempfile::tempdir().unwrap();
+    let started = chrono::Utc::now();
     let out = std::process::Command::new(PITR)
         .args(["demo", "--json"])
         .current_dir(dir.path())
@@ -405,17 +408,69 @@ fn the_demo_runs_self_contained_and_verifies_the_restore() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
-    assert!(v["checks"]
+    // Restored to three hours ago: after "1 day ago", before the
+    // destructive tests of an hour ago.
+    let point = chrono::DateTime::parse_from_rfc3339(v["restore_point"].as_str().unwrap()).unwrap();
+    let hours = (started - point.with_timezone(&chrono::Utc)).num_minutes();
+    assert!((179..=181).contains(&hours), "{hours} minutes ago");
+    let steps: Vec<(&str, &str, u64)> = v["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .all(|c| c["ok"] == true));
-    assert_eq!(v["steps"].as_array().unwrap().len(), 8);
-    assert!(v["database"]["content"]
-        .as_str()
-        .unwrap()
-        .ends_with("state 1 day ago"));
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["status"].as_str().unwrap(),
+                s["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let names = [
+        "preflight",
+        "offline",
+        "restore",
+        "swap",
+        "sync",
+        "mr_reset",
+        "online",
+        "verify",
+    ];
+    assert_eq!(steps, names.map(|n| (n, "succeeded", 1)).to_vec());
+    let job8 = &v["job_id"].as_str().unwrap()[..8];
+    let dbs: Vec<&Value> = v["mock"]["databases"].as_array().unwrap().iter().collect();
+    let by_name = |n: &str| {
+        dbs.iter()
+            .find(|d| d["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {dbs:?}"))
+    };
+    let live = by_name("AxDB");
+    let kept = by_name(&format!("AxDB_before_{job8}"));
+    let mut names: Vec<&str> = dbs.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    names.sort();
+    let before = format!("AxDB_before_{job8}");
+    assert_eq!(
+        names,
+        ["AxDB", before.as_str(), "AxDW", "MRDB"],
+        "no restore left over"
+    );
+    assert_eq!(by_name("AxDW")["content"], "demo-uat/AxDW", "not touched");
+    assert_eq!(by_name("MRDB")["content"], "demo-uat/MRDB", "not touched");
+    assert_eq!(live["tags"]["pitr-job"], v["job_id"]);
+    assert_eq!(live["content"], "demo-uat/AxDB: state 1 day ago");
+    assert_eq!(live["status"], "Online");
+    assert_eq!(
+        kept["content"],
+        "demo-uat/AxDB: state 1 hour ago (after destructive tests)"
+    );
+    assert_ne!(live["database_id"], kept["database_id"]);
+    assert_eq!(v["database"]["database_id"], live["database_id"]);
+    let vms = v["mock"]["vms"].as_array().unwrap();
+    assert_eq!(vms.len(), 3);
+    for vm in vms {
+        let services = vm["services"].as_object().unwrap();
+        assert!(!services.is_empty());
+        assert!(services.values().all(|s| s == "Running"), "{vm}");
+    }
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,
