@@ -7,6 +7,7 @@ mod bad_input;
 mod crash_points;
 #[cfg(feature = "crash-points")]
 mod crash_recovery;
+mod durations;
 mod faults;
 mod helpers;
 mod in_process;
