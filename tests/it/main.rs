@@ -3,6 +3,7 @@
 //! or the library's public API.
 mod actions;
 mod bad_input;
+mod beside_a_run;
 #[cfg(feature = "crash-points")]
 mod crash_points;
 #[cfg(feature = "crash-points")]
