@@ -394,3 +394,57 @@ async fn a_lost_answer_to_a_rename_is_settled_by_looking_at_the_names() {
     assert!(renames.iter().all(|r| r["status"] == 200));
     assert_eq!(step(&show, "swap")["status"], "succeeded");
 }
+
+/// A failure that stays transient outlives the retries: the request is sent
+/// `retry_max_times` + 1 times, then the step fails saying how often, and
+/// nothing in Azure was changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_that_persists_fails_once_the_retries_are_spent() {
+    let t = TestEnv::start(&scenario("restore_polls = 2"));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.post(
+        "/_mock/faults",
+        json!({"method": "GET", "path_contains": "/databases/AxDB?", "times": 50,
+               "status": 503, "error_code": "ServiceUnavailable", "message": "try later"}),
+    )
+    .await;
+    let out = t
+        .command(&["run", &id])
+        .env("PITR_AZURE_RETRY_MAX_TIMES", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("after 4 attempts"), "{err}");
+    assert!(err.contains("ServiceUnavailable"), "{err}");
+    let journal = t.journal().await;
+    let gets = requests(&journal, "GET", "/databases/AxDB?");
+    let during_run: Vec<_> = gets.iter().filter(|g| g["status"] == 503).collect();
+    assert_eq!(during_run.len(), 4, "1 + retry_max_times: {gets:?}");
+    // Preflight failed: nothing changed, the request can be run again.
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "accepted");
+    assert_eq!(step(&show, "preflight")["status"], "failed");
+    assert_eq!(restore_puts(&journal), 0);
+    assert!(all_running(&t.state().await));
+}
+
+/// 408 Request Timeout is transient too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_408_is_retried() {
+    let (_, journal) = succeeds_despite(json!({
+        "method": "GET", "path_contains": "/databases/AxDB?", "times": 2,
+        "status": 408, "error_code": "RequestTimeout", "message": "slow"
+    }))
+    .await;
+    let gets = requests(&journal, "GET", "/databases/AxDB?");
+    let first_ok = gets.iter().position(|g| g["status"] == 200).unwrap();
+    assert_eq!(
+        gets[..first_ok]
+            .iter()
+            .map(|g| g["status"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [408, 408],
+        "{gets:?}"
+    );
+}

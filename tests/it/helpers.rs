@@ -125,6 +125,7 @@ impl TestEnv {
         std::thread::spawn(move || for _ in lines {});
         let config = dir.path().join("pitr.toml");
         let store = dir.path().join("pitr.db");
+        let extra_config = bounded(extra_config);
         std::fs::write(
             &config,
             format!(
@@ -309,6 +310,23 @@ actions = "none"
 
     pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
+    }
+}
+
+/// The test's `[engine]` keys with a restore bounded to five minutes unless
+/// the test sets its own: a test whose mock holds a restore never waits for
+/// the 12-hour default.
+fn bounded(extra_config: &str) -> String {
+    if extra_config.contains("restore_timeout_secs") {
+        return extra_config.to_string();
+    }
+    let bound = "restore_timeout_secs = 300\n";
+    match extra_config.find("[engine]\n") {
+        Some(at) => {
+            let at = at + "[engine]\n".len();
+            format!("{}{bound}{}", &extra_config[..at], &extra_config[at..])
+        }
+        None => format!("[engine]\n{bound}{extra_config}"),
     }
 }
 
