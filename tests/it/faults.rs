@@ -437,14 +437,12 @@ async fn a_408_is_retried() {
         "status": 408, "error_code": "RequestTimeout", "message": "slow"
     }))
     .await;
-    let gets = requests(&journal, "GET", "/databases/AxDB?");
-    let first_ok = gets.iter().position(|g| g["status"] == 200).unwrap();
-    assert_eq!(
-        gets[..first_ok]
-            .iter()
-            .map(|g| g["status"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
-        [408, 408],
-        "{gets:?}"
+    let statuses: Vec<u64> = requests(&journal, "GET", "/databases/AxDB?")
+        .iter()
+        .map(|g| g["status"].as_u64().unwrap())
+        .collect();
+    assert!(
+        statuses.windows(3).any(|w| w == [408, 408, 200]),
+        "two timeouts, then the answer: {statuses:?}"
     );
 }
