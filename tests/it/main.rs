@@ -2,6 +2,7 @@
 //! and a real store through [`helpers`], and acts through the `pitr` binary
 //! or the library's public API.
 mod actions;
+mod after_swap;
 mod bad_input;
 mod beside_a_run;
 #[cfg(feature = "crash-points")]
