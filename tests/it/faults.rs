@@ -261,73 +261,10 @@ async fn rolling_back_a_run_that_a_later_restore_replaced_is_refused_untouched()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leased_job_is_refused_to_a_second_runner_and_a_stale_owner_is_fenced_off() {
-    let t = TestEnv::start_with(
-        &scenario("restore_polls = 2"),
-        "[engine]\nlease_ttl_secs = 3\n",
-    );
-    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
-    t.post("/_mock/hold", json!({"operation": "restore", "hold": true}))
-        .await;
-    let first = t
-        .command(&["run", &id])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    t.wait_for_restore_poll().await;
-
-    // While the first runner is alive, its heartbeat keeps the lease.
-    let second = t.pitr(&["resume", &id]);
-    assert_eq!(second.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains("is being run by"), "{err}");
-    assert!(err.contains("lease until"), "{err}");
-
-    // Freeze the first runner: its lease expires and another takes over.
-    let pid = first.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    t.post(
-        "/_mock/hold",
-        json!({"operation": "restore", "hold": false}),
-    )
-    .await;
-    let mut taken_over = false;
-    for _ in 0..100 {
-        let out = t.pitr(&["resume", &id]);
-        if out.status.success() {
-            taken_over = true;
-            break;
-        }
-        assert!(String::from_utf8_lossy(&out.stderr).contains("is being run by"));
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(taken_over, "no takeover after the lease expired");
-    // The stale owner wakes up: its writes are refused, it stops.
-    assert!(std::process::Command::new("kill")
-        .args(["-CONT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = first.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("lost"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let show = t.json(&["request", "show", &id, "--json"]);
-    assert_eq!(show["status"], "succeeded");
-    assert_eq!(restore_puts(&t.journal().await), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
+/// A run stopped by `signal` while its restore is held: it stops at a safe
+/// point, says how to continue, and releases its lease (a resume goes at
+/// once although the lease would live ten minutes).
+async fn a_signal_stops_at_a_safe_point_and_releases_the_lease(signal: &str) {
     let t = TestEnv::start_with(
         &scenario("restore_polls = 2"),
         "[engine]\nlease_ttl_secs = 600\n",
@@ -343,16 +280,21 @@ async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
     t.wait_for_restore_poll().await;
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status()
         .unwrap()
         .success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "SIG{signal}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("pitr resume {id}")), "{err}");
+    assert!(err.contains("stopped by a signal"), "SIG{signal}: {err}");
+    assert!(
+        err.contains(&format!("pitr resume {id}")),
+        "SIG{signal}: {err}"
+    );
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "running");
 
-    // The lease was released: resuming at once works (the TTL is 10 minutes).
     t.post(
         "/_mock/hold",
         json!({"operation": "restore", "hold": false}),
@@ -364,6 +306,16 @@ async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
         "succeeded"
     );
     assert_eq!(restore_puts(&t.journal().await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
+    a_signal_stops_at_a_safe_point_and_releases_the_lease("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_at_a_safe_point_and_releases_the_lease() {
+    a_signal_stops_at_a_safe_point_and_releases_the_lease("INT").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

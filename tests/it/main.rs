@@ -13,6 +13,7 @@ mod durations;
 mod faults;
 mod helpers;
 mod in_process;
+mod leases;
 mod lro_testserver;
 mod misuse;
 mod mock_azure;
