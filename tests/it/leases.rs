@@ -44,7 +44,12 @@ async fn a_leased_job_is_refused_to_a_second_runner_and_a_stale_owner_is_fenced_
 
     // While the first runner's lease lives, a second one is refused.
     let second = h.restarted().await;
-    let err = second.resume(&id).await.unwrap_err().to_string();
+    // (Refused at once: were it let in, it would wait on the held restore.)
+    let err = tokio::time::timeout(std::time::Duration::from_secs(30), second.resume(&id))
+        .await
+        .expect("refused at once")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("is being run by"), "{err}");
     assert!(err.contains("lease until"), "{err}");
 
