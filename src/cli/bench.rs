@@ -188,15 +188,19 @@ async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
                     .count()
             })
             .unwrap_or(0),
+        // Managed Run Commands started (a PUT Azure accepted).
         run_commands: journal
             .as_array()
             .map(|j| {
                 j.iter()
                     .filter(|e| {
-                        e["method"] == "POST"
+                        e["method"] == "PUT"
+                            && e["status"]
+                                .as_u64()
+                                .is_some_and(|s| (200..300).contains(&s))
                             && e["path"]
                                 .as_str()
-                                .is_some_and(|p| p.contains("/runCommand"))
+                                .is_some_and(|p| p.contains("/runCommands/"))
                     })
                     .count()
             })
