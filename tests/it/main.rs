@@ -5,6 +5,7 @@ mod actions;
 mod after_swap;
 mod bad_input;
 mod beside_a_run;
+mod commands;
 #[cfg(feature = "crash-points")]
 mod crash_points;
 #[cfg(feature = "crash-points")]
