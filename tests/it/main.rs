@@ -10,6 +10,7 @@ mod commands;
 mod crash_points;
 #[cfg(feature = "crash-points")]
 mod crash_recovery;
+mod credentials;
 mod durations;
 mod faults;
 mod helpers;
