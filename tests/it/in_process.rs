@@ -280,7 +280,9 @@ impl InProcess {
 
     /// Waits until the engine has polled the restore operation once.
     pub async fn wait_for_restore_poll(&self) {
-        for _ in 0..500 {
+        // Bounded, and wide enough for a loaded machine.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
             let polled = self
                 .mock()
                 .journal_json()

@@ -289,18 +289,9 @@ async fn a_run_killed_during_the_restore_is_finished_by_resume_with_one_restore_
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the restore operation is being polled: its URL has then been
-    // checkpointed (the engine writes it before the first poll).
-    let mut polled = false;
-    for _ in 0..600 {
-        let j = t.journal().await;
-        if !requests(&j, "GET", "databaseAzureAsyncOperation").is_empty() {
-            polled = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(polled, "the restore was never polled");
+    // Once the restore operation is polled, its URL has been checkpointed
+    // (the engine writes it before the first poll).
+    t.wait_for_restore_poll().await;
     child.kill().unwrap();
     child.wait().unwrap();
 
