@@ -4,7 +4,7 @@
 //! off so that attempts are not multiplied and `Retry-After` is honoured once.
 use super::credentials;
 use super::error::{self, AzureError};
-use super::lro::PollSettings;
+use super::lro::{Begun, Operation, PollSettings};
 
 use crate::config::AzureConfig;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
@@ -203,6 +203,25 @@ impl ArmClient {
             });
         }
         Ok(u)
+    }
+
+    /// Starts a long-running operation: `method` on `path` (relative to the
+    /// ARM endpoint, with `api_version`), Azure's first answer read by ARM's
+    /// rules ([`Operation::begin`]). The typed operations are built on it;
+    /// it is public so that the poller can be run against the Azure SDK
+    /// test server's scenarios like any ARM operation.
+    pub async fn begin(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        api_version: &str,
+        body: Option<&serde_json::Value>,
+        retry: Retry,
+    ) -> Result<Begun, AzureError> {
+        let url = self.url(path, api_version)?;
+        let r = self.send_with(op, method, &url, body, retry).await?;
+        Operation::begin(op, method, &url, &r)
     }
 
     /// Sends one request, retrying transient failures with exponential

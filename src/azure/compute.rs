@@ -31,17 +31,17 @@ impl ArmClient {
         spec: &RunCommandSpec,
     ) -> Result<Option<Operation>, AzureError> {
         let op = format!("PUT run command {name} on {}", last_segment(vm_id));
-        let url = self.url(&format!("{vm_id}/runCommands/{name}"), COMPUTE_API_VERSION)?;
-        let r = self
-            .send_with(
+        let begun = self
+            .begin(
                 &op,
                 Method::Put,
-                &url,
+                &format!("{vm_id}/runCommands/{name}"),
+                COMPUTE_API_VERSION,
                 Some(&spec.body()),
                 Retry::ThrottledOnly,
             )
             .await?;
-        Ok(Operation::from_response(&op, &r))
+        Ok(begun.into_operation())
     }
 
     /// The named Run Command with its instance view; `None` when absent.
@@ -68,10 +68,19 @@ impl ArmClient {
         name: &str,
     ) -> Result<Option<Operation>, AzureError> {
         let op = format!("DELETE run command {name} on {}", last_segment(vm_id));
-        let url = self.url(&format!("{vm_id}/runCommands/{name}"), COMPUTE_API_VERSION)?;
-        match self.send(&op, Method::Delete, &url, None).await {
-            Ok(r) if r.status == 202 => Ok(Operation::from_response(&op, &r)),
-            Ok(_) => Ok(None),
+        let path = format!("{vm_id}/runCommands/{name}");
+        match self
+            .begin(
+                &op,
+                Method::Delete,
+                &path,
+                COMPUTE_API_VERSION,
+                None,
+                Retry::Transient,
+            )
+            .await
+        {
+            Ok(begun) => Ok(begun.into_operation()),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }

@@ -166,12 +166,12 @@ pub(crate) fn aadsts_code(message: &str) -> Option<String> {
 pub(crate) fn parse_error_body(body: &[u8]) -> Option<(String, String)> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let e = v.get("error")?;
-    let code = e.get("code")?.as_str()?.to_string();
-    let message = e
-        .get("message")
-        .and_then(|m| m.as_str())
-        .unwrap_or("")
-        .to_string();
+    // ARM codes are strings; a numeric one is kept as its text.
+    let code = super::lro::text(e.get("code")?);
+    if code.is_empty() {
+        return None;
+    }
+    let message = e.get("message").map(super::lro::text).unwrap_or_default();
     Some((code, message))
 }
 
@@ -191,6 +191,13 @@ mod tests {
         assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
         assert!(from_status("GET", 503, b"<html>", None).is_transient());
         assert!(from_status("GET", 404, b"{}", None).is_not_found());
+        let e = from_status(
+            "GET",
+            409,
+            br#"{"error":{"code":409,"message":"busy"}}"#,
+            None,
+        );
+        assert_eq!(e.code(), Some("409"), "a numeric code is kept as text");
     }
 
     #[test]

@@ -16,5 +16,5 @@ mod sql;
 
 pub use client::ArmClient;
 pub use error::AzureError;
-pub use lro::{Operation, PollProgress};
+pub use lro::{Begun, FinalState, Operation, PollProgress};
 pub use models::{Database, RestoreSpec, RunCommand, RunCommandSpec, VirtualMachine};

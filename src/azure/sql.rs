@@ -1,7 +1,7 @@
 //! The Microsoft.Sql operations pitr uses (api-version 2023-08-01).
 use super::client::{last_segment, parse_json, ArmClient, Retry};
 use super::error::AzureError;
-use super::lro::Operation;
+use super::lro::{Begun, Operation};
 use super::models::{Database, RestoreSpec, RetentionPolicy, SQL_API_VERSION};
 use azure_core::http::Method;
 
@@ -18,29 +18,22 @@ impl ArmClient {
     }
 
     /// Starts a point-in-time restore into the new database `target_id`.
+    /// Sent once: only a 429 (which Azure did not act on) is retried here.
     pub async fn begin_restore(
         &self,
         target_id: &str,
         spec: &RestoreSpec,
-    ) -> Result<Operation, AzureError> {
+    ) -> Result<Begun, AzureError> {
         let op = format!("PUT {}", last_segment(target_id));
-        let url = self.url(target_id, SQL_API_VERSION)?;
-        let r = self
-            .send_with(
-                &op,
-                Method::Put,
-                &url,
-                Some(&spec.body()),
-                Retry::ThrottledOnly,
-            )
-            .await?;
-        Operation::from_response(&op, &r).ok_or(AzureError::Protocol {
-            op,
-            detail: format!(
-                "HTTP {} without Azure-AsyncOperation or Location; cannot follow the restore",
-                r.status
-            ),
-        })
+        self.begin(
+            &op,
+            Method::Put,
+            target_id,
+            SQL_API_VERSION,
+            Some(&spec.body()),
+            Retry::ThrottledOnly,
+        )
+        .await
     }
 
     /// Renames a database on the same server (synchronous).
@@ -56,10 +49,18 @@ impl ArmClient {
     /// Starts deleting a database. `None`: already gone or deleted at once.
     pub async fn begin_delete_database(&self, id: &str) -> Result<Option<Operation>, AzureError> {
         let op = format!("DELETE database {}", last_segment(id));
-        let url = self.url(id, SQL_API_VERSION)?;
-        match self.send(&op, Method::Delete, &url, None).await {
-            Ok(r) if r.status == 202 => Ok(Operation::from_response(&op, &r)),
-            Ok(_) => Ok(None),
+        match self
+            .begin(
+                &op,
+                Method::Delete,
+                id,
+                SQL_API_VERSION,
+                None,
+                Retry::Transient,
+            )
+            .await
+        {
+            Ok(begun) => Ok(begun.into_operation()),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }

@@ -188,6 +188,7 @@ async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
                     .count()
             })
             .unwrap_or(0),
+        // Managed Run Commands started (a PUT Azure accepted).
         run_commands: journal
             .as_array()
             .map(|j| {
@@ -195,6 +196,9 @@ async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
                     // A managed Run Command is created by one PUT.
                     .filter(|e| {
                         e["method"] == "PUT"
+                            && e["status"]
+                                .as_u64()
+                                .is_some_and(|s| (200..300).contains(&s))
                             && e["path"]
                                 .as_str()
                                 .is_some_and(|p| p.contains("/runCommands/"))

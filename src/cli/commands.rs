@@ -76,31 +76,16 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Resume { id } => {
             let app = live(cli.config.as_deref(), &actor).await?;
             let outcome = engine(&app)?.resume(&RequestId::from(id)).await?;
-            report_run(&outcome)
+            if outcome.job().is_rollback() {
+                report_rollback(&outcome)
+            } else {
+                report_run(&outcome)
+            }
         }
         Command::Rollback { id, reason } => {
             let app = live(cli.config.as_deref(), &actor).await?;
             let outcome = engine(&app)?.rollback(&RequestId::from(id), reason).await?;
-            match &outcome {
-                Outcome::Succeeded(job) => {
-                    let undone = job
-                        .facts
-                        .rollback
-                        .as_ref()
-                        .map(|of| of.job.to_string())
-                        .unwrap_or_default();
-                    let downtime = job
-                        .downtime_secs()
-                        .map(|d| format!("; downtime {d:.1}s"))
-                        .unwrap_or_default();
-                    out!(
-                        "job {undone} rolled back by job {}: the original database is live again and the environment is online{downtime}",
-                        job.id
-                    );
-                    Ok(())
-                }
-                o => Err(Failure::failed(o.describe())),
-            }
+            report_rollback(&outcome)
         }
         Command::Serve {
             tick_secs,
@@ -208,6 +193,31 @@ fn os_account() -> Option<String> {
         let (name, _, id) = (f.next()?, f.next()?, f.next()?);
         (id == uid && !name.is_empty()).then(|| name.to_string())
     })
+}
+
+/// How a rollback (or its resume) ended: 0 when the original is back with
+/// nothing left undone, 1 otherwise.
+fn report_rollback(outcome: &Outcome) -> Result<(), Failure> {
+    match outcome {
+        Outcome::Succeeded(job) => {
+            let undone = job
+                .facts
+                .rollback
+                .as_ref()
+                .map(|of| of.job.to_string())
+                .unwrap_or_default();
+            let downtime = job
+                .downtime_secs()
+                .map(|d| format!("; downtime {d:.1}s"))
+                .unwrap_or_default();
+            out!(
+                "job {undone} rolled back by job {}: the original database is live again and the environment is online{downtime}",
+                job.id
+            );
+            Ok(())
+        }
+        o => Err(Failure::failed(o.describe())),
+    }
 }
 
 /// How a run or a resume ended: 0 when it succeeded or is staged, 1 otherwise.

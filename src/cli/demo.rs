@@ -128,6 +128,9 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
             })).collect::<Vec<_>>(),
             "database": live,
             "original": before,
+            // The mock's own view, for anyone who wants to check the
+            // verdicts below rather than trust them.
+            "mock": {"databases": dbs, "vms": state["vms"]},
             "checks": checks.iter().map(|(what, pass)| json!({"check": what, "ok": pass})).collect::<Vec<_>>(),
         }));
     } else {

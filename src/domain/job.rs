@@ -236,6 +236,46 @@ mod tests {
         assert!(resumable(&req(R::Running), &finished).is_err());
         assert!(resumable(&req(R::Running), &[rehearsal]).is_err());
         assert!(resumable(&req(R::Running), &[]).is_err());
+        // A requested rollback that was interrupted: its request is still
+        // succeeded (or failed) until it ends.
+        let mut rolling_back = job("cur", false, J::Running, 2);
+        rolling_back.facts.rollback = Some(RollbackOf {
+            job: "old".into(),
+            by: "ops".into(),
+            reason: None,
+        });
+        let jobs = [rolling_back];
+        for status in [R::Succeeded, R::Failed] {
+            assert_eq!(
+                resumable(&req(status), &jobs).unwrap().id,
+                "cur",
+                "{status}"
+            );
+        }
+        for status in [R::Accepted, R::RolledBack, R::Cancelled] {
+            assert!(resumable(&req(status), &jobs).is_err(), "{status}");
+        }
+    }
+
+    /// Job facts as stored by the first pitr (before tags, redundancy,
+    /// recovery and requested rollbacks were recorded): they still load.
+    #[test]
+    fn job_facts_written_by_an_older_pitr_still_load() {
+        let stored = r#"{"original_database_id":"O","restored_database_id":"R","source_resource_id":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/sql/databases/AxDB","source_sku":{"name":"GP_Gen5","capacity":4},"source_elastic_pool_id":null,"offline_at":"2026-11-27T20:00:05Z","online_at":null}"#;
+        let facts: JobFacts = serde_json::from_str(stored).unwrap();
+        assert_eq!(
+            facts,
+            JobFacts {
+                original_database_id: Some("O".into()),
+                restored_database_id: Some("R".into()),
+                source_resource_id: Some(
+                    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/sql/databases/AxDB".into()
+                ),
+                source_sku: Some(serde_json::json!({"name": "GP_Gen5", "capacity": 4})),
+                offline_at: Some("2026-11-27T20:00:05Z".parse().unwrap()),
+                ..JobFacts::default()
+            }
+        );
     }
 
     #[test]

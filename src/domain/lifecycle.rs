@@ -159,34 +159,86 @@ mod tests {
         assert_eq!(transition(s, E::Succeed).unwrap(), S::Succeeded);
     }
 
+    const EVENTS: [LifecycleEvent; 10] = [
+        E::Accept,
+        E::Reject,
+        E::Start,
+        E::Succeed,
+        E::Fail,
+        E::RollBack,
+        E::Cancel,
+        E::Miss,
+        E::Reschedule,
+        E::Release,
+    ];
+
+    /// Every allowed move, written out: any pair not listed is refused.
+    const ALLOWED: [(S, E, S); 14] = [
+        (S::Submitted, E::Accept, S::Accepted),
+        (S::Submitted, E::Reject, S::Rejected),
+        (S::Submitted, E::Cancel, S::Cancelled),
+        (S::Submitted, E::Reschedule, S::Submitted),
+        (S::Accepted, E::Cancel, S::Cancelled),
+        (S::Accepted, E::Reschedule, S::Accepted),
+        (S::Accepted, E::Start, S::Running),
+        (S::Accepted, E::Miss, S::Missed),
+        (S::Running, E::Succeed, S::Succeeded),
+        (S::Running, E::Fail, S::Failed),
+        (S::Running, E::RollBack, S::RolledBack),
+        (S::Running, E::Release, S::Accepted),
+        (S::Succeeded, E::RollBack, S::RolledBack),
+        (S::Failed, E::RollBack, S::RolledBack),
+    ];
+
     #[test]
-    fn every_pair_is_decided_and_terminal_states_only_allow_rollback() {
-        let events = [
-            E::Accept,
-            E::Reject,
-            E::Start,
-            E::Succeed,
-            E::Fail,
-            E::RollBack,
-            E::Cancel,
-            E::Miss,
-            E::Reschedule,
-            E::Release,
-        ];
+    fn exactly_the_allowed_transitions_are_allowed_and_the_rest_are_refused() {
+        let allowed = |from, ev| {
+            ALLOWED
+                .iter()
+                .find(|(f, e, _)| *f == from && *e == ev)
+                .map(|(_, _, to)| *to)
+        };
         for from in S::ALL {
-            for ev in events {
-                let r = transition(from, ev);
-                if matches!(from, S::Rejected | S::RolledBack | S::Cancelled | S::Missed) {
-                    assert!(r.is_err(), "{from:?} {ev:?}");
-                }
-                if let Err(e) = r {
-                    assert!(!e.to_string().is_empty());
+            for ev in EVENTS {
+                match (transition(from, ev), allowed(from, ev)) {
+                    (Ok(to), Some(want)) => assert_eq!(to, want, "{from:?} {ev:?}"),
+                    (Err(e), None) => {
+                        assert_eq!((e.from, e.event), (from, ev));
+                        assert_eq!(
+                            e.to_string(),
+                            format!("a request that is {from} cannot be {}: {}", e.verb, e.hint)
+                        );
+                    }
+                    (got, want) => panic!("{from:?} {ev:?}: got {got:?}, want {want:?}"),
                 }
             }
         }
-        assert!(transition(S::Submitted, E::Start).is_err());
-        assert!(transition(S::Running, E::Cancel).is_err());
-        assert_eq!(transition(S::Failed, E::RollBack).unwrap(), S::RolledBack);
+    }
+
+    #[test]
+    fn a_refusal_says_what_to_do_instead() {
+        let hint = |from, ev| transition(from, ev).unwrap_err().to_string();
+        assert_eq!(
+            hint(S::Submitted, E::Start),
+            "a request that is submitted cannot be started: accept it first with `pitr request accept ID`"
+        );
+        for ev in [E::Cancel, E::Reschedule] {
+            assert!(
+                hint(S::Running, ev).ends_with(
+                    "the run has started; let it finish or use `pitr rollback ID` afterwards"
+                ),
+                "{ev:?}"
+            );
+        }
+        for from in [S::Rejected, S::RolledBack, S::Cancelled, S::Missed] {
+            assert!(
+                hint(from, E::Accept).ends_with("it is finished; submit a new request"),
+                "{from:?}"
+            );
+        }
+        assert!(
+            hint(S::Accepted, E::Succeed).ends_with("see `pitr request show ID` for its status")
+        );
     }
 
     #[test]
@@ -194,5 +246,31 @@ mod tests {
         for s in S::ALL {
             assert_eq!(S::parse(s.as_str()), Some(s));
         }
+    }
+
+    /// The names stored in the store and shown to people: fixed.
+    #[test]
+    fn stored_status_names_still_parse() {
+        let stored = [
+            ("submitted", S::Submitted),
+            ("accepted", S::Accepted),
+            ("rejected", S::Rejected),
+            ("running", S::Running),
+            ("succeeded", S::Succeeded),
+            ("failed", S::Failed),
+            ("rolled_back", S::RolledBack),
+            ("cancelled", S::Cancelled),
+            ("missed", S::Missed),
+        ];
+        for (name, status) in stored {
+            assert_eq!(S::parse(name), Some(status), "{name}");
+            assert_eq!(status.as_str(), name);
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{name}\"")
+            );
+        }
+        assert_eq!(stored.len(), S::ALL.len());
+        assert_eq!(S::parse("canceled"), None);
     }
 }

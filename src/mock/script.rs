@@ -430,19 +430,35 @@ mod tests {
         assert_eq!(tail_bytes("aéb", 3), "éb");
     }
 
+    /// Odd or broken input neither panics nor invents a service action.
     #[test]
-    fn no_panic_on_odd_input() {
+    fn odd_input_yields_no_phantom_action() {
         for s in [
             "Stop-Service",
             "Stop-Service -Name",
+            "Stop-Service -Force",
             "foreach (",
             "$=",
             "$x = ",
             "'unterminated",
             "Stop-Service -Name ,,,",
             "ß-Stop-Service-ß",
+            "Start-Service -Name $undefined",
         ] {
-            let _ = parse_script(s, &[]);
+            assert_eq!(
+                parse_script(s, &[]),
+                ParsedScript {
+                    kind: ScriptKind::Other,
+                    actions: vec![],
+                    sync_server: None,
+                    sync_database: None,
+                },
+                "{s:?}"
+            );
         }
+        // An unterminated quote runs to the end of the statement.
+        let s = parse_script("Stop-Service -Name 'W3SVC", &[]);
+        assert_eq!(s.kind, ScriptKind::StopServices);
+        assert_eq!(names(&s), vec![(true, "W3SVC")]);
     }
 }

@@ -203,6 +203,21 @@ mod tests {
             assert_eq!(b64url_decode(&e).as_deref(), Some(data));
         }
         assert_eq!(b64url_encode(&[0xfb, 0xff]), "-_8");
+        // Fixed samples (RFC 4648 section 10, in the URL alphabet without
+        // padding): what a script on a VM decodes.
+        for (data, text) in [
+            (&b""[..], ""),
+            (b"f", "Zg"),
+            (b"fo", "Zm8"),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg"),
+            (b"fooba", "Zm9vYmE"),
+            (b"foobar", "Zm9vYmFy"),
+            (&[0xfb, 0xff, 0xfe], "-__-"),
+        ] {
+            assert_eq!(b64url_encode(data), text);
+            assert_eq!(b64url_decode(text).as_deref(), Some(data), "{text}");
+        }
         assert_eq!(b64url_decode("Zm9vYg=="), None, "padding is refused");
         assert_eq!(
             b64url_decode("Zm9v+g"),

@@ -75,8 +75,12 @@ async fn a_dropped_connection_is_retried() {
     .await;
 }
 
+/// A status poll whose answer takes 60 s, with a 1 s request timeout: the
+/// slow attempt is abandoned and the poll sent again, so the run ends long
+/// before the slow answer could have arrived (without a timeout it simply
+/// arrives, 60 s later, and the run takes that long).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_response_slower_than_the_client_timeout_is_retried() {
+async fn a_response_slower_than_the_client_timeout_is_abandoned_and_retried() {
     let t = TestEnv::start(&scenario("restore_polls = 2"));
     std::fs::write(
         &t.config,
@@ -88,15 +92,27 @@ async fn a_response_slower_than_the_client_timeout_is_retried() {
     let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
     t.post(
         "/_mock/faults",
-        json!({"method": "GET", "path_contains": "databaseAzureAsyncOperation", "times": 1, "delay_ms": 2500}),
+        json!({"method": "GET", "path_contains": "databaseAzureAsyncOperation", "times": 1, "delay_ms": 60000}),
     )
     .await;
+    let started = std::time::Instant::now();
     t.ok(&["run", &id]);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(40),
+        "the run took {took:?}: the slow answer was waited for"
+    );
     assert_eq!(
         t.json(&["request", "show", &id, "--json"])["status"],
         "succeeded"
     );
-    assert_eq!(restore_puts(&t.journal().await), 1);
+    let journal = t.journal().await;
+    assert_eq!(restore_puts(&journal), 1);
+    // The poll that answered is another attempt than the slow one, which
+    // the mock has not even answered yet.
+    let polls = requests(&journal, "GET", "databaseAzureAsyncOperation");
+    assert!(!polls.is_empty());
+    assert!(polls.iter().all(|p| p["status"] == 200), "{polls:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,73 +410,10 @@ async fn rolling_back_a_run_that_a_later_restore_replaced_is_refused_untouched()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leased_job_is_refused_to_a_second_runner_and_a_stale_owner_is_fenced_off() {
-    let t = TestEnv::start_with(
-        &scenario("restore_polls = 2"),
-        "[engine]\nlease_ttl_secs = 3\n",
-    );
-    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
-    t.post("/_mock/hold", json!({"operation": "restore", "hold": true}))
-        .await;
-    let first = t
-        .command(&["run", &id])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    t.wait_for_restore_poll().await;
-
-    // While the first runner is alive, its heartbeat keeps the lease.
-    let second = t.pitr(&["resume", &id]);
-    assert_eq!(second.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains("is being run by"), "{err}");
-    assert!(err.contains("lease until"), "{err}");
-
-    // Freeze the first runner: its lease expires and another takes over.
-    let pid = first.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    t.post(
-        "/_mock/hold",
-        json!({"operation": "restore", "hold": false}),
-    )
-    .await;
-    let mut taken_over = false;
-    for _ in 0..100 {
-        let out = t.pitr(&["resume", &id]);
-        if out.status.success() {
-            taken_over = true;
-            break;
-        }
-        assert!(String::from_utf8_lossy(&out.stderr).contains("is being run by"));
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(taken_over, "no takeover after the lease expired");
-    // The stale owner wakes up: its writes are refused, it stops.
-    assert!(std::process::Command::new("kill")
-        .args(["-CONT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = first.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("lost"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let show = t.json(&["request", "show", &id, "--json"]);
-    assert_eq!(show["status"], "succeeded");
-    assert_eq!(restore_puts(&t.journal().await), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
+/// A run stopped by `signal` while its restore is held: it stops at a safe
+/// point, says how to continue, and releases its lease (a resume goes at
+/// once although the lease would live ten minutes).
+async fn a_signal_stops_at_a_safe_point_and_releases_the_lease(signal: &str) {
     let t = TestEnv::start_with(
         &scenario("restore_polls = 2"),
         "[engine]\nlease_ttl_secs = 600\n",
@@ -476,16 +429,21 @@ async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
     t.wait_for_restore_poll().await;
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status()
         .unwrap()
         .success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "SIG{signal}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("pitr resume {id}")), "{err}");
+    assert!(err.contains("stopped by a signal"), "SIG{signal}: {err}");
+    assert!(
+        err.contains(&format!("pitr resume {id}")),
+        "SIG{signal}: {err}"
+    );
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "running");
 
-    // The lease was released: resuming at once works (the TTL is 10 minutes).
     t.post(
         "/_mock/hold",
         json!({"operation": "restore", "hold": false}),
@@ -497,6 +455,16 @@ async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
         "succeeded"
     );
     assert_eq!(restore_puts(&t.journal().await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_at_a_safe_point_and_releases_the_lease() {
+    a_signal_stops_at_a_safe_point_and_releases_the_lease("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_at_a_safe_point_and_releases_the_lease() {
+    a_signal_stops_at_a_safe_point_and_releases_the_lease("INT").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,4 +494,56 @@ async fn a_lost_answer_to_a_rename_is_settled_by_looking_at_the_names() {
     assert_eq!(renames.len(), 2, "each rename sent once: {renames:?}");
     assert!(renames.iter().all(|r| r["status"] == 200));
     assert_eq!(step(&show, "swap")["status"], "succeeded");
+}
+
+/// A failure that stays transient outlives the retries: the request is sent
+/// `retry_max_times` + 1 times, then the step fails saying how often, and
+/// nothing in Azure was changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_that_persists_fails_once_the_retries_are_spent() {
+    let t = TestEnv::start(&scenario("restore_polls = 2"));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.post(
+        "/_mock/faults",
+        json!({"method": "GET", "path_contains": "/databases/AxDB?", "times": 50,
+               "status": 503, "error_code": "ServiceUnavailable", "message": "try later"}),
+    )
+    .await;
+    let out = t
+        .command(&["run", &id])
+        .env("PITR_AZURE_RETRY_MAX_TIMES", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("after 4 attempts"), "{err}");
+    assert!(err.contains("ServiceUnavailable"), "{err}");
+    let journal = t.journal().await;
+    let gets = requests(&journal, "GET", "/databases/AxDB?");
+    let during_run: Vec<_> = gets.iter().filter(|g| g["status"] == 503).collect();
+    assert_eq!(during_run.len(), 4, "1 + retry_max_times: {gets:?}");
+    // Preflight failed: nothing changed, the request can be run again.
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "accepted");
+    assert_eq!(step(&show, "preflight")["status"], "failed");
+    assert_eq!(restore_puts(&journal), 0);
+    assert!(all_running(&t.state().await));
+}
+
+/// 408 Request Timeout is transient too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_408_is_retried() {
+    let (_, journal) = succeeds_despite(json!({
+        "method": "GET", "path_contains": "/databases/AxDB?", "times": 2,
+        "status": 408, "error_code": "RequestTimeout", "message": "slow"
+    }))
+    .await;
+    let statuses: Vec<u64> = requests(&journal, "GET", "/databases/AxDB?")
+        .iter()
+        .map(|g| g["status"].as_u64().unwrap())
+        .collect();
+    assert!(
+        statuses.windows(3).any(|w| w == [408, 408, 200]),
+        "two timeouts, then the answer: {statuses:?}"
+    );
 }

@@ -2,23 +2,13 @@
 //! - [`TestEnv`]: a real `pitr mock-azure` process on an ephemeral port with
 //!   its own CA, a fresh SQLite store and a config pointing at both, and the
 //!   `pitr` binary driven as a user would;
-//! - [`InProcess`]: the library's [`App`] with an embedded mock Azure, a
-//!   fresh store and a manual clock, for stories that move time.
-use chrono::{DateTime, Duration, Utc};
-use pitr::app::{rehearsal_scenario, App, Azure};
-use pitr::clock::ManualClock;
-use pitr::config::Config;
-use pitr::domain::lifecycle::LifecycleEvent;
-use pitr::domain::{
-    Acknowledgements, Job, RequestId, RequestSpec, RequestStatus, StepName, StepStatus, Window,
-};
-use pitr::engine::Engine;
-use pitr::mock::MockAzure;
+//! - [`InProcess`] (`in_process.rs`): the library's `App` with an embedded
+//!   mock Azure, a fresh store and a manual clock, for stories that move time.
+pub use crate::in_process::InProcess;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
 
 pub const PITR: &str = env!("CARGO_BIN_EXE_pitr");
 pub const SUB: &str = "00000000-0000-0000-0000-00000000aaaa";
@@ -135,6 +125,7 @@ impl TestEnv {
         std::thread::spawn(move || for _ in lines {});
         let config = dir.path().join("pitr.toml");
         let store = dir.path().join("pitr.db");
+        let extra_config = bounded(extra_config);
         std::fs::write(
             &config,
             format!(
@@ -299,7 +290,9 @@ actions = "none"
 
     /// Waits until a client has polled the restore operation once.
     pub async fn wait_for_restore_poll(&self) {
-        for _ in 0..600 {
+        // Bounded, and wide enough for a loaded machine.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
             if !requests(&self.journal().await, "GET", "databaseAzureAsyncOperation").is_empty() {
                 return;
             }
@@ -319,6 +312,23 @@ actions = "none"
 
     pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
+    }
+}
+
+/// The test's `[engine]` keys with a restore bounded to five minutes unless
+/// the test sets its own: a test whose mock holds a restore never waits for
+/// the 12-hour default.
+fn bounded(extra_config: &str) -> String {
+    if extra_config.contains("restore_timeout_secs") {
+        return extra_config.to_string();
+    }
+    let bound = "restore_timeout_secs = 300\n";
+    match extra_config.find("[engine]\n") {
+        Some(at) => {
+            let at = at + "[engine]\n".len();
+            format!("{}{bound}{}", &extra_config[..at], &extra_config[at..])
+        }
+        None => format!("[engine]\n{bound}{extra_config}"),
     }
 }
 
@@ -437,192 +447,6 @@ pub fn accepted_restore_puts(journal: &[Value]) -> usize {
 
 pub fn rfc3339_ago(d: chrono::Duration) -> String {
     (chrono::Utc::now() - d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// pitr on its library API: [`App`] with an embedded mock Azure seeded from
-/// the config's environments, a fresh SQLite store and a manual clock
-/// starting at `t0`.
-pub struct InProcess {
-    pub dir: tempfile::TempDir,
-    pub app: App,
-    pub engine: Arc<Engine>,
-    pub clock: ManualClock,
-    pub t0: DateTime<Utc>,
-    config: String,
-}
-
-impl InProcess {
-    pub async fn start(config: &str) -> InProcess {
-        Self::start_with(config, tokio::sync::watch::channel(false).1).await
-    }
-
-    /// Runs stop at a safe point when `stop` becomes true.
-    pub async fn start_with(config: &str, stop: tokio::sync::watch::Receiver<bool>) -> InProcess {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = Utc::now();
-        let clock = ManualClock::new(t0);
-        let parsed = Self::config(config, &dir);
-        let scenario = rehearsal_scenario(&parsed.environments);
-        let app = App::builder(parsed)
-            .create_store(true)
-            .azure(Azure::Embedded(scenario))
-            .clock(Arc::new(clock.clone()))
-            .actor("scheduler")
-            .secret("PITR_TEST_SQL_PASSWORD", "x-test")
-            .shutdown(stop)
-            .build()
-            .await
-            .unwrap();
-        let engine = app.engine().unwrap();
-        InProcess {
-            dir,
-            app,
-            engine,
-            clock,
-            t0,
-            config: config.to_string(),
-        }
-    }
-
-    fn config(text: &str, dir: &tempfile::TempDir) -> Config {
-        let mut config = Config::from_toml(text, "test", []).unwrap();
-        config.store.url = format!("sqlite://{}", dir.path().join("pitr.db").display());
-        config
-    }
-
-    pub fn mock(&self) -> &MockAzure {
-        self.app.mock().expect("an embedded mock")
-    }
-
-    /// Another pitr on the same store and mock: a restarted `pitr serve`.
-    pub async fn restarted(&self) -> Arc<Engine> {
-        let mock = self.mock();
-        App::builder(Self::config(&self.config, &self.dir))
-            .azure(Azure::Mock {
-                url: mock.url(),
-                ca_pem: mock.ca_pem().to_string(),
-            })
-            .clock(Arc::new(self.clock.clone()))
-            .actor("scheduler-2")
-            .secret("PITR_TEST_SQL_PASSWORD", "x-test")
-            .build()
-            .await
-            .unwrap()
-            .engine()
-            .unwrap()
-    }
-
-    /// An accepted request restoring `env` to 3 hours before t0, with a
-    /// 2-hour window opening a day after t0.
-    pub async fn accepted(&self, env: &str, prestage: bool) -> (RequestId, Window) {
-        let start = self.t0 + Duration::days(1);
-        let window = Window {
-            start,
-            end: start + Duration::hours(2),
-        };
-        let (req, _) = self
-            .engine
-            .submit(RequestSpec {
-                environment: env.into(),
-                database: "AxDB".into(),
-                restore_point: self.t0 - Duration::hours(3),
-                window,
-                acks: Acknowledgements {
-                    erase: true,
-                    downtime: true,
-                    scope: true,
-                    version_mismatch: false,
-                },
-                requester: "tester".into(),
-                reason: None,
-                prestage,
-                emergency: None,
-            })
-            .await
-            .unwrap();
-        self.engine
-            .transition(&req.id, LifecycleEvent::Accept, None)
-            .await
-            .unwrap();
-        (req.id, window)
-    }
-
-    pub async fn status(&self, id: &RequestId) -> RequestStatus {
-        self.engine.request(id).await.unwrap().status
-    }
-
-    /// The request's latest job.
-    pub async fn job(&self, id: &RequestId) -> Job {
-        self.engine
-            .store()
-            .jobs_for_request(id)
-            .await
-            .unwrap()
-            .pop()
-            .unwrap()
-    }
-
-    pub async fn step(&self, job: &Job, s: StepName) -> Option<StepStatus> {
-        self.engine
-            .store()
-            .steps(&job.id)
-            .await
-            .unwrap()
-            .iter()
-            .find(|r| r.step == s)
-            .map(|r| r.status)
-    }
-
-    pub fn restore_puts(&self) -> usize {
-        restore_puts(self.mock().journal_json().as_array().unwrap())
-    }
-
-    /// Holds (or releases) the mock's restore operations in progress.
-    pub async fn mock_hold(&self, hold: bool) {
-        self.mock_hold_operation("restore", hold).await
-    }
-
-    /// Holds (or releases) the mock's operations of one kind (`restore`,
-    /// `delete`, `run_command`) in progress.
-    pub async fn mock_hold_operation(&self, operation: &str, hold: bool) {
-        let client = reqwest::Client::builder()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.mock().ca_pem().as_bytes()).unwrap(),
-            )
-            .build()
-            .unwrap();
-        let r = client
-            .post(format!("{}/_mock/hold", self.mock().url()))
-            .json(&serde_json::json!({"operation": operation, "hold": hold}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-    }
-
-    /// Waits until the engine has polled the restore operation once.
-    pub async fn wait_for_restore_poll(&self) {
-        for _ in 0..500 {
-            let polled = self
-                .mock()
-                .journal_json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| {
-                    e["method"] == "GET"
-                        && e["path"]
-                            .as_str()
-                            .unwrap_or("")
-                            .contains("databaseAzureAsyncOperation")
-                });
-            if polled {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("the restore was never polled");
-    }
 }
 
 /// Where the PostgreSQL tests connect to create their databases:

@@ -2,11 +2,21 @@
 //! and a real store through [`helpers`], and acts through the `pitr` binary
 //! or the library's public API.
 mod actions;
+mod after_swap;
 mod bad_input;
+mod beside_a_run;
+mod commands;
 #[cfg(feature = "crash-points")]
 mod crash_points;
+#[cfg(feature = "crash-points")]
+mod crash_recovery;
+mod credentials;
+mod durations;
 mod faults;
 mod helpers;
+mod in_process;
+mod leases;
+mod lro_testserver;
 mod misuse;
 mod mock_azure;
 mod requests;
@@ -21,3 +31,4 @@ mod store_postgres;
 mod store_suite;
 mod users;
 mod window;
+mod window_moving;

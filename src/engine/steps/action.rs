@@ -121,3 +121,30 @@ fn what_to_do(step: StepName, env: &Environment) -> String {
         other => format!("do {other} for '{}'", env.name),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A person's confirmation as checkpointed, kept as text.
+    #[test]
+    fn a_checkpointed_confirmation_still_loads() {
+        let stored = r#"{"confirmation":{"by":"ana","at":"2026-11-27T20:15:00Z","failed":true,"reason":"AOS2 unreachable"}}"#;
+        let rec = StepRecord {
+            external_ref: Some(stored.into()),
+            ..StepRecord::pending(StepName::Offline)
+        };
+        let c = Confirmation::of(&rec).expect("loads");
+        assert_eq!(
+            c,
+            Confirmation {
+                by: "ana".into(),
+                at: "2026-11-27T20:15:00Z".parse().unwrap(),
+                failed: true,
+                reason: Some("AOS2 unreachable".into()),
+            }
+        );
+        assert_eq!(c.clone().into_checkpoint(), stored);
+        assert!(c.outcome(StepName::Offline).is_err());
+    }
+}

@@ -97,7 +97,8 @@ impl Engine {
                             .wait(&op, deadline, &mut self.poll_reporter(StepName::Restore))
                             .await?;
                     }
-                    // An answer was lost but the PUT had reached Azure.
+                    // An answer was lost but the PUT had reached Azure, or
+                    // the restore was done at once.
                     None => self.wait_until_online(&target, deadline).await?,
                 }
             }
@@ -131,6 +132,7 @@ impl Engine {
     /// Sends the restore PUT so that it reaches Azure at most once: after a
     /// lost answer (timeout, dropped connection, 5xx) the target is looked at
     /// again, and an existing one is followed (`None`) instead of re-PUT.
+    /// `None` too when Azure answered that the restore is already done.
     async fn put_restore_once(
         &self,
         job: &Job,
@@ -142,7 +144,9 @@ impl Engine {
             attempt += 1;
             self.confirm_lease(&job.id).await?;
             match self.azure.begin_restore(target, spec).await {
-                Ok(op) => return Ok(Some(op)),
+                // Done at once (a 200/201 whose state is Succeeded): the
+                // target is read like any other.
+                Ok(begun) => return Ok(begun.into_operation()),
                 Err(e) if e.is_transient() && attempt < PUT_ATTEMPTS => {
                     self.note(
                         StepName::Restore,

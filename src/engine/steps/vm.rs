@@ -388,6 +388,32 @@ mod tests {
         assert_eq!(command_name(&job, StepName::Sync, 1, &long).len(), 80);
     }
 
+    /// A round as checkpointed, kept as text: a resumed step of a later
+    /// pitr must find its commands again. The first form (names only) is
+    /// what is written before any outcome is known.
+    #[test]
+    fn a_checkpointed_round_still_loads() {
+        let vm =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/aos1";
+        let names_only = format!(r#"{{"commands":{{"{vm}":"pitr-01234567-offline-1-aos1"}}}}"#);
+        let round: Round = serde_json::from_str(&names_only).unwrap();
+        assert_eq!(round.commands[vm], "pitr-01234567-offline-1-aos1");
+        assert!(round.outcomes.is_empty());
+        let with_outcome = format!(
+            r#"{{"commands":{{"{vm}":"pitr-01234567-offline-1-aos1"}},"outcomes":{{"{vm}":{{"state":"Failed","exit_code":3,"message":"boom"}}}}}}"#
+        );
+        let round: Round = serde_json::from_str(&with_outcome).unwrap();
+        assert_eq!(
+            round.outcomes[vm],
+            Outcome {
+                state: "Failed".into(),
+                exit_code: Some(3),
+                message: "boom".into(),
+            }
+        );
+        assert_eq!(serde_json::to_string(&round).unwrap(), with_outcome);
+    }
+
     #[test]
     fn outcomes_name_the_vm_and_what_happened() {
         let o = |state: &str, code: Option<i64>| Outcome {
