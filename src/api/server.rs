@@ -82,7 +82,7 @@ pub async fn serve(state: Arc<ApiState>) -> Result<Listening, String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", serve_cfg.listen))?;
-    let router = super::routes::router(state.clone());
+    let router = crate::web::router(state.clone()).merge(super::routes::router(state.clone()));
     let is_tls = tls.is_some();
     let task = tokio::spawn(accept_loop(listener, tls, router, state.stop.clone()));
     Ok(Listening {

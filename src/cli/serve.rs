@@ -21,6 +21,7 @@ pub async fn run(
     let secrets =
         crate::notify::Receivers::from_config(&config.notifications).map_err(Failure::bad_input)?;
     let auth = crate::api::auth::Authenticator::new(&config, actor).map_err(Failure::bad_input)?;
+    let web = crate::web::Web::from_config(&config).map_err(Failure::bad_input)?;
     let stop = on_signal();
     let hub = Hub::new(Arc::new(Console::default()));
     let default_store = config.store.url == crate::config::StoreConfig::default().url;
@@ -49,6 +50,7 @@ pub async fn run(
         stop: stop.clone(),
         runs: Mutex::new(Vec::new()),
         outbox: outbox.clone(),
+        web,
     });
     let listening = crate::api::serve(state.clone())
         .await
@@ -66,6 +68,11 @@ pub async fn run(
     eprintln!(
         "pitr serve: API listening on {}; auth {auth_line}",
         listening.url()
+    );
+    eprintln!(
+        "pitr serve: the work-items page is at {}/ (sign-in redirect URI {})",
+        state.web.public_url,
+        state.web.redirect_uri()
     );
     eprintln!(
         "pitr serve: looking for due windows every {}s, at most {limit} runs at once; Ctrl-C stops at a safe point",
