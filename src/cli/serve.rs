@@ -71,7 +71,7 @@ pub async fn run(
     );
     eprintln!(
         "pitr serve: the work-items page is at {}/ (sign-in redirect URI {})",
-        state.web.public_url,
+        state.web.public_url(),
         state.web.redirect_uri()
     );
     eprintln!(

@@ -38,9 +38,11 @@ pub struct Web {
     /// `[auth] client_secret_env`); never logged.
     client_secret: Option<String>,
     /// `[serve] public_url`, without a trailing slash.
-    pub public_url: String,
-    /// Cookies are `Secure` unless the page is served on a loopback address.
-    pub secure_cookies: bool,
+    configured_url: Option<String>,
+    /// Else the address the server is bound to (`listen` may say port 0).
+    bound_url: std::sync::OnceLock<String>,
+    /// Else `http(s)://{listen}`.
+    fallback_url: String,
     /// The Content-Security-Policy of every page.
     csp: String,
 }
@@ -61,17 +63,7 @@ impl Web {
             }
             _ => None,
         };
-        let public_url = config.serve.public_url().trim_end_matches('/').to_string();
-        let loopback = url::Url::parse(&public_url)
-            .ok()
-            .and_then(|u| {
-                u.host().map(|h| match h {
-                    url::Host::Domain(d) => d == "localhost",
-                    url::Host::Ipv4(a) => a.is_loopback(),
-                    url::Host::Ipv6(a) => a.is_loopback(),
-                })
-            })
-            .unwrap_or(false);
+        let trim = |u: String| u.trim_end_matches('/').to_string();
         // The sign-out form ends at the tenant's end-session endpoint: a
         // form's redirects are bound by form-action too.
         let authority = url::Url::parse(&config.auth_authority())
@@ -87,15 +79,44 @@ impl Web {
         Ok(Web {
             client_id: config.auth.client_id.clone(),
             client_secret,
-            public_url,
-            secure_cookies: !loopback,
+            configured_url: config.serve.public_url.clone().map(trim),
+            bound_url: std::sync::OnceLock::new(),
+            fallback_url: trim(config.serve.public_url()),
             csp,
         })
     }
 
+    /// The URL people reach the page at (without a trailing slash).
+    pub fn public_url(&self) -> String {
+        self.configured_url
+            .clone()
+            .or_else(|| self.bound_url.get().cloned())
+            .unwrap_or_else(|| self.fallback_url.clone())
+    }
+
+    /// Without `[serve] public_url`: the server's actual address.
+    pub fn set_bound_url(&self, url: String) {
+        let _ = self.bound_url.set(url);
+    }
+
+    /// Cookies are `Secure` unless the page is served on a loopback address.
+    pub fn secure_cookies(&self) -> bool {
+        let loopback = url::Url::parse(&self.public_url())
+            .ok()
+            .and_then(|u| {
+                u.host().map(|h| match h {
+                    url::Host::Domain(d) => d == "localhost",
+                    url::Host::Ipv4(a) => a.is_loopback(),
+                    url::Host::Ipv6(a) => a.is_loopback(),
+                })
+            })
+            .unwrap_or(false);
+        !loopback
+    }
+
     /// `{public_url}/auth/callback`, the redirect URI registered in Entra ID.
     pub fn redirect_uri(&self) -> String {
-        format!("{}/auth/callback", self.public_url)
+        format!("{}/auth/callback", self.public_url())
     }
 }
 

@@ -82,7 +82,7 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 fn set_cookie(web: &Web, name: &str, value: &str, path: &str, max_age: i64) -> String {
     format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        if web.secure_cookies { "; Secure" } else { "" }
+        if web.secure_cookies() { "; Secure" } else { "" }
     )
 }
 
@@ -499,7 +499,7 @@ pub async fn logout(
         );
     }
     tracing::info!(actor = %session.record.actor, "web: signed out");
-    let back = format!("{}/auth/signed-out", st.web.public_url);
+    let back = format!("{}/auth/signed-out", st.web.public_url());
     let to = match (st.auth.local_actor(), st.auth.discovery().await) {
         (None, Ok(d)) => d.end_session_endpoint.and_then(|e| {
             let mut u = url::Url::parse(&e).ok()?;

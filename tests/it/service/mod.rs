@@ -77,10 +77,21 @@ impl Service {
     /// `pitr serve` with Entra auth against the mock's tenant; `extra` adds
     /// config (e.g. `[[notifications]]`), `envs` environment variables.
     pub async fn start(backend: Backend, extra: &str, envs: &[(&str, &str)]) -> Service {
+        Self::start_with(backend, "", extra, envs).await
+    }
+
+    /// As [`Service::start`], with more `[auth]` keys (the web page's
+    /// `client_id`, ...).
+    pub async fn start_with(
+        backend: Backend,
+        auth: &str,
+        extra: &str,
+        envs: &[(&str, &str)],
+    ) -> Service {
         let env = TestEnv::start_custom(
             &format!("{}\n{USERS}", scenario("restore_polls = 1")),
             &format!(
-                "[serve]\nlisten = \"127.0.0.1:0\"\n\n[auth]\nmode = \"entra\"\ntenant_id = \"{TENANT}\"\naudience = \"{AUDIENCE}\"\n\n[engine]\nscheduler_tick_secs = 3600\n\n{extra}"
+                "[serve]\nlisten = \"127.0.0.1:0\"\n\n[auth]\nmode = \"entra\"\ntenant_id = \"{TENANT}\"\naudience = \"{AUDIENCE}\"\n{auth}\n\n[engine]\nscheduler_tick_secs = 3600\n\n{extra}"
             ),
             "requester_groups = [\"g-uat-testers\"]\nsql_password_env = \"PITR_TEST_SQL_PASSWORD\"",
         );
