@@ -49,7 +49,7 @@ fn user_bar(s: &Session) -> UserBar {
         roles.push("no pitr role");
     }
     UserBar {
-        display: s.record.name.clone().unwrap_or_else(|| p.actor.clone()),
+        display: p.actor.clone(),
         roles: roles.join(", "),
         csrf: s.record.csrf.clone(),
         may_submit: may_submit(s),
@@ -605,10 +605,11 @@ async fn request_page(
         window_start: Instant::parse(&d.request.window_start),
         window_end: Instant::parse(&d.request.window_end),
         submitted: Instant::parse(&d.request.submitted_at),
-        downtime: d
-            .downtime_secs
-            .map(duration)
-            .unwrap_or_else(|| "not yet measured".into()),
+        downtime: match (d.downtime_secs, d.job.as_ref().is_some_and(|j| j.dry_run)) {
+            (Some(x), true) => format!("{} (in the dry run)", duration(x)),
+            (Some(x), false) => duration(x),
+            (None, _) => "not yet measured".into(),
+        },
         estimate: d
             .estimated_downtime_secs
             .map(|x| duration(x as f64))

@@ -261,17 +261,18 @@ pub async fn login(State(st): State<Arc<ApiState>>, Query(q): Query<LoginQuery>)
             ),
         );
     };
-    let endpoints =
-        match st.auth.discovery().await {
-            Ok(d) => d,
-            Err(e) => return failure(
+    let endpoints = match st.auth.discovery().await {
+        Ok(d) => d,
+        Err(e) => {
+            return failure(
                 StatusCode::BAD_GATEWAY,
                 "Entra ID cannot be reached",
                 &format!(
                     "the tenant's sign-in endpoints could not be read ({e}); try again in a moment"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let tokens = (
         random_token(32),
         random_token(32),

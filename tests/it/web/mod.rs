@@ -228,17 +228,18 @@ impl Browser {
             .set_window_size(width, 900)
             .await
             .expect("window size");
+        // The window is the page's height plus the browser's own frame.
         let height = self
             .c
             .execute(
-                "return Math.ceil(document.documentElement.scrollHeight)",
+                "return Math.ceil(document.documentElement.scrollHeight + window.outerHeight - window.innerHeight)",
                 vec![],
             )
             .await
             .ok()
             .and_then(|v| v.as_u64())
             .unwrap_or(900)
-            .clamp(600, 4000) as u32;
+            .clamp(600, 5000) as u32;
         self.c
             .set_window_size(width, height)
             .await

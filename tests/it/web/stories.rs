@@ -30,7 +30,8 @@ async fn the_work_items_page_in_chromium() {
     for ack in ["#ack_erase", "#ack_downtime", "#ack_scope"] {
         b.click(ack).await;
     }
-    b.fill("#reason", "retest after the fixes of sprint 12").await;
+    b.fill("#reason", "retest after the fixes of sprint 12")
+        .await;
     b.click("form.request button[type=submit]").await;
     let error = b.wait_for("#window-error", |t| !t.is_empty()).await;
     assert_eq!(
@@ -111,21 +112,23 @@ async fn the_work_items_page_in_chromium() {
     b.click("#do-dry-run").await;
     b.wait_for("#job", |t| t.starts_with("Dry run succeeded"))
         .await;
-    let mark = b
-        .c
-        .execute("return window.pitrMark || null", vec![])
-        .await
-        .unwrap();
-    assert_eq!(mark, json!("same page"), "the timeline advanced without a reload");
-    let live: u64 = b
-        .c
-        .execute("return document.body.dataset.liveUpdates || '0'", vec![])
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let mark =
+        b.c.execute("return window.pitrMark || null", vec![])
+            .await
+            .unwrap();
+    assert_eq!(
+        mark,
+        json!("same page"),
+        "the timeline advanced without a reload"
+    );
+    let live: u64 =
+        b.c.execute("return document.body.dataset.liveUpdates || '0'", vec![])
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
     assert!(live >= 3, "steps changed live on the page: {live} updates");
     let steps = b
         .c
@@ -148,8 +151,6 @@ async fn the_work_items_page_in_chromium() {
         audit.contains("rita@contoso.com") && audit.contains("olga@contoso.com"),
         "{audit}"
     );
-    b.screenshot("finished-request", 1920).await;
-    b.screenshot("finished-request", 360).await;
 
     // A destructive action asks first, naming the consequence.
     b.click("#do-cancel").await;
@@ -160,6 +161,18 @@ async fn the_work_items_page_in_chromium() {
         .call("GET", &format!("/api/v1/requests/{id}"), Some(&api), None)
         .await;
     assert_eq!(still["status"], "accepted", "asking changed nothing");
+
+    // Run for real (against the mock Azure), confirmed, followed live.
+    b.click("#do-run").await;
+    let consequence = b.wait_for("#consequence", |t| !t.is_empty()).await;
+    assert!(consequence.contains("erased"), "{consequence}");
+    b.click("#confirm").await;
+    b.wait_for("#status", |t| t == "succeeded").await;
+    b.wait_for("#job", |t| t.starts_with("Run succeeded")).await;
+    b.c.refresh().await.unwrap();
+    assert!(b.text("#downtime").await.ends_with(" s") || b.text("#downtime").await.contains("min"));
+    b.screenshot("finished-request", 1920).await;
+    b.screenshot("finished-request", 360).await;
     b.sign_out().await;
 
     // The operator's session cookie from before the sign-out is dead.
@@ -177,10 +190,9 @@ async fn the_work_items_page_in_chromium() {
     // --- A viewer: no action buttons, and a forged POST is refused. ---
     b.sign_in(&svc, "vera@contoso.com", &format!("/requests/{id}"))
         .await;
-    assert_eq!(b.text("#status").await, "accepted");
-    let buttons = b
-        .c
-        .execute(
+    assert_eq!(b.text("#status").await, "succeeded");
+    let buttons =
+        b.c.execute(
             "return document.querySelectorAll('main form button, main details').length",
             vec![],
         )
@@ -204,13 +216,19 @@ async fn the_work_items_page_in_chromium() {
     let (_, after) = svc
         .call("GET", &format!("/api/v1/requests/{id}"), Some(&api), None)
         .await;
-    assert_eq!(after["status"], "accepted", "the forged POSTs changed nothing");
-    assert_eq!(after["events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        after["status"], "succeeded",
+        "the forged POSTs changed nothing"
+    );
+    assert_eq!(after["events"].as_array().unwrap().len(), 4);
 
     // The work items, filtered and not.
     b.c.goto(&svc.url("/")).await.unwrap();
     let first = b.text("table.items tbody tr").await;
-    assert!(first.contains("uat") && first.contains("accepted"), "{first}");
+    assert!(
+        first.contains("uat") && first.contains("succeeded"),
+        "{first}"
+    );
     b.screenshot("work-items", 1920).await;
     b.screenshot("work-items", 360).await;
     b.c.goto(&svc.url("/?status=cancelled")).await.unwrap();
