@@ -102,10 +102,11 @@ pub(crate) fn csrf_refused(s: &Session) -> Response {
     )
 }
 
-/// 403 unless the person may read.
-fn may_read(s: &Session) -> Result<(), Response> {
+/// A 403 page unless the person may read.
+fn refused_read(s: &Session) -> Option<Response> {
     decide(s.principal(), &Action::Read)
-        .map_err(|d| problem_page(s, StatusCode::FORBIDDEN, "Not allowed", &d.0))
+        .err()
+        .map(|d| problem_page(s, StatusCode::FORBIDDEN, "Not allowed", &d.0))
 }
 
 fn store_failed(s: &Session, e: impl std::fmt::Display) -> Response {
@@ -130,7 +131,7 @@ pub async fn items(
     s: Session,
     Query(q): Query<ItemsQuery>,
 ) -> Response {
-    if let Err(r) = may_read(&s) {
+    if let Some(r) = refused_read(&s) {
         return r;
     }
     let all = match st.store.list_requests().await {
@@ -512,7 +513,7 @@ async fn request_page(
     id: &RequestId,
     error: Option<(StatusCode, String)>,
 ) -> Response {
-    if let Err(r) = may_read(s) {
+    if let Some(r) = refused_read(s) {
         return r;
     }
     let d = match RequestDetail::load(&st.store, &st.config, st.clock.now(), id).await {
@@ -811,7 +812,7 @@ fn active_of(all: &[crate::domain::RestoreRequest], env: &str) -> Option<(String
 
 /// `GET /environments`.
 pub async fn environments(State(st): State<Arc<ApiState>>, s: Session) -> Response {
-    if let Err(r) = may_read(&s) {
+    if let Some(r) = refused_read(&s) {
         return r;
     }
     let all = match st.store.list_requests().await {
@@ -846,7 +847,7 @@ pub async fn environment(
     s: Session,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(r) = may_read(&s) {
+    if let Some(r) = refused_read(&s) {
         return r;
     }
     let Some(env) = st.config.environment(&name) else {
