@@ -4,7 +4,7 @@
 //! for Entra ID's sign-in (its authorize endpoint signs in the scenario
 //! user named by `login_hint`). Screenshots go to `target/screenshots/`.
 // mod load;
-// mod sessions;
+mod sessions;
 mod stories;
 
 use crate::service::{Backend, Service};
@@ -22,8 +22,14 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// `pitr serve` with the web page's app registered.
 pub async fn web_service(backend: Backend) -> Service {
+    web_service_at(backend, "").await
+}
+
+/// As [`web_service`], with `[serve]` keys (a `public_url`).
+pub async fn web_service_at(backend: Backend, serve: &str) -> Service {
     Service::start_with(
         backend,
+        serve,
         &format!("client_id = \"{CLIENT_ID}\"\nclient_secret_env = \"{SECRET_ENV}\""),
         "",
         &[(SECRET_ENV, "web-secret-test-only")],
