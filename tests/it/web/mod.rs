@@ -3,7 +3,7 @@
 //! the real `pitr serve` and the real `pitr mock-azure`, which stands in
 //! for Entra ID's sign-in (its authorize endpoint signs in the scenario
 //! user named by `login_hint`). Screenshots go to `target/screenshots/`.
-// mod load;
+mod load;
 mod sessions;
 mod stories;
 
