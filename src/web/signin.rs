@@ -504,8 +504,12 @@ pub async fn logout(
     let to = match (st.auth.local_actor(), st.auth.discovery().await) {
         (None, Ok(d)) => d.end_session_endpoint.and_then(|e| {
             let mut u = url::Url::parse(&e).ok()?;
-            u.query_pairs_mut()
-                .append_pair("post_logout_redirect_uri", &back);
+            let mut q = u.query_pairs_mut();
+            q.append_pair("post_logout_redirect_uri", &back);
+            if let Some(c) = &st.web.client_id {
+                q.append_pair("client_id", c);
+            }
+            drop(q);
             Some(u.to_string())
         }),
         _ => None,
