@@ -230,6 +230,26 @@ async fn state_nonce_and_pkce_are_checked_and_only_hashes_are_stored() {
         )
         .unwrap();
     assert!(!dump.contains(&session));
+
+    // The client secret went only to the token endpoint, in the body; the
+    // service's log holds neither it nor the session cookie.
+    let journal = svc.env.journal().await;
+    let holders = crate::helpers::wire_holders(&journal, "web-secret-test-only");
+    assert!(
+        !holders.is_empty() && holders.iter().all(|p| p.ends_with("/oauth2/v2.0/token")),
+        "{holders:?}"
+    );
+    assert!(journal.iter().all(|e| {
+        let mut e = e.clone();
+        e["body"] = Value::Null;
+        !e.to_string().contains("web-secret-test-only")
+    }));
+    let log = svc.log().join("\n");
+    assert!(
+        log.contains("nonce is not the one of this sign-in"),
+        "{log}"
+    );
+    assert!(!log.contains("web-secret-test-only") && !log.contains(&session));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
