@@ -102,10 +102,16 @@ impl Service {
         extra: &str,
         envs: &[(&str, &str)],
     ) -> Service {
+        // `auth` may name another mode; else Entra ID with the mock's tenant.
+        let auth = if auth.contains("mode = ") {
+            auth.to_string()
+        } else {
+            format!("mode = \"entra\"\ntenant_id = \"{TENANT}\"\naudience = \"{AUDIENCE}\"\n{auth}")
+        };
         let env = TestEnv::start_custom(
             &format!("{}\n{USERS}", scenario("restore_polls = 1")),
             &format!(
-                "[serve]\nlisten = \"127.0.0.1:0\"\n{serve}\n\n[auth]\nmode = \"entra\"\ntenant_id = \"{TENANT}\"\naudience = \"{AUDIENCE}\"\n{auth}\n\n[engine]\nscheduler_tick_secs = 3600\n\n{extra}"
+                "[serve]\nlisten = \"127.0.0.1:0\"\n{serve}\n\n[auth]\n{auth}\n\n[engine]\nscheduler_tick_secs = 3600\n\n{extra}"
             ),
             "requester_groups = [\"g-uat-testers\"]\nsql_password_env = \"PITR_TEST_SQL_PASSWORD\"",
         );

@@ -313,3 +313,29 @@ async fn runners_sharing_postgres_share_sign_ins_and_sessions() {
         assert_eq!(r.status(), 303, "{base}: signed out everywhere");
     }
 }
+
+/// `[auth] mode = "none"` (loopback only): the page signs in the local
+/// operator without Entra ID, with a session and CSRF like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_entra_the_local_operator_is_signed_in() {
+    let svc = Service::start_with(Backend::Sqlite, "", "mode = \"none\"", "", &[]).await;
+    let http = client(&svc);
+    let r = http
+        .get(svc.url("/auth/login?return_to=/environments"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/environments".into())
+    );
+    let session = cookie_value(&set_cookie(&r, "pitr_session"));
+    let (s, _, page) = get_page(&svc, "/", Some(&session)).await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("tester") && page.contains("Pitr.Operator"),
+        "{page}"
+    );
+    let (s, _, _) = get_page(&svc, "/", None).await;
+    assert_eq!(s, 303, "still only with a session");
+}

@@ -251,7 +251,22 @@ async fn the_work_items_page_in_chromium() {
     b.c.goto(&svc.url("/?status=cancelled")).await.unwrap();
     assert!(b.text(".empty").await.contains("No work item matches"));
     b.c.goto(&svc.url("/environments/uat")).await.unwrap();
-    assert!(b.text("main").await.contains("Active request"));
+    let env = b.text("main").await;
+    assert!(env.contains("Restores") && env.contains("AxDB"), "{env}");
+    assert_eq!(
+        b.c.execute(
+            "return document.querySelectorAll('section table.items tbody tr').length",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(1),
+        "the restore in the environment's history"
+    );
+    b.screenshot("environment", 1920).await;
+    // A viewer may not open the form either.
+    let (s, _, body) = get_page(&svc, "/requests/new", Some(&vera)).await;
+    assert_eq!(s, 403, "{body}");
 
     b.c.clone().close().await.unwrap();
 }
