@@ -186,3 +186,40 @@ pub(crate) fn see_other(location: &str) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(serve: &str, auth: &str) -> Config {
+        toml::from_str(&format!("[serve]\n{serve}\n[auth]\n{auth}\n")).unwrap()
+    }
+
+    #[test]
+    fn secure_cookies_off_loopback_and_the_redirect_uri() {
+        let w = Web::from_config(&config(
+            "public_url = \"https://pitr.contoso.com/\"",
+            "client_id = \"c\"",
+        ))
+        .unwrap();
+        assert!(w.secure_cookies());
+        assert_eq!(w.redirect_uri(), "https://pitr.contoso.com/auth/callback");
+        assert!(w
+            .csp
+            .contains("form-action 'self' https://login.microsoftonline.com"));
+        let local = Web::from_config(&config("listen = \"127.0.0.1:0\"", "")).unwrap();
+        local.set_bound_url("http://127.0.0.1:4711".into());
+        assert!(!local.secure_cookies());
+        assert_eq!(local.redirect_uri(), "http://127.0.0.1:4711/auth/callback");
+    }
+
+    #[test]
+    fn a_named_secret_variable_must_be_set() {
+        let e = Web::from_config(&config(
+            "",
+            "client_id = \"c\"\nclient_secret_env = \"PITR_TEST_SURELY_UNSET_WEB_SECRET\"",
+        ))
+        .unwrap_err();
+        assert!(e.contains("PITR_TEST_SURELY_UNSET_WEB_SECRET"), "{e}");
+    }
+}
