@@ -2,7 +2,8 @@
 //! them: keyed by the SHA-256 of the opaque cookie value (a stolen copy of
 //! the store holds no usable cookie), with an expiry. Shared by every
 //! runner of a PostgreSQL store, so a sign-in may start on one runner and
-//! finish on another.
+//! finish on another. `pitr store copy` does not carry them over: after a
+//! move, people sign in again.
 use chrono::{DateTime, Utc};
 
 /// An OpenID Connect sign-in between the redirect to Entra ID and the
