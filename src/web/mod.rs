@@ -143,6 +143,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let csp = state.web.csp.clone();
     pages
         .merge(streams)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::api::routes::BODY_LIMIT,
+        ))
         .layer(axum::middleware::map_response(move |mut r: Response| {
             let csp = csp.clone();
             async move {

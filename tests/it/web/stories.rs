@@ -246,6 +246,25 @@ async fn the_work_items_page_in_chromium() {
         first.contains("uat") && first.contains("succeeded"),
         "{first}"
     );
+    // Keyboard: the first Tab reaches the skip link, with a visible focus.
+    b.c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    let focus = b
+        .c
+        .execute(
+            "const e = document.activeElement; const s = getComputedStyle(e); return [e.textContent, s.outlineStyle, s.outlineWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focus, json!(["Skip to the content", "solid", "3px"]));
+    b.c.execute("document.activeElement.blur(); return true", vec![])
+        .await
+        .unwrap();
     b.screenshot("work-items", 1920).await;
     b.screenshot("work-items", 360).await;
     b.c.goto(&svc.url("/?status=cancelled")).await.unwrap();
