@@ -12,6 +12,7 @@ mod crash_points;
 mod crash_recovery;
 mod credentials;
 mod durations;
+mod failover;
 mod faults;
 mod helpers;
 mod in_process;

@@ -4,9 +4,9 @@
 //! Against the in-process mock Azure and a real SQLite store.
 use crate::helpers::*;
 use chrono::Duration;
+use pitr::clock::Clock;
 use pitr::domain::{JobStatus, RequestStatus, StepName, StepStatus};
 use pitr::engine::scheduler::Scheduler;
-use pitr::clock::Clock;
 use pitr::engine::EngineError;
 
 const SUB: &str = "00000000-0000-0000-0000-00000000aaaa";
