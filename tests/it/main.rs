@@ -11,6 +11,7 @@ mod crash_points;
 #[cfg(feature = "crash-points")]
 mod crash_recovery;
 mod credentials;
+mod deploy_files;
 mod durations;
 mod failover;
 mod faults;
