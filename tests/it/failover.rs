@@ -549,7 +549,7 @@ async fn fleet(hosts: [&str; 3]) {
     // renames of its first swap.
     t.hold("restore", false).await;
     let mut last_runner: HashMap<usize, Option<String>> = HashMap::new();
-    let crashed_at = {
+    {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
         loop {
             assert!(
@@ -568,8 +568,7 @@ async fn fleet(hosts: [&str; 3]) {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-    };
-    let _ = crashed_at;
+    }
     assert!(
         r2.log()
             .iter()
