@@ -548,49 +548,59 @@ async fn fleet(hosts: [&str; 3]) {
     // Let the restores finish: the second runner aborts between the two
     // renames of its first swap.
     t.hold("restore", false).await;
-    let mut last_runner: HashMap<usize, Option<String>> = HashMap::new();
-    {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
-        loop {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the second runner never reached its swap"
-            );
-            if let Some(status) = r2.exited() {
-                assert!(!status.success(), "aborted, not stopped");
-                break;
-            }
-            for (i, r) in runners_of(&views(r3.api.clone()).await)
-                .into_iter()
-                .enumerate()
-            {
-                last_runner.insert(i, r);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Nothing else in this loop: the journal is read as soon as the abort
+    // is seen, before another runner (on one host, at its next tick) can
+    // have finished that swap.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let status = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second runner never reached its swap"
+        );
+        if let Some(status) = r2.exited() {
+            break status;
         }
-    }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let journal = t.journal().await;
+    assert!(!status.success(), "aborted, not stopped");
+    let r2_log = r2.log();
     assert!(
-        r2.log()
+        r2_log
             .iter()
             .any(|l| l.contains("PITR_CRASH_AT=swap.after_first_rename")),
-        "{:?}",
-        r2.log()
+        "{r2_log:?}"
     );
-    let journal = t.journal().await;
-    // Where it stopped: its environment with one rename done, not two.
+    // Where it stopped: an environment with one rename done, not two, the
+    // rename of a job the second runner was renaming (its progress lines
+    // name the target, `<db>_before_<job8>`).
+    let renaming: Vec<String> = r2_log
+        .iter()
+        .filter_map(|l| {
+            l.split_once("renaming AxDB -> ")
+                .map(|(_, to)| to.trim().to_string())
+        })
+        .collect();
+    let moves = |i: usize| -> Vec<&Value> {
+        journal
+            .iter()
+            .filter(|e| env_of(e, N) == Some(i) && is_move(e) && accepted(e))
+            .collect()
+    };
     let between: Vec<usize> = (0..N)
-        .filter(|&i| last_runner.get(&i).cloned().flatten().as_deref() == Some(r2.id.as_str()))
         .filter(|&i| {
-            journal
-                .iter()
-                .filter(|e| env_of(e, N) == Some(i) && is_move(e) && accepted(e))
-                .count()
-                == 1
+            let m = moves(i);
+            m.len() == 1
+                && renaming.iter().any(|to| {
+                    m[0]["body"]["id"]
+                        .as_str()
+                        .is_some_and(|id| id.ends_with(&format!("/databases/{to}")))
+                })
         })
         .collect();
     assert!(
         !between.is_empty(),
-        "no swap of the second runner stopped halfway"
+        "no swap of the second runner stopped halfway: {renaming:?}"
     );
     for &i in &between {
         let first_rename = journal
