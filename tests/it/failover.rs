@@ -92,11 +92,12 @@ services = ["MR2012ProcessService"]
 }
 
 /// The config of every runner: the PostgreSQL store, a short lease and
-/// scheduler tick, and `n` environments.
+/// scheduler tick, originals kept `keep_hours`, and `n` environments.
 fn fleet_config(
     n: usize,
     store: &str,
     max_concurrent: usize,
+    keep_hours: u64,
 ) -> impl FnOnce(&str, &std::path::Path, &std::path::Path) -> String {
     let store = store.to_string();
     move |url, ca, _sqlite| {
@@ -130,6 +131,7 @@ restore_timeout_secs = 300
 lease_ttl_secs = 3
 scheduler_tick_secs = 1
 max_concurrent_runs = {max_concurrent}
+keep_original_hours = {keep_hours}
 
 [engine.estimates]
 restore_secs = 60
@@ -433,7 +435,7 @@ async fn three_runners_on_one_host_take_over_at_the_next_tick() {
 async fn fleet(hosts: [&str; 3]) {
     const N: usize = 6;
     let db = PgDatabase::create().await;
-    let t = TestEnv::start_config(&fleet_scenario(N), fleet_config(N, &db.url, N));
+    let t = TestEnv::start_config(&fleet_scenario(N), fleet_config(N, &db.url, N, 24));
     let http = reqwest::Client::new();
     let ids = submit_open(&t, &db.url, (0..N).map(env_name));
     // Every restore stays in progress until the test lets it finish.
@@ -693,11 +695,13 @@ async fn fleet(hosts: [&str; 3]) {
 }
 
 /// Two runners started at the same instant on an accepted request in its
-/// window: exactly one claims and runs it; the other never touches it.
+/// window: exactly one claims and runs it; the other never touches it. The
+/// original is kept 0 hours: both runners find its cleanup due at once, and
+/// it is dropped once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runners_started_together_run_a_request_once() {
     let db = PgDatabase::create().await;
-    let t = TestEnv::start_config(&fleet_scenario(1), fleet_config(1, &db.url, 2));
+    let t = TestEnv::start_config(&fleet_scenario(1), fleet_config(1, &db.url, 2, 0));
     let ids = submit_open(&t, &db.url, std::iter::once(env_name(0)));
     let id = &ids[0];
     // Both processes are started before either is looked at.
@@ -719,7 +723,31 @@ async fn two_runners_started_together_run_a_request_once() {
         1,
         "one run: {shown}"
     );
+    let before = format!("AxDB_before_{}", &shown["job"]["id"].as_str().unwrap()[..8]);
+    let names = |state: Value| -> Vec<String> {
+        state["servers"][0]["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    until("the original to be dropped", || async {
+        !names(t.state().await).contains(&before)
+    })
+    .await;
     let journal = t.journal().await;
+    let deletes = journal
+        .iter()
+        .filter(|e| {
+            e["method"] == "DELETE"
+                && e["path"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&format!("/databases/{before}?"))
+        })
+        .count();
+    assert_eq!(deletes, 1, "the original is dropped once, by one runner");
     assert_eq!(accepted_restore_puts(&journal), 1);
     assert_eq!(restore_puts(&journal), 1, "the other runner sent none");
     let twice: Vec<_> = mutations(&journal, 0, 1)
@@ -747,7 +775,7 @@ async fn two_runners_started_together_run_a_request_once() {
     );
     assert_eq!(ran(&a_log), started(&a_log, &a_id));
     assert_eq!(ran(&b_log), started(&b_log, &b_id));
-    // Both were due to start it at once; the loser was told so by the store.
+    // One start in the audit trail.
     let history: Vec<Value> = t
         .command(&["request", "history", id, "--json"])
         .env("PITR_STORE_URL", &db.url)
