@@ -250,8 +250,13 @@ impl Scheduler {
                 let id = job.id.clone();
                 let handle = tokio::spawn(
                     async move {
-                        if let Err(e) = engine.cleanup(&job).await {
-                            tracing::warn!(job = %job.id, error = %e, "cleanup failed");
+                        match engine.cleanup(&job).await {
+                            Ok(_) => {}
+                            // Another runner found it due too and holds it.
+                            Err(EngineError::Store(StoreError::LeaseHeld { owner, .. })) => {
+                                tracing::debug!(job = %job.id, %owner, "cleanup done by another runner")
+                            }
+                            Err(e) => tracing::warn!(job = %job.id, error = %e, "cleanup failed"),
                         }
                     }
                     .in_current_span(),
