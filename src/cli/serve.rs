@@ -9,11 +9,29 @@ use crate::app::App;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// Runs the service; every log line it writes carries this runner's id
+/// (`runner=HOST:PID.START`, the span of the whole process).
 pub async fn run(
     config: Option<&Path>,
     actor: &str,
     tick_secs: Option<u64>,
     max_concurrent: Option<usize>,
+) -> Result<(), Failure> {
+    let runner = crate::engine::runner_id();
+    let span = tracing::info_span!("runner", runner = %runner);
+    tracing::Instrument::instrument(
+        serve(config, actor, tick_secs, max_concurrent, &runner),
+        span,
+    )
+    .await
+}
+
+async fn serve(
+    config: Option<&Path>,
+    actor: &str,
+    tick_secs: Option<u64>,
+    max_concurrent: Option<usize>,
+    runner: &str,
 ) -> Result<(), Failure> {
     let config = load_config(config)?;
     // Refused before anything listens or runs: exit 2.
@@ -65,6 +83,7 @@ pub async fn run(
             app.config.auth.audience.as_deref().unwrap_or("-")
         ),
     };
+    eprintln!("pitr serve: runner {runner} (host:pid.start; `request show` names the runner holding a run)");
     eprintln!(
         "pitr serve: API listening on {}; auth {auth_line}",
         listening.url()
@@ -75,14 +94,14 @@ pub async fn run(
         state.web.redirect_uri()
     );
     eprintln!(
-        "pitr serve: looking for due windows every {}s, at most {limit} runs at once; Ctrl-C stops at a safe point",
+        "pitr serve: looking for due windows every {}s, at most {limit} runs at once across all runners sharing the store; Ctrl-C stops at a safe point",
         every.as_secs()
     );
     eprintln!("{}", effective_settings(&app.config));
-    let worker = tokio::spawn(
+    let worker = tokio::spawn(tracing::Instrument::in_current_span(
         crate::notify::Worker::new(app.store.clone(), app.clock.clone(), secrets, outbox)
             .run(stop.clone()),
-    );
+    ));
     let scheduled = crate::engine::scheduler::Scheduler::new(engine, limit)
         .serve(every, stop)
         .await;

@@ -226,6 +226,7 @@ impl State {
                         "at": ts(e.at),
                         "method": e.method,
                         "path": e.path,
+                        "resource_type": super::arm::resource_type(&e.path),
                         "status": e.status,
                         "body": e.body,
                     })

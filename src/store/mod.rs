@@ -87,6 +87,9 @@ pub enum StoreError {
     },
     #[error("lease of job {job} lost: another runner took it over (fencing token {current} > {ours}); this runner stops writing")]
     LeaseLost { job: JobId, ours: i64, current: i64 },
+    /// `[scheduler] max_concurrent_runs`, counted over every runner.
+    #[error("rule max-concurrent-runs: {running} runs are in progress across all runners, the limit is {limit}; the run starts when one ends")]
+    LimitReached { running: usize, limit: usize },
     #[error("request {request} already has a run in progress (job {job}); continue it with `pitr resume {request}`")]
     RunInProgress { request: RequestId, job: JobId },
     /// The file is not a pitr store (missing, empty, damaged): nothing was
@@ -142,7 +145,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `owner`, and with `start` moves the request (a compare-and-set with
     /// its audit event, `Accepted -> Running`), all in one transaction.
     /// Refused with `RunInProgress` while another real job of the request is
-    /// running, so two runners can never both start it.
+    /// running, so two runners can never both start it. With `limit`
+    /// (the scheduler's `max_concurrent_runs`), refused with `LimitReached`
+    /// when that many real runs are driven already (running jobs whose lease
+    /// is live at `now`, whichever runner holds it): counted in the same
+    /// transaction, serialized with every other limited claim, so the
+    /// limit holds across runners.
     async fn claim_run(
         &self,
         job: &Job,
@@ -150,6 +158,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         owner: &str,
         now: chrono::DateTime<chrono::Utc>,
         ttl: chrono::Duration,
+        limit: Option<usize>,
     ) -> Result<Lease>;
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>>;
     /// Jobs of a request, oldest first.

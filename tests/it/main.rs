@@ -11,7 +11,9 @@ mod crash_points;
 #[cfg(feature = "crash-points")]
 mod crash_recovery;
 mod credentials;
+mod deploy_files;
 mod durations;
+mod failover;
 mod faults;
 mod helpers;
 mod in_process;

@@ -19,6 +19,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 /// A reason (required to reject; optional to cancel or roll back).
@@ -282,17 +283,20 @@ fn drive_in_background(
 ) {
     let outbox = st.outbox.clone();
     let request = job.request_id.clone();
-    let handle = tokio::spawn(async move {
-        let outcome: Result<Outcome, EngineError> = engine.drive_job(job).await;
-        match outcome {
-            Ok(o) => tracing::info!(request = %request, outcome = %o.describe(), "run ended"),
-            Err(e) => tracing::warn!(request = %request, error = %e, "run stopped"),
+    let handle = tokio::spawn(
+        async move {
+            let outcome: Result<Outcome, EngineError> = engine.drive_job(job).await;
+            match outcome {
+                Ok(o) => tracing::info!(request = %request, outcome = %o.describe(), "run ended"),
+                Err(e) => tracing::warn!(request = %request, error = %e, "run stopped"),
+            }
+            if let Some(mock) = after {
+                mock.shutdown().await;
+            }
+            outbox.notify_one();
         }
-        if let Some(mock) = after {
-            mock.shutdown().await;
-        }
-        outbox.notify_one();
-    });
+        .in_current_span(),
+    );
     st.keep(handle);
 }
 

@@ -164,12 +164,27 @@ impl Store for SqliteStore {
         owner: &str,
         now: DateTime<Utc>,
         ttl: chrono::Duration,
+        limit: Option<usize>,
     ) -> Result<Lease> {
         const OP: &str = "claim_run";
         rules::start_matches(OP, job, start)?;
         let facts = facts_json(OP, &job.facts)?;
         let (job, start, owner) = (job.clone(), start.cloned(), owner.to_string());
+        // A write transaction (BEGIN IMMEDIATE) holds the file's write lock:
+        // the count below cannot change before this claim commits.
         self.write(OP, move |tx| {
+            if limit.is_some() {
+                let running: i64 = tx
+                    .query_row(
+                        "SELECT COUNT(*) FROM jobs JOIN leases ON leases.job_id = jobs.id
+                         WHERE jobs.status = 'running' AND jobs.dry_run = 0
+                           AND leases.expires_at > ?1",
+                        [ts(&now)],
+                        |r| r.get(0),
+                    )
+                    .map_err(db(OP))?;
+                rules::under_limit(running, limit)?;
+            }
             let running: Option<String> = tx
                 .query_row(
                     "SELECT id FROM jobs WHERE request_id = ?1 AND dry_run = 0
