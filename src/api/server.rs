@@ -82,7 +82,11 @@ pub async fn serve(state: Arc<ApiState>) -> Result<Listening, String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", serve_cfg.listen))?;
-    let router = super::routes::router(state.clone());
+    state.web.set_bound_url(format!(
+        "{}://{addr}",
+        if tls.is_some() { "https" } else { "http" }
+    ));
+    let router = crate::web::router(state.clone()).merge(super::routes::router(state.clone()));
     let is_tls = tls.is_some();
     let task = tokio::spawn(tracing::Instrument::in_current_span(accept_loop(
         listener,

@@ -39,6 +39,7 @@ async fn serve(
     let secrets =
         crate::notify::Receivers::from_config(&config.notifications).map_err(Failure::bad_input)?;
     let auth = crate::api::auth::Authenticator::new(&config, actor).map_err(Failure::bad_input)?;
+    let web = crate::web::Web::from_config(&config).map_err(Failure::bad_input)?;
     let stop = on_signal();
     let hub = Hub::new(Arc::new(Console::default()));
     let default_store = config.store.url == crate::config::StoreConfig::default().url;
@@ -67,6 +68,7 @@ async fn serve(
         stop: stop.clone(),
         runs: Mutex::new(Vec::new()),
         outbox: outbox.clone(),
+        web,
     });
     let listening = crate::api::serve(state.clone())
         .await
@@ -85,6 +87,11 @@ async fn serve(
     eprintln!(
         "pitr serve: API listening on {}; auth {auth_line}",
         listening.url()
+    );
+    eprintln!(
+        "pitr serve: the work-items page is at {}/ (sign-in redirect URI {})",
+        state.web.public_url(),
+        state.web.redirect_uri()
     );
     eprintln!(
         "pitr serve: looking for due windows every {}s, at most {limit} runs at once across all runners sharing the store; Ctrl-C stops at a safe point",

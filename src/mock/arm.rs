@@ -40,6 +40,8 @@ pub(crate) struct Call<'a> {
 
 enum Route<'a> {
     Token,
+    Authorize,
+    Logout,
     OpenId {
         tenant: &'a str,
     },
@@ -112,6 +114,8 @@ fn route(segs: &[String]) -> Route<'_> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         [_, a, b, c] if eq(a, "oauth2") && eq(b, "v2.0") && eq(c, "token") => Route::Token,
+        [_, a, b, c] if eq(a, "oauth2") && eq(b, "v2.0") && eq(c, "authorize") => Route::Authorize,
+        [_, a, b, c] if eq(a, "oauth2") && eq(b, "v2.0") && eq(c, "logout") => Route::Logout,
         [tenant, a, b, c]
             if eq(a, "v2.0") && eq(b, ".well-known") && eq(c, "openid-configuration") =>
         {
@@ -230,6 +234,9 @@ pub(crate) fn dispatch(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
                 )
             };
         }
+        Route::Authorize if m == "GET" => return super::signin::authorize(st, req, ctx),
+        Route::Logout if m == "GET" => return super::signin::logout(req),
+        Route::Authorize | Route::Logout => return method_not_allowed(req),
         Route::OpenId { tenant } => return identity::openid(ctx.base, tenant),
         Route::Keys => {
             return match st.signing.jwks() {

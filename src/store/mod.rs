@@ -25,9 +25,11 @@ pub mod postgres;
 mod rows;
 pub mod rules;
 pub mod sqlite;
+pub mod web;
 
 pub use copy::{RowCounts, StepRow, StoreRows};
 pub use outbox::{Delivery, DeliveryOutcome, DeliveryRecord, OutboxEvent, ReceiverSpec};
+pub use web::{WebLogin, WebSession};
 
 /// The environment variable holding the PostgreSQL password (it wins over a
 /// password in the URL, and keeps it out of config files).
@@ -238,6 +240,36 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
     /// Deliveries, newest first (`failed_only`: those given up).
     async fn deliveries(&self, failed_only: bool, limit: usize) -> Result<Vec<DeliveryRecord>>;
+
+    /// Records a sign-in in progress of the web page (and forgets those
+    /// expired at `now`).
+    async fn insert_web_login(
+        &self,
+        login: &WebLogin,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()>;
+    /// Takes the sign-in in progress whose cookie hashes to `id_hash`, once:
+    /// it is deleted in the same statement; `None` when unknown or expired.
+    async fn take_web_login(
+        &self,
+        id_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<WebLogin>>;
+    /// Records a signed-in session (and forgets those expired at `now`).
+    async fn insert_web_session(
+        &self,
+        session: &WebSession,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()>;
+    /// The live session whose cookie hashes to `id_hash` (`None`: unknown,
+    /// signed out or expired at `now`).
+    async fn web_session(
+        &self,
+        id_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<WebSession>>;
+    /// Ends a session (sign-out); true when it existed.
+    async fn delete_web_session(&self, id_hash: &str) -> Result<bool>;
 
     /// The schema version the store is at (a cheap query: `/readyz`).
     async fn schema_version(&self) -> Result<i64>;

@@ -32,5 +32,6 @@ mod store_outbox;
 mod store_postgres;
 mod store_suite;
 mod users;
+mod web;
 mod window;
 mod window_moving;

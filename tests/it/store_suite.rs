@@ -510,7 +510,71 @@ pub async fn store_suite(store: SharedStore) {
     lease_story(&store, &job1.id).await;
     history_story(&store).await;
     crate::store_outbox::outbox_story(&store).await;
+    web_story(&store).await;
     limit_story(&store).await;
+}
+
+/// The web page's sign-ins (taken once, until they expire) and sessions
+/// (live until they expire or are deleted), at fixed instants.
+async fn web_story(store: &SharedStore) {
+    use pitr::store::{WebLogin, WebSession};
+    let t: chrono::DateTime<Utc> = "2026-11-24T08:00:00Z".parse().unwrap();
+    let login = WebLogin {
+        id_hash: fresh("login"),
+        state: "st".into(),
+        nonce: "no".into(),
+        verifier: "ve".into(),
+        return_to: "/requests/1".into(),
+        expires_at: t + chrono::Duration::minutes(10),
+    };
+    store.insert_web_login(&login, t).await.unwrap();
+    assert_eq!(
+        store.take_web_login(&login.id_hash, t).await.unwrap(),
+        Some(login.clone())
+    );
+    assert_eq!(
+        store.take_web_login(&login.id_hash, t).await.unwrap(),
+        None,
+        "once"
+    );
+    let late = WebLogin {
+        id_hash: fresh("late"),
+        ..login.clone()
+    };
+    store.insert_web_login(&late, t).await.unwrap();
+    let after = t + chrono::Duration::minutes(11);
+    assert_eq!(
+        store.take_web_login(&late.id_hash, after).await.unwrap(),
+        None,
+        "expired"
+    );
+
+    let session = WebSession {
+        id_hash: fresh("session"),
+        actor: "olga@contoso.com".into(),
+        name: Some("Olga".into()),
+        roles: vec!["Pitr.Operator".into()],
+        groups: vec!["g1".into(), "g2".into()],
+        csrf: "csrf".into(),
+        created_at: t,
+        expires_at: t + chrono::Duration::hours(8),
+    };
+    store.insert_web_session(&session, t).await.unwrap();
+    assert_eq!(
+        store.web_session(&session.id_hash, t).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        store
+            .web_session(&session.id_hash, t + chrono::Duration::hours(9))
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    assert!(store.delete_web_session(&session.id_hash).await.unwrap());
+    assert_eq!(store.web_session(&session.id_hash, t).await.unwrap(), None);
+    assert!(!store.delete_web_session(&session.id_hash).await.unwrap());
 }
 
 /// The limit on runs at once (`max_concurrent_runs`) holds across runners:

@@ -448,6 +448,42 @@ impl Store for PostgresStore {
         super::outbox::list(&conn, failed_only, limit).await
     }
 
+    async fn insert_web_login(
+        &self,
+        login: &crate::store::WebLogin,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.pg_insert_login(login, now).await
+    }
+
+    async fn take_web_login(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::store::WebLogin>> {
+        self.pg_take_login(id_hash, now).await
+    }
+
+    async fn insert_web_session(
+        &self,
+        session: &crate::store::WebSession,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.pg_insert_session(session, now).await
+    }
+
+    async fn web_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::store::WebSession>> {
+        self.pg_session(id_hash, now).await
+    }
+
+    async fn delete_web_session(&self, id_hash: &str) -> Result<bool> {
+        self.pg_delete_session(id_hash).await
+    }
+
     async fn schema_version(&self) -> Result<i64> {
         const OP: &str = "schema_version";
         let conn = self.conn(OP).await?;

@@ -474,6 +474,62 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn insert_web_login(
+        &self,
+        login: &crate::store::WebLogin,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let login = login.clone();
+        self.write("insert_web_login", move |tx| {
+            super::web::insert_login(tx, &login, now)
+        })
+        .await
+    }
+
+    async fn take_web_login(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::store::WebLogin>> {
+        let id = id_hash.to_string();
+        self.write("take_web_login", move |tx| {
+            super::web::take_login(tx, &id, now)
+        })
+        .await
+    }
+
+    async fn insert_web_session(
+        &self,
+        session: &crate::store::WebSession,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let session = session.clone();
+        self.write("insert_web_session", move |tx| {
+            super::web::insert_session(tx, &session, now)
+        })
+        .await
+    }
+
+    async fn web_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::store::WebSession>> {
+        let id = id_hash.to_string();
+        self.read("web_session", move |conn| {
+            super::web::session(conn, &id, now)
+        })
+        .await
+    }
+
+    async fn delete_web_session(&self, id_hash: &str) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write("delete_web_session", move |tx| {
+            super::web::delete_session(tx, &id)
+        })
+        .await
+    }
+
     async fn schema_version(&self) -> Result<i64> {
         self.read("schema_version", |conn| {
             super::schema::user_version(conn).map_err(db("schema_version"))
