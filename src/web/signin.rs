@@ -87,9 +87,19 @@ fn set_cookie(web: &Web, name: &str, value: &str, path: &str, max_age: i64) -> S
 }
 
 /// A local path to return to after the sign-in (anything else: `/`).
+///
+/// Only visible ASCII is kept: browsers drop tabs and newlines from a
+/// `Location` (`/\t/evil.example` becomes `//evil.example`, another site)
+/// and read `\` as `/`; a control character would break the header.
 fn local_path(p: Option<&str>) -> String {
     match p {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            p.to_string()
+        }
         _ => "/".into(),
     }
 }
@@ -550,6 +560,17 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example/")), "/");
         assert_eq!(local_path(Some("https://evil.example/")), "/");
         assert_eq!(local_path(None), "/");
+        for trick in [
+            "/\t/evil.example",
+            "/\n/x",
+            "/\r\n/x",
+            "/\\/x",
+            "/ /x",
+            "/\u{0}",
+        ] {
+            assert_eq!(local_path(Some(trick)), "/", "{trick:?}");
+        }
+        assert_eq!(local_path(Some("/?status=a&page=2")), "/?status=a&page=2");
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
