@@ -51,7 +51,7 @@ fn user_bar(s: &Session) -> UserBar {
     UserBar {
         display: p.actor.clone(),
         roles: roles.join(", "),
-        csrf: s.record.csrf.clone(),
+        csrf: s.csrf.clone(),
         may_submit: may_submit(s),
     }
 }
@@ -279,7 +279,7 @@ fn new_page(
         status,
         &view::NewRequest {
             user: Some(user_bar(s)),
-            csrf: s.record.csrf.clone(),
+            csrf: s.csrf.clone(),
             envs,
             database,
             has_errors: errors.any(),
@@ -599,7 +599,7 @@ async fn request_page(
     };
     let t = view::Request {
         user: Some(user_bar(s)),
-        csrf: s.record.csrf.clone(),
+        csrf: s.csrf.clone(),
         short_id: short(&d.request.id),
         status: status.clone(),
         restore_point: Instant::parse(&d.request.restore_point),
@@ -735,7 +735,7 @@ pub async fn action(
             StatusCode::OK,
             &Confirm {
                 user: Some(user_bar(&s)),
-                csrf: s.record.csrf.clone(),
+                csrf: s.csrf.clone(),
                 id: id.to_string(),
                 action: action.clone(),
                 title: title.into(),

@@ -1,9 +1,10 @@
 //! Sign-in with Entra ID (OpenID Connect authorization code flow with
 //! PKCE), the server-side session and sign-out.
 //!
-//! `/auth/login` makes a sign-in in progress (a random `state`, `nonce` and
-//! PKCE verifier, stored in the store under the hash of a short-lived
-//! `pitr_login` cookie) and redirects to the tenant's authorize endpoint.
+//! `/auth/login` makes a sign-in in progress (a random, short-lived
+//! `pitr_login` cookie from which its `state`, `nonce` and PKCE verifier
+//! are derived; the store keeps only their hashes, under the cookie's hash)
+//! and redirects to the tenant's authorize endpoint.
 //! `/auth/callback` takes that sign-in once, checks `state`, redeems the
 //! code at the token endpoint (with the verifier and, for a confidential
 //! app, the client secret), checks the ID token like an API token (RS256,
@@ -11,7 +12,8 @@
 //! tenant) and its `nonce`, then opens a session: a random `pitr_session`
 //! cookie (`HttpOnly`, `SameSite=Lax`, `Secure` unless on loopback,
 //! expiring) whose SHA-256 keys the session row, which holds who signed in,
-//! their roles and groups, and the CSRF token of their forms. Sign-out
+//! their roles and groups, and the hash of the CSRF token of their forms
+//! (the token is derived from the cookie). Sign-out
 //! deletes the row: the cookie is worthless from then on, on every runner.
 use super::view::{self, Message};
 use super::{html, see_other, Web};
@@ -49,6 +51,39 @@ pub(crate) fn random_token(n: usize) -> Result<String, String> {
 pub(crate) fn pkce_challenge(verifier: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+}
+
+/// A secret derived from a cookie's value for one `purpose` (HMAC-SHA-256
+/// keyed by the value, base64url): the sign-in's `state`, `nonce` and PKCE
+/// verifier from the login cookie, the CSRF token from the session cookie.
+/// Only the browser holds the cookie, so the store holds only hashes and a
+/// copy of it gives nothing to act with.
+pub(crate) fn derive(cookie: &str, purpose: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, cookie.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, purpose.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+}
+
+/// The secrets of the sign-in whose login cookie is `id`.
+struct LoginSecrets {
+    state: String,
+    nonce: String,
+    verifier: String,
+}
+
+impl LoginSecrets {
+    fn of(id: &str) -> LoginSecrets {
+        LoginSecrets {
+            state: derive(id, "pitr oidc state"),
+            nonce: derive(id, "pitr oidc nonce"),
+            verifier: derive(id, "pitr pkce verifier"),
+        }
+    }
+}
+
+/// The CSRF token of the session whose cookie is `id`.
+fn csrf_of(id: &str) -> String {
+    derive(id, "pitr csrf")
 }
 
 /// SHA-256 in hex: how cookie values are stored.
@@ -109,6 +144,9 @@ fn local_path(p: Option<&str>) -> String {
 pub struct Session {
     pub record: WebSession,
     pub caller: Caller,
+    /// The token every form of this session carries (derived from the
+    /// cookie; the store keeps its hash).
+    pub csrf: String,
 }
 
 impl Session {
@@ -120,7 +158,7 @@ impl Session {
     pub fn csrf_ok(&self, form: &[(String, String)]) -> bool {
         form.iter()
             .find(|(k, _)| k == "csrf")
-            .is_some_and(|(_, v)| same(v, &self.record.csrf))
+            .is_some_and(|(_, v)| same(v, &self.csrf))
     }
 }
 
@@ -171,6 +209,7 @@ impl FromRequestParts<Arc<ApiState>> for Session {
             Ok(Some(s)) => Ok(Session {
                 caller: Caller(principal_of(&s)),
                 record: s,
+                csrf: csrf_of(id),
             }),
             Ok(None) => Err(not_signed_in(parts)),
             Err(e) => {
@@ -203,7 +242,7 @@ async fn open_session(
     name: Option<String>,
     return_to: &str,
 ) -> Response {
-    let (Ok(id), Ok(csrf)) = (random_token(32), random_token(32)) else {
+    let Ok(id) = random_token(32) else {
         return failure(
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in failed",
@@ -221,7 +260,7 @@ async fn open_session(
             .map(|r| r.claim().to_string())
             .collect(),
         groups: principal.groups.clone(),
-        csrf,
+        csrf: hash(&csrf_of(&id)),
         created_at: now,
         expires_at: now + Duration::hours(SESSION_HOURS),
     };
@@ -283,25 +322,20 @@ pub async fn login(State(st): State<Arc<ApiState>>, Query(q): Query<LoginQuery>)
             )
         }
     };
-    let tokens = (
-        random_token(32),
-        random_token(32),
-        random_token(32),
-        random_token(48),
-    );
-    let (Ok(id), Ok(state), Ok(nonce), Ok(verifier)) = tokens else {
+    let Ok(id) = random_token(32) else {
         return failure(
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in failed",
             "no random numbers could be made; try again",
         );
     };
+    let secrets = LoginSecrets::of(&id);
     let now = st.clock.now();
     let login = WebLogin {
         id_hash: hash(&id),
-        state: state.clone(),
-        nonce: nonce.clone(),
-        verifier: verifier.clone(),
+        state: hash(&secrets.state),
+        nonce: hash(&secrets.nonce),
+        verifier: hash(&secrets.verifier),
         return_to,
         expires_at: now + Duration::minutes(LOGIN_MINUTES),
     };
@@ -329,9 +363,9 @@ pub async fn login(State(st): State<Arc<ApiState>>, Query(q): Query<LoginQuery>)
             .append_pair("redirect_uri", &st.web.redirect_uri())
             .append_pair("response_mode", "query")
             .append_pair("scope", "openid profile")
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce)
-            .append_pair("code_challenge", &pkce_challenge(&verifier))
+            .append_pair("state", &secrets.state)
+            .append_pair("nonce", &secrets.nonce)
+            .append_pair("code_challenge", &pkce_challenge(&secrets.verifier))
             .append_pair("code_challenge_method", "S256");
         if let Some(h) = q.login_hint.as_deref().filter(|h| !h.is_empty()) {
             qp.append_pair("login_hint", h);
@@ -366,20 +400,21 @@ pub async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let now = st.clock.now();
-    let login = match cookie(&headers, LOGIN_COOKIE) {
+    let cookie_id = cookie(&headers, LOGIN_COOKIE);
+    let login = match cookie_id {
         Some(id) => st.store.take_web_login(&hash(id), now).await,
         None => Ok(None),
     };
-    let login = match login {
-        Ok(Some(l)) => l,
-        Ok(None) => {
+    let (login, secrets) = match (login, cookie_id) {
+        (Ok(Some(l)), Some(id)) => (l, LoginSecrets::of(id)),
+        (Ok(_), _) => {
             return failure(
                 StatusCode::BAD_REQUEST,
                 "Sign-in not recognised",
                 "This sign-in was not started here, was already used, or took longer than 10 minutes. Start again.",
             )
         }
-        Err(e) => {
+        (Err(e), _) => {
             return failure(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in failed",
@@ -387,7 +422,11 @@ pub async fn callback(
             )
         }
     };
-    if !q.state.as_deref().is_some_and(|s| same(s, &login.state)) {
+    let state_ok = q
+        .state
+        .as_deref()
+        .is_some_and(|s| same(s, &secrets.state) && same(&hash(s), &login.state));
+    if !state_ok {
         tracing::warn!("web: a sign-in came back with a state that is not its own");
         return failure(
             StatusCode::BAD_REQUEST,
@@ -430,7 +469,7 @@ pub async fn callback(
         ("client_id", client_id.as_str()),
         ("code", code.as_str()),
         ("redirect_uri", redirect_uri.as_str()),
-        ("code_verifier", login.verifier.as_str()),
+        ("code_verifier", secrets.verifier.as_str()),
         ("scope", "openid profile"),
     ];
     if let Some(secret) = st.web.client_secret.as_deref() {
@@ -477,7 +516,7 @@ pub async fn callback(
     };
     match st
         .auth
-        .check_id_token(&id_token, &client_id, &login.nonce)
+        .check_id_token(&id_token, &client_id, &secrets.nonce)
         .await
     {
         Ok(who) => open_session(&st, who.principal, who.name, &login.return_to).await,
@@ -578,6 +617,15 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_token(32).unwrap());
         assert_eq!(hash("x").len(), 64);
+        // Derived secrets: fixed per cookie, distinct per purpose and per
+        // cookie, and a PKCE verifier of the length RFC 7636 asks (43-128).
+        let s = LoginSecrets::of(&a);
+        assert_eq!(s.state, LoginSecrets::of(&a).state);
+        assert_ne!(s.state, s.nonce);
+        assert_ne!(s.nonce, s.verifier);
+        assert_ne!(csrf_of(&a), s.state);
+        assert_ne!(s.state, LoginSecrets::of(&random_token(32).unwrap()).state);
+        assert_eq!(s.verifier.len(), 43);
         // RFC 7636, appendix B.
         assert_eq!(
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),

@@ -62,3 +62,66 @@ async fn return_to_never_leaves_the_site() {
         .unwrap();
     assert_eq!(location(&r), "/?status=submitted&page=2");
 }
+
+/// base64url(SHA-256(x)): the S256 PKCE challenge of a verifier.
+fn s256(x: &str) -> String {
+    use base64::Engine as _;
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, x.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
+}
+
+/// A copy of the store (a backup, a read-only account) gives nothing to
+/// act with: a sign-in in progress keeps neither its `state`, its `nonce`
+/// nor its PKCE verifier, and a session not its CSRF token (with the token
+/// a page elsewhere could post as the person, whose browser sends the
+/// cookie).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_holds_no_state_nonce_verifier_or_csrf_token() {
+    let svc = web_service(Backend::Sqlite).await;
+    let http = client(&svc);
+    let (login, auth) = start(&http, &svc.base, "rita@contoso.com").await;
+    let db = rusqlite::Connection::open(svc.env.dir.path().join("pitr.db")).unwrap();
+    let row: Vec<String> = db
+        .query_row(
+            "SELECT id_hash, state, nonce, verifier, return_to FROM web_logins",
+            [],
+            |r| Ok((0..5).map(|i| r.get::<_, String>(i).unwrap()).collect()),
+        )
+        .unwrap();
+    let (state, nonce, challenge) = (
+        param(&auth, "state"),
+        param(&auth, "nonce"),
+        param(&auth, "code_challenge"),
+    );
+    for v in &row {
+        assert!(
+            !v.contains(&state) && !v.contains(&nonce) && !v.contains(&login),
+            "the login row holds a secret: {row:?}"
+        );
+        assert_ne!(s256(v), challenge, "the login row holds the PKCE verifier");
+    }
+    // The sign-in still works, and the page's CSRF token is not stored.
+    let cb = authorize(&http, &auth).await;
+    let r = callback(&http, &svc.base, &cb, Some(&login)).await;
+    assert_eq!(r.status(), 303);
+    let session = cookie_value(&set_cookie(&r, "pitr_session"));
+    let (_, _, page) = get_page(&svc, "/", Some(&session)).await;
+    let csrf = csrf_of(&page);
+    let stored: String = db
+        .query_row("SELECT csrf FROM web_sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(stored, csrf, "the session row holds the CSRF token");
+    assert!(!stored.contains(&csrf));
+    // And the token works for this session.
+    let (s, _) = post_form(&svc, "/auth/logout", Some(&session), &[("csrf", &csrf)]).await;
+    assert_eq!(s, 303);
+}
+
+/// The CSRF token in a page.
+pub fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the CSRF token in the page")
+        .to_string()
+}
