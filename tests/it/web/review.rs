@@ -125,3 +125,101 @@ pub fn csrf_of(page: &str) -> String {
         .expect("the CSRF token in the page")
         .to_string()
 }
+
+/// Signs `who` in through the whole flow without a browser: the session
+/// cookie's value.
+pub async fn session_for(svc: &Service, who: &str) -> String {
+    let http = client(svc);
+    let (login, auth) = start(&http, &svc.base, who).await;
+    let cb = authorize(&http, &auth).await;
+    let r = callback(&http, &svc.base, &cb, Some(&login)).await;
+    assert_eq!(r.status(), 303, "{who} signs in");
+    cookie_value(&set_cookie(&r, "pitr_session"))
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Bad input to every form and query (and a path the page does not have)
+/// gets a page that says what was wrong, with its status and the page's
+/// security headers: never axum's bare text, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_page_with_its_status_and_the_headers() {
+    let svc = web_service(Backend::Sqlite).await;
+    let http = client(&svc);
+    let session = session_for(&svc, "olga@contoso.com").await;
+    let cookie = format!("pitr_session={session}");
+    let big = format!("csrf=x&reason={}", "x".repeat(70 * 1024));
+    let cases: Vec<(&str, &str, Option<(&str, String)>, u16, &str)> = vec![
+        ("GET", "/?page=abc", None, 400, "page"),
+        ("GET", "/?page=-1", None, 400, "page"),
+        ("GET", "/auth/callback?state=a&state=b", None, 400, "state"),
+        ("GET", "/requests/%FF%FE", None, 400, "UTF-8"),
+        ("GET", "/auth/logout", None, 405, "POST"),
+        ("GET", "/static/nope.js", None, 404, "nope.js"),
+        (
+            "GET",
+            "/no/such/page",
+            None,
+            404,
+            "no page at /no/such/page",
+        ),
+        (
+            "POST",
+            "/requests/new",
+            Some(("text/plain", "csrf=x".into())),
+            415,
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            "POST",
+            "/requests/new",
+            Some(("application/x-www-form-urlencoded", big.clone())),
+            413,
+            "65536",
+        ),
+        (
+            "POST",
+            "/requests/x/accept",
+            Some(("application/x-www-form-urlencoded", big)),
+            413,
+            "65536",
+        ),
+    ];
+    for (method, path, body, status, says) in cases {
+        let mut rb = http
+            .request(method.parse().unwrap(), svc.url(path))
+            .header("cookie", &cookie);
+        if let Some((ct, b)) = body {
+            rb = rb.header("content-type", ct).body(b);
+        }
+        let r = rb.send().await.unwrap();
+        let what = format!("{method} {path}");
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        assert!(
+            header(&r, "content-type").starts_with("text/html"),
+            "{what}: {:?}",
+            r.headers()
+        );
+        for (h, v) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("cache-control", "no-store"),
+            ("referrer-policy", "same-origin"),
+        ] {
+            assert_eq!(header(&r, h), v, "{what}: {h}");
+        }
+        assert!(
+            header(&r, "content-security-policy").contains("frame-ancestors 'none'"),
+            "{what}"
+        );
+        let page = r.text().await.unwrap();
+        assert!(page.contains("<h1>"), "{what}: {page}");
+        assert!(page.contains(says), "{what} should say {says}: {page}");
+    }
+}
