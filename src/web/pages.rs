@@ -688,6 +688,28 @@ pub async fn action(
         tracing::warn!(actor = %s.record.actor, action = coarse.verb(), reason = %d, "web: action refused: not allowed");
         return request_page(&st, &s, &id, Some((StatusCode::FORBIDDEN, d.0))).await;
     }
+    // Cancel and reschedule depend on whose request it is: decided with the
+    // request's requester before a confirmation offers what would be
+    // refused (the API's `*_as` decide it again).
+    if let Action::Cancel { .. } | Action::Reschedule { .. } = coarse {
+        let req = match st.store.get_request(&id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return request_page(&st, &s, &id, None).await,
+            Err(e) => return store_failed(&s, e),
+        };
+        let own = req.spec.requester == s.principal().actor;
+        let precise = match coarse {
+            Action::Cancel { .. } => Action::Cancel { own },
+            _ => Action::Reschedule {
+                own,
+                emergency: false,
+            },
+        };
+        if let Err(d) = decide(s.principal(), &precise) {
+            tracing::warn!(actor = %s.record.actor, action = precise.verb(), reason = %d, "web: action refused: not allowed");
+            return request_page(&st, &s, &id, Some((StatusCode::FORBIDDEN, d.0))).await;
+        }
+    }
     let destructive =
         matches!(action.as_str(), "reject" | "cancel" | "rollback") || (action == "run" && !dry);
     if destructive && field(&form, "confirm") != Some("yes") {

@@ -223,3 +223,164 @@ async fn bad_input_gets_a_page_with_its_status_and_the_headers() {
         assert!(page.contains(says), "{what} should say {says}: {page}");
     }
 }
+
+/// A valid new-request form for `environment`, with the session's token.
+fn new_request<'a>(
+    csrf: &'a str,
+    environment: &'a str,
+    times: &'a [String; 3],
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("environment", environment),
+        ("restore_point", &times[0]),
+        ("window_start", &times[1]),
+        ("window_end", &times[2]),
+        ("ack_erase", "yes"),
+        ("ack_downtime", "yes"),
+        ("ack_scope", "yes"),
+    ]
+}
+
+/// Every page action asks the roles as the API does, before it shows or
+/// does anything: a viewer, a requester outside the environment's groups,
+/// a requester with someone else's request; CSRF tokens are per session;
+/// sign-out needs the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_actions_ask_the_roles_like_the_api() {
+    let svc = web_service(Backend::Sqlite).await;
+    let now = chrono::Utc::now();
+    let times = [
+        typed(now - chrono::Duration::hours(3)),
+        typed(now + chrono::Duration::hours(30)),
+        typed(now + chrono::Duration::hours(32)),
+    ];
+    let mut csrf = std::collections::HashMap::new();
+    let mut session = std::collections::HashMap::new();
+    for who in ["rita", "omar", "vera", "olga"] {
+        let s = session_for(&svc, &format!("{who}@contoso.com")).await;
+        let (status, _, page) = get_page(&svc, "/", Some(&s)).await;
+        assert_eq!(status, 200);
+        csrf.insert(who, csrf_of(&page));
+        session.insert(who, s);
+    }
+    let post = |who: &'static str, path: String, form: Vec<(&'static str, String)>| {
+        let svc = &svc;
+        let s = session[who].clone();
+        async move {
+            let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(svc, &path, Some(&s), &f).await
+        }
+    };
+    // rita submits for uat (her group).
+    let (s, body) = post_form(
+        &svc,
+        "/requests/new",
+        Some(&session["rita"]),
+        &new_request(&csrf["rita"], "uat", &times),
+    )
+    .await;
+    assert_eq!(s, 303, "{body}");
+    let id = {
+        let db = rusqlite::Connection::open(svc.env.dir.path().join("pitr.db")).unwrap();
+        db.query_row("SELECT id FROM requests", [], |r| r.get::<_, String>(0))
+            .unwrap()
+    };
+    // A requester outside uat's groups: uat is not offered, and refused.
+    let (_, _, page) = get_page(&svc, "/requests/new", Some(&session["omar"])).await;
+    assert!(!page.contains("value=\"uat\""), "{page}");
+    let (s, body) = post_form(
+        &svc,
+        "/requests/new",
+        Some(&session["omar"]),
+        &new_request(&csrf["omar"], "uat", &times),
+    )
+    .await;
+    assert_eq!(s, 403, "{body}");
+    // An emergency reason is the operators'.
+    let mut f = new_request(&csrf["rita"], "uat", &times);
+    f.push(("emergency_reason", "it is urgent"));
+    let (s, body) = post_form(&svc, "/requests/new", Some(&session["rita"]), &f).await;
+    assert_eq!(s, 403, "{body}");
+    // A viewer: no form, no submission, no action.
+    let (s, _, _) = get_page(&svc, "/requests/new", Some(&session["vera"])).await;
+    assert_eq!(s, 403);
+    let (s, _) = post_form(
+        &svc,
+        "/requests/new",
+        Some(&session["vera"]),
+        &new_request(&csrf["vera"], "uat", &times),
+    )
+    .await;
+    assert_eq!(s, 403);
+    // Someone else's request: no confirmation of an action that would be
+    // refused, and no action.
+    for action in ["cancel", "reschedule"] {
+        for confirm in ["", "yes"] {
+            let (s, body) = post(
+                "omar",
+                format!("/requests/{id}/{action}"),
+                vec![
+                    ("csrf", csrf["omar"].clone()),
+                    ("confirm", confirm.into()),
+                    ("window_start", times[1].clone()),
+                ],
+            )
+            .await;
+            assert_eq!(s, 403, "omar {action} confirm={confirm}: {body}");
+            assert!(!body.contains("id=\"confirm\""), "{body}");
+        }
+    }
+    for action in ["accept", "reject", "run", "resume", "rollback"] {
+        for who in ["rita", "vera"] {
+            let (s, body) = post(
+                who,
+                format!("/requests/{id}/{action}"),
+                vec![("csrf", csrf[who].clone())],
+            )
+            .await;
+            assert_eq!(s, 403, "{who} {action}: {body}");
+        }
+    }
+    // Another session's token is refused, everywhere.
+    let (s, _) = post(
+        "olga",
+        format!("/requests/{id}/accept"),
+        vec![("csrf", csrf["rita"].clone())],
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = post(
+        "olga",
+        "/auth/logout".into(),
+        vec![("csrf", csrf["rita"].clone())],
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = post("olga", "/auth/logout".into(), vec![]).await;
+    assert_eq!(s, 403);
+    let (s, _, _) = get_page(&svc, "/", Some(&session["olga"])).await;
+    assert_eq!(s, 200, "still signed in");
+    // Nothing was done to the request.
+    let (_, _, page) = get_page(&svc, &format!("/requests/{id}"), Some(&session["olga"])).await;
+    assert!(page.contains("data-status=\"submitted\""), "{page}");
+    // Without a session: a page view goes to the sign-in, the rest is 401.
+    let (s, loc, _) = get_page(&svc, &format!("/requests/{id}"), None).await;
+    assert_eq!(
+        (s, loc.as_str()),
+        (
+            303,
+            format!("/auth/login?return_to=%2Frequests%2F{id}").as_str()
+        )
+    );
+    let (s, _, _) = get_page(&svc, &format!("/requests/{id}/events"), None).await;
+    assert_eq!(s, 401);
+    let (s, _) = post_form(
+        &svc,
+        &format!("/requests/{id}/accept"),
+        None,
+        &[("csrf", &csrf["olga"])],
+    )
+    .await;
+    assert_eq!(s, 401);
+}
