@@ -236,8 +236,11 @@ fn failure(status: StatusCode, title: &str, text: &str) -> Response {
 }
 
 /// Opens a session for `who` and answers with its cookie and a redirect.
+/// The session the browser had (`headers`' cookie) ends: a sign-in always
+/// gets a new id, and no copy of the old cookie outlives it.
 async fn open_session(
     st: &ApiState,
+    headers: &HeaderMap,
     principal: Principal,
     name: Option<String>,
     return_to: &str,
@@ -264,6 +267,15 @@ async fn open_session(
         created_at: now,
         expires_at: now + Duration::hours(SESSION_HOURS),
     };
+    if let Some(old) = cookie(headers, SESSION_COOKIE) {
+        if let Err(e) = st.store.delete_web_session(&hash(old)).await {
+            return failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in failed",
+                &format!("the previous session could not be ended: {e}"),
+            );
+        }
+    }
     if let Err(e) = st.store.insert_web_session(&session, now).await {
         return failure(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -293,11 +305,22 @@ pub struct LoginQuery {
 }
 
 /// `GET /auth/login`: to the tenant's sign-in.
-pub async fn login(State(st): State<Arc<ApiState>>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login(
+    State(st): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let return_to = local_path(q.return_to.as_deref());
     if let Some(actor) = st.auth.local_actor() {
         // [auth] mode = "none" (loopback only): the local operator.
-        return open_session(&st, Principal::local_operator(actor), None, &return_to).await;
+        return open_session(
+            &st,
+            &headers,
+            Principal::local_operator(actor),
+            None,
+            &return_to,
+        )
+        .await;
     }
     let Some(client_id) = st.web.client_id.clone() else {
         return html(
@@ -519,7 +542,7 @@ pub async fn callback(
         .check_id_token(&id_token, &client_id, &secrets.nonce)
         .await
     {
-        Ok(who) => open_session(&st, who.principal, who.name, &login.return_to).await,
+        Ok(who) => open_session(&st, &headers, who.principal, who.name, &login.return_to).await,
         Err(e) => {
             tracing::warn!(reason = %e, "web: sign-in refused");
             failure(StatusCode::UNAUTHORIZED, "Sign-in refused", &e.to_string())

@@ -384,3 +384,52 @@ async fn page_actions_ask_the_roles_like_the_api() {
     .await;
     assert_eq!(s, 401);
 }
+
+/// A sign-in replaces the browser's session: the one it had before (a
+/// copy left on a shared computer, one planted by someone else) ends on
+/// the server, and the new one has a new id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_ends_the_session_the_browser_had() {
+    let svc = web_service(Backend::Sqlite).await;
+    let http = client(&svc);
+    let before = session_for(&svc, "olga@contoso.com").await;
+    let (login, auth) = start(&http, &svc.base, "rita@contoso.com").await;
+    let cb = authorize(&http, &auth).await;
+    let r = http
+        .get(format!(
+            "{}/auth/callback?{}",
+            svc.base,
+            cb.query().unwrap()
+        ))
+        .header(
+            "cookie",
+            format!("pitr_session={before}; pitr_login={login}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let after = cookie_value(&set_cookie(&r, "pitr_session"));
+    assert_ne!(after, before);
+    let (s, _, _) = get_page(&svc, "/", Some(&before)).await;
+    assert_eq!(s, 303, "the session from before the sign-in has ended");
+    let (s, _, page) = get_page(&svc, "/", Some(&after)).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("rita@contoso.com"));
+    // The same without Entra ID.
+    let local = Service::start_with(Backend::Sqlite, "", "mode = \"none\"", "", &[]).await;
+    let first = cookie_value(&set_cookie(
+        &http.get(local.url("/auth/login")).send().await.unwrap(),
+        "pitr_session",
+    ));
+    let r = http
+        .get(local.url("/auth/login"))
+        .header("cookie", format!("pitr_session={first}"))
+        .send()
+        .await
+        .unwrap();
+    let second = cookie_value(&set_cookie(&r, "pitr_session"));
+    assert_ne!(first, second);
+    assert_eq!(get_page(&local, "/", Some(&first)).await.0, 303);
+    assert_eq!(get_page(&local, "/", Some(&second)).await.0, 200);
+}
