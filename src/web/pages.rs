@@ -618,6 +618,7 @@ async fn request_page(
         waiting: d.waiting.clone(),
         error,
         actions: actions_for(s, &d),
+        operator: s.principal().has(Role::Operator),
         job_status,
         job_text,
         follow: !terminal || d.job.as_ref().is_some_and(|j| j.status == "running"),
@@ -702,7 +703,7 @@ pub async fn action(
             Action::Cancel { .. } => Action::Cancel { own },
             _ => Action::Reschedule {
                 own,
-                emergency: false,
+                emergency: !text(&form, "emergency_reason").trim().is_empty(),
             },
         };
         if let Err(d) = decide(s.principal(), &precise) {
@@ -777,7 +778,12 @@ pub async fn action(
         "reject" => reject_as(&st, caller, &id, reason()).await,
         "cancel" => cancel_as(&st, caller, &id, reason()).await,
         "reschedule" => {
-            let mut b = RescheduleBody::default();
+            let mut b = RescheduleBody {
+                ack_version_mismatch: ticked(&form, "ack_version_mismatch"),
+                emergency_reason: Some(text(&form, "emergency_reason"))
+                    .filter(|r| !r.trim().is_empty()),
+                ..Default::default()
+            };
             let mut bad = None;
             for (name, slot) in [
                 ("window_start", &mut b.window_start),

@@ -433,3 +433,75 @@ async fn a_sign_in_ends_the_session_the_browser_had() {
     assert_eq!(get_page(&local, "/", Some(&first)).await.0, 303);
     assert_eq!(get_page(&local, "/", Some(&second)).await.0, 200);
 }
+
+/// The page's reschedule takes what the API's takes: an operator's
+/// emergency reason (a window sooner than 24 hours) and the code-version
+/// acknowledgement; a requester's emergency reason is refused as by the
+/// API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reschedule_on_the_page_takes_what_the_api_takes() {
+    let svc = web_service(Backend::Sqlite).await;
+    let now = chrono::Utc::now();
+    let times = [
+        typed(now - chrono::Duration::hours(3)),
+        typed(now + chrono::Duration::hours(30)),
+        typed(now + chrono::Duration::hours(32)),
+    ];
+    let rita = session_for(&svc, "rita@contoso.com").await;
+    let olga = session_for(&svc, "olga@contoso.com").await;
+    let token = |s: &str| {
+        let s = s.to_string();
+        let svc = &svc;
+        async move { csrf_of(&get_page(svc, "/", Some(&s)).await.2) }
+    };
+    let (rita_csrf, olga_csrf) = (token(&rita).await, token(&olga).await);
+    let (s, body) = post_form(
+        &svc,
+        "/requests/new",
+        Some(&rita),
+        &new_request(&rita_csrf, "uat", &times),
+    )
+    .await;
+    assert_eq!(s, 303, "{body}");
+    let id: String = rusqlite::Connection::open(svc.env.dir.path().join("pitr.db"))
+        .unwrap()
+        .query_row("SELECT id FROM requests", [], |r| r.get(0))
+        .unwrap();
+    let soon = [
+        typed(now + chrono::Duration::hours(2)),
+        typed(now + chrono::Duration::hours(4)),
+    ];
+    // The operator's page offers the emergency reason; the requester's not.
+    let (_, _, page) = get_page(&svc, &format!("/requests/{id}"), Some(&olga)).await;
+    assert!(page.contains("name=\"emergency_reason\""), "{page}");
+    assert!(page.contains("name=\"ack_version_mismatch\""), "{page}");
+    let (_, _, page) = get_page(&svc, &format!("/requests/{id}"), Some(&rita)).await;
+    assert!(!page.contains("name=\"emergency_reason\""), "{page}");
+    let path = format!("/requests/{id}/reschedule");
+    let form = |csrf: &str, reason: &str| {
+        vec![
+            ("csrf".to_string(), csrf.to_string()),
+            ("window_start".into(), soon[0].clone()),
+            ("window_end".into(), soon[1].clone()),
+            ("emergency_reason".into(), reason.to_string()),
+        ]
+    };
+    let send = |session: &str, f: Vec<(String, String)>| {
+        let svc = &svc;
+        let session = session.to_string();
+        let path = path.clone();
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            post_form(svc, &path, Some(&session), &f).await
+        }
+    };
+    let (s, body) = send(&rita, form(&rita_csrf, "we need it today")).await;
+    assert_eq!(s, 403, "a requester's emergency: {body}");
+    let (s, body) = send(&olga, form(&olga_csrf, "")).await;
+    assert_eq!(s, 422, "{body}");
+    assert!(body.contains("notice-24h"), "{body}");
+    let (s, body) = send(&olga, form(&olga_csrf, "month-end close is broken")).await;
+    assert_eq!(s, 303, "the operator's emergency: {body}");
+    let (_, _, page) = get_page(&svc, &format!("/requests/{id}"), Some(&olga)).await;
+    assert!(page.contains("month-end close is broken"), "{page}");
+}
