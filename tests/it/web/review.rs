@@ -505,3 +505,77 @@ async fn reschedule_on_the_page_takes_what_the_api_takes() {
     let (_, _, page) = get_page(&svc, &format!("/requests/{id}"), Some(&olga)).await;
     assert!(page.contains("month-end close is broken"), "{page}");
 }
+
+/// What people type (a reason, an emergency reason, a rejected form's
+/// values) and what the IdP sends back (`error_description`) is escaped
+/// in text and in attributes; the policy allows no inline script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_people_and_the_idp_send_is_escaped() {
+    let svc = web_service(Backend::Sqlite).await;
+    let http = client(&svc);
+    let evil = "\"><script>alert(1)</script><img src=x onerror=alert(2)>'";
+    let rita = session_for(&svc, "rita@contoso.com").await;
+    let (_, _, page) = get_page(&svc, "/", Some(&rita)).await;
+    let csrf = csrf_of(&page);
+    let now = chrono::Utc::now();
+    let times = [
+        typed(now - chrono::Duration::hours(3)),
+        typed(now + chrono::Duration::hours(30)),
+        typed(now + chrono::Duration::hours(32)),
+    ];
+    let mut f = new_request(&csrf, "uat", &times);
+    f.push(("reason", evil));
+    // Refused (a time that is not one), the typed values come back in
+    // attributes and in the textarea.
+    let mut bad = f.clone();
+    bad[2] = ("restore_point", evil);
+    let (s, page) = post_form(&svc, "/requests/new", Some(&rita), &bad).await;
+    assert_eq!(s, 422);
+    assert!(
+        !page.contains("<script>alert") && !page.contains("<img src=x"),
+        "{page}"
+    );
+    assert!(page.contains("&#60;script&#62;alert(1)"), "{page}");
+    let (s, _) = post_form(&svc, "/requests/new", Some(&rita), &f).await;
+    assert_eq!(s, 303);
+    let id: String = rusqlite::Connection::open(svc.env.dir.path().join("pitr.db"))
+        .unwrap()
+        .query_row("SELECT id FROM requests", [], |r| r.get(0))
+        .unwrap();
+    let (_, _, page) = get_page(&svc, &format!("/requests/{id}"), Some(&rita)).await;
+    assert!(
+        !page.contains("<script>alert") && !page.contains("<img src=x"),
+        "{page}"
+    );
+    assert!(page.contains("&#60;script&#62;alert(1)"), "{page}");
+    // The IdP's error, shown on the callback's page.
+    let (login, auth) = start(&http, &svc.base, "rita@contoso.com").await;
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("state", &param(&auth, "state"))
+        .append_pair("error", "access_denied")
+        .append_pair("error_description", evil)
+        .finish();
+    let r = http
+        .get(format!("{}/auth/callback?{q}", svc.base))
+        .header("cookie", format!("pitr_login={login}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let csp = header(&r, "content-security-policy");
+    assert!(
+        !csp.contains("unsafe") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    let page = r.text().await.unwrap();
+    assert!(page.contains("access_denied"), "{page}");
+    assert!(
+        !page.contains("<script>alert") && !page.contains("<img src=x"),
+        "{page}"
+    );
+    // No template marks anything safe.
+    for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        assert!(!text.contains("|safe") && !text.contains("| safe") && !text.contains("<script>"));
+    }
+}
