@@ -155,7 +155,9 @@ async fn bad_input_gets_a_page_with_its_status_and_the_headers() {
     let session = session_for(&svc, "olga@contoso.com").await;
     let cookie = format!("pitr_session={session}");
     let big = format!("csrf=x&reason={}", "x".repeat(70 * 1024));
-    let cases: Vec<(&str, &str, Option<(&str, String)>, u16, &str)> = vec![
+    // (method, path, (content type, body), status, what the page says)
+    type Case<'a> = (&'a str, &'a str, Option<(&'a str, String)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("GET", "/?page=abc", None, 400, "page"),
         ("GET", "/?page=-1", None, 400, "page"),
         ("GET", "/auth/callback?state=a&state=b", None, 400, "state"),
