@@ -638,13 +638,27 @@ pub async fn request(
     request_page(&st, &s, &RequestId::from(id), None).await
 }
 
-/// `GET /requests/{id}/events`: the API's event stream, for the page.
+/// How often a live timeline's stream checks that its session still is.
+const STREAM_SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /requests/{id}/events`: the API's event stream, for the page. It
+/// ends soon after its session does (sign-out, expiry): the session is
+/// checked while it lasts, not only when it starts.
 pub async fn events(
     State(st): State<Arc<ApiState>>,
     s: Session,
     Path(id): Path<String>,
 ) -> Response {
-    match crate::api::sse::stream(st, &s.caller, RequestId::from(id)).await {
+    let (store, clock, hash) = (st.store.clone(), st.clock.clone(), s.record.id_hash.clone());
+    let ended = async move {
+        loop {
+            tokio::time::sleep(STREAM_SESSION_CHECK).await;
+            if let Ok(None) = store.web_session(&hash, clock.now()).await {
+                return;
+            }
+        }
+    };
+    match crate::api::sse::stream(st, &s.caller, RequestId::from(id), ended).await {
         Ok(sse) => sse.into_response(),
         Err(p) => p.into_response(),
     }

@@ -581,3 +581,56 @@ async fn what_people_and_the_idp_send_is_escaped() {
         assert!(!text.contains("|safe") && !text.contains("| safe") && !text.contains("<script>"));
     }
 }
+
+/// The live timeline's stream ends when its session does: signed out (or
+/// expired), a stream opened before goes quiet, it does not follow the
+/// request for another hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_stream_ends_with_its_session() {
+    use futures_util::StreamExt as _;
+    let svc = web_service(Backend::Sqlite).await;
+    let rita = session_for(&svc, "rita@contoso.com").await;
+    let (_, _, page) = get_page(&svc, "/", Some(&rita)).await;
+    let csrf = csrf_of(&page);
+    let now = chrono::Utc::now();
+    let times = [
+        typed(now - chrono::Duration::hours(3)),
+        typed(now + chrono::Duration::hours(30)),
+        typed(now + chrono::Duration::hours(32)),
+    ];
+    let (s, _) = post_form(
+        &svc,
+        "/requests/new",
+        Some(&rita),
+        &new_request(&csrf, "uat", &times),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let id: String = rusqlite::Connection::open(svc.env.dir.path().join("pitr.db"))
+        .unwrap()
+        .query_row("SELECT id FROM requests", [], |r| r.get(0))
+        .unwrap();
+    let r = reqwest::Client::new()
+        .get(svc.url(&format!("/requests/{id}/events")))
+        .header("cookie", format!("pitr_session={rita}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: status"));
+    let (s, _) = post_form(&svc, "/auth/logout", Some(&rita), &[("csrf", &csrf)]).await;
+    assert_eq!(s, 303);
+    // The stream ends (a bound well above the 2 s check, far below the
+    // stream's hour).
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+}
