@@ -29,7 +29,7 @@ use axum::Router;
 use std::sync::Arc;
 
 /// What the web page needs beyond the API's state.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Web {
     /// The web app's client id (`[auth] client_id`); without it (in mode
     /// `entra`), nobody can sign in and the pages say so.
@@ -45,6 +45,21 @@ pub struct Web {
     fallback_url: String,
     /// The Content-Security-Policy of every page.
     csp: String,
+}
+
+/// Without the client secret (said `set` or `none`).
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "(set)"),
+            )
+            .field("public_url", &self.public_url())
+            .field("csp", &self.csp)
+            .finish()
+    }
 }
 
 impl Web {
@@ -305,6 +320,21 @@ mod tests {
         local.set_bound_url("http://127.0.0.1:4711".into());
         assert!(!local.secure_cookies());
         assert_eq!(local.redirect_uri(), "http://127.0.0.1:4711/auth/callback");
+    }
+
+    /// The client secret is never in a debug print (a log line, a panic).
+    #[test]
+    fn the_client_secret_is_not_in_debug_output() {
+        std::env::set_var("PITR_TEST_WEB_DEBUG_SECRET", "s3cr3t-value-xyz");
+        let w = Web::from_config(&config(
+            "",
+            "mode = \"entra\"\nclient_id = \"c\"\nclient_secret_env = \"PITR_TEST_WEB_DEBUG_SECRET\"",
+        ))
+        .unwrap();
+        assert_eq!(w.client_secret.as_deref(), Some("s3cr3t-value-xyz"));
+        let shown = format!("{w:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("client_id"), "{shown}");
     }
 
     #[test]
