@@ -10,8 +10,8 @@
 //! app, the client secret), checks the ID token like an API token (RS256,
 //! the tenant's keys, issuer, audience = the web app's client id, expiry,
 //! tenant) and its `nonce`, then opens a session: a random `pitr_session`
-//! cookie (`HttpOnly`, `SameSite=Lax`, `Secure` unless on loopback,
-//! expiring) whose SHA-256 keys the session row, which holds who signed in,
+//! cookie (`HttpOnly`, `SameSite=Lax`, `Secure` and `__Host-` prefixed
+//! unless on loopback, expiring) whose SHA-256 keys the session row, which holds who signed in,
 //! their roles and groups, and the hash of the CSRF token of their forms
 //! (the token is derived from the cookie). Sign-out
 //! deletes the row: the cookie is worthless from then on, on every runner.
@@ -114,10 +114,26 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
-fn set_cookie(web: &Web, name: &str, value: &str, path: &str, max_age: i64) -> String {
+/// The name of cookie `base`: off loopback `__Host-{base}`, which browsers
+/// take only when `Secure`, from this very host, with `Path=/` (no sibling
+/// subdomain can plant one); on loopback (plain HTTP) `base` itself.
+fn cookie_name(web: &Web, base: &str) -> String {
+    if web.secure_cookies() {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
+
+/// A `Set-Cookie` value for cookie `base` (on `path` when on loopback; a
+/// `__Host-` cookie is always on `/`).
+fn set_cookie(web: &Web, base: &str, value: &str, path: &str, max_age: i64) -> String {
+    let secure = web.secure_cookies();
     format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        if web.secure_cookies() { "; Secure" } else { "" }
+        "{}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        cookie_name(web, base),
+        if secure { "/" } else { path },
+        if secure { "; Secure" } else { "" }
     )
 }
 
@@ -202,7 +218,7 @@ impl FromRequestParts<Arc<ApiState>> for Session {
         parts: &mut Parts,
         st: &Arc<ApiState>,
     ) -> Result<Self, Self::Rejection> {
-        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(id) = cookie(&parts.headers, &cookie_name(&st.web, SESSION_COOKIE)) else {
             return Err(not_signed_in(parts));
         };
         match st.store.web_session(&hash(id), st.clock.now()).await {
@@ -267,7 +283,7 @@ async fn open_session(
         created_at: now,
         expires_at: now + Duration::hours(SESSION_HOURS),
     };
-    if let Some(old) = cookie(headers, SESSION_COOKIE) {
+    if let Some(old) = cookie(headers, &cookie_name(&st.web, SESSION_COOKIE)) {
         if let Err(e) = st.store.delete_web_session(&hash(old)).await {
             return failure(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -423,7 +439,7 @@ pub async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let now = st.clock.now();
-    let cookie_id = cookie(&headers, LOGIN_COOKIE);
+    let cookie_id = cookie(&headers, &cookie_name(&st.web, LOGIN_COOKIE));
     let login = match cookie_id {
         Some(id) => st.store.take_web_login(&hash(id), now).await,
         None => Ok(None),
@@ -608,6 +624,47 @@ pub async fn signed_out() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn web(public_url: &str) -> Web {
+        let c: crate::config::Config = toml::from_str(&format!(
+            "[serve]\npublic_url = \"{public_url}\"\n[auth]\nclient_id = \"c\"\n"
+        ))
+        .unwrap();
+        Web::from_config(&c).unwrap()
+    }
+
+    /// Off loopback the cookies are `Secure` and `__Host-` prefixed (the
+    /// browser then takes them only from this host over HTTPS, with
+    /// `Path=/`: a sibling subdomain cannot plant one); on loopback, plain.
+    #[test]
+    fn cookies_off_loopback_are_host_only() {
+        let w = web("https://pitr.contoso.com");
+        assert_eq!(
+            set_cookie(&w, SESSION_COOKIE, "v", "/", 10),
+            "__Host-pitr_session=v; Path=/; Max-Age=10; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            set_cookie(&w, LOGIN_COOKIE, "v", "/auth", 10),
+            "__Host-pitr_login=v; Path=/; Max-Age=10; HttpOnly; SameSite=Lax; Secure"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "pitr_session=planted; __Host-pitr_session=real"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(cookie(&h, &cookie_name(&w, SESSION_COOKIE)), Some("real"));
+        let local = web("http://127.0.0.1:8080");
+        assert_eq!(
+            set_cookie(&local, LOGIN_COOKIE, "v", "/auth", 10),
+            "pitr_login=v; Path=/auth; Max-Age=10; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            cookie(&h, &cookie_name(&local, SESSION_COOKIE)),
+            Some("planted")
+        );
+    }
 
     #[test]
     fn cookies_paths_and_comparisons() {
