@@ -116,17 +116,7 @@ impl Web {
 
     /// Cookies are `Secure` unless the page is served on a loopback address.
     pub fn secure_cookies(&self) -> bool {
-        let loopback = url::Url::parse(&self.public_url())
-            .ok()
-            .and_then(|u| {
-                u.host().map(|h| match h {
-                    url::Host::Domain(d) => d == "localhost",
-                    url::Host::Ipv4(a) => a.is_loopback(),
-                    url::Host::Ipv6(a) => a.is_loopback(),
-                })
-            })
-            .unwrap_or(false);
-        !loopback
+        !crate::config::is_loopback_url(&self.public_url())
     }
 
     /// `{public_url}/auth/callback`, the redirect URI registered in Entra ID.
