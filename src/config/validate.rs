@@ -152,7 +152,8 @@ impl Config {
             http_url("[serve] public_url", u)?;
             // The web page's cookies are `Secure` off loopback: over plain
             // HTTP a browser drops them and the sign-in would loop.
-            let plain_off_loopback = u.starts_with("http:") && !super::is_loopback_url(u);
+            let plain_off_loopback = url::Url::parse(u).is_ok_and(|p| p.scheme() == "http")
+                && !super::is_loopback_url(u);
             if plain_off_loopback && self.auth.client_id.is_some() {
                 return Err(format!(
                     "[serve] public_url '{u}' must be an https URL for the web page's sign-in ([auth] client_id is set): its cookies are Secure off loopback, and Entra ID takes plain-HTTP redirect URIs only for localhost; put TLS in front (or tls_cert/tls_key) and give its https address"
@@ -534,6 +535,7 @@ mod tests {
         let e = check("http://pitr.contoso.com", true).unwrap_err();
         assert!(e.contains("public_url") && e.contains("https"), "{e}");
         assert!(check("http://10.0.0.5:8080", true).is_err());
+        assert!(check("HTTP://pitr.contoso.com", true).is_err());
         assert!(check("https://pitr.contoso.com", true).is_ok());
         assert!(check("http://127.0.0.1:8080", true).is_ok());
         assert!(check("http://localhost:8080", true).is_ok());
