@@ -45,6 +45,8 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+#[cfg(test)]
+pub(crate) use entra::Keys as SigningKeys;
 pub use entra::{UserSpec, DEFAULT_TENANT};
 pub use scenario::{
     AosSpec, DatabaseSpec, FaultSpec, HistoryEntry, RestoreHeaders, Scenario, ScriptSeconds,
