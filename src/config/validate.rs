@@ -150,15 +150,24 @@ impl Config {
         }
         if let Some(u) = &s.public_url {
             http_url("[serve] public_url", u)?;
-            // The web page's cookies are `Secure` off loopback: over plain
-            // HTTP a browser drops them and the sign-in would loop.
-            let plain_off_loopback = url::Url::parse(u).is_ok_and(|p| p.scheme() == "http")
-                && !super::is_loopback_url(u);
-            if plain_off_loopback && self.auth.client_id.is_some() {
-                return Err(format!(
+        }
+        // The web page's cookies are `Secure` off loopback: over plain HTTP
+        // a browser drops them and the sign-in would loop. The address
+        // checked is the one the sign-in uses: `public_url`, or its default
+        // `http(s)://{listen}`.
+        let u = s.public_url();
+        let plain_off_loopback =
+            url::Url::parse(&u).is_ok_and(|p| p.scheme() == "http") && !super::is_loopback_url(&u);
+        if plain_off_loopback && self.auth.client_id.is_some() {
+            return Err(match &s.public_url {
+                Some(_) => format!(
                     "[serve] public_url '{u}' must be an https URL for the web page's sign-in ([auth] client_id is set): its cookies are Secure off loopback, and Entra ID takes plain-HTTP redirect URIs only for localhost; put TLS in front (or tls_cert/tls_key) and give its https address"
-                ));
-            }
+                ),
+                None => format!(
+                    "[serve] public_url is needed for the web page's sign-in ([auth] client_id is set) when listen '{}' is not a loopback address: set it to the https address people open (TLS in front, or tls_cert/tls_key); without it the sign-in would go to '{u}' over plain HTTP and loop",
+                    s.listen
+                ),
+            });
         }
         let a = &self.auth;
         if let Some(h) = &a.authority_host {
@@ -544,6 +553,26 @@ mod tests {
             check("http://pitr.contoso.com", false).is_ok(),
             "no web app"
         );
+        // No public_url: the default http://{listen} is checked the same way.
+        let implicit = |listen: &str, tls: bool| {
+            let c: Config = toml::from_str(&format!(
+                "[serve]\nlisten = \"{listen}\"\n{}[auth]\nclient_id = \"c\"",
+                if tls {
+                    "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"
+                } else {
+                    ""
+                }
+            ))
+            .unwrap();
+            c.check_serve_shape()
+        };
+        let e = implicit("0.0.0.0:8080", false).unwrap_err();
+        assert!(
+            e.contains("public_url is needed") && e.contains("0.0.0.0:8080"),
+            "{e}"
+        );
+        assert!(implicit("127.0.0.1:8080", false).is_ok());
+        assert!(implicit("0.0.0.0:8443", true).is_ok(), "https://{{listen}}");
     }
 
     #[test]
