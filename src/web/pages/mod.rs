@@ -1,0 +1,134 @@
+//! The pages: work items, new request, a request (with its live timeline
+//! and actions), environments. They read through the store and
+//! [`crate::views`], and act through the API's own operations (the `*_as`
+//! functions of `api::routes`), which ask [`decide`] first: the rules and
+//! roles are the API's, written once.
+use super::signin::Session;
+use super::view::{self, *};
+use super::{html, see_other};
+use crate::api::problem::Problem;
+use crate::api::roles::{decide, Action, Role};
+use crate::api::routes::{
+    accept_as, cancel_as, reject_as, reschedule_as, resume_as, rollback_as, run_as, submit_as,
+    AcknowledgementsBody, NewRequest as NewBody, ReasonBody, RescheduleBody, RunBody,
+};
+use crate::api::ApiState;
+use crate::domain::{RequestId, RequestStatus};
+use crate::views::{EnvironmentDetail, RequestDetail, StatusView};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+use std::sync::Arc;
+
+mod environments;
+mod items;
+mod new;
+mod request;
+
+pub use environments::{environment, environments};
+pub use items::items;
+pub(crate) use new::parse_input;
+pub use new::{new_form, submit};
+pub use request::{action, events, request};
+
+/// Work items per page.
+pub const PAGE_SIZE: usize = 50;
+
+type Fields = Vec<(String, String)>;
+
+fn field<'a>(form: &'a Fields, name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn text(form: &Fields, name: &str) -> String {
+    field(form, name).unwrap_or("").to_string()
+}
+
+fn ticked(form: &Fields, name: &str) -> bool {
+    field(form, name).is_some_and(|v| !v.is_empty())
+}
+
+fn user_bar(s: &Session) -> UserBar {
+    let p = s.principal();
+    let mut roles: Vec<&str> = p.roles.iter().map(|r| r.claim()).collect();
+    if roles.is_empty() {
+        roles.push("no pitr role");
+    }
+    UserBar {
+        display: p.actor.clone(),
+        roles: roles.join(", "),
+        csrf: s.csrf.clone(),
+        may_submit: may_submit(s),
+    }
+}
+
+fn may_submit(s: &Session) -> bool {
+    decide(
+        s.principal(),
+        &Action::Submit {
+            environment_groups: &[],
+            emergency: false,
+        },
+    )
+    .is_ok()
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+fn status_str(s: StatusView) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A page that says what happened, with the status of the problem.
+fn problem_page(s: &Session, status: StatusCode, title: &str, text: &str) -> Response {
+    html(
+        status,
+        view::message(
+            Some(user_bar(s)),
+            title,
+            text,
+            Some(("/", "Back to the work items")),
+        ),
+    )
+}
+
+/// A POST whose form lacks this session's CSRF token.
+pub(crate) fn csrf_refused(s: &Session) -> Response {
+    tracing::warn!(actor = %s.record.actor, "web: a form without this session's CSRF token was refused");
+    problem_page(
+        s,
+        StatusCode::FORBIDDEN,
+        "Refused: the form is not from this session",
+        "The form did not carry this session's security token (csrf), so nothing was done. Reload the page and try again.",
+    )
+}
+
+/// A 403 page unless the person may read.
+fn refused_read(s: &Session) -> Option<Response> {
+    decide(s.principal(), &Action::Read)
+        .err()
+        .map(|d| problem_page(s, StatusCode::FORBIDDEN, "Not allowed", &d.0))
+}
+
+fn store_failed(s: &Session, e: impl std::fmt::Display) -> Response {
+    problem_page(
+        s,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The store cannot be read",
+        &format!("{e}. Try again in a moment."),
+    )
+}
+
+fn page_of(status: StatusCode, t: &impl askama::Template) -> Response {
+    view::page(status, t)
+}
