@@ -33,6 +33,10 @@ pub(crate) struct State {
     pub vms: Vec<Vm>,
     pub operations: Vec<Operation>,
     pub tokens: HashMap<String, DateTime<Utc>>,
+    /// The client (`client_id`) each ARM token was issued to: ARM throttles
+    /// per subscription and client.
+    pub token_clients: HashMap<String, String>,
+    pub throttle: super::throttle::Throttle,
     pub request_faults: Vec<ActiveFault>,
     pub operation_faults: Vec<ActiveFault>,
     pub held: BTreeSet<OpKind>,
@@ -156,6 +160,8 @@ impl State {
             vms,
             operations: Vec::new(),
             tokens: HashMap::new(),
+            token_clients: HashMap::new(),
+            throttle: Default::default(),
             request_faults: Vec::new(),
             operation_faults: Vec::new(),
             held: BTreeSet::new(),
@@ -400,9 +406,23 @@ impl State {
         })
     }
 
-    pub fn issue_token(&mut self, now: DateTime<Utc>) -> String {
+    /// Point-in-time restores in progress in a subscription.
+    pub fn running_restores(&self, subscription: &str) -> u32 {
+        self.operations
+            .iter()
+            .filter(|o| {
+                o.kind == OpKind::Restore
+                    && o.status == OpStatus::InProgress
+                    && o.subscription_id.eq_ignore_ascii_case(subscription)
+            })
+            .count() as u32
+    }
+
+    pub fn issue_token(&mut self, now: DateTime<Utc>, client: &str) -> String {
         // Tokens are opaque to clients; forget expired ones so the map stays small.
         self.tokens.retain(|_, exp| *exp > now);
+        let tokens = &self.tokens;
+        self.token_clients.retain(|t, _| tokens.contains_key(t));
         let token = format!(
             "mock.{}{}",
             Uuid::new_v4().simple(),
@@ -413,6 +433,7 @@ impl State {
             .checked_add_signed(TimeDelta::try_seconds(secs).unwrap_or(TimeDelta::days(3650)))
             .unwrap_or(now);
         self.tokens.insert(token.clone(), exp);
+        self.token_clients.insert(token.clone(), client.to_string());
         token
     }
 }
