@@ -8,7 +8,7 @@ use super::{Engine, EngineError};
 use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::schedule::{self, Due};
 use crate::domain::step::Checkpoints;
-use crate::domain::{Job, JobId, JobStatus, RequestId, RequestStatus};
+use crate::domain::{Job, JobId, JobStatus, RequestId, RequestStatus, StepName};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
@@ -164,6 +164,11 @@ impl Scheduler {
             .filter(|r| r.status == RequestStatus::Accepted)
             .collect();
         accepted.sort_by_key(|r| r.spec.window.start);
+        // Pre-staged restores queue per subscription behind Azure SQL's cap
+        // (`[azure] max_concurrent_restores_per_subscription`): the n-th in
+        // its subscription starts n/cap restore-lengths earlier.
+        let cap = self.engine.azure.restore_cap();
+        let queue = self.restore_queue(&requests);
         for req in accepted {
             let env = match self.engine.environment(&req.spec.environment) {
                 Ok(e) => e.clone(),
@@ -175,7 +180,13 @@ impl Scheduler {
             self.recheck_retention(req, now, &mut report).await;
             let prestage = req.spec.prestage || env.prestage;
             let est = self.engine.estimates(&env).await?;
-            match schedule::due(req, prestage, now, &est) {
+            let lead = match queue.get(&req.id) {
+                Some(ahead) if prestage => {
+                    schedule::queue_lead(*ahead, cap, est.of(StepName::Restore))
+                }
+                _ => chrono::Duration::zero(),
+            };
+            match schedule::due_queued(req, prestage, now, &est, lead) {
                 Due::Wait => {}
                 Due::Miss(why) => {
                     self.engine
@@ -231,6 +242,41 @@ impl Scheduler {
             }
         }
         Ok(report)
+    }
+
+    /// For each accepted or running pre-staged request, how many pre-staged
+    /// requests of its subscription come before it (by window start): the
+    /// queue its restore joins. Requests already running keep their place,
+    /// so those behind them do not move forward and lose their lead.
+    fn restore_queue(
+        &self,
+        requests: &[crate::domain::RestoreRequest],
+    ) -> HashMap<RequestId, usize> {
+        let mut queued: Vec<(&str, chrono::DateTime<chrono::Utc>, &RequestId)> = requests
+            .iter()
+            .filter(|r| matches!(r.status, RequestStatus::Accepted | RequestStatus::Running))
+            .filter_map(|r| {
+                let env = self.engine.environment(&r.spec.environment).ok()?;
+                (r.spec.prestage || env.prestage)
+                    .then_some((env.subscription_id.as_str(), r.spec.window.start, &r.id))
+            })
+            .collect();
+        queued.sort_by(|a, b| {
+            (a.0.to_ascii_lowercase(), a.1, a.2.to_string())
+                .cmp(&(b.0.to_ascii_lowercase(), b.1, b.2.to_string()))
+        });
+        let mut out = HashMap::new();
+        let mut sub = String::new();
+        let mut n = 0;
+        for (s, _, id) in queued {
+            if !s.eq_ignore_ascii_case(&sub) {
+                sub = s.to_string();
+                n = 0;
+            }
+            out.insert(id.clone(), n);
+            n += 1;
+        }
+        out
     }
 
     /// The request's run, if it is unfinished.
