@@ -47,7 +47,9 @@ type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn step_histogram() -> Histogram {
     // 1 s .. ~9 h.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 16))
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        1.0, 2.0, 16,
+    ))
 }
 
 pub struct Metrics {
@@ -252,8 +254,16 @@ mod tests {
     #[test]
     fn exposition_names_types_and_values() {
         let m = Metrics::default();
-        m.arm_request(Class::Reads, "GET Microsoft.Sql/servers/databases".into(), 200);
-        m.arm_request(Class::Reads, "GET Microsoft.Sql/servers/databases".into(), 429);
+        m.arm_request(
+            Class::Reads,
+            "GET Microsoft.Sql/servers/databases".into(),
+            200,
+        );
+        m.arm_request(
+            Class::Reads,
+            "GET Microsoft.Sql/servers/databases".into(),
+            429,
+        );
         m.limiter_waited(Class::Writes, Duration::from_millis(1500));
         m.step_finished("restore", "succeeded", 12.0);
         m.scheduler_lag.observe(0.2);
@@ -262,10 +272,22 @@ mod tests {
         assert!(text.contains(
             "pitr_arm_requests_total{class=\"reads\",operation=\"GET Microsoft.Sql/servers/databases\",code=\"429\"} 1"
         ), "{text}");
-        assert!(text.contains("pitr_arm_throttled_total{class=\"reads\"} 1"), "{text}");
-        assert!(text.contains("pitr_arm_limiter_wait_seconds_total{class=\"writes\"} 1.5"), "{text}");
-        assert!(text.contains("# TYPE pitr_step_duration_seconds histogram"), "{text}");
-        assert!(text.contains("pitr_scheduler_lag_seconds_count 1"), "{text}");
+        assert!(
+            text.contains("pitr_arm_throttled_total{class=\"reads\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pitr_arm_limiter_wait_seconds_total{class=\"writes\"} 1.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE pitr_step_duration_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pitr_scheduler_lag_seconds_count 1"),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert_eq!(m.arm_requests_where(|l| l.class == "reads"), 2);
         assert_eq!(m.arm_requests_where(|l| l.code == "429"), 1);

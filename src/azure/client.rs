@@ -393,11 +393,8 @@ impl ArmClient {
                 }
             }
             if status == 429 {
-                self.limiter.throttled(
-                    sub,
-                    class,
-                    retry_after.unwrap_or(Duration::from_secs(1)),
-                );
+                self.limiter
+                    .throttled(sub, class, retry_after.unwrap_or(Duration::from_secs(1)));
             }
         }
         let response = ArmResponse {

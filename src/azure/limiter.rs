@@ -20,8 +20,8 @@ use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 /// Which ARM bucket a request draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,7 +69,12 @@ impl Limiter {
     /// This runner's share of each bucket: `1/runners` of its size and rate.
     pub fn new(cfg: &AzureConfig, metrics: Arc<Metrics>) -> Self {
         let share = 1.0 / f64::from(cfg.rate_limits.runners.max(1));
-        let r = |b: Bucket| ((f64::from(b.capacity) * share).max(1.0), b.per_second * share);
+        let r = |b: Bucket| {
+            (
+                (f64::from(b.capacity) * share).max(1.0),
+                b.per_second * share,
+            )
+        };
         let l = &cfg.rate_limits;
         Self {
             rates: [r(l.reads), r(l.writes), r(l.deletes)],
@@ -210,7 +215,8 @@ mod tests {
     /// Real time, short waits; the waits returned are what was computed
     /// (a few microseconds of refill between calls make them a bit shorter).
     fn about(d: Duration, expected_ms: u64) -> bool {
-        d <= Duration::from_millis(expected_ms) && d + Duration::from_millis(20) > Duration::from_millis(expected_ms)
+        d <= Duration::from_millis(expected_ms)
+            && d + Duration::from_millis(20) > Duration::from_millis(expected_ms)
     }
 
     #[tokio::test]
@@ -243,7 +249,9 @@ mod tests {
         l.throttled("s", Class::Writes, Duration::from_millis(300));
         let waited = l.acquire("s", Class::Writes).await;
         assert!(about(waited, 400), "{waited:?}");
-        assert!(metrics.encode().contains("pitr_arm_limiter_wait_seconds_total{class=\"writes\"} 0."));
+        assert!(metrics
+            .encode()
+            .contains("pitr_arm_limiter_wait_seconds_total{class=\"writes\"} 0."));
     }
 
     #[tokio::test]
@@ -264,7 +272,8 @@ mod tests {
 
     #[test]
     fn url_parts() {
-        let p = "/subscriptions/ab-1/resourceGroups/rg/providers/Microsoft.Sql/servers/x/databases/y";
+        let p =
+            "/subscriptions/ab-1/resourceGroups/rg/providers/Microsoft.Sql/servers/x/databases/y";
         assert_eq!(subscription_of(p), Some("ab-1"));
         assert_eq!(resource_type(p), "Microsoft.Sql/servers/databases");
         assert_eq!(

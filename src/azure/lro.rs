@@ -247,8 +247,8 @@ impl PollSettings {
         elapsed: Duration,
         expected: Option<Duration>,
     ) -> Duration {
-        let stretch = (elapsed / ELAPSED_STRETCH)
-            .max(expected.unwrap_or_default() / POLLS_PER_EXPECTED);
+        let stretch =
+            (elapsed / ELAPSED_STRETCH).max(expected.unwrap_or_default() / POLLS_PER_EXPECTED);
         retry_after
             .unwrap_or(Duration::ZERO)
             .max(stretch)

@@ -257,13 +257,19 @@ impl Scheduler {
             .filter(|r| matches!(r.status, RequestStatus::Accepted | RequestStatus::Running))
             .filter_map(|r| {
                 let env = self.engine.environment(&r.spec.environment).ok()?;
-                (r.spec.prestage || env.prestage)
-                    .then_some((env.subscription_id.as_str(), r.spec.window.start, &r.id))
+                (r.spec.prestage || env.prestage).then_some((
+                    env.subscription_id.as_str(),
+                    r.spec.window.start,
+                    &r.id,
+                ))
             })
             .collect();
         queued.sort_by(|a, b| {
-            (a.0.to_ascii_lowercase(), a.1, a.2.to_string())
-                .cmp(&(b.0.to_ascii_lowercase(), b.1, b.2.to_string()))
+            (a.0.to_ascii_lowercase(), a.1, a.2.to_string()).cmp(&(
+                b.0.to_ascii_lowercase(),
+                b.1,
+                b.2.to_string(),
+            ))
         });
         let mut out = HashMap::new();
         let mut sub = String::new();

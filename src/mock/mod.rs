@@ -33,8 +33,8 @@ mod script_args;
 mod server;
 mod sql;
 mod state;
-mod time_spec;
 mod throttle;
+mod time_spec;
 mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

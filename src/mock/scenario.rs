@@ -252,7 +252,10 @@ impl Scenario {
             hint,
         };
         if let Err(e) = self.settings.throttle.check() {
-            return Err(invalid(e, "see [settings.throttle] in docs/mock-azure.md".into()));
+            return Err(invalid(
+                e,
+                "see [settings.throttle] in docs/mock-azure.md".into(),
+            ));
         }
         let mut server_names: Vec<String> = Vec::new();
         for (i, srv) in self.servers.iter().enumerate() {

@@ -18,10 +18,10 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::admin;
-use crate::clock::SharedClock;
 use super::arm::{self, Ctx};
 use super::http::{Reply, Req};
 use super::state::{JournalEntry, State};
+use crate::clock::SharedClock;
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -268,7 +268,9 @@ pub(crate) fn put_db(
     let database_id = Uuid::new_v4();
     let running = st.running_restores(&subscription);
     if let Some(reply) = super::throttle::restore_cap_reply(
-        st.settings.throttle.max_concurrent_restores_per_subscription,
+        st.settings
+            .throttle
+            .max_concurrent_restores_per_subscription,
         running,
         &subscription,
     ) {

@@ -51,12 +51,19 @@ impl Engine {
             RestoreAction::Done | RestoreAction::Fail(_) => None,
             _ => {
                 if self.azure.restore_cap() > 0 {
-                    self.note(StepName::Restore, "waiting for a restore slot in the subscription".to_string());
+                    self.note(
+                        StepName::Restore,
+                        "waiting for a restore slot in the subscription".to_string(),
+                    );
                 }
                 self.azure.restore_slot(&target).await
             }
         };
-        let expected = self.estimates(env).await.ok().map(|e| e.of(StepName::Restore));
+        let expected = self
+            .estimates(env)
+            .await
+            .ok()
+            .map(|e| e.of(StepName::Restore));
         let expected = expected.and_then(|d| d.to_std().ok());
         match action {
             RestoreAction::Done => {}
@@ -66,7 +73,12 @@ impl Engine {
                 if let Some(op) = &checkpointed {
                     self.note(StepName::Restore, format!("re-attaching to {}", op.op));
                     self.azure
-                        .wait_expecting(op, deadline, expected, &mut self.poll_reporter(StepName::Restore))
+                        .wait_expecting(
+                            op,
+                            deadline,
+                            expected,
+                            &mut self.poll_reporter(StepName::Restore),
+                        )
                         .await?;
                 }
             }
