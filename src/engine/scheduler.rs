@@ -33,6 +33,16 @@ pub struct TickReport {
     pub cleaned: Vec<JobId>,
     /// Accepted requests whose restore point will be gone at their window.
     pub flagged: Vec<(RequestId, String)>,
+    /// The next instant something is due (a window opens, a pre-staged run
+    /// starts): the scheduler wakes then rather than at its next tick, so
+    /// that a window is not kept waiting for up to a tick.
+    pub next_due: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TickReport {
+    fn due_at(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
+    }
 }
 
 /// What a scheduler drives in the background.
@@ -148,6 +158,9 @@ impl Scheduler {
                     .iter()
                     .any(|s| s.status == crate::domain::StepStatus::Waiting);
             if parked {
+                if now < req.spec.window.start {
+                    report.due_at(req.spec.window.start);
+                }
                 continue;
             }
             if self.active() >= self.max_concurrent {
@@ -187,7 +200,11 @@ impl Scheduler {
                 _ => chrono::Duration::zero(),
             };
             match schedule::due_queued(req, prestage, now, &est, lead) {
-                Due::Wait => {}
+                Due::Wait => report.due_at(if prestage {
+                    schedule::prestage_start(req, &est) - lead
+                } else {
+                    req.spec.window.start
+                }),
                 Due::Miss(why) => {
                     self.engine
                         .transition(&req.id, LifecycleEvent::Miss, Some(why.clone()))
@@ -351,8 +368,13 @@ impl Scheduler {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
         loop {
+            let mut wait = every;
             match self.tick().await {
                 Ok(r) => {
+                    if let Some(at) = r.next_due {
+                        let until = (at - self.engine.clock.now()).to_std().unwrap_or_default();
+                        wait = wait.min(until);
+                    }
                     for id in &r.started {
                         tracing::info!(request = %id, "window open: run started");
                     }
@@ -366,7 +388,7 @@ impl Scheduler {
                 Err(e) => tracing::error!(error = %e, "scheduler tick failed; retrying"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(wait) => {}
                 r = stop.wait_for(|s| *s) => {
                     let _ = r;
                     break;

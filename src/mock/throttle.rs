@@ -159,7 +159,7 @@ pub struct Counts {
 #[derive(Debug, Default)]
 pub struct Throttle {
     buckets: HashMap<(String, String, Class), Bucket>,
-    counts: HashMap<(String, Class), Counts>,
+    counts: HashMap<(String, String, Class), Counts>,
     /// When each 429 was sent (bounded like the journal).
     throttled_at: Vec<DateTime<Utc>>,
     /// The most restores one subscription ran at once.
@@ -189,7 +189,10 @@ impl Throttle {
         let class = Class::of(method);
         let b = spec.bucket(class);
         let sub = subscription.to_ascii_lowercase();
-        let counts = self.counts.entry((sub.clone(), class)).or_default();
+        let counts = self
+            .counts
+            .entry((sub.clone(), client.to_string(), class))
+            .or_default();
         counts.requests += 1;
         let bucket = self
             .buckets
@@ -229,18 +232,24 @@ impl Throttle {
         )
     }
 
-    /// Requests and 429s per subscription and class, the 429 instants and
+    /// Requests and 429s per subscription, client and class, the 429 instants and
     /// the restore peaks (`GET /_mock/throttle`).
     pub fn to_json(&self) -> Value {
         let mut per: Vec<Value> = self
             .counts
             .iter()
-            .map(|((sub, class), c)| {
-                json!({"subscription": sub, "class": class.as_str(),
+            .map(|((sub, client, class), c)| {
+                json!({"subscription": sub, "client": client, "class": class.as_str(),
                        "requests": c.requests, "throttled": c.throttled})
             })
             .collect();
-        per.sort_by_key(|v| (v["subscription"].to_string(), v["class"].to_string()));
+        per.sort_by_key(|v| {
+            (
+                v["subscription"].to_string(),
+                v["client"].to_string(),
+                v["class"].to_string(),
+            )
+        });
         let throttled: u64 = self.counts.values().map(|c| c.throttled).sum();
         let mut peaks: Vec<(&String, &u32)> = self.peak_restores.iter().collect();
         peaks.sort();
