@@ -190,7 +190,6 @@ impl Scheduler {
                     continue;
                 }
             };
-            self.recheck_retention(req, now, &mut report).await;
             let prestage = req.spec.prestage || env.prestage;
             let est = self.engine.estimates(&env).await?;
             let lead = match queue.get(&req.id) {
@@ -200,11 +199,18 @@ impl Scheduler {
                 _ => chrono::Duration::zero(),
             };
             match schedule::due_queued(req, prestage, now, &est, lead) {
-                Due::Wait => report.due_at(if prestage {
-                    schedule::prestage_start(req, &est) - lead
-                } else {
-                    req.spec.window.start
-                }),
+                Due::Wait => {
+                    report.due_at(if prestage {
+                        schedule::prestage_start(req, &est) - lead
+                    } else {
+                        req.spec.window.start
+                    });
+                    // A request about to start is checked by its preflight;
+                    // only those still waiting are looked at again here (two
+                    // ARM reads each, which a thousand windows opening at
+                    // once would otherwise spend in the tick that starts them).
+                    self.recheck_retention(req, now, &mut report).await;
+                }
                 Due::Miss(why) => {
                     self.engine
                         .transition(&req.id, LifecycleEvent::Miss, Some(why.clone()))

@@ -254,7 +254,7 @@ impl Scenario {
         if let Err(e) = self.settings.throttle.check() {
             return Err(invalid(
                 e,
-                "see [settings.throttle] in docs/mock-azure.md".into(),
+                "see [settings.throttle] in config/mock-scenario.toml".into(),
             ));
         }
         let mut server_names: Vec<String> = Vec::new();
