@@ -209,6 +209,7 @@ async fn handle(
     let reply = {
         let now = shared.clock.now();
         let mut st = shared.lock();
+        let held = Instant::now();
         st.tick(now);
         let ctx = Ctx {
             base: &shared.base,
@@ -217,6 +218,7 @@ async fn handle(
         };
         let reply = arm::dispatch(&mut st, &req, &ctx);
         st.record(journal(reply.status));
+        st.throttle.served_in(held.elapsed());
         reply
     };
     log(reply.status, "");

@@ -165,6 +165,11 @@ pub struct Throttle {
     /// The most restores one subscription ran at once.
     pub peak_restores: HashMap<String, u32>,
     pub restore_cap_refusals: u64,
+    /// ARM requests handled, and the time the state's lock was held for
+    /// them (is the mock itself a bottleneck?).
+    pub served: u64,
+    pub busy_micros: u64,
+    pub max_busy_micros: u64,
 }
 
 /// The answer to a request the bucket had no token for.
@@ -232,6 +237,14 @@ impl Throttle {
         )
     }
 
+    /// Time one request held the state (handler, tick and journal).
+    pub fn served_in(&mut self, d: std::time::Duration) {
+        let us = d.as_micros() as u64;
+        self.served += 1;
+        self.busy_micros += us;
+        self.max_busy_micros = self.max_busy_micros.max(us);
+    }
+
     /// Requests and 429s per subscription, client and class, the 429 instants and
     /// the restore peaks (`GET /_mock/throttle`).
     pub fn to_json(&self) -> Value {
@@ -260,6 +273,9 @@ impl Throttle {
             "throttled_at": self.throttled_at.iter().map(|t| super::state::ts(*t)).collect::<Vec<_>>(),
             "peak_concurrent_restores": peaks.into_iter().map(|(s, n)| json!({"subscription": s, "peak": n})).collect::<Vec<_>>(),
             "restore_cap_refusals": self.restore_cap_refusals,
+            "served": self.served,
+            "busy_secs": self.busy_micros as f64 / 1e6,
+            "max_busy_micros": self.max_busy_micros,
         })
     }
 }
