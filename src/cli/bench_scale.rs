@@ -367,6 +367,10 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
     let mut downtime = Vec::new();
     let mut lag = Vec::new();
     let mut ends: HashMap<String, Vec<f64>> = HashMap::new();
+    // Per subscription: the least time from T0 to a restore step's start,
+    // and from a restore's end to its job's end.
+    let mut before_restore: HashMap<String, f64> = HashMap::new();
+    let mut after_restore: HashMap<String, f64> = HashMap::new();
     let mut ended: Vec<DateTime<Utc>> = Vec::new();
     let mut statuses: HashMap<String, usize> = HashMap::new();
     for r in &requests {
@@ -386,9 +390,16 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
             ended.push(done);
             let env = envs.iter().find(|e| e.name == r.spec.environment);
             if let Some(env) = env {
-                ends.entry(env.subscription_id.clone())
-                    .or_default()
-                    .push(secs(done - t0));
+                let sub = env.subscription_id.clone();
+                ends.entry(sub.clone()).or_default().push(secs(done - t0));
+                if let Some(rs) = steps.record(StepName::Restore) {
+                    if let (Some(a), Some(b)) = (rs.started_at, rs.finished_at) {
+                        let pre = before_restore.entry(sub.clone()).or_insert(f64::MAX);
+                        *pre = pre.min(secs(a - t0).max(0.0));
+                        let post = after_restore.entry(sub).or_insert(f64::MAX);
+                        *post = post.min(secs(done - b).max(0.0));
+                    }
+                }
             }
         }
     }
@@ -468,10 +479,12 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
         };
         let mut candidates = vec![(fastest, "fastest job")];
         if !args.prestage {
-            candidates.push((
-                (w.saturating_sub(1)) as f64 * restore_s + fastest,
-                "restore cap",
-            ));
+            // The first restore cannot start before the quickest job got to
+            // its restore; `w` waves follow, each at least a restore long;
+            // then the quickest finish after a restore.
+            let pre = before_restore.get(sub).copied().unwrap_or(0.0);
+            let post = after_restore.get(sub).copied().unwrap_or(0.0);
+            candidates.push((pre + w as f64 * restore_s + post, "restore cap"));
             for (class, b) in [("writes", writes), ("deletes", deletes)] {
                 let used = runner_rows
                     .iter()

@@ -389,8 +389,12 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging();
+    // The SQLite store runs each call on the blocking pool behind one
+    // connection: a thousand runs at once would otherwise park hundreds of
+    // threads on its lock (each with its stack and malloc arena).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(32)
         .build()
     {
         Ok(r) => r,

@@ -136,6 +136,10 @@ impl Scheduler {
             .map(|r| r.spec.environment.clone())
             .collect();
 
+        // Runs are started once the whole pass has decided (a thousand
+        // windows opening at once: the pass is not slowed down by the runs
+        // it has just started, which all want the store).
+        let mut spawns: Vec<(RequestId, bool)> = Vec::new();
         // Runs in progress that nobody drives: after a restart, or a
         // pre-staged run whose window has opened.
         for req in in_progress.iter().copied() {
@@ -163,11 +167,11 @@ impl Scheduler {
                 }
                 continue;
             }
-            if self.active() >= self.max_concurrent {
+            if self.active() + spawns.len() >= self.max_concurrent {
                 report.deferred.push(req.id.clone());
                 continue;
             }
-            self.spawn(&req.id, true);
+            spawns.push((req.id.clone(), true));
             report.resumed.push(req.id.clone());
         }
 
@@ -230,15 +234,18 @@ impl Scheduler {
                     }
                     // One active run per environment, and the global limit.
                     if busy_envs.contains(&req.spec.environment)
-                        || self.active() >= self.max_concurrent
+                        || self.active() + spawns.len() >= self.max_concurrent
                     {
                         report.deferred.push(req.id.clone());
                     } else {
-                        self.spawn(&req.id, false);
+                        spawns.push((req.id.clone(), false));
                         report.started.push(req.id.clone());
                     }
                 }
             }
+        }
+        for (id, resume) in &spawns {
+            self.spawn(id, *resume);
         }
         // Originals kept past their retention, dropped in the background.
         for req in requests

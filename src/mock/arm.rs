@@ -326,7 +326,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
         Some(l) => l.to_string(),
         None => st.location_hint(sub, rg.unwrap_or("")),
     };
-    let api_version = match api_versions::check(req, api, &location, &st.locations()) {
+    let api_version = match api_versions::check(req, api, &location, || st.locations()) {
         Ok(v) => v,
         Err(reply) => return reply,
     };

@@ -32,6 +32,10 @@ pub(crate) struct State {
     pub servers: Vec<Server>,
     pub vms: Vec<Vm>,
     pub operations: Vec<Operation>,
+    /// Where each operation is in `operations` (polls find theirs at once).
+    op_index: HashMap<Uuid, usize>,
+    /// `operations[..settled]` have all ended: a tick looks from here on.
+    pub(super) settled: usize,
     pub tokens: HashMap<String, DateTime<Utc>>,
     /// The client (`client_id`) each ARM token was issued to: ARM throttles
     /// per subscription and client.
@@ -159,6 +163,8 @@ impl State {
             servers,
             vms,
             operations: Vec::new(),
+            op_index: HashMap::new(),
+            settled: 0,
             tokens: HashMap::new(),
             token_clients: HashMap::new(),
             throttle: Default::default(),
@@ -326,6 +332,7 @@ impl State {
             OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => OpKind::RunCommand,
         };
         let done = matches!(detail, OpDetail::Ack { .. });
+        self.op_index.insert(id, self.operations.len());
         self.operations.push(Operation {
             id,
             kind,
@@ -390,26 +397,32 @@ impl State {
     }
 
     pub fn find_op(&self, id: Uuid) -> Option<usize> {
-        self.operations.iter().position(|o| o.id == id)
+        self.op_index.get(&id).copied()
     }
 
     /// The in-progress operation of `kind` on the database, if any.
     pub fn pending_db_op(&self, kind: OpKind, database_id: Uuid) -> Option<usize> {
-        self.operations.iter().position(|o| {
-            o.kind == kind
-                && o.status == OpStatus::InProgress
-                && match &o.detail {
-                    OpDetail::Restore { database_id: d, .. }
-                    | OpDetail::Delete { database_id: d, .. } => *d == database_id,
-                    OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => false,
-                }
-        })
+        let from = self.settled;
+        self.operations
+            .iter()
+            .skip(from)
+            .position(|o| {
+                o.kind == kind
+                    && o.status == OpStatus::InProgress
+                    && match &o.detail {
+                        OpDetail::Restore { database_id: d, .. }
+                        | OpDetail::Delete { database_id: d, .. } => *d == database_id,
+                        OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => false,
+                    }
+            })
+            .map(|i| i + from)
     }
 
     /// Point-in-time restores in progress in a subscription.
     pub fn running_restores(&self, subscription: &str) -> u32 {
         self.operations
             .iter()
+            .skip(self.settled)
             .filter(|o| {
                 o.kind == OpKind::Restore
                     && o.status == OpStatus::InProgress
