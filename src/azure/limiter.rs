@@ -256,8 +256,10 @@ mod tests {
 
     #[tokio::test]
     async fn restore_slots_queue_per_subscription() {
-        let mut c = AzureConfig::default();
-        c.max_concurrent_restores_per_subscription = 1;
+        let mut c = AzureConfig {
+            max_concurrent_restores_per_subscription: 1,
+            ..Default::default()
+        };
         let slots = RestoreSlots::new(&c);
         let first = slots.acquire("s").await;
         assert!(first.is_some());

@@ -133,13 +133,13 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
     scenario.settings.run_command_duration_ms = args.run_command_ms;
     scenario.settings.delete_polls = 1;
     scenario.settings.retry_after_secs = 0;
-    scenario.settings.throttle = ThrottleSpec {
+    scenario.settings.throttle = Box::new(ThrottleSpec {
         enabled: true,
         reads: spec(reads),
         writes: spec(writes),
         deletes: spec(deletes),
         max_concurrent_restores_per_subscription: args.restore_cap,
-    };
+    });
     let ca = dir.path().join("mock-ca.pem");
     let mock = MockAzure::start(
         scenario,

@@ -56,7 +56,8 @@ pub struct Settings {
     pub script_seconds: ScriptSeconds,
     /// ARM's request throttling and Azure SQL's cap on concurrent restores
     /// (`[settings.throttle]`; off unless `enabled = true`).
-    pub throttle: super::throttle::ThrottleSpec,
+    /// Boxed: most scenarios leave it off, and `Scenario` travels by value.
+    pub throttle: Box<super::throttle::ThrottleSpec>,
 }
 
 /// Simulated duration of each kind of script, in seconds (default 0 each).
@@ -88,7 +89,7 @@ impl Default for Settings {
             body_timeout_ms: 10_000,
             restore_headers: RestoreHeaders::Both,
             script_seconds: ScriptSeconds::default(),
-            throttle: super::throttle::ThrottleSpec::default(),
+            throttle: Box::default(),
         }
     }
 }
