@@ -213,7 +213,7 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
     } else {
         Duration::zero()
     };
-    let submit_budget = Duration::milliseconds(3_000 + 20 * n as i64);
+    let submit_budget = Duration::milliseconds(5_000 + 50 * n as i64);
     let t0 = Utc::now() + submit_budget + ahead + Duration::seconds(5);
     let submitted = Instant::now();
     let results: Vec<Result<(), Failure>> = futures_util::stream::iter(envs.iter().cloned())
