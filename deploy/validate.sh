@@ -86,8 +86,11 @@ bin="${PITR_BIN:-}"
 [ -z "$bin" ] && [ -x "$root/target/release/pitr" ] && bin="$root/target/release/pitr"
 if [ -n "$bin" ] && [ -x "$bin" ]; then
   for cfg in "$here/pitr.example.toml" "$work/configmap-pitr.toml"; do
-    run "config: $bin env list --config $(basename "$cfg")" \
-      env -C "$work" PITR_STORE_URL="sqlite://$work/check.db" "$bin" --config "$cfg" env list
+    # Every command but `store init` refuses a store that does not exist.
+    db="$work/check-$(basename "$cfg" .toml).db"
+    run "config: $bin store init + env list --config $(basename "$cfg")" \
+      sh -c 'env -C "$1" PITR_STORE_URL="sqlite://$2" "$3" --config "$4" store init >/dev/null &&
+             env -C "$1" PITR_STORE_URL="sqlite://$2" "$3" --config "$4" env list' _ "$work" "$db" "$bin" "$cfg"
   done
 else skip "config: load with pitr (set PITR_BIN or build target/release/pitr)"; fi
 

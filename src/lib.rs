@@ -8,6 +8,7 @@
 //! - [`mock`]: the mock Azure (an ARM look-alike over HTTPS) used for dry runs.
 //! - [`store`]: the state store (requests, audit events, jobs, step checkpoints).
 //! - [`cli`]: the command line.
+//! - [`api`] and [`web`]: `pitr serve`'s HTTP API and its work-items page.
 //! - [`app`]: puts them together (config -> store -> Azure -> engine), once
 //!   for every command, the demo, dry runs, the benchmark and the tests.
 pub mod api;
@@ -23,3 +24,4 @@ pub mod mock;
 pub mod notify;
 pub mod store;
 pub mod views;
+pub mod web;

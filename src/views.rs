@@ -10,10 +10,10 @@
 use crate::config::{Config, EngineConfig};
 use crate::domain::schedule::Estimates;
 use crate::domain::{
-    Acknowledgements, Environment, EnvironmentEvent, Job, RequestEvent, RequestId, RequestStatus,
-    RestoreRequest, StepRecord,
+    Acknowledgements, Environment, EnvironmentEvent, Job, JobStatus, RequestEvent, RequestId,
+    RequestStatus, RestoreRequest, StepRecord,
 };
-use crate::store::{SharedStore, StoreError};
+use crate::store::{Lease, SharedStore, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -244,6 +244,14 @@ pub struct RequestDetail {
     pub estimated_downtime_secs: Option<i64>,
     /// Why a run waits (a staged restore, a person's confirmation).
     pub waiting: Option<String>,
+    /// The runner (`HOST:PID.START`, the id `pitr serve` prints) holding
+    /// the lease of the latest run while it runs; none when no live runner
+    /// holds it (not started, finished, parked, or its runner gone and its
+    /// lease expired).
+    pub runner: Option<String>,
+    /// RFC 3339: when that lease expires unless its runner renews it (it
+    /// renews every third of the lease's lifetime).
+    pub runner_lease_until: Option<String>,
 }
 
 impl RequestDetail {
@@ -268,7 +276,19 @@ impl RequestDetail {
             downtime_secs,
             estimated_downtime_secs: estimate.map(|e| e.downtime(prestage).num_seconds()),
             waiting,
+            runner: None,
+            runner_lease_until: None,
         }
+    }
+
+    /// With the runner holding the latest run (`lease`, as
+    /// [`runner_lease`] reads it).
+    pub fn with_runner(mut self, lease: Option<&Lease>) -> Self {
+        if let Some(l) = lease {
+            self.runner = Some(crate::engine::runner_of(&l.owner).to_string());
+            self.runner_lease_until = Some(ts(&l.expires_at));
+        }
+        self
     }
 
     /// Reads everything `request show` gives about request `id` (`None`:
@@ -295,10 +315,27 @@ impl RequestDetail {
         let waiting = jobs
             .last()
             .and_then(|j| crate::domain::schedule::waiting_reason(&req, j, &steps, now));
-        Ok(Some(Self::new(
-            &req, &events, &jobs, &steps, estimate, waiting,
-        )))
+        let lease = runner_lease(store, &jobs, now).await?;
+        Ok(Some(
+            Self::new(&req, &events, &jobs, &steps, estimate, waiting).with_runner(lease.as_ref()),
+        ))
     }
+}
+
+/// The live lease of a request's latest run while it runs: whose runner
+/// drives it now. `None` when the run is not running or no lease is live.
+pub async fn runner_lease(
+    store: &SharedStore,
+    jobs: &[Job],
+    now: DateTime<Utc>,
+) -> Result<Option<Lease>, StoreError> {
+    let Some(job) = jobs.last().filter(|j| j.status == JobStatus::Running) else {
+        return Ok(None);
+    };
+    Ok(store
+        .get_lease(&job.id)
+        .await?
+        .filter(|l| l.expires_at > now))
 }
 
 async fn estimates(
@@ -459,6 +496,8 @@ mod tests {
             "downtime_secs",
             "estimated_downtime_secs",
             "waiting",
+            "runner",
+            "runner_lease_until",
             "id",
         ] {
             assert!(d.get(k).is_some(), "{k}");

@@ -76,6 +76,29 @@ struct Claims {
     roles: Vec<String>,
     #[serde(default)]
     groups: Vec<String>,
+    /// ID tokens: the sign-in's nonce, and the person's display name.
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// The endpoints of the tenant's OpenID configuration the web page's
+/// sign-in uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+}
+
+/// A person signed in with an ID token.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub principal: Principal,
+    /// The `name` claim.
+    pub name: Option<String>,
 }
 
 impl Authenticator {
@@ -131,7 +154,57 @@ impl Authenticator {
             Mode::Entra(e) => e,
         };
         let token = bearer(headers)?;
-        entra.check(token).await
+        entra.check(token, &entra.audience, None).await
+    }
+
+    /// The local operator's name in mode `none` (the web page signs them
+    /// in without Entra ID).
+    pub fn local_actor(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Local(a) => Some(a),
+            Mode::Entra(_) => None,
+        }
+    }
+
+    /// The tenant's sign-in endpoints (fetched from its OpenID
+    /// configuration).
+    pub async fn discovery(&self) -> Result<Discovery, String> {
+        let Mode::Entra(e) = &self.mode else {
+            return Err("[auth] mode = \"none\" signs nobody in with Entra ID".into());
+        };
+        let bytes = e.get(e.discovery.clone()).await?;
+        serde_json::from_slice(&bytes).map_err(|err| {
+            format!(
+                "the OpenID configuration at {} lacks the sign-in endpoints: {err}",
+                e.discovery
+            )
+        })
+    }
+
+    /// The HTTP client that reaches the tenant (its CAs trusted).
+    pub fn http(&self) -> Option<&reqwest::Client> {
+        match &self.mode {
+            Mode::Entra(e) => Some(&e.http),
+            Mode::Local(_) => None,
+        }
+    }
+
+    /// Checks an ID token of the web page's sign-in exactly like an access
+    /// token (RS256 only, the tenant's keys, `iss`, `exp`/`nbf`, `tid`), with
+    /// the web app's client id as its audience and the sign-in's `nonce`.
+    pub async fn check_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<SignedIn, Unauthenticated> {
+        let Mode::Entra(e) = &self.mode else {
+            return Err(Unauthenticated(
+                "no ID tokens in [auth] mode \"none\"".into(),
+            ));
+        };
+        let (principal, name) = e.check_claims(token, client_id, Some(nonce)).await?;
+        Ok(SignedIn { principal, name })
     }
 }
 
@@ -159,7 +232,39 @@ fn bearer(headers: &HeaderMap) -> Result<&str, Unauthenticated> {
 }
 
 impl Entra {
-    async fn check(&self, token: &str) -> Result<Principal, Unauthenticated> {
+    async fn check(
+        &self,
+        token: &str,
+        audience: &str,
+        nonce: Option<&str>,
+    ) -> Result<Principal, Unauthenticated> {
+        self.check_claims(token, audience, nonce)
+            .await
+            .map(|(p, _)| p)
+    }
+
+    async fn get(&self, url: String) -> Result<Vec<u8>, String> {
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", r.status()));
+        }
+        r.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| format!("GET {url}: {e}"))
+    }
+
+    async fn check_claims(
+        &self,
+        token: &str,
+        audience: &str,
+        nonce: Option<&str>,
+    ) -> Result<(Principal, Option<String>), Unauthenticated> {
         let bad = |why: String| Unauthenticated(format!("invalid token: {why}"));
         let head = jsonwebtoken::decode_header(token).map_err(|e| {
             bad(format!(
@@ -177,7 +282,7 @@ impl Entra {
         let mut v = Validation::new(Algorithm::RS256);
         v.leeway = LEEWAY_SECS;
         v.validate_nbf = true;
-        v.set_audience(&[&self.audience]);
+        v.set_audience(&[audience]);
         v.set_issuer(&[&self.issuer]);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| {
@@ -185,7 +290,7 @@ impl Entra {
             bad(match e.kind() {
                 K::ExpiredSignature => "expired".into(),
                 K::ImmatureSignature => "not valid yet (nbf)".into(),
-                K::InvalidAudience => format!("wrong audience; expected {}", self.audience),
+                K::InvalidAudience => format!("wrong audience; expected {audience}"),
                 K::InvalidIssuer => format!("wrong issuer; expected {}", self.issuer),
                 K::InvalidSignature => "the signature does not verify".into(),
                 K::MissingRequiredClaim(c) => format!("claim {c} is missing"),
@@ -196,6 +301,14 @@ impl Entra {
         if c.tid.as_deref() != Some(self.tenant.as_str()) {
             return Err(bad(format!("tid is not the tenant {}", self.tenant)));
         }
+        if let Some(n) = nonce {
+            if c.nonce.as_deref() != Some(n) {
+                return Err(bad(
+                    "its nonce is not the one of this sign-in (a replayed token?)".into(),
+                ));
+            }
+        }
+        let name = c.name.clone();
         let actor = c
             .preferred_username
             .or(c.upn)
@@ -204,11 +317,14 @@ impl Entra {
             .or(c.appid)
             .filter(|a| !a.trim().is_empty())
             .ok_or_else(|| bad("no preferred_username, upn, oid or application id".into()))?;
-        Ok(Principal {
-            actor,
-            roles: c.roles.iter().filter_map(|r| Role::from_claim(r)).collect(),
-            groups: c.groups,
-        })
+        Ok((
+            Principal {
+                actor,
+                roles: c.roles.iter().filter_map(|r| Role::from_claim(r)).collect(),
+                groups: c.groups,
+            },
+            name,
+        ))
     }
 
     /// The key named `kid`, fetching the JWKS when it is unknown (rate
@@ -239,21 +355,9 @@ impl Entra {
         struct OpenId {
             jwks_uri: String,
         }
-        let get = |url: String| async move {
-            let r = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| format!("GET {url}: {e}"))?;
-            if !r.status().is_success() {
-                return Err(format!("GET {url}: HTTP {}", r.status()));
-            }
-            r.bytes().await.map_err(|e| format!("GET {url}: {e}"))
-        };
-        let doc: OpenId = serde_json::from_slice(&get(self.discovery.clone()).await?)
+        let doc: OpenId = serde_json::from_slice(&self.get(self.discovery.clone()).await?)
             .map_err(|e| format!("the OpenID configuration has no jwks_uri: {e}"))?;
-        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&get(doc.jwks_uri).await?)
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&self.get(doc.jwks_uri).await?)
             .map_err(|e| format!("the JWKS is not readable: {e}"))?;
         Ok(set
             .keys

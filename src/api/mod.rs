@@ -14,11 +14,12 @@ pub mod hub;
 pub mod openapi;
 pub mod problem;
 pub mod roles;
-mod routes;
+pub(crate) mod routes;
 mod server;
-mod sse;
+pub(crate) mod sse;
 
 pub use hub::Hub;
+pub use routes::CALL_TIMEOUT;
 pub use server::{serve, Listening};
 
 use crate::clock::SharedClock;
@@ -48,6 +49,8 @@ pub struct ApiState {
     pub runs: Mutex<Vec<JoinHandle<()>>>,
     /// Wakes the notification worker after a change.
     pub outbox: Arc<tokio::sync::Notify>,
+    /// The web page's sign-in settings.
+    pub web: crate::web::Web,
 }
 
 impl ApiState {

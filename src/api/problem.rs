@@ -96,6 +96,10 @@ impl Problem {
             | StoreError::RunInProgress { .. }
             | StoreError::LeaseHeld { .. }
             | StoreError::LeaseLost { .. } => Self::conflict(text),
+            StoreError::LimitReached { .. } => Problem {
+                rule: Some("max-concurrent-runs".into()),
+                ..Self::conflict(text)
+            },
             _ => Self::unavailable(format!("the store failed: {text}")),
         }
     }

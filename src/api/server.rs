@@ -82,9 +82,18 @@ pub async fn serve(state: Arc<ApiState>) -> Result<Listening, String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", serve_cfg.listen))?;
-    let router = super::routes::router(state.clone());
+    state.web.set_bound_url(format!(
+        "{}://{addr}",
+        if tls.is_some() { "https" } else { "http" }
+    ));
+    let router = crate::web::router(state.clone()).merge(super::routes::router(state.clone()));
     let is_tls = tls.is_some();
-    let task = tokio::spawn(accept_loop(listener, tls, router, state.stop.clone()));
+    let task = tokio::spawn(tracing::Instrument::in_current_span(accept_loop(
+        listener,
+        tls,
+        router,
+        state.stop.clone(),
+    )));
     Ok(Listening {
         addr,
         tls: is_tls,
@@ -105,7 +114,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    conns.spawn(connection(tcp, peer, tls.clone(), router.clone(), stop.clone()));
+                    conns.spawn(tracing::Instrument::in_current_span(connection(tcp, peer, tls.clone(), router.clone(), stop.clone())));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "API: accept failed");

@@ -59,8 +59,18 @@ pub(crate) async fn events(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
-    caller.may(&Action::Read)?;
     let id = RequestId::from(path(id)?);
+    stream(st, &caller, id).await
+}
+
+/// The events of request `id` for `caller` (the API's stream, and the web
+/// page's live timeline).
+pub(crate) async fn stream(
+    st: Arc<ApiState>,
+    caller: &Caller,
+    id: RequestId,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
+    caller.may(&Action::Read)?;
     st.store
         .get_request(&id)
         .await

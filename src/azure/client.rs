@@ -215,6 +215,12 @@ impl ArmClient {
         permit
     }
 
+    /// Runners sharing the service principal's ARM budget
+    /// (`[azure.rate_limits] runners`).
+    pub fn runners_sharing(&self) -> usize {
+        self.restores.runners()
+    }
+
     /// Restores this runner starts at once per subscription (0: no queue).
     pub fn restore_cap(&self) -> usize {
         self.restores.cap()

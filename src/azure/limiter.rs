@@ -168,6 +168,7 @@ pub fn resource_type(path: &str) -> String {
 #[derive(Debug)]
 pub struct RestoreSlots {
     cap: usize,
+    runners: usize,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -178,6 +179,7 @@ impl RestoreSlots {
         let runners = cfg.rate_limits.runners.max(1) as usize;
         Self {
             cap: if cap == 0 { 0 } else { (cap / runners).max(1) },
+            runners,
             slots: Mutex::new(HashMap::new()),
         }
     }
@@ -199,6 +201,10 @@ impl RestoreSlots {
 
     pub fn cap(&self) -> usize {
         self.cap
+    }
+
+    pub fn runners(&self) -> usize {
+        self.runners
     }
 }
 

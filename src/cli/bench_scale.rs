@@ -176,9 +176,9 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
     a.rate_limits.runners = args.runners.max(1) as u32;
     // The runners listen on loopback; the benchmark scrapes their /metrics.
     config.auth.mode = crate::config::AuthMode::None;
-    // Each runner paces itself to its share of the budget, so each takes
-    // its share of the runs (else the first to tick would take them all).
-    config.engine.max_concurrent_runs = n.div_ceil(args.runners.max(1) as usize).max(1);
+    // Counted over every runner; each starts its share
+    // (`[azure.rate_limits] runners`).
+    config.engine.max_concurrent_runs = n.max(1);
     config.engine.scheduler_tick_secs = 1;
     let restore_secs = args.restore_ms.div_ceil(1000).max(1);
     let est: toml::Table = toml::from_str(&format!(

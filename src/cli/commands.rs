@@ -455,12 +455,17 @@ async fn request(app: &App, cmd: RequestCommand) -> Result<(), Failure> {
             let waiting = jobs.last().and_then(|j| {
                 crate::domain::schedule::waiting_reason(&req, j, &steps, app.clock.now())
             });
+            let lease = crate::views::runner_lease(&app.store, &jobs, app.clock.now()).await?;
             output::request_show(
                 &req,
                 &events,
                 &jobs,
                 &steps,
-                output::Extra { estimate, waiting },
+                output::Extra {
+                    estimate,
+                    waiting,
+                    lease,
+                },
                 json,
             );
             Ok(())

@@ -133,7 +133,7 @@ pub enum Command {
         /// Seconds between two looks at the schedule (default: [engine] scheduler_tick_secs).
         #[arg(long)]
         tick_secs: Option<u64>,
-        /// Runs at once (default: [engine] max_concurrent_runs).
+        /// Runs at once, counted over every runner sharing the store (default: [engine] max_concurrent_runs).
         #[arg(long)]
         max_concurrent: Option<usize>,
     },

@@ -66,6 +66,8 @@ pub fn request_list(all: &[RestoreRequest], json: bool) {
 pub struct Extra {
     pub estimate: Option<crate::domain::schedule::Estimates>,
     pub waiting: Option<String>,
+    /// The live lease of the latest run: the runner driving it.
+    pub lease: Option<crate::store::Lease>,
 }
 
 pub fn request_show(
@@ -84,14 +86,10 @@ pub fn request_show(
         .filter(|_| !jobs.last().is_some_and(Job::is_rollback))
         .map(|e| e.downtime(prestage).num_seconds());
     if json {
-        print_view(&RequestDetail::new(
-            r,
-            events,
-            jobs,
-            steps,
-            extra.estimate,
-            extra.waiting,
-        ));
+        print_view(
+            &RequestDetail::new(r, events, jobs, steps, extra.estimate, extra.waiting)
+                .with_runner(extra.lease.as_ref()),
+        );
         return;
     }
     out!("request     {}", r.id);
@@ -169,6 +167,13 @@ pub fn request_show(
                     undone.status.as_str()
                 );
             }
+        }
+        if let Some(l) = &extra.lease {
+            out!(
+                "runner      {} (lease until {})",
+                esc(crate::engine::runner_of(&l.owner)),
+                ts(&l.expires_at)
+            );
         }
         if let Some(w) = &extra.waiting {
             out!("waiting     {}", esc(w));

@@ -9,11 +9,29 @@ use crate::app::App;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// Runs the service; every log line it writes carries this runner's id
+/// (`runner=HOST:PID.START`, the span of the whole process).
 pub async fn run(
     config: Option<&Path>,
     actor: &str,
     tick_secs: Option<u64>,
     max_concurrent: Option<usize>,
+) -> Result<(), Failure> {
+    let runner = crate::engine::runner_id();
+    let span = tracing::info_span!("runner", runner = %runner);
+    tracing::Instrument::instrument(
+        serve(config, actor, tick_secs, max_concurrent, &runner),
+        span,
+    )
+    .await
+}
+
+async fn serve(
+    config: Option<&Path>,
+    actor: &str,
+    tick_secs: Option<u64>,
+    max_concurrent: Option<usize>,
+    runner: &str,
 ) -> Result<(), Failure> {
     let config = load_config(config)?;
     // Refused before anything listens or runs: exit 2.
@@ -21,6 +39,7 @@ pub async fn run(
     let secrets =
         crate::notify::Receivers::from_config(&config.notifications).map_err(Failure::bad_input)?;
     let auth = crate::api::auth::Authenticator::new(&config, actor).map_err(Failure::bad_input)?;
+    let web = crate::web::Web::from_config(&config).map_err(Failure::bad_input)?;
     let stop = on_signal();
     let hub = Hub::new(Arc::new(Console::default()));
     let default_store = config.store.url == crate::config::StoreConfig::default().url;
@@ -49,6 +68,7 @@ pub async fn run(
         stop: stop.clone(),
         runs: Mutex::new(Vec::new()),
         outbox: outbox.clone(),
+        web,
     });
     let listening = crate::api::serve(state.clone())
         .await
@@ -63,19 +83,25 @@ pub async fn run(
             app.config.auth.audience.as_deref().unwrap_or("-")
         ),
     };
+    eprintln!("pitr serve: runner {runner} (host:pid.start; `request show` names the runner holding a run)");
     eprintln!(
         "pitr serve: API listening on {}; auth {auth_line}",
         listening.url()
     );
     eprintln!(
-        "pitr serve: looking for due windows every {}s, at most {limit} runs at once; Ctrl-C stops at a safe point",
+        "pitr serve: the work-items page is at {}/ (sign-in redirect URI {})",
+        state.web.public_url(),
+        state.web.redirect_uri()
+    );
+    eprintln!(
+        "pitr serve: looking for due windows every {}s, at most {limit} runs at once across all runners sharing the store; Ctrl-C stops at a safe point",
         every.as_secs()
     );
     eprintln!("{}", effective_settings(&app.config));
-    let worker = tokio::spawn(
+    let worker = tokio::spawn(tracing::Instrument::in_current_span(
         crate::notify::Worker::new(app.store.clone(), app.clock.clone(), secrets, outbox)
             .run(stop.clone()),
-    );
+    ));
     let scheduled = crate::engine::scheduler::Scheduler::new(engine, limit)
         .serve(every, stop)
         .await;

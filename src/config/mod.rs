@@ -108,9 +108,10 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     /// An extra CA (PEM) to trust when fetching the tenant's keys.
     pub ca_file: Option<PathBuf>,
-    /// The web page's application (client) id (sign-in, later).
+    /// The web page's application (client) id: the ID tokens' audience.
     pub client_id: Option<String>,
-    /// The variable holding the web page's client secret (sign-in, later).
+    /// The variable holding the web page's client secret (a confidential
+    /// web app); read at start-up, never logged.
     pub client_secret_env: Option<String>,
 }
 

@@ -66,12 +66,28 @@ pub struct Engine {
     pub(crate) http: reqwest::Client,
 }
 
-/// This runner's name in leases: host, process, and a random part.
+/// This process's runner id, `HOST:PID.START` (START: the process's start
+/// time in clock ticks since boot, from /proc, which tells a reused PID
+/// apart). `pitr serve` prints it in its banner and on its log lines, and
+/// `request show` names the runner holding a run by it.
+pub fn runner_id() -> String {
+    format!("{}:{}", lease::hostname(), lease::process_tag())
+}
+
+/// The runner id in a lease's owner (`HOST:PID.START:RANDOM`: one process
+/// may hold leases under several owners, one per engine view).
+pub fn runner_of(owner: &str) -> &str {
+    match owner.rsplit_once(':') {
+        Some((runner, _)) if runner.contains(':') => runner,
+        _ => owner,
+    }
+}
+
+/// This runner's name in leases: its runner id and a random part.
 fn new_owner() -> String {
     format!(
-        "{}:{}:{}",
-        lease::hostname(),
-        lease::process_tag(),
+        "{}:{}",
+        runner_id(),
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     )
 }

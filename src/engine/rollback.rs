@@ -130,7 +130,7 @@ impl Engine {
         );
         let lease = self
             .store
-            .claim_run(&job, Some(&start), &self.owner, now, self.lease_ttl())
+            .claim_run(&job, Some(&start), &self.owner, now, self.lease_ttl(), None)
             .await?;
         self.set_lease(lease);
         Ok(job)

@@ -25,6 +25,27 @@ impl Engine {
     /// lease, and returns the job to drive with [`Engine::drive_job`] (the
     /// service answers between the two).
     pub async fn start(&self, request_id: &RequestId, dry_run: bool) -> Result<Job, EngineError> {
+        self.claim(request_id, dry_run, None).await
+    }
+
+    /// [`Engine::start`] of a real run by the scheduler, under its limit on
+    /// runs at once: refused (`StoreError::LimitReached`, nothing changed)
+    /// when `limit` runs are driven already by all the runners sharing the
+    /// store.
+    pub async fn start_within(
+        &self,
+        request_id: &RequestId,
+        limit: usize,
+    ) -> Result<Job, EngineError> {
+        self.claim(request_id, false, Some(limit)).await
+    }
+
+    async fn claim(
+        &self,
+        request_id: &RequestId,
+        dry_run: bool,
+        limit: Option<usize>,
+    ) -> Result<Job, EngineError> {
         let req = self.request(request_id).await?;
         let env = self.environment(&req.spec.environment)?.clone();
         let start = if dry_run {
@@ -59,7 +80,14 @@ impl Engine {
         };
         let lease = self
             .store
-            .claim_run(&job, start.as_ref(), &self.owner, now, self.lease_ttl())
+            .claim_run(
+                &job,
+                start.as_ref(),
+                &self.owner,
+                now,
+                self.lease_ttl(),
+                limit,
+            )
             .await?;
         self.set_lease(lease);
         self.progress.event(ProgressEvent::Note(format!(

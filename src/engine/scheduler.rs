@@ -2,16 +2,22 @@
 //! injectable clock, starts accepted requests whose window (or pre-staging
 //! time) has come, marks windows that can no longer hold a run `missed`,
 //! continues pre-staged runs when their window opens, and resumes runs in
-//! progress that no live runner holds (after a restart). One active run per
-//! environment, at most `max_concurrent_runs` in all.
+//! progress that no live runner holds (after a restart, or after another
+//! runner died). One active run per environment, at most
+//! `max_concurrent_runs` in all: a start is claimed in the store, which
+//! counts the runs every runner sharing it drives and refuses the claim at
+//! the limit (a run taken over from a dead runner was counted when it
+//! started, so its resumption is held back only by this runner's own count).
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::schedule::{self, Due};
 use crate::domain::step::Checkpoints;
 use crate::domain::{Job, JobId, JobStatus, RequestId, RequestStatus, StepName};
+use crate::store::StoreError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// How long after a run that changed nothing the scheduler starts the
 /// request again.
@@ -77,6 +83,17 @@ impl Scheduler {
         running.keys().filter(|k| matches!(k, Task::Run(_))).count()
     }
 
+    /// The runs this runner starts itself: its fair share of
+    /// `max_concurrent_runs` when `[azure.rate_limits] runners` share the
+    /// ARM budget (each paces itself to 1/runners of it, so each takes
+    /// 1/runners of the runs; otherwise the first runner to look when many
+    /// windows open would claim them all with a fraction of the budget).
+    fn own_share(&self) -> usize {
+        self.max_concurrent
+            .div_ceil(self.engine.azure.runners_sharing())
+            .max(1)
+    }
+
     fn is_driving(&self, task: &Task) -> bool {
         self.running
             .lock()
@@ -85,14 +102,14 @@ impl Scheduler {
             .is_some_and(|h| !h.is_finished())
     }
 
-    fn spawn(&self, request_id: &RequestId, resume: bool) {
-        let engine = self.engine.scoped(request_id);
+    /// Drives a run in the background: the job claimed by `claimed`, or
+    /// (none) the request's unfinished run, resumed.
+    fn spawn(&self, engine: super::Engine, request_id: &RequestId, claimed: Option<Job>) {
         let id = request_id.clone();
-        let handle = tokio::spawn(async move {
-            let outcome = if resume {
-                engine.resume(&id).await
-            } else {
-                engine.run(&id, false).await
+        let task = async move {
+            let outcome = match claimed {
+                Some(job) => engine.drive_job(job).await,
+                None => engine.resume(&id).await,
             };
             match outcome {
                 Ok(crate::engine::Outcome::Staged(_)) => {
@@ -102,7 +119,8 @@ impl Scheduler {
                 Ok(o) => tracing::warn!(request = %id, outcome = %o.describe(), "run ended"),
                 Err(e) => tracing::warn!(request = %id, error = %e, "run ended"),
             }
-        });
+        };
+        let handle = tokio::spawn(task.in_current_span());
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -139,7 +157,7 @@ impl Scheduler {
         // Runs are started once the whole pass has decided (a thousand
         // windows opening at once: the pass is not slowed down by the runs
         // it has just started, which all want the store).
-        let mut spawns: Vec<(RequestId, bool)> = Vec::new();
+        let mut spawns: Vec<(Engine, RequestId, Option<Job>)> = Vec::new();
         // Runs in progress that nobody drives: after a restart, or a
         // pre-staged run whose window has opened.
         for req in in_progress.iter().copied() {
@@ -171,7 +189,7 @@ impl Scheduler {
                 report.deferred.push(req.id.clone());
                 continue;
             }
-            spawns.push((req.id.clone(), true));
+            spawns.push((self.engine.scoped(&req.id), req.id.clone(), None));
             report.resumed.push(req.id.clone());
         }
 
@@ -234,18 +252,41 @@ impl Scheduler {
                     }
                     // One active run per environment, and the global limit.
                     if busy_envs.contains(&req.spec.environment)
-                        || self.active() + spawns.len() >= self.max_concurrent
+                        || self.active() + spawns.len() >= self.own_share()
                     {
                         report.deferred.push(req.id.clone());
-                    } else {
-                        spawns.push((req.id.clone(), false));
-                        report.started.push(req.id.clone());
+                        continue;
+                    }
+                    // The claim is the start: atomic in the store, under
+                    // the limit counted over every runner.
+                    let engine = self.engine.scoped(&req.id);
+                    match engine.start_within(&req.id, self.max_concurrent).await {
+                        Ok(job) => {
+                            spawns.push((engine, req.id.clone(), Some(job)));
+                            report.started.push(req.id.clone());
+                        }
+                        Err(EngineError::Store(StoreError::LimitReached { .. })) => {
+                            report.deferred.push(req.id.clone())
+                        }
+                        // Another runner started it since this tick read the
+                        // requests: not this runner's run.
+                        Err(EngineError::Store(
+                            StoreError::StatusConflict { .. } | StoreError::RunInProgress { .. },
+                        )) => {
+                            tracing::debug!(request = %req.id, "started by another runner meanwhile")
+                        }
+                        Err(EngineError::Lifecycle(e)) => {
+                            tracing::debug!(request = %req.id, error = %e, "no longer startable")
+                        }
+                        Err(e) => {
+                            tracing::warn!(request = %req.id, error = %e, "run could not start")
+                        }
                     }
                 }
             }
         }
-        for (id, resume) in &spawns {
-            self.spawn(id, *resume);
+        for (engine, id, claimed) in spawns {
+            self.spawn(engine, &id, claimed);
         }
         // Originals kept past their retention, dropped in the background.
         for req in requests
@@ -259,11 +300,19 @@ impl Scheduler {
                 }
                 let engine = self.engine.clone();
                 let id = job.id.clone();
-                let handle = tokio::spawn(async move {
-                    if let Err(e) = engine.cleanup(&job).await {
-                        tracing::warn!(job = %job.id, error = %e, "cleanup failed");
+                let handle = tokio::spawn(
+                    async move {
+                        match engine.cleanup(&job).await {
+                            Ok(_) => {}
+                            // Another runner found it due too and holds it.
+                            Err(EngineError::Store(StoreError::LeaseHeld { owner, .. })) => {
+                                tracing::debug!(job = %job.id, %owner, "cleanup done by another runner")
+                            }
+                            Err(e) => tracing::warn!(job = %job.id, error = %e, "cleanup failed"),
+                        }
                     }
-                });
+                    .in_current_span(),
+                );
                 self.running
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

@@ -41,6 +41,8 @@ pub(crate) struct Call<'a> {
 
 enum Route<'a> {
     Token,
+    Authorize,
+    Logout,
     OpenId {
         tenant: &'a str,
     },
@@ -113,6 +115,8 @@ fn route(segs: &[String]) -> Route<'_> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         [_, a, b, c] if eq(a, "oauth2") && eq(b, "v2.0") && eq(c, "token") => Route::Token,
+        [_, a, b, c] if eq(a, "oauth2") && eq(b, "v2.0") && eq(c, "authorize") => Route::Authorize,
+        [_, a, b, c] if eq(a, "oauth2") && eq(b, "v2.0") && eq(c, "logout") => Route::Logout,
         [tenant, a, b, c]
             if eq(a, "v2.0") && eq(b, ".well-known") && eq(c, "openid-configuration") =>
         {
@@ -231,6 +235,9 @@ pub(crate) fn dispatch(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
                 )
             };
         }
+        Route::Authorize if m == "GET" => return super::signin::authorize(st, req, ctx),
+        Route::Logout if m == "GET" => return super::signin::logout(req),
+        Route::Authorize | Route::Logout => return method_not_allowed(req),
         Route::OpenId { tenant } => return identity::openid(ctx.base, tenant),
         Route::Keys => {
             return match st.signing.jwks() {
@@ -482,4 +489,47 @@ pub(crate) fn parse_json_body(req: &Req) -> Result<Value, Reply> {
         ));
     }
     Ok(v)
+}
+
+/// The ARM resource type a request path addresses, as role actions name it
+/// (`Microsoft.Sql/servers/databases`, `.../databases/move` for an action
+/// POST, `Microsoft.Sql/locations/databaseAzureAsyncOperation` for an
+/// operation poll): the provider namespace after the last `providers/`, then
+/// every other segment (types; the ones between are names), and a trailing
+/// segment without a name (an action). `None` for what is not ARM (the token
+/// and discovery endpoints of the mock Entra ID).
+pub(crate) fn resource_type(path_and_query: &str) -> Option<String> {
+    let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let at = segments
+        .iter()
+        .rposition(|s| s.eq_ignore_ascii_case("providers"))?;
+    let (namespace, rest) = segments[at + 1..].split_first()?;
+    let mut parts = vec![namespace.to_string()];
+    parts.extend(rest.iter().step_by(2).map(|s| s.to_string()));
+    (parts.len() > 1).then(|| parts.join("/"))
+}
+
+#[cfg(test)]
+mod resource_type_tests {
+    use super::resource_type;
+
+    #[test]
+    fn paths_give_their_resource_types() {
+        let db =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/sv/databases/AxDB";
+        for (path, ty) in [
+            (format!("{db}?api-version=2023-08-01"), Some("Microsoft.Sql/servers/databases")),
+            ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/sv/databases".into(), Some("Microsoft.Sql/servers/databases")),
+            (format!("{db}/move?api-version=1"), Some("Microsoft.Sql/servers/databases/move")),
+            (format!("{db}/backupShortTermRetentionPolicies/default"), Some("Microsoft.Sql/servers/databases/backupShortTermRetentionPolicies")),
+            ("/subscriptions/s/providers/Microsoft.Sql/locations/westeurope/databaseAzureAsyncOperation/x?api-version=1".into(), Some("Microsoft.Sql/locations/databaseAzureAsyncOperation")),
+            ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/runCommands/pitr-1".into(), Some("Microsoft.Compute/virtualMachines/runCommands")),
+            ("/subscriptions/s/providers/Microsoft.Compute/locations/westeurope/operations/x".into(), Some("Microsoft.Compute/locations/operations")),
+            ("/test-tenant/oauth2/v2.0/token".into(), None),
+            ("/subscriptions/s/providers".into(), None),
+        ] {
+            assert_eq!(resource_type(&path).as_deref(), ty, "{path}");
+        }
+    }
 }

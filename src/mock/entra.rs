@@ -31,6 +31,19 @@ pub struct UserSpec {
     pub app_id: Option<String>,
 }
 
+/// An authorization code of the sign-in, waiting to be redeemed once.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthCode {
+    pub user: UserSpec,
+    pub tenant: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge.
+    pub challenge: String,
+    pub nonce: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// One signing key.
 struct Key {
     kid: String,

@@ -100,6 +100,8 @@ pub(crate) fn enc(s: &str) -> String {
 pub(crate) enum ReplyBody {
     Empty,
     Json(Value),
+    /// A page for a person (the sign-in's user chooser).
+    Html(String),
 }
 
 pub(crate) struct Reply {
@@ -115,6 +117,19 @@ impl Reply {
             headers: Vec::new(),
             body: ReplyBody::Json(v),
         }
+    }
+
+    pub fn html(status: u16, page: String) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: ReplyBody::Html(page),
+        }
+    }
+
+    /// A `302 Found` to `location` (the sign-in's answers to the browser).
+    pub fn redirect(location: String) -> Reply {
+        Reply::empty(302).header("location", location)
     }
 
     pub fn empty(status: u16) -> Reply {
@@ -168,6 +183,10 @@ impl Reply {
             ReplyBody::Json(v) => {
                 b = b.header(header::CONTENT_TYPE, "application/json; charset=utf-8");
                 Body::from(v.to_string())
+            }
+            ReplyBody::Html(page) => {
+                b = b.header(header::CONTENT_TYPE, "text/html; charset=utf-8");
+                Body::from(page)
             }
         };
         if let Some(h) = b.headers_mut() {

@@ -31,6 +31,9 @@ pub(crate) fn token(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
     let Some(grant) = field("grant_type") else {
         return missing("grant_type");
     };
+    if grant == "authorization_code" {
+        return super::signin::redeem(st, &form, ctx);
+    }
     // Tokens for the service's API (people and applications of the
     // scenario), signed like Entra's; ARM tokens stay opaque.
     let tenant = req.segments.first().map(String::as_str).unwrap_or("");
@@ -79,7 +82,7 @@ pub(crate) fn token(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
             400,
             "unsupported_grant_type",
             70003,
-            &format!("AADSTS70003: The app requested an unsupported grant type '{grant}'. The mock Azure supports client_credentials."),
+            &format!("AADSTS70003: The app requested an unsupported grant type '{grant}'. The mock Azure supports client_credentials, password and authorization_code."),
             ctx.now,
         );
     }

@@ -31,6 +31,7 @@ mod scenario;
 mod script;
 mod script_args;
 mod server;
+mod signin;
 mod sql;
 mod state;
 mod throttle;

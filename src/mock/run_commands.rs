@@ -287,5 +287,48 @@ pub(crate) fn delete(
         return Reply::empty(204);
     };
     st.cancel_managed(vi, idx, call.ctx.now);
-    Reply::empty(200)
+    // As Azure does (a long-running delete): 202 with the operation to
+    // follow, here already done.
+    let ctx = call.ctx;
+    let (subscription, location) = (
+        st.vms[vi].subscription_id.clone(),
+        st.vms[vi].location.clone(),
+    );
+    let target = format!("{}/runCommands/{name}", st.vms[vi].id());
+    let op = st.new_operation(
+        &subscription,
+        &location,
+        target,
+        None,
+        OpDetail::Ack {
+            vm: vi,
+            name: name.to_string(),
+        },
+        &call.api_version,
+        ctx.now,
+    );
+    Reply::empty(202)
+        .header(
+            "Azure-AsyncOperation",
+            compute_op_url(
+                ctx.base,
+                &subscription,
+                &location,
+                op,
+                false,
+                &call.api_version,
+            ),
+        )
+        .header(
+            "Location",
+            compute_op_url(
+                ctx.base,
+                &subscription,
+                &location,
+                op,
+                true,
+                &call.api_version,
+            ),
+        )
+        .header("Retry-After", st.settings.retry_after_secs.to_string())
 }

@@ -48,6 +48,8 @@ pub(crate) struct State {
     pub users: Vec<super::entra::UserSpec>,
     /// The keys those tokens are signed with.
     pub signing: super::entra::Keys,
+    /// Authorization codes handed out by the sign-in, not yet redeemed.
+    pub auth_codes: HashMap<String, super::entra::AuthCode>,
     journal: Vec<JournalEntry>,
     next_seq: u64,
     /// Counts completed operations of any kind (their `completed_seq`).
@@ -180,6 +182,7 @@ impl State {
                 })
                 .collect(),
             signing: Default::default(),
+            auth_codes: HashMap::new(),
             journal: Vec::new(),
             next_seq: 1,
             completion_seq: 0,
@@ -235,6 +238,7 @@ impl State {
                         "at": ts(e.at),
                         "method": e.method,
                         "path": e.path,
+                        "resource_type": super::arm::resource_type(&e.path),
                         "status": e.status,
                         "body": e.body,
                     })

@@ -300,6 +300,55 @@ CREATE INDEX deliveries_due ON deliveries (receiver, status, next_attempt_at);
 CREATE INDEX deliveries_chain ON deliveries (receiver, request_id, status, outbox_seq);
 "#,
     },
+    Migration {
+        summary: "the web page's sign-ins in progress and sessions (opaque ids, stored hashed)",
+        sqlite: r#"
+CREATE TABLE web_logins (
+    id_hash    TEXT PRIMARY KEY NOT NULL, -- SHA-256 (hex) of the login cookie
+    state      TEXT NOT NULL,
+    nonce      TEXT NOT NULL,
+    verifier   TEXT NOT NULL,             -- the PKCE code verifier
+    return_to  TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX web_logins_expires ON web_logins (expires_at);
+
+CREATE TABLE web_sessions (
+    id_hash    TEXT PRIMARY KEY NOT NULL, -- SHA-256 (hex) of the session cookie
+    actor      TEXT NOT NULL,
+    name       TEXT,
+    roles      TEXT NOT NULL,             -- JSON array of app role values
+    groups     TEXT NOT NULL,             -- JSON array of group object ids
+    csrf       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
+"#,
+        postgres: r#"
+CREATE TABLE web_logins (
+    id_hash    text PRIMARY KEY, -- SHA-256 (hex) of the login cookie
+    state      text NOT NULL,
+    nonce      text NOT NULL,
+    verifier   text NOT NULL,    -- the PKCE code verifier
+    return_to  text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX web_logins_expires ON web_logins (expires_at);
+
+CREATE TABLE web_sessions (
+    id_hash    text PRIMARY KEY, -- SHA-256 (hex) of the session cookie
+    actor      text NOT NULL,
+    name       text,
+    roles      text NOT NULL,    -- JSON array of app role values
+    groups     text NOT NULL,    -- JSON array of group object ids
+    csrf       text NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
+"#,
+    },
 ];
 
 /// The schema version this binary writes.

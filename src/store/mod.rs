@@ -25,9 +25,11 @@ pub mod postgres;
 mod rows;
 pub mod rules;
 pub mod sqlite;
+pub mod web;
 
 pub use copy::{RowCounts, StepRow, StoreRows};
 pub use outbox::{Delivery, DeliveryOutcome, DeliveryRecord, OutboxEvent, ReceiverSpec};
+pub use web::{WebLogin, WebSession};
 
 /// The environment variable holding the PostgreSQL password (it wins over a
 /// password in the URL, and keeps it out of config files).
@@ -85,6 +87,9 @@ pub enum StoreError {
     },
     #[error("lease of job {job} lost: another runner took it over (fencing token {current} > {ours}); this runner stops writing")]
     LeaseLost { job: JobId, ours: i64, current: i64 },
+    /// `[scheduler] max_concurrent_runs`, counted over every runner.
+    #[error("rule max-concurrent-runs: {running} runs are in progress across all runners, the limit is {limit}; the run starts when one ends")]
+    LimitReached { running: usize, limit: usize },
     #[error("request {request} already has a run in progress (job {job}); continue it with `pitr resume {request}`")]
     RunInProgress { request: RequestId, job: JobId },
     /// The file is not a pitr store (missing, empty, damaged): nothing was
@@ -140,7 +145,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `owner`, and with `start` moves the request (a compare-and-set with
     /// its audit event, `Accepted -> Running`), all in one transaction.
     /// Refused with `RunInProgress` while another real job of the request is
-    /// running, so two runners can never both start it.
+    /// running, so two runners can never both start it. With `limit`
+    /// (the scheduler's `max_concurrent_runs`), refused with `LimitReached`
+    /// when that many real runs are driven already (running jobs whose lease
+    /// is live at `now`, whichever runner holds it): counted in the same
+    /// transaction, serialized with every other limited claim, so the
+    /// limit holds across runners.
     async fn claim_run(
         &self,
         job: &Job,
@@ -148,6 +158,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         owner: &str,
         now: chrono::DateTime<chrono::Utc>,
         ttl: chrono::Duration,
+        limit: Option<usize>,
     ) -> Result<Lease>;
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>>;
     /// Jobs of a request, oldest first.
@@ -229,6 +240,36 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
     /// Deliveries, newest first (`failed_only`: those given up).
     async fn deliveries(&self, failed_only: bool, limit: usize) -> Result<Vec<DeliveryRecord>>;
+
+    /// Records a sign-in in progress of the web page (and forgets those
+    /// expired at `now`).
+    async fn insert_web_login(
+        &self,
+        login: &WebLogin,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()>;
+    /// Takes the sign-in in progress whose cookie hashes to `id_hash`, once:
+    /// it is deleted in the same statement; `None` when unknown or expired.
+    async fn take_web_login(
+        &self,
+        id_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<WebLogin>>;
+    /// Records a signed-in session (and forgets those expired at `now`).
+    async fn insert_web_session(
+        &self,
+        session: &WebSession,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()>;
+    /// The live session whose cookie hashes to `id_hash` (`None`: unknown,
+    /// signed out or expired at `now`).
+    async fn web_session(
+        &self,
+        id_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<WebSession>>;
+    /// Ends a session (sign-out); true when it existed.
+    async fn delete_web_session(&self, id_hash: &str) -> Result<bool>;
 
     /// The schema version the store is at (a cheap query: `/readyz`).
     async fn schema_version(&self) -> Result<i64>;

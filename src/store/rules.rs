@@ -74,6 +74,18 @@ pub fn no_run_in_progress(request: &RequestId, running: Option<JobId>) -> Result
     }
 }
 
+/// The limit on runs at once across every runner sharing the store:
+/// `running` real runs are driven now (running jobs whose lease is live).
+pub fn under_limit(running: i64, limit: Option<usize>) -> Result<()> {
+    match limit {
+        Some(limit) if running >= limit as i64 => Err(StoreError::LimitReached {
+            running: running as usize,
+            limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub fn request_exists(id: &RequestId, exists: bool) -> Result<()> {
     if exists {
         Ok(())

@@ -97,37 +97,8 @@ impl TestEnv {
 
     /// Also with `uat_extra` lines in the `uat` environment.
     pub fn start_custom(scenario_toml: &str, extra_config: &str, uat_extra: &str) -> TestEnv {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let scen = dir.path().join("scenario.toml");
-        std::fs::write(&scen, scenario_toml).expect("write scenario");
-        let ca = dir.path().join("ca.pem");
-        let mut mock = Command::new(PITR)
-            .args(["mock-azure", "--listen", "127.0.0.1:0", "--scenario"])
-            .arg(&scen)
-            .arg("--ca-out")
-            .arg(&ca)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn mock-azure");
-        let stdout = mock.stdout.take().expect("mock stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut url = None;
-        for line in lines.by_ref() {
-            let line = line.expect("read mock output");
-            if let Some(rest) = line.strip_prefix("mock Azure listening on ") {
-                url = Some(rest.trim().to_string());
-                break;
-            }
-        }
-        let url = url.expect("mock-azure printed its URL");
-        // Keep draining so the mock never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let config = dir.path().join("pitr.toml");
-        let store = dir.path().join("pitr.db");
-        let extra_config = bounded(extra_config);
-        std::fs::write(
-            &config,
+        Self::start_config(scenario_toml, |url, ca, store| {
+            let extra_config = bounded(extra_config);
             format!(
                 r#"
 [store]
@@ -181,9 +152,45 @@ actions = "none"
                 aos1 = vm("aos1"),
                 aos2 = vm("aos2"),
                 bi = vm("bi"),
-            ),
-        )
-        .expect("write config");
+            )
+        })
+    }
+
+    /// Starts `pitr mock-azure` with `scenario_toml`; `config(url, ca, store)`
+    /// writes the whole config (the mock's URL, its CA file, a SQLite path).
+    pub fn start_config(
+        scenario_toml: &str,
+        config: impl FnOnce(&str, &std::path::Path, &std::path::Path) -> String,
+    ) -> TestEnv {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scen = dir.path().join("scenario.toml");
+        std::fs::write(&scen, scenario_toml).expect("write scenario");
+        let ca = dir.path().join("ca.pem");
+        let mut mock = Command::new(PITR)
+            .args(["mock-azure", "--listen", "127.0.0.1:0", "--scenario"])
+            .arg(&scen)
+            .arg("--ca-out")
+            .arg(&ca)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn mock-azure");
+        let stdout = mock.stdout.take().expect("mock stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.expect("read mock output");
+            if let Some(rest) = line.strip_prefix("mock Azure listening on ") {
+                url = Some(rest.trim().to_string());
+                break;
+            }
+        }
+        let url = url.expect("mock-azure printed its URL");
+        // Keep draining so the mock never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let config_path = dir.path().join("pitr.toml");
+        let store = dir.path().join("pitr.db");
+        std::fs::write(&config_path, config(&url, &ca, &store)).expect("write config");
 
         let pem = std::fs::read(&ca).expect("mock wrote its CA");
         let http = reqwest::Client::builder()
@@ -193,7 +200,7 @@ actions = "none"
         let env = TestEnv {
             dir,
             url,
-            config,
+            config: config_path,
             mock,
             http,
         };

@@ -11,7 +11,9 @@ mod crash_points;
 #[cfg(feature = "crash-points")]
 mod crash_recovery;
 mod credentials;
+mod deploy_files;
 mod durations;
+mod failover;
 mod faults;
 mod helpers;
 mod in_process;
@@ -31,5 +33,6 @@ mod store_outbox;
 mod store_postgres;
 mod store_suite;
 mod users;
+mod web;
 mod window;
 mod window_moving;

@@ -4,6 +4,7 @@
 //! Against the in-process mock Azure and a real SQLite store.
 use crate::helpers::*;
 use chrono::Duration;
+use pitr::clock::Clock;
 use pitr::domain::{JobStatus, RequestStatus, StepName, StepStatus};
 use pitr::engine::scheduler::{Scheduler, TickReport};
 use pitr::engine::EngineError;
@@ -344,4 +345,71 @@ async fn after_a_restart_an_interrupted_rollback_is_resumed() {
         vec![&restore.id]
     );
     assert_eq!(h.restore_puts(), 1);
+}
+
+/// `max_concurrent_runs` holds across runners sharing a store: a second
+/// runner (its own engine and scheduler, its own count of zero) is refused
+/// the start while the first runner's run holds the only place, and starts
+/// it once that run ends. `request show` (library view and CLI, text and
+/// JSON) names the runner holding the run and its lease's expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_on_concurrent_runs_holds_across_runners() {
+    let h = start().await;
+    let (a, window) = h.accepted("uat", false).await;
+    let (b, _) = h.accepted("qa", false).await;
+    // The restore stays in progress: the first run keeps its place.
+    h.mock_hold(true).await;
+    let first = Scheduler::new(h.engine.clone(), 1);
+    let second = Scheduler::new(h.restarted().await, 1);
+    h.clock.set(window.start);
+    let r = first.tick().await.unwrap();
+    assert_eq!((r.started.len(), r.deferred.len()), (1, 1), "{r:?}");
+    let (running, waiting) = if r.started[0] == a { (a, b) } else { (b, a) };
+    // The other runner drives nothing yet, but the store counts the
+    // first runner's run: its start is refused and changes nothing.
+    let r = second.tick().await.unwrap();
+    assert!(r.started.is_empty(), "{r:?}");
+    assert_eq!(r.deferred, vec![waiting.clone()]);
+    assert_eq!(h.status(&waiting).await, RequestStatus::Accepted);
+    assert!(h
+        .engine
+        .store()
+        .jobs_for_request(&waiting)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Who holds the run: this process's runner id, until the lease's expiry.
+    let me = pitr::engine::runner_id();
+    let shown =
+        pitr::views::RequestDetail::load(h.engine.store(), &h.app.config, h.clock.now(), &running)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(shown.runner.as_deref(), Some(me.as_str()));
+    let until =
+        chrono::DateTime::parse_from_rfc3339(shown.runner_lease_until.as_deref().unwrap()).unwrap();
+    assert!(until > h.clock.now(), "{until}");
+    let cli = h.cli_json(&["request", "show", running.as_str()]);
+    assert_eq!(cli["runner"], me.as_str());
+    assert_eq!(cli["runner_lease_until"], shown.runner_lease_until.unwrap());
+    let text = h.cli(&["request", "show", running.as_str()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("runner") && l.contains(&me) && l.contains("lease until")),
+        "{text}"
+    );
+    let idle = h.cli_json(&["request", "show", waiting.as_str()]);
+    assert!(idle["runner"].is_null() && idle["runner_lease_until"].is_null());
+
+    h.mock_hold(false).await;
+    first.wait_idle().await;
+    assert_eq!(h.status(&running).await, RequestStatus::Succeeded);
+    // Finished: nobody holds it any more.
+    assert!(h.cli_json(&["request", "show", running.as_str()])["runner"].is_null());
+    let r = second.tick().await.unwrap();
+    assert_eq!(r.started, vec![waiting.clone()]);
+    second.wait_idle().await;
+    assert_eq!(h.status(&waiting).await, RequestStatus::Succeeded);
 }

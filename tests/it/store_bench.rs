@@ -28,7 +28,7 @@ async fn measure(engine: &str, store: SharedStore) {
     let j = job("bench-job", &req.id, t(0));
     let ttl = Duration::seconds(60);
     let mut lease = store
-        .claim_run(&j, None, "runner", t(0), ttl)
+        .claim_run(&j, None, "runner", t(0), ttl, None)
         .await
         .unwrap();
 

@@ -61,7 +61,14 @@ async fn ended_run(h: &InProcess, env: &str, end: RequestStatus) -> RequestId {
         at,
     );
     let lease = store
-        .claim_run(&j, Some(&start), "host:1:test", at, Duration::seconds(60))
+        .claim_run(
+            &j,
+            Some(&start),
+            "host:1:test",
+            at,
+            Duration::seconds(60),
+            None,
+        )
         .await
         .unwrap();
     let mut step = StepRecord::pending(StepName::Preflight);
@@ -137,6 +144,7 @@ async fn lived_in_store() -> (InProcess, Vec<RequestId>) {
             "host:2:dead",
             h.t0 - Duration::hours(1),
             Duration::seconds(60),
+            None,
         )
         .await
         .unwrap();
@@ -318,6 +326,7 @@ async fn refused_copies_change_nothing() {
             "host:9:alive",
             now,
             Duration::seconds(60),
+            None,
         )
         .await
         .unwrap();

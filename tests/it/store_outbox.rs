@@ -49,6 +49,7 @@ pub async fn outbox_story(store: &SharedStore) {
             "runner",
             at(3),
             Duration::seconds(60),
+            None,
         )
         .await
         .unwrap();
@@ -112,7 +113,7 @@ pub async fn outbox_story(store: &SharedStore) {
         ..job(&fresh("job-d"), &r.id, at(7))
     };
     store
-        .claim_run(&dry, None, "runner", at(7), Duration::seconds(60))
+        .claim_run(&dry, None, "runner", at(7), Duration::seconds(60), None)
         .await
         .unwrap();
     store.save_step(&dry.id, &step, None).await.unwrap();

@@ -44,7 +44,7 @@ async fn postgres_reopen_keeps_data_and_is_idempotent() {
     store.insert_request(&req, &submitted(&req)).await.unwrap();
     let j = job("j1", &"r1".into(), t(5));
     store
-        .claim_run(&j, None, "runner", t(5), Duration::seconds(60))
+        .claim_run(&j, None, "runner", t(5), Duration::seconds(60), None)
         .await
         .unwrap();
     store
@@ -144,6 +144,7 @@ async fn postgres_reports_unreadable_values_as_corrupt() {
             "runner",
             t(1),
             Duration::seconds(60),
+            None,
         )
         .await
         .unwrap();
@@ -299,6 +300,7 @@ async fn postgres_claim_run_has_exactly_one_winner() {
                             &format!("runner-{i}"),
                             t(2),
                             Duration::seconds(60),
+                            None,
                         )
                         .await
                         .map(|lease| (j.id, lease))
@@ -350,6 +352,7 @@ async fn postgres_lease_races_have_one_winner() {
             "first",
             t(1),
             Duration::seconds(60),
+            None,
         )
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use pitr::domain::{
     RequestStatus, RestoreRequest, StepName, StepRecord, StepStatus, Window,
 };
 use pitr::store::sqlite::SCHEMA_VERSION;
-use pitr::store::{SharedStore, StoreError};
+use pitr::store::{Lease, SharedStore, StoreError};
 use serde_json::json;
 
 pub(crate) fn t(minutes: i64) -> DateTime<Utc> {
@@ -286,7 +286,7 @@ pub async fn store_suite(store: SharedStore) {
     let running = event(&first.id, Some(S::Accepted), S::Running, t(1440));
     let mut job1 = job(&fresh("job1"), &first.id, t(1440));
     let claimed = store
-        .claim_run(&job1, Some(&running), "runner-0", t(1440), ttl)
+        .claim_run(&job1, Some(&running), "runner-0", t(1440), ttl, None)
         .await
         .unwrap();
     assert_eq!((claimed.owner.as_str(), claimed.fencing), ("runner-0", 1));
@@ -303,7 +303,7 @@ pub async fn store_suite(store: SharedStore) {
     let again = job(&fresh("job1b"), &first.id, t(1440));
     for start in [Some(&running), None] {
         assert!(matches!(
-            store.claim_run(&again, start, "runner-1", t(1440), ttl).await,
+            store.claim_run(&again, start, "runner-1", t(1440), ttl, None).await,
             Err(StoreError::RunInProgress { job, .. }) if job == job1.id
         ));
     }
@@ -313,7 +313,7 @@ pub async fn store_suite(store: SharedStore) {
     let wrong = event(&other.id, Some(S::Accepted), S::Running, t(1440));
     assert!(matches!(
         store
-            .claim_run(&early, Some(&wrong), "runner-1", t(1440), ttl)
+            .claim_run(&early, Some(&wrong), "runner-1", t(1440), ttl, None)
             .await,
         Err(StoreError::StatusConflict { .. })
     ));
@@ -330,7 +330,8 @@ pub async fn store_suite(store: SharedStore) {
                 None,
                 "x",
                 t(0),
-                ttl
+                ttl,
+                None
             )
             .await,
         Err(StoreError::RequestNotFound(_))
@@ -435,11 +436,11 @@ pub async fn store_suite(store: SharedStore) {
     let mut job3 = job(&fresh("job3"), &first.id, t(1450));
     job3.plan = vec![];
     store
-        .claim_run(&job2, None, "runner-0", t(1450), ttl)
+        .claim_run(&job2, None, "runner-0", t(1450), ttl, None)
         .await
         .unwrap();
     store
-        .claim_run(&job3, None, "runner-0", t(1450), ttl)
+        .claim_run(&job3, None, "runner-0", t(1450), ttl, None)
         .await
         .unwrap();
     assert_eq!(
@@ -509,6 +510,184 @@ pub async fn store_suite(store: SharedStore) {
     lease_story(&store, &job1.id).await;
     history_story(&store).await;
     crate::store_outbox::outbox_story(&store).await;
+    web_story(&store).await;
+    limit_story(&store).await;
+}
+
+/// The web page's sign-ins (taken once, until they expire) and sessions
+/// (live until they expire or are deleted), at fixed instants.
+async fn web_story(store: &SharedStore) {
+    use pitr::store::{WebLogin, WebSession};
+    let t: chrono::DateTime<Utc> = "2026-11-24T08:00:00Z".parse().unwrap();
+    let login = WebLogin {
+        id_hash: fresh("login"),
+        state: "st".into(),
+        nonce: "no".into(),
+        verifier: "ve".into(),
+        return_to: "/requests/1".into(),
+        expires_at: t + chrono::Duration::minutes(10),
+    };
+    store.insert_web_login(&login, t).await.unwrap();
+    assert_eq!(
+        store.take_web_login(&login.id_hash, t).await.unwrap(),
+        Some(login.clone())
+    );
+    assert_eq!(
+        store.take_web_login(&login.id_hash, t).await.unwrap(),
+        None,
+        "once"
+    );
+    let late = WebLogin {
+        id_hash: fresh("late"),
+        ..login.clone()
+    };
+    store.insert_web_login(&late, t).await.unwrap();
+    let after = t + chrono::Duration::minutes(11);
+    assert_eq!(
+        store.take_web_login(&late.id_hash, after).await.unwrap(),
+        None,
+        "expired"
+    );
+
+    let session = WebSession {
+        id_hash: fresh("session"),
+        actor: "olga@contoso.com".into(),
+        name: Some("Olga".into()),
+        roles: vec!["Pitr.Operator".into()],
+        groups: vec!["g1".into(), "g2".into()],
+        csrf: "csrf".into(),
+        created_at: t,
+        expires_at: t + chrono::Duration::hours(8),
+    };
+    store.insert_web_session(&session, t).await.unwrap();
+    assert_eq!(
+        store.web_session(&session.id_hash, t).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        store
+            .web_session(&session.id_hash, t + chrono::Duration::hours(9))
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    assert!(store.delete_web_session(&session.id_hash).await.unwrap());
+    assert_eq!(store.web_session(&session.id_hash, t).await.unwrap(), None);
+    assert!(!store.delete_web_session(&session.id_hash).await.unwrap());
+}
+
+/// The limit on runs at once (`max_concurrent_runs`) holds across runners:
+/// a limited claim counts the real runs driven now (running jobs whose lease
+/// is live, whoever holds it) in its own transaction, and is refused at the
+/// limit with nothing written. Two limited claims racing for the last place:
+/// exactly one wins. Runs far after the other stories' instants, and leaves
+/// no live lease behind, so the suite can run twice on one database.
+async fn limit_story(store: &SharedStore) {
+    use RequestStatus as S;
+    let at = t(5_000_000);
+    let ttl = Duration::seconds(60);
+    let mut accepted = Vec::new();
+    for _ in 0..6 {
+        let req = request(&fresh("lim"), &fresh("env-lim"), at - Duration::days(2));
+        store.insert_request(&req, &submitted(&req)).await.unwrap();
+        store
+            .transition_request(&event(&req.id, Some(S::Submitted), S::Accepted, at))
+            .await
+            .unwrap();
+        accepted.push(req);
+    }
+    let claim = |req: &RestoreRequest, owner: &'static str, now: DateTime<Utc>| {
+        let job = job(&fresh("limjob"), &req.id, now);
+        let start = event(&req.id, Some(S::Accepted), S::Running, now);
+        let store = store.clone();
+        async move {
+            store
+                .claim_run(&job, Some(&start), owner, now, ttl, Some(2))
+                .await
+                .map(|lease| (job, lease))
+        }
+    };
+    // Two runners take the two places.
+    let (job_a, lease_a) = claim(&accepted[0], "host-a:1.1:aa", at).await.unwrap();
+    let (_job_b, lease_b) = claim(&accepted[1], "host-b:2.2:bb", at).await.unwrap();
+    // A rehearsal holding a live lease is not a run: it counts for nothing.
+    let rehearsal = Job {
+        dry_run: true,
+        ..job(&fresh("limdry"), &accepted[5].id, at)
+    };
+    let dry_lease = store
+        .claim_run(&rehearsal, None, "host-c:3.3:cc", at, ttl, None)
+        .await
+        .unwrap();
+    // A third runner is refused at the limit, whatever its request; nothing
+    // of its claim is written.
+    let refused = claim(&accepted[2], "host-c:3.3:cc", at).await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::LimitReached {
+                running: 2,
+                limit: 2
+            })
+        ),
+        "{refused:?}"
+    );
+    let e = refused.unwrap_err().to_string();
+    assert!(e.contains("max-concurrent-runs"), "{e}");
+    assert!(store
+        .jobs_for_request(&accepted[2].id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .get_request(&accepted[2].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        S::Accepted
+    );
+    // A released lease frees its place at once.
+    store.release_lease(&lease_a).await.unwrap();
+    let (_job_c, lease_c) = claim(&accepted[2], "host-c:3.3:cc", at).await.unwrap();
+    assert!(matches!(
+        claim(&accepted[3], "host-a:1.1:aa", at).await,
+        Err(StoreError::LimitReached { .. })
+    ));
+    // A lease that expired (its runner died) frees its place too, though
+    // its job still reads `running`.
+    let later = at + ttl + Duration::seconds(1);
+    assert_eq!(
+        store.get_job(&job_a.id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
+    let (_job_d, lease_d) = claim(&accepted[3], "host-a:1.1:aa", later).await.unwrap();
+    // Two runners racing for the last place at once: exactly one gets it.
+    let (x, y) = tokio::join!(
+        claim(&accepted[4], "host-b:2.2:bb", later),
+        claim(&accepted[5], "host-c:3.3:cc", later)
+    );
+    let won: Vec<Lease> = [&x, &y]
+        .into_iter()
+        .filter_map(|r| r.as_ref().ok().map(|(_, l)| l.clone()))
+        .collect();
+    assert_eq!(won.len(), 1, "{x:?} {y:?}");
+    assert!(
+        [&x, &y].into_iter().any(|r| matches!(
+            r,
+            Err(StoreError::LimitReached {
+                running: 2,
+                limit: 2
+            })
+        )),
+        "{x:?} {y:?}"
+    );
+    // Leave no live lease behind.
+    for lease in [lease_b, lease_c, lease_d, dry_lease].iter().chain(&won) {
+        store.release_lease(lease).await.unwrap();
+    }
 }
 
 /// Environment history: restores and deployments, oldest first, per environment.
@@ -702,7 +881,7 @@ async fn sqlite_reopen_keeps_data_and_is_idempotent() {
     store.insert_request(&req, &submitted(&req)).await.unwrap();
     let j = job("j1", &"r1".into(), t(5));
     store
-        .claim_run(&j, None, "runner", t(5), Duration::seconds(60))
+        .claim_run(&j, None, "runner", t(5), Duration::seconds(60), None)
         .await
         .unwrap();
     store
@@ -786,6 +965,7 @@ async fn sqlite_reports_unreadable_values_as_corrupt() {
             "runner",
             t(1),
             Duration::seconds(60),
+            None,
         )
         .await
         .unwrap();

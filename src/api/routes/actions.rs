@@ -19,6 +19,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 /// A reason (required to reject; optional to cancel or roll back).
@@ -76,7 +77,7 @@ async fn transition(
     id: &RequestId,
     event: LifecycleEvent,
     note: Option<String>,
-) -> Result<Json<RequestView>, Problem> {
+) -> Result<RequestView, Problem> {
     let r = st
         .engine
         .as_actor(&caller.0.actor)
@@ -84,7 +85,7 @@ async fn transition(
         .await
         .map_err(|e| Problem::from_engine(e, StatusCode::CONFLICT))?;
     st.outbox.notify_one();
-    Ok(Json(RequestView::from(&r)))
+    Ok(RequestView::from(&r))
 }
 
 /// Accepts a submitted request (operators).
@@ -104,9 +105,18 @@ pub(crate) async fn accept(
     caller: Caller,
     id: Id,
 ) -> Result<Json<RequestView>, Problem> {
-    caller.may(&Action::Accept)?;
     let id = RequestId::from(path(id)?);
-    transition(&st, &caller, &id, LifecycleEvent::Accept, None).await
+    accept_as(&st, &caller, &id).await.map(Json)
+}
+
+/// Accepts `id` as `caller` (the API's and the web page's one way).
+pub(crate) async fn accept_as(
+    st: &ApiState,
+    caller: &Caller,
+    id: &RequestId,
+) -> Result<RequestView, Problem> {
+    caller.may(&Action::Accept)?;
+    transition(st, caller, id, LifecycleEvent::Accept, None).await
 }
 
 /// Rejects a submitted request, with a reason (operators).
@@ -131,11 +141,22 @@ pub(crate) async fn reject(
     caller.may(&Action::Reject)?;
     let id = RequestId::from(path(id)?);
     let b: ReasonBody = body(bytes, None)?;
+    reject_as(&st, &caller, &id, b).await.map(Json)
+}
+
+/// Rejects `id` as `caller`, with a reason.
+pub(crate) async fn reject_as(
+    st: &ApiState,
+    caller: &Caller,
+    id: &RequestId,
+    b: ReasonBody,
+) -> Result<RequestView, Problem> {
+    caller.may(&Action::Reject)?;
     let reason = b
         .reason
         .filter(|r| !r.trim().is_empty())
         .ok_or_else(|| Problem::bad_request("a rejection needs a reason: {\"reason\": \"...\"}"))?;
-    transition(&st, &caller, &id, LifecycleEvent::Reject, Some(reason)).await
+    transition(st, caller, id, LifecycleEvent::Reject, Some(reason)).await
 }
 
 /// Cancels a request before its run starts (its requester, or operators).
@@ -160,11 +181,22 @@ pub(crate) async fn cancel(
     caller.may(&Action::Cancel { own: true })?;
     let id = RequestId::from(path(id)?);
     let b: ReasonBody = body(bytes, Some(ReasonBody::default()))?;
-    let req = load(&st, &id).await?;
+    cancel_as(&st, &caller, &id, b).await.map(Json)
+}
+
+/// Cancels `id` as `caller`.
+pub(crate) async fn cancel_as(
+    st: &ApiState,
+    caller: &Caller,
+    id: &RequestId,
+    b: ReasonBody,
+) -> Result<RequestView, Problem> {
+    caller.may(&Action::Cancel { own: true })?;
+    let req = load(st, id).await?;
     caller.may(&Action::Cancel {
         own: req.spec.requester == caller.0.actor,
     })?;
-    transition(&st, &caller, &id, LifecycleEvent::Cancel, b.reason).await
+    transition(st, caller, id, LifecycleEvent::Cancel, b.reason).await
 }
 
 /// Changes the window and/or the restore point before the run starts;
@@ -195,7 +227,21 @@ pub(crate) async fn reschedule(
     })?;
     let id = RequestId::from(path(id)?);
     let b: RescheduleBody = body(bytes, None)?;
-    let req = load(&st, &id).await?;
+    reschedule_as(&st, &caller, &id, b).await.map(Json)
+}
+
+/// Reschedules `id` as `caller`.
+pub(crate) async fn reschedule_as(
+    st: &ApiState,
+    caller: &Caller,
+    id: &RequestId,
+    b: RescheduleBody,
+) -> Result<RequestView, Problem> {
+    caller.may(&Action::Reschedule {
+        own: true,
+        emergency: false,
+    })?;
+    let req = load(st, id).await?;
     let emergency = b.emergency_reason.filter(|r| !r.trim().is_empty());
     caller.may(&Action::Reschedule {
         own: req.spec.requester == caller.0.actor,
@@ -221,11 +267,11 @@ pub(crate) async fn reschedule(
     let (r, _) = st
         .engine
         .as_actor(&caller.0.actor)
-        .reschedule(&id, change)
+        .reschedule(id, change)
         .await
         .map_err(|e| Problem::from_engine(e, StatusCode::CONFLICT))?;
     st.outbox.notify_one();
-    Ok(Json(RequestView::from(&r)))
+    Ok(RequestView::from(&r))
 }
 
 /// Carries a started or prepared job to its end in the background.
@@ -237,27 +283,27 @@ fn drive_in_background(
 ) {
     let outbox = st.outbox.clone();
     let request = job.request_id.clone();
-    let handle = tokio::spawn(async move {
-        let outcome: Result<Outcome, EngineError> = engine.drive_job(job).await;
-        match outcome {
-            Ok(o) => tracing::info!(request = %request, outcome = %o.describe(), "run ended"),
-            Err(e) => tracing::warn!(request = %request, error = %e, "run stopped"),
+    let handle = tokio::spawn(
+        async move {
+            let outcome: Result<Outcome, EngineError> = engine.drive_job(job).await;
+            match outcome {
+                Ok(o) => tracing::info!(request = %request, outcome = %o.describe(), "run ended"),
+                Err(e) => tracing::warn!(request = %request, error = %e, "run stopped"),
+            }
+            if let Some(mock) = after {
+                mock.shutdown().await;
+            }
+            outbox.notify_one();
         }
-        if let Some(mock) = after {
-            mock.shutdown().await;
-        }
-        outbox.notify_one();
-    });
+        .in_current_span(),
+    );
     st.keep(handle);
 }
 
-async fn accepted(
-    st: &ApiState,
-    id: &RequestId,
-) -> Result<(StatusCode, Json<RequestView>), Problem> {
+async fn accepted(st: &ApiState, id: &RequestId) -> Result<RequestView, Problem> {
     let req = load(st, id).await?;
     st.outbox.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(RequestView::from(&req))))
+    Ok(RequestView::from(&req))
 }
 
 /// Runs an accepted request now (or rehearses a submitted or accepted one
@@ -284,7 +330,19 @@ pub(crate) async fn run(
     caller.may(&Action::Run)?;
     let id = RequestId::from(path(id)?);
     let b: RunBody = body(bytes, Some(RunBody::default()))?;
-    load(&st, &id).await?;
+    let view = run_as(&st, &caller, &id, b).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Starts a run (or a rehearsal) of `id` as `caller`, in the background.
+pub(crate) async fn run_as(
+    st: &Arc<ApiState>,
+    caller: &Caller,
+    id: &RequestId,
+    b: RunBody,
+) -> Result<RequestView, Problem> {
+    caller.may(&Action::Run)?;
+    load(st, id).await?;
     let conflict = |e| Problem::from_engine(e, StatusCode::CONFLICT);
     if b.dry_run {
         // A rehearsal: the same engine against a mock Azure seeded from the
@@ -308,15 +366,15 @@ pub(crate) async fn run(
             caller.0.actor.clone(),
         )
         .with_shutdown(st.stop.clone())
-        .scoped(&id);
-        let job = engine.start(&id, true).await.map_err(conflict)?;
-        drive_in_background(&st, engine, job, Some(mock));
+        .scoped(id);
+        let job = engine.start(id, true).await.map_err(conflict)?;
+        drive_in_background(st, engine, job, Some(mock));
     } else {
-        let engine = st.engine.as_actor(&caller.0.actor).scoped(&id);
-        let job = engine.start(&id, false).await.map_err(conflict)?;
-        drive_in_background(&st, engine, job, None);
+        let engine = st.engine.as_actor(&caller.0.actor).scoped(id);
+        let job = engine.start(id, false).await.map_err(conflict)?;
+        drive_in_background(st, engine, job, None);
     }
-    accepted(&st, &id).await
+    accepted(st, id).await
 }
 
 /// Continues an interrupted run where it stopped, in the background
@@ -335,11 +393,21 @@ pub(crate) async fn resume(
     caller: Caller,
     id: Id,
 ) -> Result<(StatusCode, Json<RequestView>), Problem> {
-    caller.may(&Action::Resume)?;
     let id = RequestId::from(path(id)?);
-    let engine = st.engine.as_actor(&caller.0.actor).scoped(&id);
+    let view = resume_as(&st, &caller, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Resumes `id`'s interrupted run as `caller`, in the background.
+pub(crate) async fn resume_as(
+    st: &Arc<ApiState>,
+    caller: &Caller,
+    id: &RequestId,
+) -> Result<RequestView, Problem> {
+    caller.may(&Action::Resume)?;
+    let engine = st.engine.as_actor(&caller.0.actor).scoped(id);
     let job = engine
-        .resumable(&id)
+        .resumable(id)
         .await
         .map_err(|e| Problem::from_engine(e, StatusCode::CONFLICT))?;
     if !engine
@@ -352,8 +420,8 @@ pub(crate) async fn resume(
             job.id
         )));
     }
-    drive_in_background(&st, engine, job, None);
-    accepted(&st, &id).await
+    drive_in_background(st, engine, job, None);
+    accepted(st, id).await
 }
 
 /// Undoes a finished run: the original database back under its name, the
@@ -380,11 +448,23 @@ pub(crate) async fn rollback(
     caller.may(&Action::Rollback)?;
     let id = RequestId::from(path(id)?);
     let b: ReasonBody = body(bytes, Some(ReasonBody::default()))?;
-    let engine = st.engine.as_actor(&caller.0.actor).scoped(&id);
+    let view = rollback_as(&st, &caller, &id, b).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Rolls `id`'s finished run back as `caller`, in the background.
+pub(crate) async fn rollback_as(
+    st: &Arc<ApiState>,
+    caller: &Caller,
+    id: &RequestId,
+    b: ReasonBody,
+) -> Result<RequestView, Problem> {
+    caller.may(&Action::Rollback)?;
+    let engine = st.engine.as_actor(&caller.0.actor).scoped(id);
     let job = engine
-        .prepare_rollback(&id, b.reason)
+        .prepare_rollback(id, b.reason)
         .await
         .map_err(|e| Problem::from_engine(e, StatusCode::CONFLICT))?;
-    drive_in_background(&st, engine, job, None);
-    accepted(&st, &id).await
+    drive_in_background(st, engine, job, None);
+    accepted(st, id).await
 }

@@ -109,6 +109,27 @@ pub(crate) async fn submit(
         emergency: false,
     })?;
     let b: NewRequest = body(bytes, None)?;
+    let req = submit_as(&st, &caller, b).await?;
+    let location = format!("/api/v1/requests/{}", req.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(req),
+    )
+        .into_response())
+}
+
+/// Submits `b` as `caller` (the API's and the web page's one way): the
+/// role and group checks, then every rule.
+pub(crate) async fn submit_as(
+    st: &ApiState,
+    caller: &Caller,
+    b: NewRequest,
+) -> Result<RequestView, Problem> {
+    caller.may(&Action::Submit {
+        environment_groups: &[],
+        emergency: false,
+    })?;
     let groups = st
         .config
         .environment(&b.environment)
@@ -148,13 +169,7 @@ pub(crate) async fn submit(
         .await
         .map_err(|e| Problem::from_engine(e, StatusCode::UNPROCESSABLE_ENTITY))?;
     st.outbox.notify_one();
-    let location = format!("/api/v1/requests/{}", req.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(RequestView::from(&req)),
-    )
-        .into_response())
+    Ok(RequestView::from(&req))
 }
 
 /// The request, its audit trail, its runs, the latest run's steps and the

@@ -27,6 +27,7 @@ mod rows;
 mod schema;
 mod sql;
 mod tls;
+mod web;
 
 pub use options::{ConnectOptions, RootCert, Secret, SslMode};
 

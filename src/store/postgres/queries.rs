@@ -13,6 +13,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
+/// The advisory lock that serializes claims under the limit on concurrent
+/// runs (one 64-bit key, beside the migration and outbox locks).
+const CLAIM_LIMIT_LOCK: i64 = 0x7069_7472_0000_0003;
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn insert_request(&self, req: &RestoreRequest, event: &RequestEvent) -> Result<()> {
@@ -150,11 +154,35 @@ impl Store for PostgresStore {
         owner: &str,
         now: DateTime<Utc>,
         ttl: chrono::Duration,
+        limit: Option<usize>,
     ) -> Result<Lease> {
         const OP: &str = "claim_run";
         rules::start_matches(OP, job, start)?;
         let mut conn = self.conn(OP).await?;
         let tx = conn.transaction().await.map_err(db(OP))?;
+        if limit.is_some() {
+            // Limited claims are serialized by one transaction-scoped
+            // advisory lock, taken before anything else: two runners
+            // cannot both count N-1 and both start. (Only claims take it,
+            // first, so it cannot deadlock with row locks.)
+            exec(
+                &tx,
+                OP,
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&CLAIM_LIMIT_LOCK],
+            )
+            .await?;
+            let running: Option<i64> = first(
+                &tx,
+                OP,
+                "SELECT COUNT(*) FROM jobs JOIN leases ON leases.job_id = jobs.id
+                 WHERE jobs.status = 'running' AND NOT jobs.dry_run
+                   AND leases.expires_at > $1",
+                &[&now],
+            )
+            .await?;
+            rules::under_limit(running.unwrap_or(0), limit)?;
+        }
         // The request row serializes every claim of the request: a second
         // claimer waits here, then sees the first one's job.
         let status = lock_status(&tx, OP, &job.request_id).await?;
@@ -418,6 +446,42 @@ impl Store for PostgresStore {
     ) -> Result<Vec<crate::store::DeliveryRecord>> {
         let conn = self.conn("deliveries").await?;
         super::outbox::list(&conn, failed_only, limit).await
+    }
+
+    async fn insert_web_login(
+        &self,
+        login: &crate::store::WebLogin,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.pg_insert_login(login, now).await
+    }
+
+    async fn take_web_login(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::store::WebLogin>> {
+        self.pg_take_login(id_hash, now).await
+    }
+
+    async fn insert_web_session(
+        &self,
+        session: &crate::store::WebSession,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.pg_insert_session(session, now).await
+    }
+
+    async fn web_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::store::WebSession>> {
+        self.pg_session(id_hash, now).await
+    }
+
+    async fn delete_web_session(&self, id_hash: &str) -> Result<bool> {
+        self.pg_delete_session(id_hash).await
     }
 
     async fn schema_version(&self) -> Result<i64> {

@@ -15,6 +15,7 @@ mod queries;
 mod rows;
 mod schema;
 mod sql;
+mod web;
 
 pub use super::migrations::SCHEMA_VERSION;
 

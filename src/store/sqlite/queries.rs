@@ -164,12 +164,27 @@ impl Store for SqliteStore {
         owner: &str,
         now: DateTime<Utc>,
         ttl: chrono::Duration,
+        limit: Option<usize>,
     ) -> Result<Lease> {
         const OP: &str = "claim_run";
         rules::start_matches(OP, job, start)?;
         let facts = facts_json(OP, &job.facts)?;
         let (job, start, owner) = (job.clone(), start.cloned(), owner.to_string());
+        // A write transaction (BEGIN IMMEDIATE) holds the file's write lock:
+        // the count below cannot change before this claim commits.
         self.write(OP, move |tx| {
+            if limit.is_some() {
+                let running: i64 = tx
+                    .query_row(
+                        "SELECT COUNT(*) FROM jobs JOIN leases ON leases.job_id = jobs.id
+                         WHERE jobs.status = 'running' AND jobs.dry_run = 0
+                           AND leases.expires_at > ?1",
+                        [ts(&now)],
+                        |r| r.get(0),
+                    )
+                    .map_err(db(OP))?;
+                rules::under_limit(running, limit)?;
+            }
             let running: Option<String> = tx
                 .query_row(
                     "SELECT id FROM jobs WHERE request_id = ?1 AND dry_run = 0
@@ -455,6 +470,62 @@ impl Store for SqliteStore {
     ) -> Result<Vec<crate::store::DeliveryRecord>> {
         self.read("deliveries", move |conn| {
             super::outbox::list(conn, failed_only, limit)
+        })
+        .await
+    }
+
+    async fn insert_web_login(
+        &self,
+        login: &crate::store::WebLogin,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let login = login.clone();
+        self.write("insert_web_login", move |tx| {
+            super::web::insert_login(tx, &login, now)
+        })
+        .await
+    }
+
+    async fn take_web_login(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::store::WebLogin>> {
+        let id = id_hash.to_string();
+        self.write("take_web_login", move |tx| {
+            super::web::take_login(tx, &id, now)
+        })
+        .await
+    }
+
+    async fn insert_web_session(
+        &self,
+        session: &crate::store::WebSession,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let session = session.clone();
+        self.write("insert_web_session", move |tx| {
+            super::web::insert_session(tx, &session, now)
+        })
+        .await
+    }
+
+    async fn web_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::store::WebSession>> {
+        let id = id_hash.to_string();
+        self.read("web_session", move |conn| {
+            super::web::session(conn, &id, now)
+        })
+        .await
+    }
+
+    async fn delete_web_session(&self, id_hash: &str) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write("delete_web_session", move |tx| {
+            super::web::delete_session(tx, &id)
         })
         .await
     }

@@ -227,10 +227,26 @@ async fn managed_run_command_lifecycle() {
         "Service W3SVC is already stopped.\n"
     );
 
+    // A long-running delete, as Azure answers it: 202 and the operation,
+    // already done.
     let d = env
         .arm("DELETE", &rc_url("vm-aos1", "pitr-offline-1"), None)
         .await;
-    assert_eq!(d.status, 200, "{}", d.text);
+    assert_eq!(d.status, 202, "{}", d.text);
+    let async_op = d
+        .header("Azure-AsyncOperation")
+        .expect("Azure-AsyncOperation");
+    assert!(
+        async_op.contains("/providers/Microsoft.Compute/locations/"),
+        "{async_op}"
+    );
+    assert_eq!(
+        env.arm("GET", &async_op, None).await.json()["status"],
+        "Succeeded"
+    );
+    let location = d.header("Location").expect("Location");
+    assert!(location.contains("monitor=true"), "{location}");
+    assert_eq!(env.arm("GET", &location, None).await.status, 200);
     let g = env
         .arm("GET", &rc_view("vm-aos1", "pitr-offline-1"), None)
         .await;
@@ -517,7 +533,7 @@ async fn durations_timeouts_and_failures() {
         env.arm("DELETE", &rc_url("vm-aos2", "stuck"), None)
             .await
             .status,
-        200
+        202
     );
     let s = env.arm("GET", &op, None).await.json();
     assert_eq!(s["status"], "Canceled", "{s}");

@@ -47,6 +47,19 @@ app_id = "99999999-0000-0000-0000-000000000001"
 roles = ["Pitr.Viewer"]
 "#;
 
+/// A second `pitr serve` process; killed when dropped.
+pub struct Runner {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Which store the service uses.
 pub enum Backend {
     Sqlite,
@@ -77,10 +90,28 @@ impl Service {
     /// `pitr serve` with Entra auth against the mock's tenant; `extra` adds
     /// config (e.g. `[[notifications]]`), `envs` environment variables.
     pub async fn start(backend: Backend, extra: &str, envs: &[(&str, &str)]) -> Service {
+        Self::start_with(backend, "", "", extra, envs).await
+    }
+
+    /// As [`Service::start`], with more `[serve]` keys and `[auth]` keys
+    /// (the web page's `client_id`, ...).
+    pub async fn start_with(
+        backend: Backend,
+        serve: &str,
+        auth: &str,
+        extra: &str,
+        envs: &[(&str, &str)],
+    ) -> Service {
+        // `auth` may name another mode; else Entra ID with the mock's tenant.
+        let auth = if auth.contains("mode = ") {
+            auth.to_string()
+        } else {
+            format!("mode = \"entra\"\ntenant_id = \"{TENANT}\"\naudience = \"{AUDIENCE}\"\n{auth}")
+        };
         let env = TestEnv::start_custom(
             &format!("{}\n{USERS}", scenario("restore_polls = 1")),
             &format!(
-                "[serve]\nlisten = \"127.0.0.1:0\"\n\n[auth]\nmode = \"entra\"\ntenant_id = \"{TENANT}\"\naudience = \"{AUDIENCE}\"\n\n[engine]\nscheduler_tick_secs = 3600\n\n{extra}"
+                "[serve]\nlisten = \"127.0.0.1:0\"\n{serve}\n\n[auth]\n{auth}\n\n[engine]\nscheduler_tick_secs = 3600\n\n{extra}"
             ),
             "requester_groups = [\"g-uat-testers\"]\nsql_password_env = \"PITR_TEST_SQL_PASSWORD\"",
         );
@@ -102,6 +133,23 @@ impl Service {
     }
 
     fn spawn(&mut self, envs: &[(&str, &str)]) {
+        let (child, base) = self.spawn_process(envs, self.log.clone());
+        self.base = base;
+        self.child = Some(child);
+    }
+
+    /// Another `pitr serve` on the same config and store (runners sharing
+    /// a PostgreSQL store): the process and its base URL.
+    pub fn another_runner(&self, envs: &[(&str, &str)]) -> Runner {
+        let (child, base) = self.spawn_process(envs, Arc::new(Mutex::new(Vec::new())));
+        Runner { child, base }
+    }
+
+    fn spawn_process(
+        &self,
+        envs: &[(&str, &str)],
+        log: Arc<Mutex<Vec<String>>>,
+    ) -> (Child, String) {
         let mut cmd = self.env.command(&["serve"]);
         if let Some(url) = &self.store_url {
             cmd.env("PITR_STORE_URL", url);
@@ -128,14 +176,12 @@ impl Service {
         }
         let base =
             base.unwrap_or_else(|| panic!("pitr serve printed no address:\n{}", seen.join("\n")));
-        let log = self.log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 log.lock().unwrap().push(line);
             }
         });
-        self.base = base;
-        self.child = Some(child);
+        (child, base)
     }
 
     /// `pitr ARGS` on the service's store (as an operator's CLI would be).
