@@ -23,11 +23,6 @@ use std::time::Duration;
 
 const ARM_SCOPE: &str = "https://management.azure.com/.default";
 const MAX_HONOURED_RETRY_AFTER: Duration = Duration::from_secs(300);
-/// ARM requests in flight at once in the process: the one connection pool
-/// keeps at most this many connections open however many jobs poll (each
-/// HTTP/1.1 connection costs its TLS and read buffers; a thousand of them
-/// took a runner with a thousand jobs past a gigabyte).
-const MAX_IN_FLIGHT: usize = 64;
 /// How often a request to an endpoint where nothing listens is sent.
 const UNREACHABLE_ATTEMPTS: usize = 3;
 
@@ -77,7 +72,6 @@ pub struct ArmClient {
     /// Shared by every clone (every job and step of the process), like the
     /// pipeline and its one HTTP connection pool.
     limiter: Arc<Limiter>,
-    in_flight: Arc<tokio::sync::Semaphore>,
     restores: Arc<RestoreSlots>,
     metrics: Arc<Metrics>,
 }
@@ -172,7 +166,6 @@ impl ArmClient {
         let metrics = Arc::new(Metrics::default());
         Ok(Self {
             limiter: Arc::new(Limiter::new(cfg, metrics.clone())),
-            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             restores: Arc::new(RestoreSlots::new(cfg)),
             metrics,
             pipeline,
@@ -362,8 +355,6 @@ impl ArmClient {
             self.limiter.acquire(sub, class).await;
         }
         let operation = format!("{} {}", method.as_str(), resource_type(url.path()));
-        // Held until the answer is read whole (the semaphore is never closed).
-        let _in_flight = self.in_flight.acquire().await.ok();
         let ctx = Context::new();
         let sent = self
             .pipeline

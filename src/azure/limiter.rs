@@ -58,9 +58,19 @@ struct State {
     at: Instant,
 }
 
+/// Tokens of each bucket left unspent: half a second of refill (at most a
+/// quarter of the bucket). ARM's bucket starts when the first request
+/// arrives, after the token fetch and the TLS handshake, later than the
+/// mirror's; without this margin the mirror would run that much ahead.
+fn reserve(capacity: f64, per_second: f64) -> f64 {
+    (per_second * 0.5).ceil().min((capacity / 4.0).floor())
+}
+
 #[derive(Debug)]
 pub struct Limiter {
+    /// (capacity less the reserve, refill per second) of each class.
     rates: [(f64, f64); 3],
+    reserves: [f64; 3],
     buckets: Mutex<HashMap<(String, Class), State>>,
     metrics: Arc<Metrics>,
 }
@@ -69,15 +79,24 @@ impl Limiter {
     /// This runner's share of each bucket: `1/runners` of its size and rate.
     pub fn new(cfg: &AzureConfig, metrics: Arc<Metrics>) -> Self {
         let share = 1.0 / f64::from(cfg.rate_limits.runners.max(1));
-        let r = |b: Bucket| {
+        let shared = |b: Bucket| {
             (
                 (f64::from(b.capacity) * share).max(1.0),
                 b.per_second * share,
             )
         };
+        let r = |b: Bucket| {
+            let (capacity, rate) = shared(b);
+            ((capacity - reserve(capacity, rate)).max(1.0), rate)
+        };
+        let k = |b: Bucket| {
+            let (capacity, rate) = shared(b);
+            reserve(capacity, rate)
+        };
         let l = &cfg.rate_limits;
         Self {
             rates: [r(l.reads), r(l.writes), r(l.deletes)],
+            reserves: [k(l.reads), k(l.writes), k(l.deletes)],
             buckets: Mutex::new(HashMap::new()),
             metrics,
         }
@@ -122,8 +141,9 @@ impl Limiter {
 
     /// ARM said how many tokens are left: never believe more than that.
     pub fn observe_remaining(&self, sub: &str, class: Class, remaining: u64) {
+        let keep = self.reserves[class as usize];
         self.with(sub, class, |st, _, _| {
-            st.tokens = st.tokens.min(remaining as f64);
+            st.tokens = st.tokens.min(remaining as f64 - keep);
         });
     }
 
@@ -248,7 +268,9 @@ mod tests {
     async fn arm_headers_and_429_correct_the_mirror() {
         let metrics = Arc::new(Metrics::default());
         let l = Limiter::new(&AzureConfig::default(), metrics.clone());
-        l.observe_remaining("s", Class::Reads, 0);
+        // ARM has 13 tokens left: the 13 kept in reserve (half a second
+        // at 25/s), so the next request waits for one refill.
+        l.observe_remaining("s", Class::Reads, 13);
         let waited = l.acquire("s", Class::Reads).await;
         assert!(about(waited, 40), "1/25 s: {waited:?}");
         // 300 ms of Retry-After, then one token at 10/s: 400 ms.
@@ -276,6 +298,14 @@ mod tests {
         assert!(slots.acquire("s").await.is_some());
         c.max_concurrent_restores_per_subscription = 0;
         assert!(RestoreSlots::new(&c).acquire("s").await.is_none());
+    }
+
+    #[test]
+    fn the_reserve_is_half_a_second_of_refill_at_most_a_quarter_of_the_bucket() {
+        assert_eq!(reserve(250.0, 25.0), 13.0);
+        assert_eq!(reserve(200.0, 10.0), 5.0);
+        assert_eq!(reserve(2.0, 4.0), 0.0);
+        assert_eq!(reserve(8.0, 100.0), 2.0);
     }
 
     #[test]
