@@ -79,6 +79,10 @@ struct Claims {
     /// ID tokens: the sign-in's nonce, and the person's display name.
     #[serde(default)]
     nonce: Option<String>,
+    /// A string or an array of strings (checked by the validation; an ID
+    /// token must name only the web app).
+    #[serde(default)]
+    aud: serde_json::Value,
     #[serde(default)]
     name: Option<String>,
 }
@@ -302,6 +306,20 @@ impl Entra {
             return Err(bad(format!("tid is not the tenant {}", self.tenant)));
         }
         if let Some(n) = nonce {
+            // OpenID Connect Core 3.1.3.7: an ID token that lists audiences
+            // the client does not trust is refused.
+            let only_us = match &c.aud {
+                serde_json::Value::String(a) => a == audience,
+                serde_json::Value::Array(all) => {
+                    all.len() == 1 && all[0].as_str() == Some(audience)
+                }
+                _ => false,
+            };
+            if !only_us {
+                return Err(bad(format!(
+                    "an ID token's audience must be only {audience}; it names others too"
+                )));
+            }
             if c.nonce.as_deref() != Some(n) {
                 return Err(bad(
                     "its nonce is not the one of this sign-in (a replayed token?)".into(),
@@ -371,6 +389,81 @@ impl Entra {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An `Entra` that knows the signing key of `keys` (nothing fetched).
+    fn entra_with(keys: &mut crate::mock::SigningKeys) -> Entra {
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.jwks().unwrap()).unwrap();
+        let k = &jwks.keys[0];
+        let mut cache = KeyCache::default();
+        cache.keys.insert(
+            k.common.key_id.clone().unwrap(),
+            DecodingKey::from_jwk(k).unwrap(),
+        );
+        cache.fetched = Some(Instant::now());
+        cache.tried = Some(Instant::now());
+        Entra {
+            tenant: "t".into(),
+            audience: "api://pitr".into(),
+            issuer: "https://login.example/t/v2.0".into(),
+            discovery: "https://login.example/t/v2.0/.well-known/openid-configuration".into(),
+            http: reqwest::Client::new(),
+            keys: tokio::sync::Mutex::new(cache),
+        }
+    }
+
+    /// An ID token is for this client alone (OpenID Connect Core 3.1.3.7:
+    /// refused when it lists audiences the client does not trust), carries
+    /// the sign-in's nonce, the tenant, and is RS256 within its times.
+    #[tokio::test]
+    async fn id_tokens_name_only_this_client_as_audience() {
+        let mut keys = crate::mock::SigningKeys::default();
+        let e = entra_with(&mut keys);
+        let now = chrono::Utc::now().timestamp();
+        let claims = |aud: serde_json::Value| {
+            serde_json::json!({
+                "iss": "https://login.example/t/v2.0", "aud": aud, "tid": "t",
+                "iat": now, "nbf": now, "exp": now + 600, "nonce": "n1",
+                "preferred_username": "rita@contoso.com", "roles": ["Pitr.Requester"],
+            })
+        };
+        let ok = keys.sign(&claims("web-client".into())).unwrap();
+        let (p, _) = e.check_claims(&ok, "web-client", Some("n1")).await.unwrap();
+        assert_eq!(p.actor, "rita@contoso.com");
+        assert!(e.check_claims(&ok, "web-client", Some("n2")).await.is_err());
+        assert!(e
+            .check_claims(&ok, "other-client", Some("n1"))
+            .await
+            .is_err());
+        let single = keys
+            .sign(&claims(serde_json::json!(["web-client"])))
+            .unwrap();
+        assert!(e
+            .check_claims(&single, "web-client", Some("n1"))
+            .await
+            .is_ok());
+        let shared = keys
+            .sign(&claims(serde_json::json!(["web-client", "someone-else"])))
+            .unwrap();
+        let err = e
+            .check_claims(&shared, "web-client", Some("n1"))
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("audience"), "{err}");
+        let mut late = claims("web-client".into());
+        late["exp"] = serde_json::json!(now - 3600);
+        let late = keys.sign(&late).unwrap();
+        assert!(e
+            .check_claims(&late, "web-client", Some("n1"))
+            .await
+            .is_err());
+        let mut other_tenant = claims("web-client".into());
+        other_tenant["tid"] = serde_json::json!("t2");
+        let other_tenant = keys.sign(&other_tenant).unwrap();
+        assert!(e
+            .check_claims(&other_tenant, "web-client", Some("n1"))
+            .await
+            .is_err());
+    }
 
     #[test]
     fn bearer_headers() {

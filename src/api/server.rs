@@ -86,7 +86,10 @@ pub async fn serve(state: Arc<ApiState>) -> Result<Listening, String> {
         "{}://{addr}",
         if tls.is_some() { "https" } else { "http" }
     ));
-    let router = crate::web::router(state.clone()).merge(super::routes::router(state.clone()));
+    let router = crate::web::with_security_headers(
+        crate::web::router(state.clone()).merge(super::routes::router(state.clone())),
+        &state.web,
+    );
     let is_tls = tls.is_some();
     let task = tokio::spawn(tracing::Instrument::in_current_span(accept_loop(
         listener,

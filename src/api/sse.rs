@@ -60,15 +60,16 @@ pub(crate) async fn events(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     let id = RequestId::from(path(id)?);
-    stream(st, &caller, id).await
+    stream(st, &caller, id, futures_util::future::pending()).await
 }
 
 /// The events of request `id` for `caller` (the API's stream, and the web
-/// page's live timeline).
+/// page's live timeline), until `ended` (the page's: its session ended).
 pub(crate) async fn stream(
     st: Arc<ApiState>,
     caller: &Caller,
     id: RequestId,
+    ended: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     caller.may(&Action::Read)?;
     st.store
@@ -85,6 +86,7 @@ pub(crate) async fn stream(
             rx,
             |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
         );
+    let stream = futures_util::StreamExt::take_until(stream, Box::pin(ended));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

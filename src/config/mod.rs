@@ -380,6 +380,21 @@ impl Config {
     }
 }
 
+/// True when `url`'s host is a loopback address (`localhost`, 127.0.0.0/8,
+/// `::1`): the web page's cookies are `Secure` everywhere else.
+pub fn is_loopback_url(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host().map(|h| match h {
+                url::Host::Domain(d) => d == "localhost",
+                url::Host::Ipv4(a) => a.is_loopback(),
+                url::Host::Ipv6(a) => a.is_loopback(),
+            })
+        })
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,6 +181,15 @@ impl Config {
         }
         if let Some(u) = &s.public_url {
             http_url("[serve] public_url", u)?;
+            // The web page's cookies are `Secure` off loopback: over plain
+            // HTTP a browser drops them and the sign-in would loop.
+            let plain_off_loopback = url::Url::parse(u).is_ok_and(|p| p.scheme() == "http")
+                && !super::is_loopback_url(u);
+            if plain_off_loopback && self.auth.client_id.is_some() {
+                return Err(format!(
+                    "[serve] public_url '{u}' must be an https URL for the web page's sign-in ([auth] client_id is set): its cookies are Secure off loopback, and Entra ID takes plain-HTTP redirect URIs only for localhost; put TLS in front (or tls_cert/tls_key) and give its https address"
+                ));
+            }
         }
         let a = &self.auth;
         if let Some(h) = &a.authority_host {
@@ -538,6 +547,34 @@ mod tests {
         assert!(!is_env_var_name(""));
         assert!(!is_env_var_name("1X"));
         assert!(is_env_var_name("PITR_SQL_PASSWORD"));
+    }
+
+    /// The web page's sign-in needs HTTPS off loopback: its cookies are
+    /// `Secure` there (a browser drops them over plain HTTP, and the
+    /// sign-in would loop) and Entra ID takes no plain-HTTP redirect URI
+    /// but localhost's.
+    #[test]
+    fn a_web_app_off_loopback_needs_an_https_public_url() {
+        let check = |url: &str, client: bool| {
+            let c: Config = toml::from_str(&format!(
+                "[serve]\npublic_url = \"{url}\"\n[auth]\n{}",
+                if client { "client_id = \"c\"" } else { "" }
+            ))
+            .unwrap();
+            c.check_serve_shape()
+        };
+        let e = check("http://pitr.contoso.com", true).unwrap_err();
+        assert!(e.contains("public_url") && e.contains("https"), "{e}");
+        assert!(check("http://10.0.0.5:8080", true).is_err());
+        assert!(check("HTTP://pitr.contoso.com", true).is_err());
+        assert!(check("https://pitr.contoso.com", true).is_ok());
+        assert!(check("http://127.0.0.1:8080", true).is_ok());
+        assert!(check("http://localhost:8080", true).is_ok());
+        assert!(check("http://[::1]:8080", true).is_ok());
+        assert!(
+            check("http://pitr.contoso.com", false).is_ok(),
+            "no web app"
+        );
     }
 
     #[test]

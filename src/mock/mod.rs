@@ -46,6 +46,8 @@ use crate::clock::{SharedClock, SystemClock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+#[cfg(test)]
+pub(crate) use entra::Keys as SigningKeys;
 pub use entra::{UserSpec, DEFAULT_TENANT};
 pub use scenario::{
     AosSpec, DatabaseSpec, FaultSpec, HistoryEntry, RestoreHeaders, Scenario, ScriptSeconds,

@@ -11,11 +11,13 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebLogin {
     pub id_hash: String,
-    /// The `state` sent to Entra ID (checked on the callback).
+    /// The SHA-256 (hex) of the `state` sent to Entra ID. The `state`, the
+    /// `nonce` and the PKCE verifier are derived from the login cookie,
+    /// which only the browser holds: the store keeps only their hashes.
     pub state: String,
-    /// The `nonce` the ID token must carry.
+    /// The SHA-256 (hex) of the `nonce` the ID token must carry.
     pub nonce: String,
-    /// The PKCE code verifier.
+    /// The SHA-256 (hex) of the PKCE code verifier.
     pub verifier: String,
     /// The page to land on after the sign-in (a local path).
     pub return_to: String,
@@ -33,7 +35,8 @@ pub struct WebSession {
     /// App role values (`Pitr.Operator`, ...), as the ID token carried them.
     pub roles: Vec<String>,
     pub groups: Vec<String>,
-    /// The token every form of this session carries.
+    /// The SHA-256 (hex) of the token every form of this session carries
+    /// (the token is derived from the session cookie).
     pub csrf: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,

@@ -29,7 +29,7 @@ use axum::Router;
 use std::sync::Arc;
 
 /// What the web page needs beyond the API's state.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Web {
     /// The web app's client id (`[auth] client_id`); without it (in mode
     /// `entra`), nobody can sign in and the pages say so.
@@ -45,6 +45,21 @@ pub struct Web {
     fallback_url: String,
     /// The Content-Security-Policy of every page.
     csp: String,
+}
+
+/// Without the client secret (said `set` or `none`).
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "(set)"),
+            )
+            .field("public_url", &self.public_url())
+            .field("csp", &self.csp)
+            .finish()
+    }
 }
 
 impl Web {
@@ -101,17 +116,7 @@ impl Web {
 
     /// Cookies are `Secure` unless the page is served on a loopback address.
     pub fn secure_cookies(&self) -> bool {
-        let loopback = url::Url::parse(&self.public_url())
-            .ok()
-            .and_then(|u| {
-                u.host().map(|h| match h {
-                    url::Host::Domain(d) => d == "localhost",
-                    url::Host::Ipv4(a) => a.is_loopback(),
-                    url::Host::Ipv6(a) => a.is_loopback(),
-                })
-            })
-            .unwrap_or(false);
-        !loopback
+        !crate::config::is_loopback_url(&self.public_url())
     }
 
     /// `{public_url}/auth/callback`, the redirect URI registered in Entra ID.
@@ -140,35 +145,126 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ));
     // The live timeline's stream lives longer than a call.
     let streams = Router::new().route("/requests/{id}/events", get(pages::events));
-    let csp = state.web.csp.clone();
     pages
         .merge(streams)
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::api::routes::BODY_LIMIT,
         ))
-        .layer(axum::middleware::map_response(move |mut r: Response| {
-            let csp = csp.clone();
-            async move {
-                let h = r.headers_mut();
-                if let Ok(v) = HeaderValue::from_str(&csp) {
-                    h.insert(header::CONTENT_SECURITY_POLICY, v);
-                }
-                h.insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-                h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-                h.insert(
-                    header::REFERRER_POLICY,
-                    HeaderValue::from_static("same-origin"),
-                );
-                if !h.contains_key(header::CACHE_CONTROL) {
-                    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                }
-                r
-            }
-        }))
+        .layer(axum::middleware::map_response(error_page))
         .with_state(state)
+}
+
+/// The security headers on every response of the service (pages, their
+/// redirects and errors, the API, and paths nobody serves): the pages'
+/// Content-Security-Policy (a JSON answer loads nothing either), no
+/// framing, no sniffing, no referrer to other sites, and nothing cached
+/// unless the response says otherwise (the embedded assets).
+pub fn with_security_headers(router: Router, web: &Web) -> Router {
+    let csp = web.csp.clone();
+    router.layer(axum::middleware::map_response(move |mut r: Response| {
+        let csp = csp.clone();
+        async move {
+            let h = r.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                h.insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
+            if !h.contains_key(header::CACHE_CONTROL) {
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            r
+        }
+    }))
+}
+
+/// A page's error that is bare text or empty (axum's answer to a query,
+/// path or form it cannot read, a body over the limit, a method the
+/// address does not take, a timeout) becomes a page that says what
+/// happened, with the same status.
+async fn error_page(method: axum::http::Method, uri: axum::http::Uri, r: Response) -> Response {
+    let status = r.status();
+    let plain = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return r;
+    }
+    let (mut parts, body) = r.into_parts();
+    let said = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let path = uri.path();
+    let (title, text) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "Too large".to_string(),
+            format!(
+                "The form is larger than {} bytes, the most pitr accepts. Nothing was changed; shorten what you typed.",
+                crate::api::routes::BODY_LIMIT
+            ),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED if method == axum::http::Method::GET => (
+            "Not this way".to_string(),
+            format!("{path} takes only a POST, from the page's buttons and forms. Nothing was changed."),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "Not this way".to_string(),
+            format!("{path} is a page to open (GET), not a form to send a {method} to. Nothing was changed."),
+        ),
+        StatusCode::NOT_FOUND => (
+            "Not found".to_string(),
+            format!("There is no page at {path}. The work items list every request."),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => (
+            "Try again".to_string(),
+            "pitr took too long to answer. Nothing may have been changed; reload the page to see."
+                .to_string(),
+        ),
+        s if s.is_server_error() => (
+            "Something went wrong".to_string(),
+            format!("pitr could not answer ({said}). Reload the page to see what was done."),
+        ),
+        _ => (
+            "The request could not be read".to_string(),
+            format!(
+                "{}. Nothing was changed; go back to the page and use its links and forms.",
+                if said.is_empty() { status.to_string() } else { said }
+            ),
+        ),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    let body = view::message(None, &title, &text, Some(("/", "Back to the work items")));
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// `404` for a path that is neither a page nor the API's.
+pub fn not_found_page(uri: &axum::http::Uri) -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        view::message(
+            None,
+            "Not found",
+            &format!(
+                "There is no page at {}. The work items list every request.",
+                uri.path()
+            ),
+            Some(("/", "Back to the work items")),
+        ),
+    )
 }
 
 /// An HTML page with a status.
@@ -214,6 +310,21 @@ mod tests {
         local.set_bound_url("http://127.0.0.1:4711".into());
         assert!(!local.secure_cookies());
         assert_eq!(local.redirect_uri(), "http://127.0.0.1:4711/auth/callback");
+    }
+
+    /// The client secret is never in a debug print (a log line, a panic).
+    #[test]
+    fn the_client_secret_is_not_in_debug_output() {
+        std::env::set_var("PITR_TEST_WEB_DEBUG_SECRET", "s3cr3t-value-xyz");
+        let w = Web::from_config(&config(
+            "",
+            "mode = \"entra\"\nclient_id = \"c\"\nclient_secret_env = \"PITR_TEST_WEB_DEBUG_SECRET\"",
+        ))
+        .unwrap();
+        assert_eq!(w.client_secret.as_deref(), Some("s3cr3t-value-xyz"));
+        let shown = format!("{w:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("client_id"), "{shown}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ fn user_bar(s: &Session) -> UserBar {
     UserBar {
         display: p.actor.clone(),
         roles: roles.join(", "),
-        csrf: s.record.csrf.clone(),
+        csrf: s.csrf.clone(),
         may_submit: may_submit(s),
     }
 }
@@ -279,7 +279,7 @@ fn new_page(
         status,
         &view::NewRequest {
             user: Some(user_bar(s)),
-            csrf: s.record.csrf.clone(),
+            csrf: s.csrf.clone(),
             envs,
             database,
             has_errors: errors.any(),
@@ -599,7 +599,7 @@ async fn request_page(
     };
     let t = view::Request {
         user: Some(user_bar(s)),
-        csrf: s.record.csrf.clone(),
+        csrf: s.csrf.clone(),
         short_id: short(&d.request.id),
         status: status.clone(),
         restore_point: Instant::parse(&d.request.restore_point),
@@ -618,6 +618,7 @@ async fn request_page(
         waiting: d.waiting.clone(),
         error,
         actions: actions_for(s, &d),
+        operator: s.principal().has(Role::Operator),
         job_status,
         job_text,
         follow: !terminal || d.job.as_ref().is_some_and(|j| j.status == "running"),
@@ -637,13 +638,27 @@ pub async fn request(
     request_page(&st, &s, &RequestId::from(id), None).await
 }
 
-/// `GET /requests/{id}/events`: the API's event stream, for the page.
+/// How often a live timeline's stream checks that its session still is.
+const STREAM_SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /requests/{id}/events`: the API's event stream, for the page. It
+/// ends soon after its session does (sign-out, expiry): the session is
+/// checked while it lasts, not only when it starts.
 pub async fn events(
     State(st): State<Arc<ApiState>>,
     s: Session,
     Path(id): Path<String>,
 ) -> Response {
-    match crate::api::sse::stream(st, &s.caller, RequestId::from(id)).await {
+    let (store, clock, hash) = (st.store.clone(), st.clock.clone(), s.record.id_hash.clone());
+    let ended = async move {
+        loop {
+            tokio::time::sleep(STREAM_SESSION_CHECK).await;
+            if let Ok(None) = store.web_session(&hash, clock.now()).await {
+                return;
+            }
+        }
+    };
+    match crate::api::sse::stream(st, &s.caller, RequestId::from(id), ended).await {
         Ok(sse) => sse.into_response(),
         Err(p) => p.into_response(),
     }
@@ -687,6 +702,28 @@ pub async fn action(
     if let Err(d) = decide(s.principal(), &coarse) {
         tracing::warn!(actor = %s.record.actor, action = coarse.verb(), reason = %d, "web: action refused: not allowed");
         return request_page(&st, &s, &id, Some((StatusCode::FORBIDDEN, d.0))).await;
+    }
+    // Cancel and reschedule depend on whose request it is: decided with the
+    // request's requester before a confirmation offers what would be
+    // refused (the API's `*_as` decide it again).
+    if let Action::Cancel { .. } | Action::Reschedule { .. } = coarse {
+        let req = match st.store.get_request(&id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return request_page(&st, &s, &id, None).await,
+            Err(e) => return store_failed(&s, e),
+        };
+        let own = req.spec.requester == s.principal().actor;
+        let precise = match coarse {
+            Action::Cancel { .. } => Action::Cancel { own },
+            _ => Action::Reschedule {
+                own,
+                emergency: !text(&form, "emergency_reason").trim().is_empty(),
+            },
+        };
+        if let Err(d) = decide(s.principal(), &precise) {
+            tracing::warn!(actor = %s.record.actor, action = precise.verb(), reason = %d, "web: action refused: not allowed");
+            return request_page(&st, &s, &id, Some((StatusCode::FORBIDDEN, d.0))).await;
+        }
     }
     let destructive =
         matches!(action.as_str(), "reject" | "cancel" | "rollback") || (action == "run" && !dry);
@@ -735,7 +772,7 @@ pub async fn action(
             StatusCode::OK,
             &Confirm {
                 user: Some(user_bar(&s)),
-                csrf: s.record.csrf.clone(),
+                csrf: s.csrf.clone(),
                 id: id.to_string(),
                 action: action.clone(),
                 title: title.into(),
@@ -755,7 +792,12 @@ pub async fn action(
         "reject" => reject_as(&st, caller, &id, reason()).await,
         "cancel" => cancel_as(&st, caller, &id, reason()).await,
         "reschedule" => {
-            let mut b = RescheduleBody::default();
+            let mut b = RescheduleBody {
+                ack_version_mismatch: ticked(&form, "ack_version_mismatch"),
+                emergency_reason: Some(text(&form, "emergency_reason"))
+                    .filter(|r| !r.trim().is_empty()),
+                ..Default::default()
+            };
             let mut bad = None;
             for (name, slot) in [
                 ("window_start", &mut b.window_start),

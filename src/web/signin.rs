@@ -1,17 +1,19 @@
 //! Sign-in with Entra ID (OpenID Connect authorization code flow with
 //! PKCE), the server-side session and sign-out.
 //!
-//! `/auth/login` makes a sign-in in progress (a random `state`, `nonce` and
-//! PKCE verifier, stored in the store under the hash of a short-lived
-//! `pitr_login` cookie) and redirects to the tenant's authorize endpoint.
+//! `/auth/login` makes a sign-in in progress (a random, short-lived
+//! `pitr_login` cookie from which its `state`, `nonce` and PKCE verifier
+//! are derived; the store keeps only their hashes, under the cookie's hash)
+//! and redirects to the tenant's authorize endpoint.
 //! `/auth/callback` takes that sign-in once, checks `state`, redeems the
 //! code at the token endpoint (with the verifier and, for a confidential
 //! app, the client secret), checks the ID token like an API token (RS256,
 //! the tenant's keys, issuer, audience = the web app's client id, expiry,
 //! tenant) and its `nonce`, then opens a session: a random `pitr_session`
-//! cookie (`HttpOnly`, `SameSite=Lax`, `Secure` unless on loopback,
-//! expiring) whose SHA-256 keys the session row, which holds who signed in,
-//! their roles and groups, and the CSRF token of their forms. Sign-out
+//! cookie (`HttpOnly`, `SameSite=Lax`, `Secure` and `__Host-` prefixed
+//! unless on loopback, expiring) whose SHA-256 keys the session row, which holds who signed in,
+//! their roles and groups, and the hash of the CSRF token of their forms
+//! (the token is derived from the cookie). Sign-out
 //! deletes the row: the cookie is worthless from then on, on every runner.
 use super::view::{self, Message};
 use super::{html, see_other, Web};
@@ -51,6 +53,39 @@ pub(crate) fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
 }
 
+/// A secret derived from a cookie's value for one `purpose` (HMAC-SHA-256
+/// keyed by the value, base64url): the sign-in's `state`, `nonce` and PKCE
+/// verifier from the login cookie, the CSRF token from the session cookie.
+/// Only the browser holds the cookie, so the store holds only hashes and a
+/// copy of it gives nothing to act with.
+pub(crate) fn derive(cookie: &str, purpose: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, cookie.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, purpose.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+}
+
+/// The secrets of the sign-in whose login cookie is `id`.
+struct LoginSecrets {
+    state: String,
+    nonce: String,
+    verifier: String,
+}
+
+impl LoginSecrets {
+    fn of(id: &str) -> LoginSecrets {
+        LoginSecrets {
+            state: derive(id, "pitr oidc state"),
+            nonce: derive(id, "pitr oidc nonce"),
+            verifier: derive(id, "pitr pkce verifier"),
+        }
+    }
+}
+
+/// The CSRF token of the session whose cookie is `id`.
+fn csrf_of(id: &str) -> String {
+    derive(id, "pitr csrf")
+}
+
 /// SHA-256 in hex: how cookie values are stored.
 pub(crate) fn hash(value: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
@@ -79,17 +114,43 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
-fn set_cookie(web: &Web, name: &str, value: &str, path: &str, max_age: i64) -> String {
+/// The name of cookie `base`: off loopback `__Host-{base}`, which browsers
+/// take only when `Secure`, from this very host, with `Path=/` (no sibling
+/// subdomain can plant one); on loopback (plain HTTP) `base` itself.
+fn cookie_name(web: &Web, base: &str) -> String {
+    if web.secure_cookies() {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
+
+/// A `Set-Cookie` value for cookie `base` (on `path` when on loopback; a
+/// `__Host-` cookie is always on `/`).
+fn set_cookie(web: &Web, base: &str, value: &str, path: &str, max_age: i64) -> String {
+    let secure = web.secure_cookies();
     format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        if web.secure_cookies() { "; Secure" } else { "" }
+        "{}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        cookie_name(web, base),
+        if secure { "/" } else { path },
+        if secure { "; Secure" } else { "" }
     )
 }
 
 /// A local path to return to after the sign-in (anything else: `/`).
+///
+/// Only visible ASCII is kept: browsers drop tabs and newlines from a
+/// `Location` (`/\t/evil.example` becomes `//evil.example`, another site)
+/// and read `\` as `/`; a control character would break the header.
 fn local_path(p: Option<&str>) -> String {
     match p {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            p.to_string()
+        }
         _ => "/".into(),
     }
 }
@@ -99,6 +160,9 @@ fn local_path(p: Option<&str>) -> String {
 pub struct Session {
     pub record: WebSession,
     pub caller: Caller,
+    /// The token every form of this session carries (derived from the
+    /// cookie; the store keeps its hash).
+    pub csrf: String,
 }
 
 impl Session {
@@ -110,7 +174,7 @@ impl Session {
     pub fn csrf_ok(&self, form: &[(String, String)]) -> bool {
         form.iter()
             .find(|(k, _)| k == "csrf")
-            .is_some_and(|(_, v)| same(v, &self.record.csrf))
+            .is_some_and(|(_, v)| same(v, &self.csrf))
     }
 }
 
@@ -154,13 +218,14 @@ impl FromRequestParts<Arc<ApiState>> for Session {
         parts: &mut Parts,
         st: &Arc<ApiState>,
     ) -> Result<Self, Self::Rejection> {
-        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(id) = cookie(&parts.headers, &cookie_name(&st.web, SESSION_COOKIE)) else {
             return Err(not_signed_in(parts));
         };
         match st.store.web_session(&hash(id), st.clock.now()).await {
             Ok(Some(s)) => Ok(Session {
                 caller: Caller(principal_of(&s)),
                 record: s,
+                csrf: csrf_of(id),
             }),
             Ok(None) => Err(not_signed_in(parts)),
             Err(e) => {
@@ -187,13 +252,16 @@ fn failure(status: StatusCode, title: &str, text: &str) -> Response {
 }
 
 /// Opens a session for `who` and answers with its cookie and a redirect.
+/// The session the browser had (`headers`' cookie) ends: a sign-in always
+/// gets a new id, and no copy of the old cookie outlives it.
 async fn open_session(
     st: &ApiState,
+    headers: &HeaderMap,
     principal: Principal,
     name: Option<String>,
     return_to: &str,
 ) -> Response {
-    let (Ok(id), Ok(csrf)) = (random_token(32), random_token(32)) else {
+    let Ok(id) = random_token(32) else {
         return failure(
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in failed",
@@ -211,10 +279,19 @@ async fn open_session(
             .map(|r| r.claim().to_string())
             .collect(),
         groups: principal.groups.clone(),
-        csrf,
+        csrf: hash(&csrf_of(&id)),
         created_at: now,
         expires_at: now + Duration::hours(SESSION_HOURS),
     };
+    if let Some(old) = cookie(headers, &cookie_name(&st.web, SESSION_COOKIE)) {
+        if let Err(e) = st.store.delete_web_session(&hash(old)).await {
+            return failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in failed",
+                &format!("the previous session could not be ended: {e}"),
+            );
+        }
+    }
     if let Err(e) = st.store.insert_web_session(&session, now).await {
         return failure(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -244,11 +321,22 @@ pub struct LoginQuery {
 }
 
 /// `GET /auth/login`: to the tenant's sign-in.
-pub async fn login(State(st): State<Arc<ApiState>>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login(
+    State(st): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let return_to = local_path(q.return_to.as_deref());
     if let Some(actor) = st.auth.local_actor() {
         // [auth] mode = "none" (loopback only): the local operator.
-        return open_session(&st, Principal::local_operator(actor), None, &return_to).await;
+        return open_session(
+            &st,
+            &headers,
+            Principal::local_operator(actor),
+            None,
+            &return_to,
+        )
+        .await;
     }
     let Some(client_id) = st.web.client_id.clone() else {
         return html(
@@ -273,25 +361,20 @@ pub async fn login(State(st): State<Arc<ApiState>>, Query(q): Query<LoginQuery>)
             )
         }
     };
-    let tokens = (
-        random_token(32),
-        random_token(32),
-        random_token(32),
-        random_token(48),
-    );
-    let (Ok(id), Ok(state), Ok(nonce), Ok(verifier)) = tokens else {
+    let Ok(id) = random_token(32) else {
         return failure(
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in failed",
             "no random numbers could be made; try again",
         );
     };
+    let secrets = LoginSecrets::of(&id);
     let now = st.clock.now();
     let login = WebLogin {
         id_hash: hash(&id),
-        state: state.clone(),
-        nonce: nonce.clone(),
-        verifier: verifier.clone(),
+        state: hash(&secrets.state),
+        nonce: hash(&secrets.nonce),
+        verifier: hash(&secrets.verifier),
         return_to,
         expires_at: now + Duration::minutes(LOGIN_MINUTES),
     };
@@ -319,9 +402,9 @@ pub async fn login(State(st): State<Arc<ApiState>>, Query(q): Query<LoginQuery>)
             .append_pair("redirect_uri", &st.web.redirect_uri())
             .append_pair("response_mode", "query")
             .append_pair("scope", "openid profile")
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce)
-            .append_pair("code_challenge", &pkce_challenge(&verifier))
+            .append_pair("state", &secrets.state)
+            .append_pair("nonce", &secrets.nonce)
+            .append_pair("code_challenge", &pkce_challenge(&secrets.verifier))
             .append_pair("code_challenge_method", "S256");
         if let Some(h) = q.login_hint.as_deref().filter(|h| !h.is_empty()) {
             qp.append_pair("login_hint", h);
@@ -356,20 +439,21 @@ pub async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let now = st.clock.now();
-    let login = match cookie(&headers, LOGIN_COOKIE) {
+    let cookie_id = cookie(&headers, &cookie_name(&st.web, LOGIN_COOKIE));
+    let login = match cookie_id {
         Some(id) => st.store.take_web_login(&hash(id), now).await,
         None => Ok(None),
     };
-    let login = match login {
-        Ok(Some(l)) => l,
-        Ok(None) => {
+    let (login, secrets) = match (login, cookie_id) {
+        (Ok(Some(l)), Some(id)) => (l, LoginSecrets::of(id)),
+        (Ok(_), _) => {
             return failure(
                 StatusCode::BAD_REQUEST,
                 "Sign-in not recognised",
                 "This sign-in was not started here, was already used, or took longer than 10 minutes. Start again.",
             )
         }
-        Err(e) => {
+        (Err(e), _) => {
             return failure(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in failed",
@@ -377,7 +461,11 @@ pub async fn callback(
             )
         }
     };
-    if !q.state.as_deref().is_some_and(|s| same(s, &login.state)) {
+    let state_ok = q
+        .state
+        .as_deref()
+        .is_some_and(|s| same(s, &secrets.state) && same(&hash(s), &login.state));
+    if !state_ok {
         tracing::warn!("web: a sign-in came back with a state that is not its own");
         return failure(
             StatusCode::BAD_REQUEST,
@@ -420,7 +508,7 @@ pub async fn callback(
         ("client_id", client_id.as_str()),
         ("code", code.as_str()),
         ("redirect_uri", redirect_uri.as_str()),
-        ("code_verifier", login.verifier.as_str()),
+        ("code_verifier", secrets.verifier.as_str()),
         ("scope", "openid profile"),
     ];
     if let Some(secret) = st.web.client_secret.as_deref() {
@@ -467,10 +555,10 @@ pub async fn callback(
     };
     match st
         .auth
-        .check_id_token(&id_token, &client_id, &login.nonce)
+        .check_id_token(&id_token, &client_id, &secrets.nonce)
         .await
     {
-        Ok(who) => open_session(&st, who.principal, who.name, &login.return_to).await,
+        Ok(who) => open_session(&st, &headers, who.principal, who.name, &login.return_to).await,
         Err(e) => {
             tracing::warn!(reason = %e, "web: sign-in refused");
             failure(StatusCode::UNAUTHORIZED, "Sign-in refused", &e.to_string())
@@ -537,6 +625,47 @@ pub async fn signed_out() -> Response {
 mod tests {
     use super::*;
 
+    fn web(public_url: &str) -> Web {
+        let c: crate::config::Config = toml::from_str(&format!(
+            "[serve]\npublic_url = \"{public_url}\"\n[auth]\nclient_id = \"c\"\n"
+        ))
+        .unwrap();
+        Web::from_config(&c).unwrap()
+    }
+
+    /// Off loopback the cookies are `Secure` and `__Host-` prefixed (the
+    /// browser then takes them only from this host over HTTPS, with
+    /// `Path=/`: a sibling subdomain cannot plant one); on loopback, plain.
+    #[test]
+    fn cookies_off_loopback_are_host_only() {
+        let w = web("https://pitr.contoso.com");
+        assert_eq!(
+            set_cookie(&w, SESSION_COOKIE, "v", "/", 10),
+            "__Host-pitr_session=v; Path=/; Max-Age=10; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            set_cookie(&w, LOGIN_COOKIE, "v", "/auth", 10),
+            "__Host-pitr_login=v; Path=/; Max-Age=10; HttpOnly; SameSite=Lax; Secure"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "pitr_session=planted; __Host-pitr_session=real"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(cookie(&h, &cookie_name(&w, SESSION_COOKIE)), Some("real"));
+        let local = web("http://127.0.0.1:8080");
+        assert_eq!(
+            set_cookie(&local, LOGIN_COOKIE, "v", "/auth", 10),
+            "pitr_login=v; Path=/auth; Max-Age=10; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            cookie(&h, &cookie_name(&local, SESSION_COOKIE)),
+            Some("planted")
+        );
+    }
+
     #[test]
     fn cookies_paths_and_comparisons() {
         let mut h = HeaderMap::new();
@@ -550,6 +679,17 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example/")), "/");
         assert_eq!(local_path(Some("https://evil.example/")), "/");
         assert_eq!(local_path(None), "/");
+        for trick in [
+            "/\t/evil.example",
+            "/\n/x",
+            "/\r\n/x",
+            "/\\/x",
+            "/ /x",
+            "/\u{0}",
+        ] {
+            assert_eq!(local_path(Some(trick)), "/", "{trick:?}");
+        }
+        assert_eq!(local_path(Some("/?status=a&page=2")), "/?status=a&page=2");
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
@@ -557,6 +697,15 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_token(32).unwrap());
         assert_eq!(hash("x").len(), 64);
+        // Derived secrets: fixed per cookie, distinct per purpose and per
+        // cookie, and a PKCE verifier of the length RFC 7636 asks (43-128).
+        let s = LoginSecrets::of(&a);
+        assert_eq!(s.state, LoginSecrets::of(&a).state);
+        assert_ne!(s.state, s.nonce);
+        assert_ne!(s.nonce, s.verifier);
+        assert_ne!(csrf_of(&a), s.state);
+        assert_ne!(s.state, LoginSecrets::of(&random_token(32).unwrap()).state);
+        assert_eq!(s.verifier.len(), 43);
         // RFC 7636, appendix B.
         assert_eq!(
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),

@@ -256,6 +256,8 @@ pub struct Request {
     pub waiting: Option<String>,
     pub error: Option<String>,
     pub actions: Actions,
+    /// Offers an emergency reason when rescheduling (operators only).
+    pub operator: bool,
     pub job_status: String,
     pub job_text: String,
     pub follow: bool,

@@ -80,8 +80,16 @@ async fn timed_out(r: axum::response::Response) -> axum::response::Response {
     r
 }
 
-async fn not_found() -> Problem {
-    Problem::not_found("no such resource; the API is described at /api/v1/openapi.json")
+/// The API's paths answer a problem; any other path is a page nobody
+/// serves, answered as a page.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        Problem::not_found("no such resource; the API is described at /api/v1/openapi.json")
+            .into_response()
+    } else {
+        crate::web::not_found_page(&uri)
+    }
 }
 
 /// A path parameter, or a problem.

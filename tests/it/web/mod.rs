@@ -4,6 +4,7 @@
 //! for Entra ID's sign-in (its authorize endpoint signs in the scenario
 //! user named by `login_hint`). Screenshots go to `target/screenshots/`.
 mod load;
+mod review;
 mod sessions;
 mod stories;
 

@@ -7,7 +7,7 @@ use super::*;
 use crate::helpers::PgDatabase;
 
 /// An HTTP client that trusts the mock Azure's CA and follows no redirect.
-fn client(svc: &Service) -> reqwest::Client {
+pub(super) fn client(svc: &Service) -> reqwest::Client {
     let ca = std::fs::read(svc.env.dir.path().join("ca.pem")).expect("the mock's CA");
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -16,13 +16,13 @@ fn client(svc: &Service) -> reqwest::Client {
         .unwrap()
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(super) fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(super) fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
@@ -31,7 +31,7 @@ fn location(r: &reqwest::Response) -> String {
 }
 
 /// The `Set-Cookie` header that sets `name`.
-fn set_cookie(r: &reqwest::Response, name: &str) -> String {
+pub(super) fn set_cookie(r: &reqwest::Response, name: &str) -> String {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -41,7 +41,7 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> String {
         .to_string()
 }
 
-fn cookie_value(set: &str) -> String {
+pub(super) fn cookie_value(set: &str) -> String {
     set.split(';')
         .next()
         .unwrap()
@@ -52,7 +52,7 @@ fn cookie_value(set: &str) -> String {
 }
 
 /// A sign-in started at `base`: (login cookie value, authorize URL).
-async fn start(http: &reqwest::Client, base: &str, who: &str) -> (String, url::Url) {
+pub(super) async fn start(http: &reqwest::Client, base: &str, who: &str) -> (String, url::Url) {
     let r = http
         .get(format!(
             "{base}/auth/login?login_hint={who}&return_to=/environments"
@@ -73,7 +73,7 @@ async fn start(http: &reqwest::Client, base: &str, who: &str) -> (String, url::U
     )
 }
 
-fn param(u: &url::Url, name: &str) -> String {
+pub(super) fn param(u: &url::Url, name: &str) -> String {
     u.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -98,13 +98,13 @@ fn with_param(u: &url::Url, name: &str, value: &str) -> url::Url {
 }
 
 /// The mock signs the person in: the callback URL with code and state.
-async fn authorize(http: &reqwest::Client, u: &url::Url) -> url::Url {
+pub(super) async fn authorize(http: &reqwest::Client, u: &url::Url) -> url::Url {
     let r = http.get(u.as_str()).send().await.unwrap();
     assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
     url::Url::parse(&location(&r)).unwrap()
 }
 
-async fn callback(
+pub(super) async fn callback(
     http: &reqwest::Client,
     base: &str,
     cb: &url::Url,
