@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod metrics;
 pub mod mock;
 pub mod notify;
 pub mod store;

@@ -44,7 +44,7 @@ impl Modify for BearerAuth {
         super::sse::events,
         accept, reject, cancel, reschedule, run, resume, rollback,
         webhook_callback,
-        healthz, readyz,
+        healthz, readyz, metrics,
     ),
     components(schemas(
         Problem, RequestView, RequestDetail, EventView, JobView, StepView, StatusView,
@@ -103,9 +103,10 @@ mod tests {
             "/api/v1/openapi.json",
             "/healthz",
             "/readyz",
+            "/metrics",
         ] {
             assert!(paths.contains_key(p), "{p}");
         }
-        assert_eq!(paths.len(), 17);
+        assert_eq!(paths.len(), 18);
     }
 }

@@ -4,7 +4,9 @@
 //! off so that attempts are not multiplied and `Retry-After` is honoured once.
 use super::credentials;
 use super::error::{self, AzureError};
+use super::limiter::{resource_type, subscription_of, Class, Limiter, RestoreSlots};
 use super::lro::{Begun, Operation, PollSettings};
+use crate::metrics::Metrics;
 
 use crate::config::AzureConfig;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
@@ -67,6 +69,11 @@ pub struct ArmClient {
     client: String,
     pub(crate) poll: PollSettings,
     retry: RetrySettings,
+    /// Shared by every clone (every job and step of the process), like the
+    /// pipeline and its one HTTP connection pool.
+    limiter: Arc<Limiter>,
+    restores: Arc<RestoreSlots>,
+    metrics: Arc<Metrics>,
 }
 
 impl ArmClient {
@@ -156,7 +163,11 @@ impl ArmClient {
             vec![Arc::new(auth)],
             None,
         );
+        let metrics = Arc::new(Metrics::default());
         Ok(Self {
+            limiter: Arc::new(Limiter::new(cfg, metrics.clone())),
+            restores: Arc::new(RestoreSlots::new(cfg)),
+            metrics,
             pipeline,
             endpoint,
             authority: cfg.authority_host.clone(),
@@ -174,6 +185,38 @@ impl ArmClient {
                 ),
             },
         })
+    }
+
+    /// The process's metrics (ARM requests, 429s, limiter waits; the engine
+    /// adds its own).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Waits for a restore slot in the subscription of `resource_id` (Azure
+    /// SQL caps concurrent restores per subscription); held until dropped.
+    pub async fn restore_slot(
+        &self,
+        resource_id: &str,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let sub = subscription_of(resource_id)?;
+        let started = std::time::Instant::now();
+        let permit = self.restores.acquire(sub).await;
+        self.metrics
+            .restore_queue_wait
+            .inc_by(started.elapsed().as_secs_f64());
+        permit
+    }
+
+    /// Runners sharing the service principal's ARM budget
+    /// (`[azure.rate_limits] runners`).
+    pub fn runners_sharing(&self) -> usize {
+        self.restores.runners()
+    }
+
+    /// Restores this runner starts at once per subscription (0: no queue).
+    pub fn restore_cap(&self) -> usize {
+        self.restores.cap()
     }
 
     pub(crate) fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
@@ -306,6 +349,12 @@ impl ArmClient {
             })?;
             req.set_body(bytes);
         }
+        let class = Class::of(method.as_str());
+        let sub = subscription_of(url.path()).map(str::to_string);
+        if let Some(sub) = &sub {
+            self.limiter.acquire(sub, class).await;
+        }
+        let operation = format!("{} {}", method.as_str(), resource_type(url.path()));
         let ctx = Context::new();
         let sent = self
             .pipeline
@@ -320,7 +369,10 @@ impl ArmClient {
             .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(e) => return Err(self.classify(op, &e)),
+            Err(e) => {
+                self.metrics.arm_request(class, operation, 0);
+                return Err(self.classify(op, &e));
+            }
         };
         let (status, headers, body) = resp.deconstruct();
         let status = u16::from(status);
@@ -332,11 +384,23 @@ impl ArmClient {
         let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        for bucket in ["reads", "writes", "deletes"] {
-            if let Some(left) = headers.get_optional_str(&HeaderName::from(format!(
-                "x-ms-ratelimit-remaining-subscription-{bucket}"
-            ))) {
-                tracing::trace!(op, bucket, left, "ARM rate-limit budget");
+        self.metrics.arm_request(class, operation, status);
+        if let Some(sub) = &sub {
+            for c in Class::ALL {
+                let left = headers
+                    .get_optional_str(&HeaderName::from(format!(
+                        "x-ms-ratelimit-remaining-subscription-{}",
+                        c.as_str()
+                    )))
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if let Some(left) = left {
+                    tracing::trace!(op, bucket = c.as_str(), left, "ARM rate-limit budget");
+                    self.limiter.observe_remaining(sub, c, left);
+                }
+            }
+            if status == 429 {
+                self.limiter
+                    .throttled(sub, class, retry_after.unwrap_or(Duration::from_secs(1)));
             }
         }
         let response = ArmResponse {

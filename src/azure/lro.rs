@@ -223,12 +223,57 @@ pub struct PollSettings {
     pub cap: Duration,
 }
 
+/// A poll every tenth of the time an operation has run so far...
+const ELAPSED_STRETCH: u32 = 10;
+/// ...and about this many over the operation's expected length.
+const POLLS_PER_EXPECTED: u32 = 30;
+
 impl PollSettings {
     /// The wait before the next poll.
     pub fn interval(&self, retry_after: Option<Duration>) -> Duration {
         retry_after
             .unwrap_or(Duration::ZERO)
             .clamp(self.floor, self.cap)
+    }
+
+    /// The wait before the next poll of an operation that has run for
+    /// `elapsed` and is expected to take `expected`: `Retry-After`, but
+    /// never less than a tenth of the time so far nor a thirtieth of the
+    /// expected length (a three-hour restore is not polled every second),
+    /// within the floor and the cap.
+    pub fn stretched(
+        &self,
+        retry_after: Option<Duration>,
+        elapsed: Duration,
+        expected: Option<Duration>,
+    ) -> Duration {
+        let stretch =
+            (elapsed / ELAPSED_STRETCH).max(expected.unwrap_or_default() / POLLS_PER_EXPECTED);
+        retry_after
+            .unwrap_or(Duration::ZERO)
+            .max(stretch)
+            .clamp(self.floor, self.cap)
+    }
+}
+
+#[cfg(test)]
+mod stretch_tests {
+    use super::*;
+
+    #[test]
+    fn polls_stretch_with_elapsed_and_expected_time() {
+        let p = PollSettings {
+            floor: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        let s = Duration::from_secs;
+        assert_eq!(p.stretched(None, s(0), None), s(1));
+        assert_eq!(p.stretched(Some(s(5)), s(0), None), s(5));
+        assert_eq!(p.stretched(None, s(100), None), s(10));
+        assert_eq!(p.stretched(Some(s(20)), s(100), None), s(20));
+        // Three hours expected: a poll every 6 minutes, capped at 60 s.
+        assert_eq!(p.stretched(None, s(0), Some(s(3 * 3600))), s(60));
+        assert_eq!(p.stretched(None, s(0), Some(s(90))), s(3));
     }
 }
 
@@ -258,13 +303,28 @@ impl ArmClient {
         deadline: Duration,
         progress: &mut (dyn FnMut(&PollProgress) + Send),
     ) -> Result<Outcome, AzureError> {
+        self.wait_expecting(op, deadline, None, progress).await
+    }
+
+    /// [`ArmClient::wait`] for an operation expected to take about
+    /// `expected`: polls stretch with it and with the time elapsed
+    /// ([`PollSettings::stretched`]).
+    pub async fn wait_expecting(
+        &self,
+        op: &Operation,
+        deadline: Duration,
+        expected: Option<Duration>,
+        progress: &mut (dyn FnMut(&PollProgress) + Send),
+    ) -> Result<Outcome, AzureError> {
         let started = Instant::now();
         // A Location poll may move the operation to a new URL.
         let mut op = op.clone();
         let mut retry_after = op.retry_after_secs.map(Duration::from_secs);
         let mut polls = 0u32;
         loop {
-            let wait = self.poll.interval(retry_after);
+            let wait = self
+                .poll
+                .stretched(retry_after, started.elapsed(), expected);
             if started.elapsed() + wait > deadline {
                 return Err(AzureError::Timeout {
                     op: op.op.clone(),

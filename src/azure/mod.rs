@@ -10,6 +10,7 @@ pub mod client;
 mod compute;
 pub mod credentials;
 pub mod error;
+pub mod limiter;
 pub mod lro;
 pub mod models;
 mod sql;

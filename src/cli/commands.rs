@@ -27,11 +27,54 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Demo { json } => super::demo::run(json).await,
         Command::Store(cmd) => super::store_cmd::run(cmd, cli.config.as_deref()).await,
         Command::Bench {
+            environments: Some(environments),
+            subscriptions,
+            runners,
+            store,
+            prestage,
+            restore_cap,
+            bucket_scale,
+            timeout_secs,
+            restore_ms,
+            run_command_ms,
+            poll_ms,
+            json,
+            ..
+        } => {
+            if subscriptions > environments {
+                return Err(Failure::bad_input(format!(
+                    "--subscriptions {subscriptions} is more than --environments {environments}: every subscription needs an environment"
+                )));
+            }
+            let exe = std::env::current_exe().map_err(|e| {
+                Failure::failed(format!("bench: cannot find the pitr executable: {e}"))
+            })?;
+            super::bench_scale::run(
+                super::bench_scale::ScaleArgs {
+                    environments,
+                    subscriptions,
+                    runners,
+                    store,
+                    prestage,
+                    restore_ms,
+                    run_command_ms,
+                    poll_ms,
+                    restore_cap,
+                    bucket_scale,
+                    timeout_secs,
+                    exe,
+                },
+                json,
+            )
+            .await
+        }
+        Command::Bench {
             runs,
             restore_ms,
             run_command_ms,
             poll_ms,
             json,
+            ..
         } => {
             super::bench::run(
                 super::bench::BenchArgs {

@@ -10,6 +10,7 @@ macro_rules! out {
 }
 
 mod bench;
+mod bench_scale;
 mod commands;
 mod console;
 mod demo;
@@ -93,6 +94,35 @@ pub enum Command {
         /// Poll floor of the client (1-60000 ms).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         poll_ms: u64,
+        /// Scale run: this many environments (1-5000), every window opening
+        /// at the same instant, driven by `pitr serve` runner processes
+        /// against a mock Azure that throttles like ARM.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=5000))]
+        environments: Option<u64>,
+        /// Scale run: subscriptions the environments are spread over (1-1000).
+        #[arg(long, default_value_t = 1, requires = "environments", value_parser = clap::value_parser!(u64).range(1..=1000))]
+        subscriptions: u64,
+        /// Scale run: `pitr serve` processes sharing the store (1-16).
+        #[arg(long, default_value_t = 1, requires = "environments", value_parser = clap::value_parser!(u64).range(1..=16))]
+        runners: u64,
+        /// Scale run: the store the runners share (default: a temporary
+        /// SQLite file); give an empty PostgreSQL database for several runners.
+        #[arg(long, requires = "environments")]
+        store: Option<String>,
+        /// Scale run: restores pre-staged ahead of the windows.
+        #[arg(long, requires = "environments")]
+        prestage: bool,
+        /// Scale run: Azure SQL's cap on concurrent restores per subscription
+        /// (0: none).
+        #[arg(long, default_value_t = 30, requires = "environments")]
+        restore_cap: u32,
+        /// Scale run: fraction of ARM's bucket sizes and refill rates
+        /// (0.01-10; 1 = reads 250 +25/s, writes and deletes 200 +10/s).
+        #[arg(long, default_value_t = 1.0, requires = "environments", value_parser = bucket_scale)]
+        bucket_scale: f64,
+        /// Scale run: give up after this many seconds.
+        #[arg(long, default_value_t = 3600, requires = "environments")]
+        timeout_secs: u64,
         #[arg(long)]
         json: bool,
     },
@@ -359,8 +389,12 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging();
+    // The SQLite store runs each call on the blocking pool behind one
+    // connection: a thousand runs at once would otherwise park hundreds of
+    // threads on its lock (each with its stack and malloc arena).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(32)
         .build()
     {
         Ok(r) => r,
@@ -386,4 +420,16 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// `--bucket-scale`: a fraction of ARM's bucket sizes, 0.01..=10.
+fn bucket_scale(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number; give a fraction such as 0.5"))?;
+    if (0.01..=10.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside 0.01..=10"))
+    }
 }

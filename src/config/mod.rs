@@ -218,6 +218,55 @@ pub struct AzureConfig {
     pub retry_max_times: usize,
     pub retry_min_delay_ms: u64,
     pub retry_max_delay_ms: u64,
+    /// Point-in-time restores this runner starts at once in one
+    /// subscription; more wait in a queue (Azure SQL refuses restores over
+    /// the subscription's cap). 0: no queue.
+    pub max_concurrent_restores_per_subscription: u32,
+    /// ARM's throttling buckets, which every job and step of this process
+    /// shares per subscription (`[azure.rate_limits]`).
+    pub rate_limits: RateLimits,
+}
+
+/// `[azure.rate_limits]`: the token buckets ARM keeps per subscription and
+/// service principal (documented: reads 250 refilled at 25/s, writes and
+/// deletes 200 at 10/s), and how many runners share that principal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    pub reads: Bucket,
+    pub writes: Bucket,
+    pub deletes: Bucket,
+    /// Runners (`pitr serve` processes) using the same service principal:
+    /// each paces itself to 1/runners of every bucket and of
+    /// `max_concurrent_restores_per_subscription` (fair share).
+    pub runners: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    pub capacity: u32,
+    pub per_second: f64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            reads: Bucket {
+                capacity: 250,
+                per_second: 25.0,
+            },
+            writes: Bucket {
+                capacity: 200,
+                per_second: 10.0,
+            },
+            deletes: Bucket {
+                capacity: 200,
+                per_second: 10.0,
+            },
+            runners: 1,
+        }
+    }
 }
 
 impl Default for AzureConfig {
@@ -236,6 +285,8 @@ impl Default for AzureConfig {
             retry_max_times: 6,
             retry_min_delay_ms: 1_000,
             retry_max_delay_ms: 60_000,
+            max_concurrent_restores_per_subscription: 30,
+            rate_limits: RateLimits::default(),
         }
     }
 }

@@ -46,6 +46,37 @@ impl Config {
                 "[azure] credential = \"client_secret\" needs tenant_id and client_id".into(),
             );
         }
+        let r = &a.rate_limits;
+        for (name, b) in [
+            ("reads", r.reads),
+            ("writes", r.writes),
+            ("deletes", r.deletes),
+        ] {
+            if b.capacity == 0 || b.capacity > 100_000 {
+                return Err(format!(
+                    "[azure.rate_limits] {name}.capacity = {} is outside 1..=100000",
+                    b.capacity
+                ));
+            }
+            if !(b.per_second.is_finite() && b.per_second > 0.0 && b.per_second <= 100_000.0) {
+                return Err(format!(
+                    "[azure.rate_limits] {name}.per_second = {} must be a positive rate (at most 100000)",
+                    b.per_second
+                ));
+            }
+        }
+        if r.runners == 0 || r.runners > 1000 {
+            return Err(format!(
+                "[azure.rate_limits] runners = {} is outside 1..=1000",
+                r.runners
+            ));
+        }
+        if a.max_concurrent_restores_per_subscription > 10_000 {
+            return Err(format!(
+                "[azure] max_concurrent_restores_per_subscription = {} is outside 0..=10000 (0: no queue)",
+                a.max_concurrent_restores_per_subscription
+            ));
+        }
         let e = &self.engine;
         e.estimates.check("engine.estimates", 0)?;
         e.timeouts.check("engine.timeouts", 1)?;

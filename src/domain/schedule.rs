@@ -124,12 +124,34 @@ pub enum Due {
 
 /// What to do now with an accepted request.
 pub fn due(req: &RestoreRequest, prestage: bool, now: DateTime<Utc>, est: &Estimates) -> Due {
+    due_queued(req, prestage, now, est, Duration::zero())
+}
+
+/// How much earlier a pre-staged run starts because restores wait in a
+/// queue: restores ahead of it in its subscription (`ahead`), `cap` at a
+/// time, each taking about `restore`.
+pub fn queue_lead(ahead: usize, cap: usize, restore: Duration) -> Duration {
+    if cap == 0 {
+        return Duration::zero();
+    }
+    restore * i32::try_from(ahead / cap).unwrap_or(i32::MAX)
+}
+
+/// [`due`] for a pre-staged run that starts `lead` earlier than its own
+/// estimates say (see [`queue_lead`]).
+pub fn due_queued(
+    req: &RestoreRequest,
+    prestage: bool,
+    now: DateTime<Utc>,
+    est: &Estimates,
+    lead: Duration,
+) -> Due {
     let w = req.spec.window;
     if now >= w.end {
         return Due::Miss(format!("the window ended at {} without a run", show(w.end)));
     }
     let start_at = if prestage {
-        prestage_start(req, est)
+        prestage_start(req, est) - lead
     } else {
         w.start
     };
@@ -156,6 +178,21 @@ pub fn due(req: &RestoreRequest, prestage: bool, now: DateTime<Utc>, est: &Estim
         ));
     }
     Due::Start
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    #[test]
+    fn queue_lead_counts_waves_of_the_cap() {
+        let r = Duration::minutes(30);
+        assert_eq!(queue_lead(0, 30, r), Duration::zero());
+        assert_eq!(queue_lead(29, 30, r), Duration::zero());
+        assert_eq!(queue_lead(30, 30, r), r);
+        assert_eq!(queue_lead(95, 30, r), r * 3);
+        assert_eq!(queue_lead(95, 0, r), Duration::zero());
+    }
 }
 
 /// Whether a job's original database (`<db>_before_<job8>`) is due to be

@@ -133,6 +133,16 @@ impl Engine {
             attempt: rec.attempts,
         });
         let started = std::time::Instant::now();
+        if step == StepName::Offline && rec.attempts == 1 && !job.is_rollback() {
+            // Scheduler lag: the window opened, the environment goes down now.
+            let lag = self.clock.now() - req.spec.window.start;
+            if lag >= chrono::Duration::zero() {
+                self.azure
+                    .metrics()
+                    .scheduler_lag
+                    .observe(lag.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6);
+            }
+        }
         let limit = self.step_timeout(step);
         let span = tracing::info_span!("step", step = %step, attempt = rec.attempts);
         tracing::info!(parent: &span, "step started");
@@ -154,6 +164,13 @@ impl Engine {
             )))
         });
         rec.finished_at = Some(self.clock.now());
+        let metrics = self.azure.metrics();
+        let took = started.elapsed().as_secs_f64();
+        match &outcome {
+            Ok(_) => metrics.step_finished(step.as_str(), "succeeded", took),
+            Err(StepError::Waiting(_)) => {}
+            Err(_) => metrics.step_finished(step.as_str(), "failed", took),
+        }
         match outcome {
             Ok(summary) => {
                 tracing::info!(parent: &span, %summary, "step succeeded");
@@ -236,6 +253,13 @@ impl Engine {
         job.error = cause.clone();
         job.finished_at = Some(self.clock.now());
         self.save_job(&mut job).await?;
+        let metrics = self.azure.metrics();
+        metrics.job_finished(status.as_str());
+        if let (Some(off), Some(on)) = (job.facts.offline_at, job.facts.online_at) {
+            metrics
+                .downtime
+                .observe((on - off).num_milliseconds().max(0) as f64 / 1000.0);
+        }
         if status == JobStatus::Succeeded && !job.dry_run {
             self.record_restore(req, &job).await?;
         }

@@ -96,13 +96,18 @@ impl Engine {
                 self.progress.event(ProgressEvent::Note(format!(
                     "the previous runner {owner} is gone (its process no longer exists); taking over"
                 )));
-                self.store
+                let lease = self
+                    .store
                     .take_over_lease(job_id, &owner, &self.owner, self.clock.now(), ttl)
-                    .await?
+                    .await?;
+                self.azure.metrics().lease_takeovers.inc();
+                lease
             }
             other => other?,
         };
         self.set_lease(lease);
+        let running = self.azure.metrics();
+        running.jobs_running.inc();
         let mut shutdown = self.shutdown.clone();
         let outcome = tokio::select! {
             r = work => r,
@@ -116,6 +121,7 @@ impl Engine {
                 request: request_id.clone(),
             }),
         };
+        running.jobs_running.dec();
         if let Some(lease) = self.take_lease(job_id) {
             // Best effort: an unreleased lease only delays a takeover until it expires.
             let _ = self.store.release_lease(&lease).await;

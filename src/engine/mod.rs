@@ -48,7 +48,9 @@ pub struct Engine {
     pub(crate) azure: ArmClient,
     pub(crate) clock: SharedClock,
     pub(crate) config: EngineConfig,
-    pub(crate) environments: Vec<Environment>,
+    /// Shared by every view (a view per job: a thousand jobs must not
+    /// hold a thousand copies of a thousand environments).
+    pub(crate) environments: Arc<Vec<Environment>>,
     pub(crate) progress: Arc<dyn Progress>,
     /// Who acts (recorded in the audit trail).
     pub actor: String,
@@ -104,7 +106,7 @@ impl Engine {
             azure,
             clock,
             config: config.engine.clone(),
-            environments: config.environments.clone(),
+            environments: Arc::new(config.environments.clone()),
             progress,
             actor,
             owner: new_owner(),

@@ -12,7 +12,7 @@ use super::{Engine, EngineError};
 use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::schedule::{self, Due};
 use crate::domain::step::Checkpoints;
-use crate::domain::{Job, JobId, JobStatus, RequestId, RequestStatus};
+use crate::domain::{Job, JobId, JobStatus, RequestId, RequestStatus, StepName};
 use crate::store::StoreError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +39,16 @@ pub struct TickReport {
     pub cleaned: Vec<JobId>,
     /// Accepted requests whose restore point will be gone at their window.
     pub flagged: Vec<(RequestId, String)>,
+    /// The next instant something is due (a window opens, a pre-staged run
+    /// starts): the scheduler wakes then rather than at its next tick, so
+    /// that a window is not kept waiting for up to a tick.
+    pub next_due: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TickReport {
+    fn due_at(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
+    }
 }
 
 /// What a scheduler drives in the background.
@@ -71,6 +81,17 @@ impl Scheduler {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|_, h| !h.is_finished());
         running.keys().filter(|k| matches!(k, Task::Run(_))).count()
+    }
+
+    /// The runs this runner starts itself: its fair share of
+    /// `max_concurrent_runs` when `[azure.rate_limits] runners` share the
+    /// ARM budget (each paces itself to 1/runners of it, so each takes
+    /// 1/runners of the runs; otherwise the first runner to look when many
+    /// windows open would claim them all with a fraction of the budget).
+    fn own_share(&self) -> usize {
+        self.max_concurrent
+            .div_ceil(self.engine.azure.runners_sharing())
+            .max(1)
     }
 
     fn is_driving(&self, task: &Task) -> bool {
@@ -133,6 +154,10 @@ impl Scheduler {
             .map(|r| r.spec.environment.clone())
             .collect();
 
+        // Runs are started once the whole pass has decided (a thousand
+        // windows opening at once: the pass is not slowed down by the runs
+        // it has just started, which all want the store).
+        let mut spawns: Vec<(Engine, RequestId, Option<Job>)> = Vec::new();
         // Runs in progress that nobody drives: after a restart, or a
         // pre-staged run whose window has opened.
         for req in in_progress.iter().copied() {
@@ -155,13 +180,16 @@ impl Scheduler {
                     .iter()
                     .any(|s| s.status == crate::domain::StepStatus::Waiting);
             if parked {
+                if now < req.spec.window.start {
+                    report.due_at(req.spec.window.start);
+                }
                 continue;
             }
-            if self.active() >= self.max_concurrent {
+            if self.active() + spawns.len() >= self.max_concurrent {
                 report.deferred.push(req.id.clone());
                 continue;
             }
-            self.spawn(self.engine.scoped(&req.id), &req.id, None);
+            spawns.push((self.engine.scoped(&req.id), req.id.clone(), None));
             report.resumed.push(req.id.clone());
         }
 
@@ -171,6 +199,11 @@ impl Scheduler {
             .filter(|r| r.status == RequestStatus::Accepted)
             .collect();
         accepted.sort_by_key(|r| r.spec.window.start);
+        // Pre-staged restores queue per subscription behind Azure SQL's cap
+        // (`[azure] max_concurrent_restores_per_subscription`): the n-th in
+        // its subscription starts n/cap restore-lengths earlier.
+        let cap = self.engine.azure.restore_cap();
+        let queue = self.restore_queue(&requests);
         for req in accepted {
             let env = match self.engine.environment(&req.spec.environment) {
                 Ok(e) => e.clone(),
@@ -179,11 +212,27 @@ impl Scheduler {
                     continue;
                 }
             };
-            self.recheck_retention(req, now, &mut report).await;
             let prestage = req.spec.prestage || env.prestage;
             let est = self.engine.estimates(&env).await?;
-            match schedule::due(req, prestage, now, &est) {
-                Due::Wait => {}
+            let lead = match queue.get(&req.id) {
+                Some(ahead) if prestage => {
+                    schedule::queue_lead(*ahead, cap, est.of(StepName::Restore))
+                }
+                _ => chrono::Duration::zero(),
+            };
+            match schedule::due_queued(req, prestage, now, &est, lead) {
+                Due::Wait => {
+                    report.due_at(if prestage {
+                        schedule::prestage_start(req, &est) - lead
+                    } else {
+                        req.spec.window.start
+                    });
+                    // A request about to start is checked by its preflight;
+                    // only those still waiting are looked at again here (two
+                    // ARM reads each, which a thousand windows opening at
+                    // once would otherwise spend in the tick that starts them).
+                    self.recheck_retention(req, now, &mut report).await;
+                }
                 Due::Miss(why) => {
                     self.engine
                         .transition(&req.id, LifecycleEvent::Miss, Some(why.clone()))
@@ -203,7 +252,7 @@ impl Scheduler {
                     }
                     // One active run per environment, and the global limit.
                     if busy_envs.contains(&req.spec.environment)
-                        || self.active() >= self.max_concurrent
+                        || self.active() + spawns.len() >= self.own_share()
                     {
                         report.deferred.push(req.id.clone());
                         continue;
@@ -213,7 +262,7 @@ impl Scheduler {
                     let engine = self.engine.scoped(&req.id);
                     match engine.start_within(&req.id, self.max_concurrent).await {
                         Ok(job) => {
-                            self.spawn(engine, &req.id, Some(job));
+                            spawns.push((engine, req.id.clone(), Some(job)));
                             report.started.push(req.id.clone());
                         }
                         Err(EngineError::Store(StoreError::LimitReached { .. })) => {
@@ -235,6 +284,9 @@ impl Scheduler {
                     }
                 }
             }
+        }
+        for (engine, id, claimed) in spawns {
+            self.spawn(engine, &id, claimed);
         }
         // Originals kept past their retention, dropped in the background.
         for req in requests
@@ -269,6 +321,47 @@ impl Scheduler {
             }
         }
         Ok(report)
+    }
+
+    /// For each accepted or running pre-staged request, how many pre-staged
+    /// requests of its subscription come before it (by window start): the
+    /// queue its restore joins. Requests already running keep their place,
+    /// so those behind them do not move forward and lose their lead.
+    fn restore_queue(
+        &self,
+        requests: &[crate::domain::RestoreRequest],
+    ) -> HashMap<RequestId, usize> {
+        let mut queued: Vec<(&str, chrono::DateTime<chrono::Utc>, &RequestId)> = requests
+            .iter()
+            .filter(|r| matches!(r.status, RequestStatus::Accepted | RequestStatus::Running))
+            .filter_map(|r| {
+                let env = self.engine.environment(&r.spec.environment).ok()?;
+                (r.spec.prestage || env.prestage).then_some((
+                    env.subscription_id.as_str(),
+                    r.spec.window.start,
+                    &r.id,
+                ))
+            })
+            .collect();
+        queued.sort_by(|a, b| {
+            (a.0.to_ascii_lowercase(), a.1, a.2.to_string()).cmp(&(
+                b.0.to_ascii_lowercase(),
+                b.1,
+                b.2.to_string(),
+            ))
+        });
+        let mut out = HashMap::new();
+        let mut sub = String::new();
+        let mut n = 0;
+        for (s, _, id) in queued {
+            if !s.eq_ignore_ascii_case(&sub) {
+                sub = s.to_string();
+                n = 0;
+            }
+            out.insert(id.clone(), n);
+            n += 1;
+        }
+        out
     }
 
     /// The request's run, if it is unfinished.
@@ -337,8 +430,13 @@ impl Scheduler {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), EngineError> {
         loop {
+            let mut wait = every;
             match self.tick().await {
                 Ok(r) => {
+                    if let Some(at) = r.next_due {
+                        let until = (at - self.engine.clock.now()).to_std().unwrap_or_default();
+                        wait = wait.min(until);
+                    }
                     for id in &r.started {
                         tracing::info!(request = %id, "window open: run started");
                     }
@@ -352,7 +450,7 @@ impl Scheduler {
                 Err(e) => tracing::error!(error = %e, "scheduler tick failed; retrying"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(wait) => {}
                 r = stop.wait_for(|s| *s) => {
                     let _ = r;
                     break;

@@ -15,7 +15,7 @@ pub(crate) fn is_admin_path(path: &str) -> bool {
     l == "/_mock" || l.starts_with("/_mock/")
 }
 
-const ENDPOINTS: &str = "GET /_mock/state, GET /_mock/requests, GET|POST|DELETE /_mock/faults, POST /_mock/hold, POST /_mock/retention, POST /_mock/token, POST /_mock/rotate-key";
+const ENDPOINTS: &str = "GET /_mock/state, GET /_mock/requests, GET /_mock/throttle, GET|POST|DELETE /_mock/faults, POST /_mock/hold, POST /_mock/retention, POST /_mock/token, POST /_mock/rotate-key";
 
 fn bad(message: impl Into<String>) -> Reply {
     Reply::arm_error(400, "InvalidMockRequest", message)
@@ -68,8 +68,7 @@ fn mint(st: &mut State, req: &Req, base: &str, now: chrono::DateTime<Utc>) -> Re
     }
 }
 
-pub(crate) fn handle(st: &mut State, req: &Req, base: &str) -> Reply {
-    let now = Utc::now();
+pub(crate) fn handle(st: &mut State, req: &Req, base: &str, now: chrono::DateTime<Utc>) -> Reply {
     st.tick(now);
     let what = req
         .segments
@@ -82,6 +81,7 @@ pub(crate) fn handle(st: &mut State, req: &Req, base: &str) -> Reply {
     match (req.method.as_str(), what.as_str()) {
         ("GET", "state") => Reply::json(200, st.state_json(now)),
         ("GET", "requests") => Reply::json(200, st.journal_json()),
+        ("GET", "throttle") => Reply::json(200, st.throttle.to_json()),
         ("GET", "faults") => Reply::json(200, st.faults_json()),
         ("DELETE", "faults") => {
             st.request_faults.clear();

@@ -120,7 +120,8 @@ pub(crate) fn check(
     req: &Req,
     t: ApiType,
     location: &str,
-    locations: &[String],
+    // Only asked for the error message (it lists every region: not per request).
+    locations: impl FnOnce() -> Vec<String>,
 ) -> Result<String, Reply> {
     let Some(v) = req.param("api-version") else {
         return Err(Reply::arm_error(
@@ -142,7 +143,7 @@ pub(crate) fn check(
             "No registered resource provider found for location '{location}' and API version '{v}' for type '{}'. The supported api-versions are '{}'. The supported locations are '{}'.",
             r.type_name,
             r.versions.join(", "),
-            locations.join(", "),
+            locations().join(", "),
         ),
     ))
 }

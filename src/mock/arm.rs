@@ -15,6 +15,7 @@ use super::lro::observe;
 use super::run_commands;
 use super::sql;
 use super::state::{ts, State};
+use super::throttle::Verdict;
 
 /// The api-versions pitr's client sends (the mock accepts every version in
 /// `api_versions.rs`).
@@ -263,9 +264,48 @@ pub(crate) fn dispatch(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
         }
         _ => {}
     }
-    if let Err(reply) = check_auth(st, req, ctx) {
-        return reply;
+    let client = match check_auth(st, req, ctx) {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
+    let mut budget = None;
+    if st.settings.throttle.enabled {
+        if let Some(sub) = subscription_of(&r) {
+            match st
+                .throttle
+                .take(&st.settings.throttle, sub, &client, m, ctx.now)
+            {
+                Verdict::Pass(header, left) => budget = Some((header, left)),
+                Verdict::Throttled(reply) => return reply,
+            }
+        }
     }
+    let reply = dispatch_arm(st, req, ctx, r);
+    match budget {
+        Some((header, left)) => reply.header(header, left),
+        None => reply,
+    }
+}
+
+/// The subscription an ARM route is in.
+fn subscription_of<'a>(r: &Route<'a>) -> Option<&'a str> {
+    match r {
+        Route::DbList { sub, .. }
+        | Route::Db { sub, .. }
+        | Route::DbMove { sub, .. }
+        | Route::DbRetention { sub, .. }
+        | Route::SqlAsyncOp { sub, .. }
+        | Route::SqlOpResult { sub, .. }
+        | Route::Vm { sub, .. }
+        | Route::RunCommand { sub, .. }
+        | Route::RunCommands { sub, .. }
+        | Route::ComputeOp { sub, .. } => Some(sub),
+        _ => None,
+    }
+}
+
+fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
+    let m = req.method.as_str();
     let (api, sub, rg, loc) = match r {
         Route::DbList { sub, rg, .. } | Route::Db { sub, rg, .. } | Route::DbMove { sub, rg, .. } => {
             (ApiType::SqlDatabases, sub, Some(rg), None)
@@ -293,7 +333,7 @@ pub(crate) fn dispatch(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
         Some(l) => l.to_string(),
         None => st.location_hint(sub, rg.unwrap_or("")),
     };
-    let api_version = match api_versions::check(req, api, &location, &st.locations()) {
+    let api_version = match api_versions::check(req, api, &location, || st.locations()) {
         Ok(v) => v,
         Err(reply) => return reply,
     };
@@ -389,7 +429,8 @@ fn www_authenticate(ctx: &Ctx, description: &str) -> String {
     )
 }
 
-fn check_auth(st: &State, req: &Req, ctx: &Ctx) -> Result<(), Reply> {
+/// The client the bearer token was issued to, or ARM's 401.
+fn check_auth(st: &State, req: &Req, ctx: &Ctx) -> Result<String, Reply> {
     let unauthorized = |code: &str, message: String, description: &str| {
         Reply::arm_error(401, code, message)
             .header("WWW-Authenticate", www_authenticate(ctx, description))
@@ -428,7 +469,7 @@ fn check_auth(st: &State, req: &Req, ctx: &Ctx) -> Result<(), Reply> {
             ),
             "The access token has expired.",
         )),
-        Some(_) => Ok(()),
+        Some(_) => Ok(st.token_clients.get(token).cloned().unwrap_or_default()),
     }
 }
 

@@ -98,7 +98,8 @@ pub(crate) fn token(st: &mut State, req: &Req, ctx: &Ctx) -> Reply {
         return missing("scope");
     }
     let expires = st.settings.token_expires_in_secs;
-    let access_token = st.issue_token(ctx.now);
+    let client = field("client_id").unwrap_or_default().to_string();
+    let access_token = st.issue_token(ctx.now, &client);
     Reply::json(
         200,
         json!({

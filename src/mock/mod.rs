@@ -34,6 +34,7 @@ mod server;
 mod signin;
 mod sql;
 mod state;
+mod throttle;
 mod time_spec;
 mod tls;
 
@@ -41,7 +42,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::Utc;
+use crate::clock::{SharedClock, SystemClock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -53,6 +54,7 @@ pub use scenario::{
     ServerSpec, Settings, SkuSpec, TimeSpec, VmSpec,
 };
 pub use script_args::b64url_encode;
+pub use throttle::{BucketSpec, ThrottleSpec};
 
 /// The api-versions pitr's client sends; the mock accepts every version
 /// Azure accepts for each operation (`src/mock/api_versions.rs`) and its LRO
@@ -126,7 +128,18 @@ impl MockAzure {
         listen: SocketAddr,
         ca_out: Option<&Path>,
     ) -> Result<MockAzure, MockError> {
-        let state = state::State::new(&scenario, Utc::now())?;
+        Self::start_with_clock(scenario, listen, ca_out, Arc::new(SystemClock)).await
+    }
+
+    /// [`MockAzure::start`] on the scenario's own clock (tests move it):
+    /// relative times, token expiry and the throttling buckets follow it.
+    pub async fn start_with_clock(
+        scenario: Scenario,
+        listen: SocketAddr,
+        ca_out: Option<&Path>,
+        clock: SharedClock,
+    ) -> Result<MockAzure, MockError> {
+        let state = state::State::new(&scenario, clock.now())?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| MockError::Bind {
@@ -160,7 +173,7 @@ impl MockAzure {
                 Some(file)
             }
         };
-        let shared = Arc::new(server::Shared::new(state, url.clone()));
+        let shared = Arc::new(server::Shared::new(state, url.clone(), clock));
         let (tx, rx) = watch::channel(false);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
         let task = tokio::spawn(server::serve(listener, acceptor, shared.clone(), rx));
@@ -198,10 +211,16 @@ impl MockAzure {
 
     /// Same JSON as `GET /_mock/state`.
     pub fn state_json(&self) -> serde_json::Value {
-        let now = Utc::now();
+        let now = self.shared.clock.now();
         let mut st = self.shared.lock();
         st.tick(now);
         st.state_json(now)
+    }
+
+    /// Same JSON as `GET /_mock/throttle`: requests and 429s per
+    /// subscription and class, when each 429 was sent, restore peaks.
+    pub fn throttle_json(&self) -> serde_json::Value {
+        self.shared.lock().throttle.to_json()
     }
 
     /// Same JSON as `GET /_mock/requests`.

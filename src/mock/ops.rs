@@ -27,10 +27,20 @@ impl State {
     /// Completes every operation that is due. Called before each request is
     /// handled and after each poll is counted.
     pub fn tick(&mut self, now: DateTime<Utc>) {
+        // Operations that have all ended are not looked at again.
+        while self
+            .operations
+            .get(self.settled)
+            .is_some_and(|o| o.status != OpStatus::InProgress)
+        {
+            self.settled += 1;
+        }
+        let from = self.settled;
         let due: Vec<usize> = self
             .operations
             .iter()
             .enumerate()
+            .skip(from)
             .filter(|(_, o)| {
                 let (polls, dur) = self.required(o.kind);
                 o.status == OpStatus::InProgress

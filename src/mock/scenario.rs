@@ -54,6 +54,10 @@ pub struct Settings {
     /// In TOML: `[settings.script_seconds]` or
     /// `script_seconds = { sync = 14400 }`.
     pub script_seconds: ScriptSeconds,
+    /// ARM's request throttling and Azure SQL's cap on concurrent restores
+    /// (`[settings.throttle]`; off unless `enabled = true`).
+    /// Boxed: most scenarios leave it off, and `Scenario` travels by value.
+    pub throttle: Box<super::throttle::ThrottleSpec>,
 }
 
 /// Simulated duration of each kind of script, in seconds (default 0 each).
@@ -85,6 +89,7 @@ impl Default for Settings {
             body_timeout_ms: 10_000,
             restore_headers: RestoreHeaders::Both,
             script_seconds: ScriptSeconds::default(),
+            throttle: Box::default(),
         }
     }
 }
@@ -247,6 +252,12 @@ impl Scenario {
             what,
             hint,
         };
+        if let Err(e) = self.settings.throttle.check() {
+            return Err(invalid(
+                e,
+                "see [settings.throttle] in config/mock-scenario.toml".into(),
+            ));
+        }
         let mut server_names: Vec<String> = Vec::new();
         for (i, srv) in self.servers.iter().enumerate() {
             let at = format!("servers[{i}] ({})", srv.name);

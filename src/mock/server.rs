@@ -21,6 +21,7 @@ use super::admin;
 use super::arm::{self, Ctx};
 use super::http::{Reply, Req};
 use super::state::{JournalEntry, State};
+use crate::clock::SharedClock;
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,13 +29,16 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Shared {
     state: Mutex<State>,
     pub base: String,
+    /// The scenario's clock: token expiry, throttling buckets, journal times.
+    pub clock: SharedClock,
 }
 
 impl Shared {
-    pub fn new(state: State, base: String) -> Shared {
+    pub fn new(state: State, base: String, clock: SharedClock) -> Shared {
         Shared {
             state: Mutex::new(state),
             base,
+            clock,
         }
     }
 
@@ -111,7 +115,7 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, DropConnection> {
     let started = Instant::now();
-    let arrived = Utc::now();
+    let arrived = shared.clock.now();
     let (parts, body) = req.into_parts();
     let body_timeout = Duration::from_millis(shared.lock().settings.body_timeout_ms);
     let bytes = match tokio::time::timeout(
@@ -151,7 +155,7 @@ async fn handle(
         bytes,
     );
     if admin::is_admin_path(&req.path) {
-        let reply = admin::handle(&mut shared.lock(), &req, &shared.base);
+        let reply = admin::handle(&mut shared.lock(), &req, &shared.base, shared.clock.now());
         tracing::debug!(method = %req.method, path = %req.path, status = reply.status, "mock azure admin request");
         return Ok(reply.into_response());
     }
@@ -196,15 +200,16 @@ async fn handle(
             return Err(DropConnection);
         }
         if f.status.is_some() {
-            let reply = fault_reply(&f, &req, Utc::now());
+            let reply = fault_reply(&f, &req, shared.clock.now());
             shared.lock().record(journal(reply.status));
             log(reply.status, " (fault)");
             return Ok(with_request_ids(reply, &req).into_response());
         }
     }
     let reply = {
-        let now = Utc::now();
+        let now = shared.clock.now();
         let mut st = shared.lock();
+        let held = Instant::now();
         st.tick(now);
         let ctx = Ctx {
             base: &shared.base,
@@ -213,6 +218,7 @@ async fn handle(
         };
         let reply = arm::dispatch(&mut st, &req, &ctx);
         st.record(journal(reply.status));
+        st.throttle.served_in(held.elapsed());
         reply
     };
     log(reply.status, "");

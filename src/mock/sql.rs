@@ -266,6 +266,23 @@ pub(crate) fn put_db(
     let subscription = srv.subscription_id.clone();
     let target = srv.db_id(db);
     let database_id = Uuid::new_v4();
+    let running = st.running_restores(&subscription);
+    if let Some(reply) = super::throttle::restore_cap_reply(
+        st.settings
+            .throttle
+            .max_concurrent_restores_per_subscription,
+        running,
+        &subscription,
+    ) {
+        st.throttle.restore_cap_refusals += 1;
+        return reply;
+    }
+    let peak = st
+        .throttle
+        .peak_restores
+        .entry(subscription.to_ascii_lowercase())
+        .or_default();
+    *peak = (*peak).max(running + 1);
     let planned = st.take_operation_fault(OpKind::Restore, None);
     st.servers[si].databases.push(Database {
         name: db.to_string(),

@@ -32,7 +32,15 @@ pub(crate) struct State {
     pub servers: Vec<Server>,
     pub vms: Vec<Vm>,
     pub operations: Vec<Operation>,
+    /// Where each operation is in `operations` (polls find theirs at once).
+    op_index: HashMap<Uuid, usize>,
+    /// `operations[..settled]` have all ended: a tick looks from here on.
+    pub(super) settled: usize,
     pub tokens: HashMap<String, DateTime<Utc>>,
+    /// The client (`client_id`) each ARM token was issued to: ARM throttles
+    /// per subscription and client.
+    pub token_clients: HashMap<String, String>,
+    pub throttle: super::throttle::Throttle,
     pub request_faults: Vec<ActiveFault>,
     pub operation_faults: Vec<ActiveFault>,
     pub held: BTreeSet<OpKind>,
@@ -157,7 +165,11 @@ impl State {
             servers,
             vms,
             operations: Vec::new(),
+            op_index: HashMap::new(),
+            settled: 0,
             tokens: HashMap::new(),
+            token_clients: HashMap::new(),
+            throttle: Default::default(),
             request_faults: Vec::new(),
             operation_faults: Vec::new(),
             held: BTreeSet::new(),
@@ -324,6 +336,7 @@ impl State {
             OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => OpKind::RunCommand,
         };
         let done = matches!(detail, OpDetail::Ack { .. });
+        self.op_index.insert(id, self.operations.len());
         self.operations.push(Operation {
             id,
             kind,
@@ -388,25 +401,45 @@ impl State {
     }
 
     pub fn find_op(&self, id: Uuid) -> Option<usize> {
-        self.operations.iter().position(|o| o.id == id)
+        self.op_index.get(&id).copied()
     }
 
     /// The in-progress operation of `kind` on the database, if any.
     pub fn pending_db_op(&self, kind: OpKind, database_id: Uuid) -> Option<usize> {
-        self.operations.iter().position(|o| {
-            o.kind == kind
-                && o.status == OpStatus::InProgress
-                && match &o.detail {
-                    OpDetail::Restore { database_id: d, .. }
-                    | OpDetail::Delete { database_id: d, .. } => *d == database_id,
-                    OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => false,
-                }
-        })
+        let from = self.settled;
+        self.operations
+            .iter()
+            .skip(from)
+            .position(|o| {
+                o.kind == kind
+                    && o.status == OpStatus::InProgress
+                    && match &o.detail {
+                        OpDetail::Restore { database_id: d, .. }
+                        | OpDetail::Delete { database_id: d, .. } => *d == database_id,
+                        OpDetail::RunCommand { .. } | OpDetail::Ack { .. } => false,
+                    }
+            })
+            .map(|i| i + from)
     }
 
-    pub fn issue_token(&mut self, now: DateTime<Utc>) -> String {
+    /// Point-in-time restores in progress in a subscription.
+    pub fn running_restores(&self, subscription: &str) -> u32 {
+        self.operations
+            .iter()
+            .skip(self.settled)
+            .filter(|o| {
+                o.kind == OpKind::Restore
+                    && o.status == OpStatus::InProgress
+                    && o.subscription_id.eq_ignore_ascii_case(subscription)
+            })
+            .count() as u32
+    }
+
+    pub fn issue_token(&mut self, now: DateTime<Utc>, client: &str) -> String {
         // Tokens are opaque to clients; forget expired ones so the map stays small.
         self.tokens.retain(|_, exp| *exp > now);
+        let tokens = &self.tokens;
+        self.token_clients.retain(|t, _| tokens.contains_key(t));
         let token = format!(
             "mock.{}{}",
             Uuid::new_v4().simple(),
@@ -417,6 +450,7 @@ impl State {
             .checked_add_signed(TimeDelta::try_seconds(secs).unwrap_or(TimeDelta::days(3650)))
             .unwrap_or(now);
         self.tokens.insert(token.clone(), exp);
+        self.token_clients.insert(token.clone(), client.to_string());
         token
     }
 }

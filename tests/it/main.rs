@@ -23,6 +23,7 @@ mod misuse;
 mod mock_azure;
 mod requests;
 mod restore_e2e;
+mod scale;
 mod scheduler;
 mod serve;
 mod service;

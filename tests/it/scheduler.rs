@@ -6,7 +6,7 @@ use crate::helpers::*;
 use chrono::Duration;
 use pitr::clock::Clock;
 use pitr::domain::{JobStatus, RequestStatus, StepName, StepStatus};
-use pitr::engine::scheduler::Scheduler;
+use pitr::engine::scheduler::{Scheduler, TickReport};
 use pitr::engine::EngineError;
 
 const SUB: &str = "00000000-0000-0000-0000-00000000aaaa";
@@ -49,7 +49,15 @@ async fn an_accepted_request_runs_when_its_window_opens() {
     let h = start().await;
     let (id, window) = h.accepted("uat", false).await;
     let sched = Scheduler::new(h.engine.clone(), 2);
-    assert_eq!(sched.tick().await.unwrap(), Default::default(), "not yet");
+    // Not yet; the scheduler will wake when the window opens.
+    assert_eq!(
+        sched.tick().await.unwrap(),
+        TickReport {
+            next_due: Some(window.start),
+            ..Default::default()
+        },
+        "not yet"
+    );
     h.clock.set(window.start - Duration::seconds(1));
     assert!(sched.tick().await.unwrap().started.is_empty());
     h.clock.set(window.start);

@@ -3,12 +3,14 @@
 mod actions;
 mod environments;
 mod health;
+mod metrics;
 mod requests;
 mod webhooks;
 
 pub(crate) use actions::*;
 pub(crate) use environments::*;
 pub(crate) use health::*;
+pub(crate) use metrics::*;
 pub(crate) use requests::*;
 pub(crate) use webhooks::*;
 
@@ -47,6 +49,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/webhooks/callback", post(webhook_callback))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             CALL_TIMEOUT,

@@ -44,7 +44,28 @@ impl Engine {
             .and_then(Operation::from_checkpoint);
         let deadline = self.step_timeout(StepName::Restore);
         let seen = self.target(&target).await?;
-        match next_restore_action(&seen, checkpointed.is_some()) {
+        let action = next_restore_action(&seen, checkpointed.is_some());
+        // A restore in Azure counts against the subscription's cap from its
+        // PUT to its end: wait for a slot first, and hold it till then.
+        let _slot = match action {
+            RestoreAction::Done | RestoreAction::Fail(_) => None,
+            _ => {
+                if self.azure.restore_cap() > 0 {
+                    self.note(
+                        StepName::Restore,
+                        "waiting for a restore slot in the subscription".to_string(),
+                    );
+                }
+                self.azure.restore_slot(&target).await
+            }
+        };
+        let expected = self
+            .estimates(env)
+            .await
+            .ok()
+            .map(|e| e.of(StepName::Restore));
+        let expected = expected.and_then(|d| d.to_std().ok());
+        match action {
             RestoreAction::Done => {}
             RestoreAction::Fail(why) => return Err(StepError::Failed(format!("{name}: {why}"))),
             RestoreAction::Reattach => {
@@ -52,7 +73,12 @@ impl Engine {
                 if let Some(op) = &checkpointed {
                     self.note(StepName::Restore, format!("re-attaching to {}", op.op));
                     self.azure
-                        .wait(op, deadline, &mut self.poll_reporter(StepName::Restore))
+                        .wait_expecting(
+                            op,
+                            deadline,
+                            expected,
+                            &mut self.poll_reporter(StepName::Restore),
+                        )
                         .await?;
                 }
             }
@@ -94,7 +120,12 @@ impl Engine {
                             ),
                         );
                         self.azure
-                            .wait(&op, deadline, &mut self.poll_reporter(StepName::Restore))
+                            .wait_expecting(
+                                &op,
+                                deadline,
+                                expected,
+                                &mut self.poll_reporter(StepName::Restore),
+                            )
                             .await?;
                     }
                     // An answer was lost but the PUT had reached Azure, or

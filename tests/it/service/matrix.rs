@@ -106,7 +106,7 @@ fn expected(who: Who, endpoint: &str) -> u16 {
     let read = 200;
     match endpoint {
         "openapi" | "environments" | "environment" | "requests" | "request" | "history"
-        | "events" => read,
+        | "events" | "metrics" => read,
         // `uat` has an active request: one-active-request.
         "submit" => match who {
             Requester | Operator => 409,
@@ -129,6 +129,7 @@ fn endpoints(r: &str, c: &str) -> Vec<(&'static str, &'static str, String, Optio
     let later = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
     vec![
         ("openapi", "GET", "/api/v1/openapi.json".into(), None),
+        ("metrics", "GET", "/metrics".into(), None),
         ("environments", "GET", "/api/v1/environments".into(), None),
         (
             "environment",
