@@ -198,10 +198,11 @@ impl ArmClient {
     pub async fn restore_slot(
         &self,
         resource_id: &str,
+        on_wait: impl FnOnce(),
     ) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let sub = subscription_of(resource_id)?;
         let started = std::time::Instant::now();
-        let permit = self.restores.acquire(sub).await;
+        let permit = self.restores.acquire(sub, on_wait).await;
         self.metrics
             .restore_queue_wait
             .inc_by(started.elapsed().as_secs_f64());

@@ -205,7 +205,9 @@ impl RestoreSlots {
     }
 
     /// Waits for a restore slot in `sub`; the slot is held until dropped.
-    pub async fn acquire(&self, sub: &str) -> Option<OwnedSemaphorePermit> {
+    /// `on_wait` is called once, only when no slot is free at once (the
+    /// semaphore is fair: a free permit is never taken past a waiter).
+    pub async fn acquire(&self, sub: &str, on_wait: impl FnOnce()) -> Option<OwnedSemaphorePermit> {
         if self.cap == 0 {
             return None;
         }
@@ -216,7 +218,14 @@ impl RestoreSlots {
             .entry(sub.to_ascii_lowercase())
             .or_insert_with(|| Arc::new(Semaphore::new(self.cap)))
             .clone();
-        sem.acquire_owned().await.ok()
+        match sem.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(tokio::sync::TryAcquireError::Closed) => None,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                on_wait();
+                sem.acquire_owned().await.ok()
+            }
+        }
     }
 
     pub fn cap(&self) -> usize {
@@ -289,15 +298,22 @@ mod tests {
             ..Default::default()
         };
         let slots = RestoreSlots::new(&c);
-        let first = slots.acquire("s").await;
+        let waited = std::cell::Cell::new(0);
+        let first = slots.acquire("s", || waited.set(waited.get() + 1)).await;
         assert!(first.is_some());
-        let second = tokio::time::timeout(Duration::from_millis(20), slots.acquire("s")).await;
+        assert_eq!(waited.get(), 0, "a free slot is taken without waiting");
+        let second = tokio::time::timeout(
+            Duration::from_millis(20),
+            slots.acquire("s", || waited.set(waited.get() + 1)),
+        )
+        .await;
         assert!(second.is_err(), "the second restore in s must wait");
-        assert!(slots.acquire("other").await.is_some());
+        assert_eq!(waited.get(), 1, "and it is told that it waits");
+        assert!(slots.acquire("other", || {}).await.is_some());
         drop(first);
-        assert!(slots.acquire("s").await.is_some());
+        assert!(slots.acquire("s", || {}).await.is_some());
         c.max_concurrent_restores_per_subscription = 0;
-        assert!(RestoreSlots::new(&c).acquire("s").await.is_none());
+        assert!(RestoreSlots::new(&c).acquire("s", || {}).await.is_none());
     }
 
     #[test]

@@ -50,13 +50,14 @@ impl Engine {
         let _slot = match action {
             RestoreAction::Done | RestoreAction::Fail(_) => None,
             _ => {
-                if self.azure.restore_cap() > 0 {
-                    self.note(
-                        StepName::Restore,
-                        "waiting for a restore slot in the subscription".to_string(),
-                    );
-                }
-                self.azure.restore_slot(&target).await
+                self.azure
+                    .restore_slot(&target, || {
+                        self.note(
+                            StepName::Restore,
+                            "waiting for a restore slot in the subscription".to_string(),
+                        )
+                    })
+                    .await
             }
         };
         let expected = self
