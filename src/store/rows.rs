@@ -233,3 +233,49 @@ pub(crate) fn lease(c: &impl Columns) -> Result<Lease> {
         job_id: c.key().into(),
     })
 }
+
+/// An outbox row (`seq, request_id, event, payload, at`; keyed by request).
+pub(crate) fn outbox_event(c: &impl Columns) -> Result<super::OutboxEvent> {
+    Ok(super::OutboxEvent {
+        seq: c.int("seq")?,
+        event: c.text("event")?,
+        payload: c.text("payload")?,
+        at: c.instant("at")?,
+        request_id: c.key().to_string().into(),
+    })
+}
+
+/// A delivery claimed for sending (keyed by delivery id).
+pub(crate) fn delivery(c: &impl Columns) -> Result<super::Delivery> {
+    Ok(super::Delivery {
+        receiver: c.text("receiver")?,
+        seq: c.int("outbox_seq")?,
+        request_id: c.text("request_id")?.into(),
+        event: c.text("event")?,
+        payload: c.text("payload")?,
+        attempts: u32::try_from(c.int("attempts")?).unwrap_or(u32::MAX),
+        created_at: c.instant("created_at")?,
+        delivery_id: c.key().to_string(),
+    })
+}
+
+/// A delivery as `pitr notifications list` shows it (keyed by delivery id).
+pub(crate) fn delivery_record(c: &impl Columns) -> Result<super::DeliveryRecord> {
+    let status = c.text("status")?;
+    Ok(super::DeliveryRecord {
+        receiver: c.text("receiver")?,
+        seq: c.int("outbox_seq")?,
+        request_id: c.text("request_id")?,
+        event: c.text("event")?,
+        attempts: u32::try_from(c.int("attempts")?).unwrap_or(u32::MAX),
+        created_at: c.instant("created_at")?,
+        next_attempt_at: (status == "pending")
+            .then(|| c.instant("next_attempt_at"))
+            .transpose()?,
+        last_attempt_at: c.opt_instant("last_attempt_at")?,
+        delivered_at: c.opt_instant("delivered_at")?,
+        last_error: c.opt_text("last_error")?,
+        delivery_id: c.key().to_string(),
+        status,
+    })
+}

@@ -8,7 +8,7 @@ use crate::domain::{JobId, RequestEvent, RequestId, StepRecord, StepStatus};
 use crate::store::outbox::{
     payload, Delivery, DeliveryOutcome, DeliveryRecord, OutboxEvent, ReceiverSpec,
 };
-use crate::store::rows::Columns;
+use crate::store::rows::{self, Columns};
 use crate::store::{rules, Result};
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -135,14 +135,7 @@ pub(super) fn step_event(
 }
 
 fn outbox_row(row: &rusqlite::Row<'_>) -> Result<OutboxEvent> {
-    let c = Cols::new(row, "outbox", "request_id")?;
-    Ok(OutboxEvent {
-        seq: c.int("seq")?,
-        event: c.text("event")?,
-        payload: c.text("payload")?,
-        at: c.instant("at")?,
-        request_id: c.key.clone().into(),
-    })
+    rows::outbox_event(&Cols::new(row, "outbox", "request_id")?)
 }
 
 pub(super) fn outbox(conn: &Connection, request: Option<&RequestId>) -> Result<Vec<OutboxEvent>> {
@@ -244,18 +237,7 @@ pub(super) fn claim(
 }
 
 fn delivery_row(row: &rusqlite::Row<'_>) -> Result<Delivery> {
-    let c = Cols::new(row, "deliveries", "delivery_id")?;
-    let attempts = c.int("attempts")?;
-    Ok(Delivery {
-        receiver: c.text("receiver")?,
-        seq: c.int("outbox_seq")?,
-        request_id: c.text("request_id")?.into(),
-        event: c.text("event")?,
-        payload: c.text("payload")?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        created_at: c.instant("created_at")?,
-        delivery_id: c.key.clone(),
-    })
+    rows::delivery(&Cols::new(row, "deliveries", "delivery_id")?)
 }
 
 pub(super) fn finish(
@@ -304,25 +286,6 @@ pub(super) fn list(
              ORDER BY d.outbox_seq DESC, d.receiver LIMIT ?1"
         ),
         [limit as i64],
-        |row| {
-            let c = Cols::new(row, "deliveries", "delivery_id")?;
-            let status = c.text("status")?;
-            Ok(DeliveryRecord {
-                receiver: c.text("receiver")?,
-                seq: c.int("outbox_seq")?,
-                request_id: c.text("request_id")?,
-                event: c.text("event")?,
-                attempts: u32::try_from(c.int("attempts")?).unwrap_or(u32::MAX),
-                created_at: c.instant("created_at")?,
-                next_attempt_at: (status == "pending")
-                    .then(|| c.instant("next_attempt_at"))
-                    .transpose()?,
-                last_attempt_at: c.opt_instant("last_attempt_at")?,
-                delivered_at: c.opt_instant("delivered_at")?,
-                last_error: c.opt_text("last_error")?,
-                delivery_id: c.key.clone(),
-                status,
-            })
-        },
+        |row| rows::delivery_record(&Cols::new(row, "deliveries", "delivery_id")?),
     )
 }
