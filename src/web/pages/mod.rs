@@ -67,7 +67,9 @@ fn user_bar(s: &Session) -> UserBar {
     }
 }
 
-fn may_submit(s: &Session) -> bool {
+/// Whether the person may submit at all (for some environment; the
+/// environment's groups are asked on submit).
+fn submit_decision(s: &Session) -> Result<(), crate::api::roles::Denied> {
     decide(
         s.principal(),
         &Action::Submit {
@@ -75,7 +77,10 @@ fn may_submit(s: &Session) -> bool {
             emergency: false,
         },
     )
-    .is_ok()
+}
+
+fn may_submit(s: &Session) -> bool {
+    submit_decision(s).is_ok()
 }
 
 fn short(id: &str) -> String {
@@ -116,6 +121,13 @@ pub(crate) fn csrf_refused(s: &Session) -> Response {
 /// A 403 page unless the person may read.
 fn refused_read(s: &Session) -> Option<Response> {
     decide(s.principal(), &Action::Read)
+        .err()
+        .map(|d| problem_page(s, StatusCode::FORBIDDEN, "Not allowed", &d.0))
+}
+
+/// A 403 page unless the person may submit requests.
+fn refused_submit(s: &Session) -> Option<Response> {
+    submit_decision(s)
         .err()
         .map(|d| problem_page(s, StatusCode::FORBIDDEN, "Not allowed", &d.0))
 }

@@ -73,14 +73,8 @@ pub async fn new_form(
     s: Session,
     Query(q): Query<NewQuery>,
 ) -> Response {
-    if let Err(d) = decide(
-        s.principal(),
-        &Action::Submit {
-            environment_groups: &[],
-            emergency: false,
-        },
-    ) {
-        return problem_page(&s, StatusCode::FORBIDDEN, "Not allowed", &d.0);
+    if let Some(refused) = refused_submit(&s) {
+        return refused;
     }
     let f = FormValues {
         environment: q.environment.unwrap_or_default(),
@@ -156,14 +150,8 @@ pub async fn submit(
     if !s.csrf_ok(&form) {
         return csrf_refused(&s);
     }
-    if let Err(d) = decide(
-        s.principal(),
-        &Action::Submit {
-            environment_groups: &[],
-            emergency: false,
-        },
-    ) {
-        return problem_page(&s, StatusCode::FORBIDDEN, "Not allowed", &d.0);
+    if let Some(refused) = refused_submit(&s) {
+        return refused;
     }
     let f = FormValues {
         environment: text(&form, "environment"),
