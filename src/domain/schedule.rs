@@ -137,6 +137,15 @@ pub fn queue_lead(ahead: usize, cap: usize, restore: Duration) -> Duration {
     restore * i32::try_from(ahead / cap).unwrap_or(i32::MAX)
 }
 
+/// How many of one subscription's runs in play (running, or due to start)
+/// one of `runners` runners sharing ARM's budget drives at once: each paces
+/// itself to 1/`runners` of the subscription's buckets and restore slots, so
+/// each takes that part of the work (at least one run), and a subscription's
+/// runs are spread evenly rather than claimed by whichever runner looks first.
+pub fn fair_share(in_play: usize, runners: usize) -> usize {
+    in_play.div_ceil(runners.max(1)).max(1)
+}
+
 /// [`due`] for a pre-staged run that starts `lead` earlier than its own
 /// estimates say (see [`queue_lead`]).
 pub fn due_queued(
@@ -183,6 +192,16 @@ pub fn due_queued(
 #[cfg(test)]
 mod queue_tests {
     use super::*;
+
+    #[test]
+    fn fair_share_spreads_a_subscription_over_the_runners() {
+        assert_eq!(fair_share(100, 1), 100);
+        assert_eq!(fair_share(100, 3), 34);
+        assert_eq!(fair_share(99, 3), 33);
+        assert_eq!(fair_share(1, 3), 1);
+        assert_eq!(fair_share(0, 3), 1);
+        assert_eq!(fair_share(5, 0), 5);
+    }
 
     #[test]
     fn queue_lead_counts_waves_of_the_cap() {

@@ -51,6 +51,21 @@ impl Engine {
         })
     }
 
+    /// The live lease someone else holds on the job (a lease whose holder's
+    /// process is seen gone is not live).
+    pub async fn live_lease(&self, job: &Job) -> Result<Option<Lease>, StoreError> {
+        Ok(self
+            .store
+            .get_lease(&job.id)
+            .await?
+            .filter(|l| l.expires_at > self.clock.now() && !owner_is_dead(&l.owner)))
+    }
+
+    /// Whether the runner `owner` is seen gone (on this host only).
+    pub fn holder_is_gone(owner: &str) -> bool {
+        owner_is_dead(owner)
+    }
+
     pub(super) fn lease_ttl(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.config.lease_ttl_secs.max(3) as i64)
     }

@@ -10,7 +10,7 @@
 //! started, so its resumption is held back only by this runner's own count).
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::LifecycleEvent;
-use crate::domain::schedule::{self, Due};
+use crate::domain::schedule::{self, Due, Estimates};
 use crate::domain::step::Checkpoints;
 use crate::domain::{Job, JobId, JobStatus, RequestId, RequestStatus, StepName};
 use crate::store::StoreError;
@@ -26,6 +26,10 @@ const RETRY_AFTER_RELEASE: chrono::Duration = chrono::Duration::minutes(5);
 /// How often an accepted request's restore point is checked again against
 /// the database's retention (two ARM reads each time).
 const RETENTION_RECHECK: chrono::Duration = chrono::Duration::minutes(15);
+
+/// How long the scheduler uses an environment's estimates before it reads
+/// its history again.
+const ESTIMATES_REREAD: chrono::Duration = chrono::Duration::minutes(1);
 
 /// What one tick did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -51,6 +55,39 @@ impl TickReport {
     }
 }
 
+/// Per subscription, the runs in play and those this runner drives, for
+/// [`schedule::fair_share`].
+struct Shares {
+    runners: usize,
+    in_play: HashMap<String, usize>,
+    own: HashMap<String, usize>,
+}
+
+impl Shares {
+    fn new(runners: usize) -> Self {
+        Self {
+            runners,
+            in_play: HashMap::new(),
+            own: HashMap::new(),
+        }
+    }
+
+    fn in_play(&mut self, sub: String) {
+        *self.in_play.entry(sub).or_default() += 1;
+    }
+
+    fn take(&mut self, sub: String) {
+        *self.own.entry(sub).or_default() += 1;
+    }
+
+    /// Whether one more run of `sub` is within this runner's share.
+    fn allows(&self, sub: &str) -> bool {
+        self.runners <= 1
+            || self.own.get(sub).copied().unwrap_or(0)
+                < schedule::fair_share(self.in_play.get(sub).copied().unwrap_or(0), self.runners)
+    }
+}
+
 /// What a scheduler drives in the background.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Task {
@@ -65,6 +102,17 @@ pub struct Scheduler {
     running: Mutex<HashMap<Task, JoinHandle<()>>>,
     /// When each accepted request's retention was last checked.
     retention_checked: Mutex<HashMap<RequestId, chrono::DateTime<chrono::Utc>>>,
+    /// Staged runs seen parked, with their window's start: not looked up in
+    /// the store again before then (a thousand staged runs would otherwise
+    /// cost three queries each on every tick).
+    parked: Mutex<HashMap<RequestId, chrono::DateTime<chrono::Utc>>>,
+    /// Runs another runner drives: its id and its lease's end as last read
+    /// (looked at again then, or at once when its process is seen gone).
+    held: Mutex<HashMap<RequestId, (String, chrono::DateTime<chrono::Utc>)>>,
+    /// Each environment's estimates, read from its history at most every
+    /// [`ESTIMATES_REREAD`] (a query per accepted request on every tick
+    /// otherwise).
+    estimates: Mutex<HashMap<String, (Estimates, chrono::DateTime<chrono::Utc>)>>,
 }
 
 impl Scheduler {
@@ -74,6 +122,9 @@ impl Scheduler {
             max_concurrent: max_concurrent.max(1),
             running: Mutex::new(HashMap::new()),
             retention_checked: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
+            estimates: Mutex::new(HashMap::new()),
         }
     }
 
@@ -154,46 +205,9 @@ impl Scheduler {
             .map(|r| r.spec.environment.clone())
             .collect();
 
-        // Runs are started once the whole pass has decided (a thousand
-        // windows opening at once: the pass is not slowed down by the runs
-        // it has just started, which all want the store).
-        let mut spawns: Vec<(Engine, RequestId, Option<Job>)> = Vec::new();
-        // Runs in progress that nobody drives: after a restart, or a
-        // pre-staged run whose window has opened.
-        for req in in_progress.iter().copied() {
-            if self.is_driving(&Task::Run(req.id.clone())) {
-                continue;
-            }
-            let Some(job) = self.unfinished_job(&req.id).await? else {
-                continue;
-            };
-            if !self.engine.lease_is_free(&job).await? {
-                continue;
-            }
-            // Staged for its window, or waiting for a person: not resumed.
-            let steps = self.engine.store.steps(&job.id).await?;
-            let parked = (job.is_prestaged()
-                && now < req.spec.window.start
-                && job.facts.recovering.is_none()
-                && steps.succeeded(crate::domain::StepName::Restore))
-                || steps
-                    .iter()
-                    .any(|s| s.status == crate::domain::StepStatus::Waiting);
-            if parked {
-                if now < req.spec.window.start {
-                    report.due_at(req.spec.window.start);
-                }
-                continue;
-            }
-            if self.active() + spawns.len() >= self.max_concurrent {
-                report.deferred.push(req.id.clone());
-                continue;
-            }
-            spawns.push((self.engine.scoped(&req.id), req.id.clone(), None));
-            report.resumed.push(req.id.clone());
-        }
-
-        // Accepted requests whose time has come.
+        // Accepted requests whose time has come, decided first: with the
+        // runs in progress they are the work in play that runners sharing
+        // ARM's budget divide between them.
         let mut accepted: Vec<_> = requests
             .iter()
             .filter(|r| r.status == RequestStatus::Accepted)
@@ -201,9 +215,12 @@ impl Scheduler {
         accepted.sort_by_key(|r| r.spec.window.start);
         // Pre-staged restores queue per subscription behind Azure SQL's cap
         // (`[azure] max_concurrent_restores_per_subscription`): the n-th in
-        // its subscription starts n/cap restore-lengths earlier.
-        let cap = self.engine.azure.restore_cap();
+        // its subscription starts n/cap restore-lengths earlier (the cap of
+        // the fleet: every runner's slots together, as the queue positions
+        // count every runner's requests).
+        let cap = self.engine.azure.restore_cap() * self.engine.azure.runners_sharing();
         let queue = self.restore_queue(&requests);
+        let mut due_now = Vec::new();
         for req in accepted {
             let env = match self.engine.environment(&req.spec.environment) {
                 Ok(e) => e.clone(),
@@ -213,7 +230,7 @@ impl Scheduler {
                 }
             };
             let prestage = req.spec.prestage || env.prestage;
-            let est = self.engine.estimates(&env).await?;
+            let est = self.estimates_of(&env, now).await?;
             let lead = match queue.get(&req.id) {
                 Some(ahead) if prestage => {
                     schedule::queue_lead(*ahead, cap, est.of(StepName::Restore))
@@ -239,49 +256,174 @@ impl Scheduler {
                         .await?;
                     report.missed.push((req.id.clone(), why));
                 }
-                Due::Start => {
-                    // A run that stopped before changing anything (Azure
-                    // unreachable, say) is tried again, but not every tick.
-                    let jobs = self.engine.store.jobs_for_request(&req.id).await?;
-                    let retry_at = crate::domain::job::current_run(&jobs)
-                        .filter(|j| j.status == JobStatus::Failed)
-                        .and_then(|j| j.finished_at)
-                        .map(|t| t + RETRY_AFTER_RELEASE);
-                    if retry_at.is_some_and(|t| now < t) {
-                        continue;
+                Due::Start => due_now.push((req, prestage)),
+            }
+        }
+
+        // Each subscription's runs in play, and those this runner drives.
+        let mut shares = Shares::new(self.engine.azure.runners_sharing());
+        let subscription = |req: &crate::domain::RestoreRequest| {
+            self.engine
+                .environment(&req.spec.environment)
+                .map(|e| e.subscription_id.to_ascii_lowercase())
+                .unwrap_or_default()
+        };
+        for req in in_progress.iter().chain(due_now.iter().map(|(r, _)| r)) {
+            shares.in_play(subscription(req));
+        }
+        // Pre-staged runs this runner drives before their window: each holds
+        // (or waits for) one of its restore slots in the subscription.
+        let mut staging: HashMap<String, usize> = HashMap::new();
+        for req in &requests {
+            if self.is_driving(&Task::Run(req.id.clone())) {
+                shares.take(subscription(req));
+                if now < req.spec.window.start {
+                    *staging.entry(subscription(req)).or_default() += 1;
+                }
+            }
+        }
+        let slots = self.engine.azure.restore_cap();
+
+        // Runs are started once the whole pass has decided (a thousand
+        // windows opening at once: the pass is not slowed down by the runs
+        // it has just started, which all want the store).
+        let mut spawns: Vec<(Engine, RequestId, Option<Job>)> = Vec::new();
+        // Runs in progress that nobody drives: after a restart, or a
+        // pre-staged run whose window has opened.
+        let mut parked_until = self
+            .parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let windows: HashMap<&RequestId, chrono::DateTime<chrono::Utc>> = in_progress
+            .iter()
+            .map(|r| (&r.id, r.spec.window.start))
+            .collect();
+        // Forgotten when the window opens, or moves, or the run ended.
+        parked_until.retain(|id, until| now < *until && windows.get(id) == Some(until));
+        held.retain(|id, _| windows.contains_key(id));
+        for req in in_progress.iter().copied() {
+            if self.is_driving(&Task::Run(req.id.clone())) {
+                continue;
+            }
+            if let Some(until) = parked_until.get(&req.id) {
+                report.due_at(*until);
+                continue;
+            }
+            if held
+                .get(&req.id)
+                .is_some_and(|(owner, until)| now < *until && !Engine::holder_is_gone(owner))
+            {
+                continue;
+            }
+            let Some(job) = self.unfinished_job(&req.id).await? else {
+                continue;
+            };
+            if let Some(lease) = self.engine.live_lease(&job).await? {
+                held.insert(req.id.clone(), (lease.owner, lease.expires_at));
+                continue;
+            }
+            held.remove(&req.id);
+            // Staged for its window, or waiting for a person: not resumed.
+            let steps = self.engine.store.steps(&job.id).await?;
+            let staged = job.is_prestaged()
+                && job.facts.recovering.is_none()
+                && steps.succeeded(StepName::Restore)
+                && steps.record(StepName::Offline).is_none();
+            let parked = (staged && now < req.spec.window.start)
+                || steps
+                    .iter()
+                    .any(|s| s.status == crate::domain::StepStatus::Waiting);
+            if parked {
+                if now < req.spec.window.start {
+                    report.due_at(req.spec.window.start);
+                    if staged {
+                        parked_until.insert(req.id.clone(), req.spec.window.start);
                     }
-                    // One active run per environment, and the global limit.
-                    if busy_envs.contains(&req.spec.environment)
-                        || self.active() + spawns.len() >= self.own_share()
-                    {
-                        report.deferred.push(req.id.clone());
-                        continue;
+                }
+                continue;
+            }
+            // A staged run whose window opened is this runner's only within
+            // its share; a run another runner left midway (it died) is taken
+            // over at once, whatever the shares: its environment may be down.
+            let sub = subscription(req);
+            if self.active() + spawns.len() >= self.max_concurrent
+                || (staged && !shares.allows(&sub))
+            {
+                report.deferred.push(req.id.clone());
+                continue;
+            }
+            shares.take(sub);
+            spawns.push((self.engine.scoped(&req.id), req.id.clone(), None));
+            report.resumed.push(req.id.clone());
+        }
+
+        *self.parked.lock().unwrap_or_else(|e| e.into_inner()) = parked_until;
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = held;
+
+        for (req, prestage) in due_now {
+            let sub = subscription(req);
+            // A pre-staged run starts ahead of its window only when one of
+            // this runner's restore slots in its subscription is free or
+            // about to be (half as many again run their preflight, so that
+            // a slot freed is taken at once): the queue stays in the store,
+            // where a runner with a free slot takes the next one, rather than
+            // behind one runner's slots while another's stand idle.
+            let early = prestage && now < req.spec.window.start;
+            if early
+                && slots > 0
+                && staging.get(&sub).copied().unwrap_or(0) >= slots + slots.div_ceil(2)
+            {
+                report.deferred.push(req.id.clone());
+                continue;
+            }
+            // One active run per environment, the runner's share, and the
+            // global limit.
+            if busy_envs.contains(&req.spec.environment)
+                || self.active() + spawns.len() >= self.own_share()
+                || !shares.allows(&sub)
+            {
+                report.deferred.push(req.id.clone());
+                continue;
+            }
+            // A run that stopped before changing anything (Azure
+            // unreachable, say) is tried again, but not every tick.
+            let jobs = self.engine.store.jobs_for_request(&req.id).await?;
+            let retry_at = crate::domain::job::current_run(&jobs)
+                .filter(|j| j.status == JobStatus::Failed)
+                .and_then(|j| j.finished_at)
+                .map(|t| t + RETRY_AFTER_RELEASE);
+            if retry_at.is_some_and(|t| now < t) {
+                continue;
+            }
+            // The claim is the start: atomic in the store, under the limit
+            // counted over every runner.
+            let engine = self.engine.scoped(&req.id);
+            match engine.start_within(&req.id, self.max_concurrent).await {
+                Ok(job) => {
+                    if early {
+                        *staging.entry(sub.clone()).or_default() += 1;
                     }
-                    // The claim is the start: atomic in the store, under
-                    // the limit counted over every runner.
-                    let engine = self.engine.scoped(&req.id);
-                    match engine.start_within(&req.id, self.max_concurrent).await {
-                        Ok(job) => {
-                            spawns.push((engine, req.id.clone(), Some(job)));
-                            report.started.push(req.id.clone());
-                        }
-                        Err(EngineError::Store(StoreError::LimitReached { .. })) => {
-                            report.deferred.push(req.id.clone())
-                        }
-                        // Another runner started it since this tick read the
-                        // requests: not this runner's run.
-                        Err(EngineError::Store(
-                            StoreError::StatusConflict { .. } | StoreError::RunInProgress { .. },
-                        )) => {
-                            tracing::debug!(request = %req.id, "started by another runner meanwhile")
-                        }
-                        Err(EngineError::Lifecycle(e)) => {
-                            tracing::debug!(request = %req.id, error = %e, "no longer startable")
-                        }
-                        Err(e) => {
-                            tracing::warn!(request = %req.id, error = %e, "run could not start")
-                        }
-                    }
+                    shares.take(sub);
+                    spawns.push((engine, req.id.clone(), Some(job)));
+                    report.started.push(req.id.clone());
+                }
+                Err(EngineError::Store(StoreError::LimitReached { .. })) => {
+                    report.deferred.push(req.id.clone())
+                }
+                // Another runner started it since this tick read the
+                // requests: not this runner's run.
+                Err(EngineError::Store(
+                    StoreError::StatusConflict { .. } | StoreError::RunInProgress { .. },
+                )) => {
+                    tracing::debug!(request = %req.id, "started by another runner meanwhile")
+                }
+                Err(EngineError::Lifecycle(e)) => {
+                    tracing::debug!(request = %req.id, error = %e, "no longer startable")
+                }
+                Err(e) => {
+                    tracing::warn!(request = %req.id, error = %e, "run could not start")
                 }
             }
         }
@@ -362,6 +504,30 @@ impl Scheduler {
             n += 1;
         }
         out
+    }
+
+    /// The environment's estimates, from its history at most
+    /// [`ESTIMATES_REREAD`] ago.
+    async fn estimates_of(
+        &self,
+        env: &crate::domain::Environment,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Estimates, EngineError> {
+        if let Some((est, _)) = self
+            .estimates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&env.name)
+            .filter(|(_, at)| now < *at + ESTIMATES_REREAD && *at <= now)
+        {
+            return Ok(est.clone());
+        }
+        let est = self.engine.estimates(env).await?;
+        self.estimates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(env.name.clone(), (est.clone(), now));
+        Ok(est)
     }
 
     /// The request's run, if it is unfinished.

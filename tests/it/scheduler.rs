@@ -413,3 +413,96 @@ async fn the_limit_on_concurrent_runs_holds_across_runners() {
     second.wait_idle().await;
     assert_eq!(h.status(&waiting).await, RequestStatus::Succeeded);
 }
+
+/// Six environments of one subscription, with two runners sharing ARM's
+/// budget (`[azure.rate_limits] runners = 2`) and Azure SQL's restore cap
+/// (2 per subscription: one slot each).
+fn shared_config() -> String {
+    let mut c = String::from(
+        "[azure]\nmin_poll_interval_ms = 20\nmax_concurrent_restores_per_subscription = 2\n[azure.rate_limits]\nrunners = 2\n[engine.estimates]\nrestore_secs = 600\nsync_secs = 600\n",
+    );
+    for i in 0..6 {
+        let name = format!("env{i}");
+        let vm = format!("/subscriptions/{SUB}/resourceGroups/rg-{name}/providers/Microsoft.Compute/virtualMachines/aos-{name}");
+        c.push_str(&format!(
+            r#"
+[[environments]]
+name = "{name}"
+tier = "sandbox"
+database_kind = "azure_sql"
+subscription_id = "{SUB}"
+resource_group = "rg-{name}"
+server = "sql-{name}"
+location = "westeurope"
+database = "AxDB"
+sql_password_env = "PITR_TEST_SQL_PASSWORD"
+aos_vms = ["{vm}"]
+sync_vm = "{vm}"
+mr_vm = "{vm}"
+"#
+        ));
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_sharing_the_budget_split_a_subscriptions_runs_between_them() {
+    let h = InProcess::start(&shared_config()).await;
+    let mut ids = Vec::new();
+    let mut window = None;
+    for i in 0..6 {
+        let (id, w) = h.accepted(&format!("env{i}"), true).await;
+        ids.push(id);
+        window = Some(w);
+    }
+    let window = window.unwrap();
+    let a = Scheduler::new(h.engine.clone(), 100);
+    let b = Scheduler::new(h.restarted().await, 100);
+
+    // Pre-staging, ten minutes before the window (restores are estimated
+    // at ten minutes, queued two at a time): every run is due, but a runner
+    // takes a pre-staged run only while one of its restore slots (one
+    // here) is free or about to be (half as many again: one).
+    h.clock.set(window.start - Duration::minutes(10));
+    let first = a.tick().await.unwrap();
+    assert_eq!(first.started.len(), 2, "{first:?}");
+    assert_eq!(first.deferred.len(), 4, "{first:?}");
+    // The other runner takes the next two from the store's queue rather
+    // than leaving them behind the first runner's slot.
+    let second = b.tick().await.unwrap();
+    assert_eq!(second.started.len(), 2, "{second:?}");
+    a.wait_idle().await;
+    b.wait_idle().await;
+    // Slots free again: the last two, one runner each.
+    assert_eq!(a.tick().await.unwrap().started.len(), 2);
+    a.wait_idle().await;
+    assert!(b.tick().await.unwrap().started.is_empty());
+    for id in &ids {
+        let job = h.job(id).await;
+        assert_eq!(
+            h.step(&job, StepName::Restore).await,
+            Some(StepStatus::Succeeded)
+        );
+        assert_eq!(h.step(&job, StepName::Offline).await, None);
+    }
+
+    // The window opens: the first runner to look resumes only its share of
+    // the subscription's staged runs (half), so that each runner drives
+    // what its half of ARM's budget can carry.
+    h.clock.set(window.start);
+    let first = a.tick().await.unwrap();
+    assert_eq!(first.resumed.len(), 3, "{first:?}");
+    assert_eq!(first.deferred.len(), 3, "{first:?}");
+    a.wait_idle().await;
+    // The share is of what is still in play: three runs, two of them.
+    let second = b.tick().await.unwrap();
+    assert_eq!(second.resumed.len(), 2, "{second:?}");
+    assert_eq!(second.deferred.len(), 1, "{second:?}");
+    b.wait_idle().await;
+    assert_eq!(b.tick().await.unwrap().resumed.len(), 1);
+    b.wait_idle().await;
+    for id in &ids {
+        assert_eq!(h.status(id).await, RequestStatus::Succeeded);
+    }
+    assert_eq!(h.restore_puts(), 6);
+}
