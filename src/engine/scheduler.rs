@@ -27,6 +27,18 @@ const RETRY_AFTER_RELEASE: chrono::Duration = chrono::Duration::minutes(5);
 /// the database's retention (two ARM reads each time).
 const RETENTION_RECHECK: chrono::Duration = chrono::Duration::minutes(15);
 
+/// How long the scheduler trusts that another runner drives a run before it
+/// reads the run's lease again (a run released on a graceful stop is
+/// continued by another runner within this).
+const HELD_REREAD: chrono::Duration = chrono::Duration::seconds(10);
+
+#[derive(Debug, Clone)]
+struct Held {
+    owner: String,
+    until: chrono::DateTime<chrono::Utc>,
+    seen: chrono::DateTime<chrono::Utc>,
+}
+
 /// How long the scheduler uses an environment's estimates before it reads
 /// its history again.
 const ESTIMATES_REREAD: chrono::Duration = chrono::Duration::minutes(1);
@@ -106,9 +118,12 @@ pub struct Scheduler {
     /// the store again before then (a thousand staged runs would otherwise
     /// cost three queries each on every tick).
     parked: Mutex<HashMap<RequestId, chrono::DateTime<chrono::Utc>>>,
-    /// Runs another runner drives: its id and its lease's end as last read
-    /// (looked at again then, or at once when its process is seen gone).
-    held: Mutex<HashMap<RequestId, (String, chrono::DateTime<chrono::Utc>)>>,
+    /// Runs another runner drives: its id, until when they are not looked
+    /// at again (the lease's end as last read, at most [`HELD_REREAD`]
+    /// ahead) and when that was read. Looked at again sooner when the
+    /// holder's process is seen gone, or the run's window has opened since
+    /// (a staged run released by its runner is anyone's then).
+    held: Mutex<HashMap<RequestId, Held>>,
     /// Each environment's estimates, read from its history at most every
     /// [`ESTIMATES_REREAD`] (a query per accepted request on every tick
     /// otherwise).
@@ -311,17 +326,25 @@ impl Scheduler {
                 report.due_at(*until);
                 continue;
             }
-            if held
-                .get(&req.id)
-                .is_some_and(|(owner, until)| now < *until && !Engine::holder_is_gone(owner))
-            {
+            if held.get(&req.id).is_some_and(|h| {
+                now < h.until
+                    && !(h.seen < req.spec.window.start && req.spec.window.start <= now)
+                    && !Engine::holder_is_gone(&h.owner)
+            }) {
                 continue;
             }
             let Some(job) = self.unfinished_job(&req.id).await? else {
                 continue;
             };
             if let Some(lease) = self.engine.live_lease(&job).await? {
-                held.insert(req.id.clone(), (lease.owner, lease.expires_at));
+                held.insert(
+                    req.id.clone(),
+                    Held {
+                        owner: lease.owner,
+                        until: lease.expires_at.min(now + HELD_REREAD),
+                        seen: now,
+                    },
+                );
                 continue;
             }
             held.remove(&req.id);
@@ -365,16 +388,14 @@ impl Scheduler {
         for (req, prestage) in due_now {
             let sub = subscription(req);
             // A pre-staged run starts ahead of its window only when one of
-            // this runner's restore slots in its subscription is free or
-            // about to be (half as many again run their preflight, so that
-            // a slot freed is taken at once): the queue stays in the store,
-            // where a runner with a free slot takes the next one, rather than
-            // behind one runner's slots while another's stand idle.
+            // this runner's restore slots in its subscription is free: the
+            // queue stays in the store, where a runner with a free slot
+            // takes the next one, rather than behind one runner's slots
+            // while another's stand idle. (Letting half as many again run
+            // their preflight meanwhile was measured: with three runners the
+            // last restores ended after their windows opened.)
             let early = prestage && now < req.spec.window.start;
-            if early
-                && slots > 0
-                && staging.get(&sub).copied().unwrap_or(0) >= slots + slots.div_ceil(2)
-            {
+            if early && slots > 0 && staging.get(&sub).copied().unwrap_or(0) >= slots {
                 report.deferred.push(req.id.clone());
                 continue;
             }

@@ -416,10 +416,10 @@ async fn the_limit_on_concurrent_runs_holds_across_runners() {
 
 /// Six environments of one subscription, with two runners sharing ARM's
 /// budget (`[azure.rate_limits] runners = 2`) and Azure SQL's restore cap
-/// (2 per subscription: one slot each).
+/// (4 per subscription: two slots each).
 fn shared_config() -> String {
     let mut c = String::from(
-        "[azure]\nmin_poll_interval_ms = 20\nmax_concurrent_restores_per_subscription = 2\n[azure.rate_limits]\nrunners = 2\n[engine.estimates]\nrestore_secs = 600\nsync_secs = 600\n",
+        "[azure]\nmin_poll_interval_ms = 20\nmax_concurrent_restores_per_subscription = 4\n[azure.rate_limits]\nrunners = 2\n[engine.estimates]\nrestore_secs = 600\nsync_secs = 600\n",
     );
     for i in 0..6 {
         let name = format!("env{i}");
@@ -460,15 +460,15 @@ async fn runners_sharing_the_budget_split_a_subscriptions_runs_between_them() {
     let b = Scheduler::new(h.restarted().await, 100);
 
     // Pre-staging, ten minutes before the window (restores are estimated
-    // at ten minutes, queued two at a time): every run is due, but a runner
-    // takes a pre-staged run only while one of its restore slots (one
-    // here) is free or about to be (half as many again: one).
+    // at ten minutes, queued four at a time): every run is due, but a runner
+    // takes a pre-staged run only while one of its restore slots (two
+    // here) is free.
     h.clock.set(window.start - Duration::minutes(10));
     let first = a.tick().await.unwrap();
     assert_eq!(first.started.len(), 2, "{first:?}");
     assert_eq!(first.deferred.len(), 4, "{first:?}");
     // The other runner takes the next two from the store's queue rather
-    // than leaving them behind the first runner's slot.
+    // than leaving them behind the first runner's slots.
     let second = b.tick().await.unwrap();
     assert_eq!(second.started.len(), 2, "{second:?}");
     a.wait_idle().await;

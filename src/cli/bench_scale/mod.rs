@@ -7,6 +7,10 @@
 //! environments finish in minutes; ARM's buckets keep their real sizes and
 //! rates (or `--bucket-scale` of them). Figures, not assertions.
 use super::Failure;
+use procs::{free_port, proc_cpu_secs, proc_status_kb};
+
+mod print;
+mod procs;
 use crate::app::{rehearsal_scenario, sample_environment, App, Azure, SAMPLE_SQL_PASSWORD_ENV};
 use crate::config::{Bucket, Config, CredentialKind};
 use crate::domain::lifecycle::LifecycleEvent;
@@ -76,31 +80,6 @@ struct Runner {
     child: tokio::process::Child,
     listen: String,
     peak_rss_kb: u64,
-}
-
-fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// User + system CPU seconds of a process (Linux clock ticks at USER_HZ,
-/// 100 on every mainstream kernel).
-fn proc_cpu_secs(pid: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = text.rsplit_once(')')?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
-}
-
-fn free_port() -> Result<u16, Failure> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(fail)?;
-    Ok(l.local_addr().map_err(fail)?.port())
 }
 
 pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
@@ -625,78 +604,6 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
         super::output::print_json(&report);
         return Ok(());
     }
-    let r = &report;
-    out!(
-        "pitr bench: {n} environments over {s} subscriptions, {} runner(s), {}; restore {} ms, Run Command {} ms; restore cap {} per subscription",
-        args.runners.max(1),
-        if args.prestage { "pre-staged" } else { "not pre-staged" },
-        args.restore_ms,
-        args.run_command_ms,
-        args.restore_cap
-    );
-    out!(
-        "succeeded:               {succeeded}/{n}{}",
-        if timed_out { " (timed out)" } else { "" }
-    );
-    out!(
-        "makespan:                {:.1} s (lower bound {:.1} s from the {}; ratio {:.3})",
-        makespan,
-        bound,
-        bound_by,
-        r["makespan_ratio"].as_f64().unwrap_or(0.0)
-    );
-    out!(
-        "                         the reads sent from the windows' opening take {:.1} s at ARM's rate (ratio {:.3})",
-        reads_bound,
-        r["makespan_ratio_to_reads_as_sent"].as_f64().unwrap_or(0.0)
-    );
-    out!(
-        "downtime per env:        p50 {:.1} s, p99 {:.1} s, max {:.1} s",
-        pct(&downtime, 50.0),
-        pct(&downtime, 99.0),
-        downtime.last().copied().unwrap_or(0.0)
-    );
-    out!(
-        "scheduler lag:           p50 {:.3} s, p99 {:.3} s (window open -> offline started)",
-        pct(&lag, 50.0),
-        pct(&lag, 99.0)
-    );
-    out!(
-        "ARM requests per job:    reads {}, writes {}, deletes {}",
-        per_job("reads"),
-        per_job("writes"),
-        per_job("deletes")
-    );
-    out!(
-        "429s:                    {runner_throttled} ({late_429s} after the first minute); peak restores in one subscription {peak_restores}"
-    );
-    out!(
-        "limiter wait:            {:.1} s in all (restore queue {:.1} s)",
-        limiter_wait,
-        restore_queue_wait
-    );
-    for (i, st) in r["runners"].as_array().into_iter().flatten().enumerate() {
-        out!(
-            "runner {i}:                peak RSS {} MB, CPU {} s",
-            st["peak_rss_mb"],
-            st["cpu_secs"]
-        );
-    }
-    out!(
-        "mock Azure:              {} requests, state lock held {:.2} s in all ({:.1}% of the run, longest {} us); bench+mock CPU {:.1} s",
-        th["served"],
-        th["busy_secs"].as_f64().unwrap_or(0.0),
-        100.0 * th["busy_secs"].as_f64().unwrap_or(0.0) / wall.max(1e-9),
-        th["max_busy_micros"],
-        mock_cpu
-    );
-    out!(
-        "/metrics vs mock:        {} requests, {} 429s seen by the mock; the runners counted {} and {} (and {} without an answer)",
-        runner_requests,
-        runner_throttled,
-        metrics_requests,
-        metrics_throttled,
-        unanswered
-    );
+    print::human(&report);
     Ok(())
 }
