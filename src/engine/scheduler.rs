@@ -8,6 +8,9 @@
 //! counts the runs every runner sharing it drives and refuses the claim at
 //! the limit (a run taken over from a dead runner was counted when it
 //! started, so its resumption is held back only by this runner's own count).
+//! Runners sharing ARM's budget (`[azure.rate_limits] runners`) also split
+//! each subscription's runs between them (see [`Shares`]), and a pre-staged
+//! run is claimed ahead of its window only with a free restore slot.
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::schedule::{self, Due, Estimates};
