@@ -45,10 +45,7 @@ impl Engine {
     /// No live runner holds the job: no lease, an expired one, or one whose
     /// owner's process is gone.
     pub async fn lease_is_free(&self, job: &Job) -> Result<bool, StoreError> {
-        Ok(match self.store.get_lease(&job.id).await? {
-            None => true,
-            Some(l) => l.expires_at <= self.clock.now() || owner_is_dead(&l.owner),
-        })
+        Ok(self.live_lease(job).await?.is_none())
     }
 
     /// The live lease someone else holds on the job (a lease whose holder's

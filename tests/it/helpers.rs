@@ -66,6 +66,29 @@ services = ["MR2012ProcessService"]
     )
 }
 
+/// An `[[environments]]` entry for the in-process tests: a sandbox `name` in
+/// subscription `sub`, its own resource group, server and one AOS VM.
+pub fn sandbox_environment(name: &str, sub: &str) -> String {
+    let vm = format!("/subscriptions/{sub}/resourceGroups/rg-{name}/providers/Microsoft.Compute/virtualMachines/aos-{name}");
+    format!(
+        r#"
+[[environments]]
+name = "{name}"
+tier = "sandbox"
+database_kind = "azure_sql"
+subscription_id = "{sub}"
+resource_group = "rg-{name}"
+server = "sql-{name}"
+location = "westeurope"
+database = "AxDB"
+sql_password_env = "PITR_TEST_SQL_PASSWORD"
+aos_vms = ["{vm}"]
+sync_vm = "{vm}"
+mr_vm = "{vm}"
+"#
+    )
+}
+
 pub fn vm(name: &str) -> String {
     format!("/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{name}")
 }

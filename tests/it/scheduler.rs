@@ -15,25 +15,8 @@ fn config() -> String {
     let mut c = String::from(
         "[azure]\nmin_poll_interval_ms = 20\n[engine.estimates]\nrestore_secs = 600\nsync_secs = 600\n",
     );
-    for (name, server) in [("uat", "sql-uat"), ("qa", "sql-qa")] {
-        let vm = format!("/subscriptions/{SUB}/resourceGroups/rg-{name}/providers/Microsoft.Compute/virtualMachines/aos-{name}");
-        c.push_str(&format!(
-            r#"
-[[environments]]
-name = "{name}"
-tier = "sandbox"
-database_kind = "azure_sql"
-subscription_id = "{SUB}"
-resource_group = "rg-{name}"
-server = "{server}"
-location = "westeurope"
-database = "AxDB"
-sql_password_env = "PITR_TEST_SQL_PASSWORD"
-aos_vms = ["{vm}"]
-sync_vm = "{vm}"
-mr_vm = "{vm}"
-"#
-        ));
+    for name in ["uat", "qa"] {
+        c.push_str(&sandbox_environment(name, SUB));
     }
     c
 }
@@ -422,25 +405,7 @@ fn shared_config() -> String {
         "[azure]\nmin_poll_interval_ms = 20\nmax_concurrent_restores_per_subscription = 4\n[azure.rate_limits]\nrunners = 2\n[engine.estimates]\nrestore_secs = 600\nsync_secs = 600\n",
     );
     for i in 0..6 {
-        let name = format!("env{i}");
-        let vm = format!("/subscriptions/{SUB}/resourceGroups/rg-{name}/providers/Microsoft.Compute/virtualMachines/aos-{name}");
-        c.push_str(&format!(
-            r#"
-[[environments]]
-name = "{name}"
-tier = "sandbox"
-database_kind = "azure_sql"
-subscription_id = "{SUB}"
-resource_group = "rg-{name}"
-server = "sql-{name}"
-location = "westeurope"
-database = "AxDB"
-sql_password_env = "PITR_TEST_SQL_PASSWORD"
-aos_vms = ["{vm}"]
-sync_vm = "{vm}"
-mr_vm = "{vm}"
-"#
-        ));
+        c.push_str(&sandbox_environment(&format!("env{i}"), SUB));
     }
     c
 }

@@ -1,7 +1,7 @@
 //! `pitr store copy`: a SQLite store that lived through real runs moves to
 //! PostgreSQL, and the `pitr` binary tells the same story from either;
 //! rows come back exact in both directions; the source is never changed.
-use crate::helpers::{InProcess, PgDatabase, PITR};
+use crate::helpers::{sandbox_environment, InProcess, PgDatabase, PITR};
 use crate::store_suite::{event, job, request, store_suite, submitted};
 use chrono::{Duration, Utc};
 use pitr::clock::Clock;
@@ -17,24 +17,7 @@ const SUB: &str = "00000000-0000-0000-0000-00000000cccc";
 fn config() -> String {
     let mut c = String::from("[azure]\nmin_poll_interval_ms = 20\n");
     for name in ["uat", "qa", "dev"] {
-        let vm = format!("/subscriptions/{SUB}/resourceGroups/rg-{name}/providers/Microsoft.Compute/virtualMachines/aos-{name}");
-        c.push_str(&format!(
-            r#"
-[[environments]]
-name = "{name}"
-tier = "sandbox"
-database_kind = "azure_sql"
-subscription_id = "{SUB}"
-resource_group = "rg-{name}"
-server = "sql-{name}"
-location = "westeurope"
-database = "AxDB"
-sql_password_env = "PITR_TEST_SQL_PASSWORD"
-aos_vms = ["{vm}"]
-sync_vm = "{vm}"
-mr_vm = "{vm}"
-"#
-        ));
+        c.push_str(&sandbox_environment(name, SUB));
     }
     c
 }
