@@ -1,24 +1,20 @@
 //! One way to put `pitr` together, used by every command, `pitr demo`,
 //! `--dry-run`, `pitr bench` and the tests (zero-to-production's
-//! `Application::build`): config -> store -> Azure client (real ARM, or a
-//! mock Azure) -> engine.
+//! `Application::build`): config -> store -> Azure (real ARM, or a mock
+//! Azure) -> the service (its use cases and engine).
 //!
 //! The engine is built on first use, so read-only commands (`request list`,
 //! `env show`) need neither Azure credentials nor a reachable Azure.
-use crate::azure::{ArmClient, AzureError};
+use crate::azure::AzureError;
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{parse_vm_id, Config};
-use crate::domain::{DatabaseKind, Environment};
-use crate::engine::actions::FNO_SERVICES;
+use crate::config::Config;
+use crate::domain::Environment;
 use crate::engine::progress::{Progress, Silent};
 use crate::engine::Engine;
-use crate::mock::{
-    AosSpec, DatabaseSpec, HistoryEntry, MockAzure, MockError, Scenario, ServerSpec, SkuSpec,
-    TimeSpec, VmSpec,
-};
+use crate::mock::{MockAzure, MockError, Scenario};
+use crate::service::{AzureTarget, Hub, Parts, Service, ServiceError};
 use crate::store::{SharedStore, StoreError};
-use chrono::TimeDelta;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -30,6 +26,64 @@ pub enum AppError {
     Azure(#[from] AzureError),
     #[error("{0}")]
     Mock(#[from] MockError),
+    #[error("{0}")]
+    Service(#[from] ServiceError),
+    /// A setting the service cannot start with (bad input: nothing runs).
+    #[error("{0}")]
+    Config(String),
+    /// The listener could not be served.
+    #[error("{0}")]
+    Listen(String),
+}
+
+/// How `pitr serve` runs its scheduler.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Between two looks at the schedule.
+    pub every: std::time::Duration,
+    /// Runs at once, over every runner sharing the store.
+    pub max_concurrent: usize,
+}
+
+/// What `pitr serve` needs beyond the app, each checked against the config
+/// (the serve settings, the notification receivers' secrets, the auth, the
+/// web app): made before anything is opened, so that a setting the service
+/// cannot start with is refused before anything listens, runs or is created.
+pub struct ServeParts {
+    secrets: crate::notify::Receivers,
+    auth: crate::auth::Authenticator,
+    web: crate::web::Web,
+}
+
+impl ServeParts {
+    pub fn from_config(config: &Config, actor: &str) -> Result<ServeParts, AppError> {
+        config.check_serve().map_err(AppError::Config)?;
+        Ok(ServeParts {
+            secrets: crate::notify::Receivers::from_config(&config.notifications)
+                .map_err(AppError::Config)?,
+            auth: crate::auth::Authenticator::new(config, actor).map_err(AppError::Config)?,
+            web: crate::web::Web::from_config(config).map_err(AppError::Config)?,
+        })
+    }
+}
+
+/// The service running: the API and the pages on their listener, the
+/// scheduler and the notification worker, until the app's stop signal.
+pub struct Running {
+    /// `http(s)://ADDR` of the API.
+    pub url: String,
+    /// Where people reach the pages.
+    pub public_url: String,
+    task: tokio::task::JoinHandle<Result<(), crate::engine::EngineError>>,
+}
+
+impl Running {
+    /// Waits until everything has stopped (after the stop signal): the
+    /// scheduler, the runs it and the API started, the listener, the
+    /// notification worker.
+    pub async fn stopped(self) -> Result<(), crate::engine::EngineError> {
+        self.task.await.unwrap_or(Ok(()))
+    }
 }
 
 /// Which Azure the engine talks to.
@@ -116,17 +170,28 @@ impl AppBuilder {
             }
             other => (None, other),
         };
+        let target = match azure {
+            Azure::Mock { url, ca_pem } => AzureTarget::Mock { url, ca_pem },
+            _ => AzureTarget::Real,
+        };
+        let service = Service::new(
+            self.config.clone(),
+            store.clone(),
+            Parts {
+                clock: self.clock.clone(),
+                hub: Hub::new(self.progress),
+                azure: target,
+                actor: self.actor,
+                secrets: self.secrets,
+                stop: self.shutdown,
+            },
+        );
         Ok(App {
             config: self.config,
             store,
             clock: self.clock,
             mock,
-            azure,
-            progress: self.progress,
-            actor: self.actor,
-            secrets: self.secrets,
-            shutdown: self.shutdown,
-            engine: Mutex::new(None),
+            service: Arc::new(service),
         })
     }
 }
@@ -136,12 +201,8 @@ pub struct App {
     pub store: SharedStore,
     pub clock: SharedClock,
     mock: Option<MockAzure>,
-    azure: Azure,
-    progress: Arc<dyn Progress>,
-    actor: String,
-    secrets: Vec<(String, String)>,
-    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
-    engine: Mutex<Option<Arc<Engine>>>,
+    /// The use cases over this store and Azure, for every front end.
+    pub service: Arc<Service>,
 }
 
 impl App {
@@ -161,31 +222,49 @@ impl App {
 
     /// The engine, with its Azure client built the first time it is asked for.
     pub fn engine(&self) -> Result<Arc<Engine>, AppError> {
-        let mut slot = self.engine.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(engine) = slot.as_ref() {
-            return Ok(engine.clone());
-        }
-        let azure = match &self.azure {
-            Azure::Mock { url, ca_pem } => ArmClient::for_mock(&self.config.azure, url, ca_pem)?,
-            _ => ArmClient::new(&self.config.azure, None)?,
-        };
-        let mut engine = Engine::new(
-            &self.config,
+        Ok(self.service.engine()?)
+    }
+
+    /// `pitr serve` on `listener` (zero-to-production's `Application`): the
+    /// HTTP side, the notification worker and the scheduler, all stopped by
+    /// the stop signal given to the builder.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        parts: ServeParts,
+        opts: ServeOptions,
+    ) -> Result<Running, AppError> {
+        let ServeParts { secrets, auth, web } = parts;
+        let service = self.service.clone();
+        let engine = service.engine()?;
+        let listening = crate::http::serve(listener, service.clone(), Arc::new(auth), web)
+            .await
+            .map_err(AppError::Listen)?;
+        let (url, public_url) = (listening.url(), listening.public_url.clone());
+        let stop = service.stop_signal();
+        let worker = crate::notify::Worker::new(
             self.store.clone(),
-            azure,
             self.clock.clone(),
-            self.progress.clone(),
-            self.actor.clone(),
+            secrets,
+            service.changes(),
         );
-        for (var, value) in &self.secrets {
-            engine = engine.with_secret(var, value);
-        }
-        if let Some(stop) = &self.shutdown {
-            engine = engine.with_shutdown(stop.clone());
-        }
-        let engine = Arc::new(engine);
-        *slot = Some(engine.clone());
-        Ok(engine)
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
+            let worker = tokio::spawn(tracing::Instrument::in_current_span(
+                worker.run(stop.clone()),
+            ));
+            let scheduled = crate::engine::scheduler::Scheduler::new(engine, opts.max_concurrent)
+                .serve(opts.every, stop)
+                .await;
+            service.wait_runs().await;
+            listening.stopped().await;
+            let _ = worker.await;
+            scheduled
+        }));
+        Ok(Running {
+            url,
+            public_url,
+            task,
+        })
     }
 
     /// The embedded mock Azure, if this app started one.
@@ -201,112 +280,7 @@ impl App {
     }
 }
 
-// ---- Rehearsals: a mock Azure seeded from environments ----
-
-/// The content history given to a seeded F&O database: what a restore to an
-/// instant should bring back.
-pub const SEEDED_HISTORY: [(i64, &str); 4] = [
-    (30 * 24, "state 30 days ago"),
-    (7 * 24, "state 7 days ago"),
-    (24, "state 1 day ago"),
-    (1, "state 1 hour ago (after destructive tests)"),
-];
-
-/// A scenario holding every Azure SQL environment's server, databases and VMs.
-pub fn rehearsal_scenario(envs: &[Environment]) -> Scenario {
-    let mut scenario = Scenario::default();
-    for env in envs
-        .iter()
-        .filter(|e| e.database_kind == DatabaseKind::AzureSql)
-    {
-        let pos = scenario.servers.iter().position(|s| {
-            s.subscription_id == env.subscription_id
-                && s.resource_group == env.resource_group
-                && s.name == env.server
-        });
-        let server = match pos {
-            Some(i) => &mut scenario.servers[i],
-            None => {
-                scenario.servers.push(ServerSpec {
-                    subscription_id: env.subscription_id.clone(),
-                    resource_group: env.resource_group.clone(),
-                    name: env.server.clone(),
-                    location: env.location.clone(),
-                    ..Default::default()
-                });
-                scenario.servers.last_mut().expect("just pushed")
-            }
-        };
-        // Two environments may name the same server and database: seed it once.
-        if !server.databases.iter().any(|d| d.name == env.database) {
-            let history = SEEDED_HISTORY
-                .iter()
-                .map(|(hours, what)| HistoryEntry {
-                    at: TimeSpec::ago(TimeDelta::hours(*hours)),
-                    content: format!("{}/{}: {what}", env.name, env.database),
-                })
-                .collect();
-            server.databases.push(DatabaseSpec {
-                name: env.database.clone(),
-                sku: Some(SkuSpec {
-                    name: "GP_Gen5".into(),
-                    tier: Some("GeneralPurpose".into()),
-                    family: Some("Gen5".into()),
-                    capacity: Some(4),
-                }),
-                // earliestRestoreDate follows: the later of the creation
-                // and retention_days ago.
-                retention_days: Some(env.retention_days.clamp(1, 35)),
-                created: Some(TimeSpec::ago(TimeDelta::days(90))),
-                history,
-                ..Default::default()
-            });
-        }
-        for other in env.entity_store_database.iter().chain(&env.mr_database) {
-            if server.databases.iter().any(|d| &d.name == other) {
-                continue;
-            }
-            server.databases.push(DatabaseSpec {
-                name: other.clone(),
-                history: vec![HistoryEntry {
-                    at: TimeSpec::ago(TimeDelta::days(90)),
-                    content: format!("{}/{other}", env.name),
-                }],
-                ..Default::default()
-            });
-        }
-        // The AOS configuration an AOS (and the sync VM) reads its own
-        // database access from; the password exists only in the mock.
-        let aos = AosSpec {
-            server: format!("{}.database.windows.net", env.server),
-            database: env.database.clone(),
-            sql_user: env.sql_user.clone(),
-            sql_password: format!("mock-{}", uuid::Uuid::new_v4().simple()),
-        };
-        for vm in env.aos_vms.iter().chain(&env.sync_vm).chain(&env.mr_vm) {
-            let Some((sub, rg, name)) = parse_vm_id(vm) else {
-                continue;
-            };
-            let is_aos = env.aos_vms.contains(vm) || env.sync_vm.as_ref() == Some(vm);
-            if scenario
-                .vms
-                .iter()
-                .any(|v| v.subscription_id == sub && v.resource_group == rg && v.name == name)
-            {
-                continue;
-            }
-            scenario.vms.push(VmSpec {
-                subscription_id: sub.to_string(),
-                resource_group: rg.to_string(),
-                name: name.to_string(),
-                location: env.location.clone(),
-                services: FNO_SERVICES.iter().map(|s| s.to_string()).collect(),
-                aos: is_aos.then(|| aos.clone()),
-            });
-        }
-    }
-    scenario
-}
+pub use crate::service::rehearsal::{rehearsal_scenario, SEEDED_HISTORY};
 
 /// A sandbox environment with two AOS VMs (the first also runs sync) and a
 /// BI VM for Management Reporter, in resource group `rg-NAME` on server
@@ -338,61 +312,6 @@ pub const SAMPLE_SQL_PASSWORD_ENV: &str = "PITR_SAMPLE_SQL_PASSWORD";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_azure_sql_environment_is_seeded_once() {
-        let config = Config::from_toml(
-            &std::fs::read_to_string("config/pitr.toml").unwrap(),
-            "config/pitr.toml",
-            [],
-        )
-        .unwrap();
-        let s = rehearsal_scenario(&config.environments);
-        // contoso-uat and contoso-prod are Azure SQL; the one-box is not.
-        assert_eq!(s.servers.len(), 2);
-        let uat = s
-            .servers
-            .iter()
-            .find(|s| s.name == "sql-contoso-uat")
-            .unwrap();
-        let names: Vec<_> = uat.databases.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, ["AxDB", "AxDW", "MRDB"]);
-        assert_eq!(uat.databases[0].history.len(), SEEDED_HISTORY.len());
-        // aos1 is both an AOS and the sync VM: one VM.
-        assert_eq!(s.vms.len(), 3);
-        let uat_env = config
-            .environments
-            .iter()
-            .find(|e| e.server == "sql-contoso-uat")
-            .unwrap();
-        assert_eq!(
-            uat.databases[0].retention_days,
-            Some(uat_env.retention_days.min(35))
-        );
-        for vm in &s.vms {
-            let id = format!(
-                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}",
-                vm.subscription_id, vm.resource_group, vm.name
-            );
-            let env = config
-                .environments
-                .iter()
-                .find(|e| {
-                    e.aos_vms.contains(&id)
-                        || e.sync_vm.as_ref() == Some(&id)
-                        || e.mr_vm.as_ref() == Some(&id)
-                })
-                .unwrap();
-            let aos_or_sync = env.aos_vms.contains(&id) || env.sync_vm.as_ref() == Some(&id);
-            assert_eq!(vm.aos.is_some(), aos_or_sync, "{id}");
-            if let Some(a) = &vm.aos {
-                assert_eq!(a.server, format!("{}.database.windows.net", env.server));
-                assert_eq!(a.database, env.database);
-                assert_eq!(a.sql_user, env.sql_user);
-                assert!(!a.sql_password.is_empty());
-            }
-        }
-    }
 
     #[test]
     fn the_sample_environment_is_valid_config() {

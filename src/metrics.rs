@@ -13,8 +13,6 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use crate::azure::limiter::Class;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ArmLabels {
     /// reads, writes or deletes (ARM's buckets).
@@ -170,10 +168,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn arm_request(&self, class: Class, operation: String, code: u16) {
+    /// `class` is the ARM bucket (`reads`, `writes`, `deletes`).
+    pub fn arm_request(&self, class: &str, operation: String, code: u16) {
         self.arm_requests
             .get_or_create(&ArmLabels {
-                class: class.as_str().into(),
+                class: class.into(),
                 operation,
                 code: code.to_string(),
             })
@@ -181,16 +180,16 @@ impl Metrics {
         if code == 429 {
             self.arm_throttled
                 .get_or_create(&ClassLabel {
-                    class: class.as_str().into(),
+                    class: class.into(),
                 })
                 .inc();
         }
     }
 
-    pub fn limiter_waited(&self, class: Class, wait: Duration) {
+    pub fn limiter_waited(&self, class: &str, wait: Duration) {
         self.limiter_wait
             .get_or_create(&ClassLabel {
-                class: class.as_str().into(),
+                class: class.into(),
             })
             .inc_by(wait.as_secs_f64());
     }
@@ -254,17 +253,9 @@ mod tests {
     #[test]
     fn exposition_names_types_and_values() {
         let m = Metrics::default();
-        m.arm_request(
-            Class::Reads,
-            "GET Microsoft.Sql/servers/databases".into(),
-            200,
-        );
-        m.arm_request(
-            Class::Reads,
-            "GET Microsoft.Sql/servers/databases".into(),
-            429,
-        );
-        m.limiter_waited(Class::Writes, Duration::from_millis(1500));
+        m.arm_request("reads", "GET Microsoft.Sql/servers/databases".into(), 200);
+        m.arm_request("reads", "GET Microsoft.Sql/servers/databases".into(), 429);
+        m.limiter_waited("writes", Duration::from_millis(1500));
         m.step_finished("restore", "succeeded", 12.0);
         m.scheduler_lag.observe(0.2);
         let text = m.encode();

@@ -1,10 +1,10 @@
 //! The OpenAPI 3.1 document of the API, generated from the handlers and
 //! the views (`GET /api/v1/openapi.json`).
 use super::problem::Problem;
-use super::roles::Action;
 use super::routes::*;
 use super::{ApiState, Caller};
-use crate::views::*;
+use crate::service::views::*;
+use crate::service::Permission;
 use axum::extract::State;
 use axum::Json;
 use std::sync::Arc;
@@ -39,10 +39,10 @@ impl Modify for BearerAuth {
     ),
     paths(
         document,
-        list_environments, show_environment,
+        list_environments, show_environment, add_deployment,
         list_requests, submit, show_request, history,
         super::sse::events,
-        accept, reject, cancel, reschedule, run, resume, rollback,
+        accept, reject, cancel, reschedule, run, resume, rollback, confirm,
         webhook_callback,
         healthz, readyz, metrics,
     ),
@@ -50,6 +50,7 @@ impl Modify for BearerAuth {
         Problem, RequestView, RequestDetail, EventView, JobView, StepView, StatusView,
         AcknowledgementsView, EnvironmentDetail, RestoreView, RollbackView, DeploymentView,
         NewRequest, AcknowledgementsBody, ReasonBody, RescheduleBody, RunBody,
+        ConfirmBody, DeploymentBody,
         super::sse::StreamEvent,
     )),
     modifiers(&BearerAuth),
@@ -65,10 +66,10 @@ pub struct ApiDoc;
         (status = 403, description = "No role allows it", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn document(
-    State(_st): State<Arc<ApiState>>,
+    State(st): State<Arc<ApiState>>,
     caller: Caller,
 ) -> Result<Json<utoipa::openapi::OpenApi>, Problem> {
-    caller.may(&Action::Read)?;
+    st.service.may(&caller.0, &Permission::Read)?;
     Ok(Json(ApiDoc::openapi()))
 }
 
@@ -100,6 +101,8 @@ mod tests {
             "/api/v1/requests/{id}/resume",
             "/api/v1/requests/{id}/rollback",
             "/api/v1/webhooks/callback",
+            "/api/v1/environments/{name}/deployments",
+            "/api/v1/jobs/{id}/confirm",
             "/api/v1/openapi.json",
             "/healthz",
             "/readyz",
@@ -107,6 +110,6 @@ mod tests {
         ] {
             assert!(paths.contains_key(p), "{p}");
         }
-        assert_eq!(paths.len(), 18);
+        assert_eq!(paths.len(), 20);
     }
 }

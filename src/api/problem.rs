@@ -1,9 +1,9 @@
 //! Errors as RFC 9457 problem details (`application/problem+json`): `type`,
 //! `title`, `status`, `detail`, and `rule` when a request rule is broken.
-//! Texts come from the engine's errors, which never hold a secret; a token
-//! is never echoed.
-use crate::engine::EngineError;
-use crate::store::StoreError;
+//! Texts come from the service's errors, which never hold a secret; a
+//! token is never echoed; the `rule` is the error's value, never parsed.
+use crate::domain::rules::Fix;
+use crate::service::{Kind, ServiceError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -53,55 +53,59 @@ impl Problem {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
     }
 
-    /// A broken request rule (422), named from the rule's message
-    /// (`rule NAME: ...`).
-    pub fn rule(message: String) -> Problem {
-        let rule = message
-            .strip_prefix("rule ")
-            .and_then(|r| r.split(':').next())
-            .map(str::to_string);
+    /// A use case's error, with the API's own wording of what to change.
+    pub fn from_service(e: ServiceError) -> Problem {
+        let status = match e.kind {
+            Kind::BadInput => StatusCode::BAD_REQUEST,
+            Kind::Rule | Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::Conflict | Kind::Contended => StatusCode::CONFLICT,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::Azure | Kind::Stuck | Kind::Failed => StatusCode::BAD_GATEWAY,
+            Kind::Setup | Kind::Store | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let kind = match e.kind {
+            Kind::BadInput => "bad-request",
+            Kind::Rule => "rule",
+            Kind::Invalid => "not-possible",
+            Kind::Conflict | Kind::Contended => "conflict",
+            Kind::NotFound => "not-found",
+            Kind::Forbidden => "forbidden",
+            Kind::Azure => "azure",
+            Kind::Stuck => "stuck",
+            Kind::Failed => "failed",
+            Kind::Setup | Kind::Store | Kind::Unavailable => "unavailable",
+        };
+        let mut detail = e.to_string();
+        if matches!(e.kind, Kind::Setup | Kind::Store) {
+            detail = format!("the store failed: {detail}");
+        }
+        if let Some(fix) = e.fix() {
+            detail.push_str(hint(fix));
+        }
         Problem {
-            rule,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rule", message)
+            rule: e.rule().map(str::to_string),
+            ..Self::new(status, kind, detail)
         }
     }
+}
 
-    /// An engine error; `bad_input` is the status of the engine's plain
-    /// bad-input answers on this route (a state that forbids the call: 409;
-    /// a value that cannot be used: 422).
-    pub fn from_engine(e: EngineError, bad_input: StatusCode) -> Problem {
-        let text = e.to_string();
-        match e {
-            EngineError::Rule(_) => Self::rule(text),
-            EngineError::Lifecycle(_) | EngineError::Rollback(_) => Self::conflict(text),
-            EngineError::BadInput(_) => Self::new(bad_input, "not-possible", text),
-            EngineError::Store(s) => Self::from_store(s),
-            EngineError::Azure(_) => Self::new(StatusCode::BAD_GATEWAY, "azure", text),
-            EngineError::Interrupted { .. } | EngineError::StoreFailed { .. } => {
-                Self::unavailable(text)
-            }
-            EngineError::Stuck { .. } => Self::new(StatusCode::BAD_GATEWAY, "stuck", text),
-        }
+/// What to change, in the API's terms (its body fields).
+fn hint(fix: Fix) -> &'static str {
+    match fix {
+        Fix::ChooseEnvironment => "; GET /api/v1/environments lists the configured environments",
+        Fix::Acknowledge("erase") => "; read it and set acknowledgements.erase",
+        Fix::Acknowledge("downtime") => "; read it and set acknowledgements.downtime",
+        Fix::Acknowledge(_) => "; read it and set acknowledgements.scope",
+        Fix::LengthenWindow => "; set window_end at least 1 hour after window_start",
+        Fix::EmergencyReason => ", or, as an operator in an emergency, give an emergency_reason",
+        Fix::AckVersionMismatch => ", then set ack_version_mismatch",
     }
+}
 
-    pub fn from_store(e: StoreError) -> Problem {
-        let text = e.to_string();
-        match e {
-            StoreError::RequestNotFound(_) | StoreError::JobNotFound(_) => Self::not_found(text),
-            StoreError::ActiveRequestExists { .. } => Problem {
-                rule: Some("one-active-request".into()),
-                ..Self::conflict(text)
-            },
-            StoreError::StatusConflict { .. }
-            | StoreError::RunInProgress { .. }
-            | StoreError::LeaseHeld { .. }
-            | StoreError::LeaseLost { .. } => Self::conflict(text),
-            StoreError::LimitReached { .. } => Problem {
-                rule: Some("max-concurrent-runs".into()),
-                ..Self::conflict(text)
-            },
-            _ => Self::unavailable(format!("the store failed: {text}")),
-        }
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Problem {
+        Problem::from_service(e)
     }
 }
 
@@ -130,12 +134,24 @@ mod tests {
 
     #[test]
     fn rules_are_named_and_statuses_mapped() {
-        let p = Problem::rule("rule notice-24h: the window starts too soon".into());
-        assert_eq!((p.status, p.rule.as_deref()), (422, Some("notice-24h")));
-        let p = Problem::from_store(StoreError::ActiveRequestExists {
-            environment: "e".into(),
-            existing: "r".into(),
-        });
+        let p = Problem::from(ServiceError::from(
+            crate::domain::RuleViolation::MissingAcknowledgement("erase"),
+        ));
+        assert_eq!(
+            (p.status, p.rule.as_deref()),
+            (422, Some("acknowledgement"))
+        );
+        assert!(
+            p.detail.ends_with("set acknowledgements.erase"),
+            "{}",
+            p.detail
+        );
+        let p = Problem::from(ServiceError::from(
+            crate::store::StoreError::ActiveRequestExists {
+                environment: "e".into(),
+                existing: "r".into(),
+            },
+        ));
         assert_eq!(
             (p.status, p.rule.as_deref()),
             (409, Some("one-active-request"))

@@ -371,7 +371,7 @@ impl ArmClient {
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
-                self.metrics.arm_request(class, operation, 0);
+                self.metrics.arm_request(class.as_str(), operation, 0);
                 return Err(self.classify(op, &e));
             }
         };
@@ -385,7 +385,7 @@ impl ArmClient {
         let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        self.metrics.arm_request(class, operation, status);
+        self.metrics.arm_request(class.as_str(), operation, status);
         if let Some(sub) = &sub {
             for c in Class::ALL {
                 let left = headers

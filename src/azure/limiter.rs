@@ -134,7 +134,7 @@ impl Limiter {
         });
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
-            self.metrics.limiter_waited(class, wait);
+            self.metrics.limiter_waited(class.as_str(), wait);
         }
         wait
     }

@@ -4,12 +4,11 @@ use super::{
     dry_run, output, Cli, Command, DeploymentCommand, EnvCommand, Failure, JobCommand,
     RequestCommand, SubmitArgs,
 };
-use crate::app::{rehearsal_scenario, App, Azure};
+use crate::app::{App, Azure};
 use crate::config::Config;
-use crate::domain::lifecycle::LifecycleEvent;
-use crate::domain::{Acknowledgements, RequestId, RequestSpec, Window};
+use crate::domain::{Acknowledgements, RequestId, Window};
 use crate::engine::{Engine, Outcome};
-use crate::store;
+use crate::service::{Actor, NewRequest, RequestFilter, Reschedule};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,30 +94,32 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Request(rc) => {
             // Arguments are checked before the store is opened (or created).
             if let RequestCommand::Submit(a) = &rc {
-                new_request(a, &actor)?;
+                new_request(a)?;
             }
             let app = open(cli.config.as_deref(), &actor, Azure::Real, None).await?;
-            request(&app, rc).await
+            request(&app, &Actor::local_operator(&actor), rc).await
         }
         Command::Run { id, dry_run } => {
             let id = RequestId::from(id);
             if dry_run {
-                let config = load_config(cli.config.as_deref())?;
-                let scenario = rehearsal_scenario(&config.environments);
-                let app =
-                    build(config, &actor, Azure::Embedded(scenario), Some(on_signal())).await?;
-                let result = dry_run::run(&app, &id).await;
-                app.shutdown().await;
-                result
+                let app = live(cli.config.as_deref(), &actor).await?;
+                dry_run::run(&app, &Actor::local_operator(&actor), &id).await
             } else {
                 let app = live(cli.config.as_deref(), &actor).await?;
-                let outcome = engine(&app)?.run(&id, false).await?;
+                let who = Actor::local_operator(&actor);
+                let outcome = app.service.run(&who, &id, false).await?.outcome().await?;
                 report_run(&outcome)
             }
         }
         Command::Resume { id } => {
             let app = live(cli.config.as_deref(), &actor).await?;
-            let outcome = engine(&app)?.resume(&RequestId::from(id)).await?;
+            let who = Actor::local_operator(&actor);
+            let outcome = app
+                .service
+                .resume(&who, &RequestId::from(id))
+                .await?
+                .outcome()
+                .await?;
             if outcome.job().is_rollback() {
                 report_rollback(&outcome)
             } else {
@@ -127,7 +128,13 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Rollback { id, reason } => {
             let app = live(cli.config.as_deref(), &actor).await?;
-            let outcome = engine(&app)?.rollback(&RequestId::from(id), reason).await?;
+            let who = Actor::local_operator(&actor);
+            let outcome = app
+                .service
+                .rollback(&who, &RequestId::from(id), reason)
+                .await?
+                .outcome()
+                .await?;
             report_rollback(&outcome)
         }
         Command::Serve {
@@ -146,7 +153,13 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 ))
             })?;
             let app = live(cli.config.as_deref(), &actor).await?;
-            let outcome = engine(&app)?.confirm(&id, step, reason).await?;
+            let who = Actor::local_operator(&actor);
+            let outcome = app
+                .service
+                .confirm(&who, &id, step, reason)
+                .await?
+                .outcome()
+                .await?;
             report_run(&outcome)
         }
         Command::Notifications(super::NotificationsCommand::List {
@@ -156,15 +169,19 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }) => {
             let app = open(cli.config.as_deref(), &actor, Azure::Real, None).await?;
             let list = app
-                .store
-                .deliveries(failed, usize::try_from(limit).unwrap_or(100))
+                .service
+                .deliveries(
+                    &Actor::local_operator(&actor),
+                    failed,
+                    usize::try_from(limit).unwrap_or(100),
+                )
                 .await?;
             output::deliveries(&list, json);
             Ok(())
         }
         Command::Env(ec) => {
             let app = open(cli.config.as_deref(), &actor, Azure::Real, None).await?;
-            env_command(&app, ec).await
+            env_command(&app, &Actor::local_operator(&actor), ec).await
         }
     }
 }
@@ -349,37 +366,40 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let vars = crate::config::env_overrides().map_err(|e| Failure::bad_input(e.to_string()))?;
-    Config::load(&path, vars).map_err(|e| Failure::bad_input(e.to_string()))
+    let from_env = vars.iter().any(|(k, _)| k == "PITR_STORE_URL");
+    let config = Config::load(&path, vars).map_err(|e| Failure::bad_input(e.to_string()))?;
+    // Checked without connecting, before anything is opened or created.
+    crate::store::check_url(&config.store.url).map_err(|e| {
+        let origin = if from_env {
+            "[store] url (from PITR_STORE_URL)".to_string()
+        } else {
+            format!("[store] url in {}", path.display())
+        };
+        Failure::bad_input(format!("{origin}: {e}"))
+    })?;
+    Ok(config)
 }
 
 fn parse_instant(flag: &str, s: &str) -> Result<DateTime<Utc>, Failure> {
     crate::domain::time::parse_instant(s).map_err(|e| Failure::bad_input(format!("{flag} {e}")))
 }
 
-async fn request(app: &App, cmd: RequestCommand) -> Result<(), Failure> {
+async fn request(app: &App, who: &Actor, cmd: RequestCommand) -> Result<(), Failure> {
+    let service = &app.service;
     match cmd {
-        RequestCommand::Submit(args) => submit(app, args).await,
+        RequestCommand::Submit(args) => submit(app, who, args).await,
         RequestCommand::Accept { id, json } => {
-            let engine = engine(app)?;
-            let r = engine
-                .transition(&id.into(), LifecycleEvent::Accept, None)
-                .await?;
+            let r = service.accept(who, &id.into()).await?;
             output::status_changed(&r, json);
             Ok(())
         }
         RequestCommand::Reject { id, reason, json } => {
-            let engine = engine(app)?;
-            let r = engine
-                .transition(&id.into(), LifecycleEvent::Reject, Some(reason))
-                .await?;
+            let r = service.reject(who, &id.into(), Some(reason)).await?;
             output::status_changed(&r, json);
             Ok(())
         }
         RequestCommand::Cancel { id, reason, json } => {
-            let engine = engine(app)?;
-            let r = engine
-                .transition(&id.into(), LifecycleEvent::Cancel, reason)
-                .await?;
+            let r = service.cancel(who, &id.into(), reason).await?;
             output::status_changed(&r, json);
             Ok(())
         }
@@ -395,7 +415,7 @@ async fn request(app: &App, cmd: RequestCommand) -> Result<(), Failure> {
             let parse = |flag: &str, v: Option<String>| -> Result<Option<DateTime<Utc>>, Failure> {
                 v.map(|s| parse_instant(flag, &s)).transpose()
             };
-            let change = crate::engine::requests::Reschedule {
+            let change = Reschedule {
                 window_start: parse("--window-start", window_start)?,
                 window_end: parse("--window-end", window_end)?,
                 restore_point: parse("--restore-point", restore_point)?,
@@ -410,8 +430,7 @@ async fn request(app: &App, cmd: RequestCommand) -> Result<(), Failure> {
                     "nothing to reschedule: give --window-start, --window-end and/or --restore-point",
                 ));
             }
-            let engine = engine(app)?;
-            let (r, warnings) = engine.reschedule(&id.into(), change).await?;
+            let (r, warnings) = service.reschedule(who, &id.into(), change).await?;
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
@@ -419,62 +438,25 @@ async fn request(app: &App, cmd: RequestCommand) -> Result<(), Failure> {
             Ok(())
         }
         RequestCommand::History { id, json } => {
-            let id = RequestId::from(id);
-            app.store
-                .get_request(&id)
-                .await?
-                .ok_or_else(|| Failure::from(store::StoreError::RequestNotFound(id.clone())))?;
-            let events = app.store.request_events(&id).await?;
+            let events = service.history(who, &RequestId::from(id)).await?;
             output::history(&events, json);
             Ok(())
         }
         RequestCommand::List { json } => {
-            let all = app.store.list_requests().await?;
+            let all = service.requests(who, &RequestFilter::default()).await?;
             output::request_list(&all, json);
             Ok(())
         }
         RequestCommand::Show { id, json } => {
-            let id = RequestId::from(id);
-            let req = app
-                .store
-                .get_request(&id)
-                .await?
-                .ok_or_else(|| Failure::from(store::StoreError::RequestNotFound(id.clone())))?;
-            let events = app.store.request_events(&id).await?;
-            let jobs = app.store.jobs_for_request(&id).await?;
-            let steps = match jobs.last() {
-                Some(j) => app.store.steps(&j.id).await?,
-                None => Vec::new(),
-            };
-            let estimate = match app.config.environment(&req.spec.environment) {
-                Some(env) => {
-                    Some(crate::engine::estimates(&app.store, &app.config.engine, env).await?)
-                }
-                None => None,
-            };
-            let waiting = jobs.last().and_then(|j| {
-                crate::domain::schedule::waiting_reason(&req, j, &steps, app.clock.now())
-            });
-            let lease = crate::views::runner_lease(&app.store, &jobs, app.clock.now()).await?;
-            output::request_show(
-                &req,
-                &events,
-                &jobs,
-                &steps,
-                output::Extra {
-                    estimate,
-                    waiting,
-                    lease,
-                },
-                json,
-            );
+            let detail = service.request_detail(who, &RequestId::from(id)).await?;
+            output::request_show(&detail, json);
             Ok(())
         }
     }
 }
 
-fn new_request(a: &SubmitArgs, actor: &str) -> Result<RequestSpec, Failure> {
-    Ok(RequestSpec {
+fn new_request(a: &SubmitArgs) -> Result<NewRequest, Failure> {
+    Ok(NewRequest {
         environment: a.env.clone(),
         database: a.database.clone(),
         restore_point: parse_instant("--restore-point", &a.restore_point)?,
@@ -488,17 +470,15 @@ fn new_request(a: &SubmitArgs, actor: &str) -> Result<RequestSpec, Failure> {
             scope: a.ack_scope,
             version_mismatch: a.ack_version_mismatch,
         },
-        requester: actor.to_string(),
         reason: a.reason.clone(),
         prestage: a.prestage,
         emergency: a.emergency_reason.clone(),
     })
 }
 
-async fn submit(app: &App, a: SubmitArgs) -> Result<(), Failure> {
-    let engine = engine(app)?;
-    let new = new_request(&a, &engine.actor)?;
-    let (req, warnings) = engine.submit(new).await?;
+async fn submit(app: &App, who: &Actor, a: SubmitArgs) -> Result<(), Failure> {
+    let new = new_request(&a)?;
+    let (req, warnings) = app.service.submit(who, new).await?;
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -510,31 +490,20 @@ async fn submit(app: &App, a: SubmitArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn env_command(app: &App, cmd: EnvCommand) -> Result<(), Failure> {
-    let unknown = |name: &str| {
-        Failure::bad_input(
-            crate::domain::RuleViolation::UnknownEnvironment(name.to_string()).to_string(),
-        )
-    };
+async fn env_command(app: &App, who: &Actor, cmd: EnvCommand) -> Result<(), Failure> {
     match cmd {
         EnvCommand::List { json } => {
-            output::env_list(&app.config.environments, json);
+            output::env_list(app.service.environments(who)?, json);
             Ok(())
         }
         EnvCommand::Show { name, json } => {
-            let env = app
-                .config
-                .environment(&name)
-                .ok_or_else(|| unknown(&name))?;
-            let history = app.store.environment_events(&name).await?;
+            let (env, history) = app.service.environment_history(who, &name).await?;
             output::env_show(env, &history, json);
             Ok(())
         }
         EnvCommand::Deployment(DeploymentCommand::Add { env, version, at }) => {
             let at = parse_instant("--at", &at)?;
-            app.config.environment(&env).ok_or_else(|| unknown(&env))?;
-            let engine = engine(app)?;
-            engine.add_deployment(&env, &version, at).await?;
+            app.service.add_deployment(who, &env, &version, at).await?;
             out!("recorded: {env} runs {version} since {}", at.to_rfc3339());
             Ok(())
         }

@@ -7,14 +7,17 @@ use super::Failure;
 use crate::app::{rehearsal_scenario, App};
 use crate::domain::RequestId;
 use crate::mock::{MockAzure, Scenario};
+use crate::service::Actor;
 use std::path::Path;
 
-/// `pitr run ID --dry-run`, on an app built with an embedded mock.
-pub async fn run(app: &App, id: &RequestId) -> Result<(), Failure> {
-    if let Some(mock) = app.mock() {
-        eprintln!("dry run against an embedded mock Azure at {}", mock.url());
+/// `pitr run ID --dry-run`: the service's rehearsal, against a mock Azure
+/// it starts seeded from the config (living as long as the run).
+pub async fn run(app: &App, who: &Actor, id: &RequestId) -> Result<(), Failure> {
+    let started = app.service.run(who, id, true).await?;
+    if let Some(url) = &started.mock_url {
+        eprintln!("dry run against an embedded mock Azure at {url}");
     }
-    let outcome = super::commands::engine(app)?.run(id, true).await?;
+    let outcome = started.outcome().await?;
     if !outcome.is_success() {
         return Err(Failure::failed(outcome.describe()));
     }

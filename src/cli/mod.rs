@@ -354,12 +354,51 @@ impl Failure {
     }
 }
 
+/// A use case's error: its exit code from its kind, its message with what
+/// to change said as the command line says it (the flag to pass).
+impl From<crate::service::ServiceError> for Failure {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::domain::rules::Fix;
+        use crate::service::Kind;
+        let code = match e.kind {
+            Kind::BadInput
+            | Kind::Rule
+            | Kind::Invalid
+            | Kind::Conflict
+            | Kind::NotFound
+            | Kind::Forbidden
+            | Kind::Setup => 2,
+            Kind::Contended
+            | Kind::Azure
+            | Kind::Store
+            | Kind::Unavailable
+            | Kind::Stuck
+            | Kind::Failed => 1,
+        };
+        let hint = match e.fix() {
+            None => String::new(),
+            Some(Fix::ChooseEnvironment) => {
+                "; run `pitr env list` to see the configured environments".into()
+            }
+            Some(Fix::Acknowledge(which)) => format!("; read it and pass --ack-{which}"),
+            Some(Fix::LengthenWindow) => {
+                "; set --window-end at least 1 hour after --window-start".into()
+            }
+            Some(Fix::EmergencyReason) => {
+                ", or, as an operator in an emergency, pass --emergency-reason TEXT".into()
+            }
+            Some(Fix::AckVersionMismatch) => ", then pass --ack-version-mismatch".into(),
+        };
+        Self {
+            code,
+            message: format!("{e}{hint}"),
+        }
+    }
+}
+
 impl From<crate::engine::EngineError> for Failure {
     fn from(e: crate::engine::EngineError) -> Self {
-        Self {
-            code: e.exit_code() as u8,
-            message: e.to_string(),
-        }
+        crate::service::ServiceError::from_engine(e, crate::service::Kind::Invalid).into()
     }
 }
 
@@ -370,13 +409,16 @@ impl From<crate::app::AppError> for Failure {
             // The client could not be set up from the config: nothing was sent.
             crate::app::AppError::Azure(e) => Self::bad_input(e.to_string()),
             crate::app::AppError::Mock(e) => Self::failed(e.to_string()),
+            crate::app::AppError::Service(e) => e.into(),
+            crate::app::AppError::Config(e) => Self::bad_input(e),
+            crate::app::AppError::Listen(e) => Self::failed(e),
         }
     }
 }
 
 impl From<crate::store::StoreError> for Failure {
     fn from(e: crate::store::StoreError) -> Self {
-        crate::engine::EngineError::from(e).into()
+        crate::service::ServiceError::from(e).into()
     }
 }
 

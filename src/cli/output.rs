@@ -1,7 +1,7 @@
 //! How results are printed: a readable form, or JSON with `--json`.
 use super::console::esc;
-use crate::domain::{Environment, EnvironmentEvent, Job, RequestEvent, RestoreRequest, StepRecord};
-use crate::views::{EnvironmentDetail, EventView, RequestDetail, RequestView};
+use crate::domain::{Environment, EnvironmentEvent, RequestEvent, RestoreRequest};
+use crate::service::views::{EnvironmentDetail, EventView, RequestDetail, RequestView};
 use serde_json::{json, Value};
 
 /// A view as JSON, through a `Value` (keys in the order they always had).
@@ -62,86 +62,56 @@ pub fn request_list(all: &[RestoreRequest], json: bool) {
     }
 }
 
-/// What `request show` adds to the stored facts.
-pub struct Extra {
-    pub estimate: Option<crate::domain::schedule::Estimates>,
-    pub waiting: Option<String>,
-    /// The live lease of the latest run: the runner driving it.
-    pub lease: Option<crate::store::Lease>,
-}
-
-pub fn request_show(
-    r: &RestoreRequest,
-    events: &[RequestEvent],
-    jobs: &[Job],
-    steps: &[StepRecord],
-    extra: Extra,
-    json: bool,
-) {
-    let prestage = r.spec.prestage || jobs.last().is_some_and(|j| j.is_prestaged());
-    // A rollback has its own, short plan: the run's estimate says nothing of it.
-    let estimated_downtime = extra
-        .estimate
-        .as_ref()
-        .filter(|_| !jobs.last().is_some_and(Job::is_rollback))
-        .map(|e| e.downtime(prestage).num_seconds());
+/// `request show`: the one representation ([`RequestDetail`]), as JSON or
+/// read out line by line (the same whether it came from the local store or
+/// from the service).
+pub fn request_show(d: &RequestDetail, json: bool) {
     if json {
-        print_view(
-            &RequestDetail::new(r, events, jobs, steps, extra.estimate, extra.waiting)
-                .with_runner(extra.lease.as_ref()),
-        );
+        print_view(d);
         return;
     }
+    let r = &d.request;
     out!("request     {}", r.id);
-    out!("status      {}", r.status);
+    out!("status      {}", status_str(r.status));
     if let Some(w) = &r.warning {
         out!("warning     {}", esc(w));
     }
     out!(
         "environment {} (database {})",
-        esc(&r.spec.environment),
-        esc(&r.spec.database)
+        esc(&r.environment),
+        esc(&r.database)
     );
-    out!("restore to  {}", ts(&r.spec.restore_point));
-    out!(
-        "window      {} .. {}",
-        ts(&r.spec.window.start),
-        ts(&r.spec.window.end)
-    );
+    out!("restore to  {}", r.restore_point);
+    out!("window      {} .. {}", r.window_start, r.window_end);
     out!(
         "requester   {}{}",
-        esc(&r.spec.requester),
-        r.spec
-            .reason
+        esc(&r.requester),
+        r.reason
             .as_deref()
             .map(|x| format!(" ({})", esc(x)))
             .unwrap_or_default()
     );
-    if let Some(e) = &r.spec.emergency {
+    if let Some(e) = &r.emergency {
         out!("emergency   {}", esc(e));
     }
-    if let Some(j) = jobs.last() {
+    if let Some(j) = &d.job {
         out!(
             "job         {} {}{}",
             j.id,
-            j.status.as_str(),
+            j.status,
             if j.dry_run { " [dry run]" } else { "" }
         );
-        if let (Some(off), Some(on), Some(down)) =
-            (j.facts.offline_at, j.facts.online_at, j.downtime_secs())
-        {
+        if let (Some(off), Some(on), Some(down)) = (&j.offline_at, &j.online_at, d.downtime_secs) {
             out!(
-                "downtime    {down:.1}s ({} .. {}); estimated {}",
-                ts(&off),
-                ts(&on),
-                estimated_downtime
+                "downtime    {down:.1}s ({off} .. {on}); estimated {}",
+                d.estimated_downtime_secs
                     .map(|s| format!("{s}s"))
                     .unwrap_or_else(|| "-".into())
             );
-        } else if let Some(s) = estimated_downtime {
+        } else if let Some(s) = d.estimated_downtime_secs {
             out!("downtime    estimated {s}s");
         }
-        if let Some(of) = &j.facts.rollback {
+        if let Some(of) = &j.rollback_of {
             out!(
                 "rollback    of job {} by {}{}",
                 of.job,
@@ -151,46 +121,36 @@ pub fn request_show(
                     .map(|r| format!(": {}", esc(r)))
                     .unwrap_or_default()
             );
-            if let Some(undone) = jobs.iter().find(|x| x.id == of.job) {
-                let down = match (undone.facts.offline_at, undone.facts.online_at) {
+            if let Some(undone) = d.jobs.iter().find(|x| x.id == of.job) {
+                let down = match (&undone.offline_at, &undone.online_at) {
                     (Some(off), Some(on)) => format!(
-                        "; its downtime {:.1}s ({} .. {})",
-                        undone.downtime_secs().unwrap_or_default(),
-                        ts(&off),
-                        ts(&on)
+                        "; its downtime {:.1}s ({off} .. {on})",
+                        undone.downtime_secs.unwrap_or_default()
                     ),
                     _ => String::new(),
                 };
-                out!(
-                    "restore     job {} {}{down}",
-                    undone.id,
-                    undone.status.as_str()
-                );
+                out!("restore     job {} {}{down}", undone.id, undone.status);
             }
         }
-        if let Some(l) = &extra.lease {
-            out!(
-                "runner      {} (lease until {})",
-                esc(crate::engine::runner_of(&l.owner)),
-                ts(&l.expires_at)
-            );
+        if let (Some(runner), Some(until)) = (&d.runner, &d.runner_lease_until) {
+            out!("runner      {} (lease until {until})", esc(runner));
         }
-        if let Some(w) = &extra.waiting {
+        if let Some(w) = &d.waiting {
             out!("waiting     {}", esc(w));
         }
         if let Some(e) = &j.error {
             out!("error       {}", esc(e));
         }
-        for s in steps {
-            let when = match (s.started_at, s.finished_at) {
-                (Some(a), Some(b)) => format!("  {} .. {}", ts(&a), ts(&b)),
-                (Some(a), None) => format!("  {} ..", ts(&a)),
+        for s in &d.steps {
+            let when = match (&s.started_at, &s.finished_at) {
+                (Some(a), Some(b)) => format!("  {a} .. {b}"),
+                (Some(a), None) => format!("  {a} .."),
                 _ => String::new(),
             };
             out!(
                 "  {:<9} {:<9} attempts {}{when}{}",
-                s.step.as_str(),
-                s.status.as_str(),
+                s.name,
+                s.status,
                 s.attempts,
                 s.error
                     .as_deref()
@@ -200,9 +160,30 @@ pub fn request_show(
         }
     }
     out!("history:");
-    for e in events {
-        out!("  {}", event_line(e));
+    for e in &d.events {
+        out!("  {}", event_view_line(e));
     }
+}
+
+fn status_str(s: crate::service::views::StatusView) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn event_view_line(e: &EventView) -> String {
+    format!(
+        "{}  {:<10} -> {:<11} by {}{}",
+        e.at,
+        e.from.map(status_str).unwrap_or_else(|| "-".into()),
+        status_str(e.to),
+        esc(&e.actor),
+        e.note
+            .as_deref()
+            .map(|n| format!(": {}", esc(n)))
+            .unwrap_or_default()
+    )
 }
 
 fn event_line(e: &RequestEvent) -> String {

@@ -4,10 +4,9 @@
 use super::commands::{effective_settings, load_config, on_signal};
 use super::console::Console;
 use super::Failure;
-use crate::api::{ApiState, Hub};
 use crate::app::App;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Runs the service; every log line it writes carries this runner's id
 /// (`runner=HOST:PID.START`, the span of the whole process).
@@ -34,45 +33,37 @@ async fn serve(
     runner: &str,
 ) -> Result<(), Failure> {
     let config = load_config(config)?;
-    // Refused before anything listens or runs: exit 2.
-    config.check_serve().map_err(Failure::bad_input)?;
-    let secrets =
-        crate::notify::Receivers::from_config(&config.notifications).map_err(Failure::bad_input)?;
-    let auth = crate::api::auth::Authenticator::new(&config, actor).map_err(Failure::bad_input)?;
-    let web = crate::web::Web::from_config(&config).map_err(Failure::bad_input)?;
+    // Refused before anything listens, runs or is created: exit 2.
+    let parts = crate::app::ServeParts::from_config(&config, actor)?;
     let stop = on_signal();
-    let hub = Hub::new(Arc::new(Console::default()));
     let default_store = config.store.url == crate::config::StoreConfig::default().url;
+    let listen = config.serve.listen.clone();
     let app = App::builder(config)
         .actor(actor)
         .create_store(default_store)
-        .progress(Arc::new(hub.clone()))
-        .shutdown(stop.clone())
+        .progress(Arc::new(Console::default()))
+        .shutdown(stop)
         .build()
         .await?;
-    let engine = super::commands::engine(&app)?;
     let every = std::time::Duration::from_secs(
         tick_secs
             .unwrap_or(app.config.engine.scheduler_tick_secs)
             .max(1),
     );
     let limit = max_concurrent.unwrap_or(app.config.engine.max_concurrent_runs);
-    let outbox = Arc::new(tokio::sync::Notify::new());
-    let state = Arc::new(ApiState {
-        config: Arc::new(app.config.clone()),
-        store: app.store.clone(),
-        clock: app.clock.clone(),
-        engine: engine.clone(),
-        auth,
-        hub,
-        stop: stop.clone(),
-        runs: Mutex::new(Vec::new()),
-        outbox: outbox.clone(),
-        web,
-    });
-    let listening = crate::api::serve(state.clone())
+    let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .map_err(Failure::failed)?;
+        .map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
+    let running = app
+        .serve(
+            listener,
+            parts,
+            crate::app::ServeOptions {
+                every,
+                max_concurrent: limit,
+            },
+        )
+        .await?;
     let auth_line = match app.config.auth.mode {
         crate::config::AuthMode::None => {
             format!("none (every call acts as the local operator '{actor}')")
@@ -86,29 +77,18 @@ async fn serve(
     eprintln!("pitr serve: runner {runner} (host:pid.start; `request show` names the runner holding a run)");
     eprintln!(
         "pitr serve: API listening on {}; auth {auth_line}",
-        listening.url()
+        running.url
     );
     eprintln!(
-        "pitr serve: the work-items page is at {}/ (sign-in redirect URI {})",
-        state.web.public_url(),
-        state.web.redirect_uri()
+        "pitr serve: the work-items page is at {0}/ (sign-in redirect URI {0}/auth/callback)",
+        running.public_url
     );
     eprintln!(
         "pitr serve: looking for due windows every {}s, at most {limit} runs at once across all runners sharing the store; Ctrl-C stops at a safe point",
         every.as_secs()
     );
     eprintln!("{}", effective_settings(&app.config));
-    let worker = tokio::spawn(tracing::Instrument::in_current_span(
-        crate::notify::Worker::new(app.store.clone(), app.clock.clone(), secrets, outbox)
-            .run(stop.clone()),
-    ));
-    let scheduled = crate::engine::scheduler::Scheduler::new(engine, limit)
-        .serve(every, stop)
-        .await;
-    state.wait_runs().await;
-    listening.stopped().await;
-    let _ = worker.await;
-    scheduled?;
+    running.stopped().await?;
     eprintln!("pitr serve: stopped; runs in progress continue with the next `pitr serve` or `pitr resume ID`");
     Ok(())
 }

@@ -14,8 +14,10 @@ impl Config {
         })
     }
 
+    /// Checks every key that needs no other part of pitr; the store URL
+    /// is checked by the store where the app is put together
+    /// (`cli::commands::load_config`).
     fn check(&self) -> Result<(), String> {
-        store_url(&self.store.url)?;
         let a = &self.azure;
         for (key, value) in [
             ("arm_endpoint", &a.arm_endpoint),
@@ -307,10 +309,6 @@ fn http_url(key: &str, value: &str) -> Result<(), String> {
         Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => Ok(()),
         _ => Err(format!("{key} '{value}' must be an http(s) URL")),
     }
-}
-
-fn store_url(url: &str) -> Result<(), String> {
-    crate::store::check_url(url).map_err(|e| format!("[store] url: {e}"))
 }
 
 fn environment(env: &Environment) -> Result<(), String> {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleViolation {
-    #[error("rule unknown-environment: environment '{0}' is not in the catalog; run `pitr env list` to see the configured environments")]
+    #[error("rule unknown-environment: environment '{0}' is not in the catalog")]
     UnknownEnvironment(String),
     #[error("rule azure-sql-only: environment '{0}' runs on SQL Server (one-box); only Azure SQL Database environments can be restored point-in-time")]
     NotAzureSql(String),
@@ -45,12 +45,12 @@ pub enum RuleViolation {
         point: DateTime<Utc>,
         earliest: DateTime<Utc>,
     },
-    #[error("rule window-length: the window {start_} .. {end_} is shorter than 1 hour; set --window-end at least 1 hour after --window-start", start_ = show(*start), end_ = show(*end))]
+    #[error("rule window-length: the window {start_} .. {end_} is shorter than 1 hour", start_ = show(*start), end_ = show(*end))]
     WindowTooShort {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
-    #[error("rule window-length: the window ends ({end_}) before it starts ({start_}); set --window-end at least 1 hour after --window-start", end_ = show(*end), start_ = show(*start))]
+    #[error("rule window-length: the window ends ({end_}) before it starts ({start_})", end_ = show(*end), start_ = show(*start))]
     WindowReversed {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
@@ -61,9 +61,9 @@ pub enum RuleViolation {
         end: DateTime<Utc>,
         now: DateTime<Utc>,
     },
-    #[error("rule acknowledgement: the statement '{0}' was not acknowledged; read it and pass --ack-{0}")]
+    #[error("rule acknowledgement: the statement '{0}' was not acknowledged")]
     MissingAcknowledgement(&'static str),
-    #[error("rule notice-24h: the window starts at {start_}, less than 24 hours after the request ({now_}); start it at {earliest_} or later, or, as an operator in an emergency, pass --emergency-reason TEXT", start_ = show(*start), now_ = at_or_before(*now), earliest_ = ahead(*earliest))]
+    #[error("rule notice-24h: the window starts at {start_}, less than 24 hours after the request ({now_}); start it at {earliest_} or later", start_ = show(*start), now_ = at_or_before(*now), earliest_ = ahead(*earliest))]
     WindowTooSoon {
         start: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -75,12 +75,97 @@ pub enum RuleViolation {
         point: DateTime<Utc>,
         last_end: DateTime<Utc>,
     },
-    #[error("rule code-version: '{environment}' ran version {at_point} at the restore point and runs {current} now, a different major version; the restored database may not work with today's code; read \"Code versions\" in the README, consult the developers, then pass --ack-version-mismatch")]
+    #[error("rule code-version: '{environment}' ran version {at_point} at the restore point and runs {current} now, a different major version; the restored database may not work with today's code; read \"Code versions\" in the README, consult the developers")]
     VersionMismatch {
         environment: String,
         at_point: String,
         current: String,
     },
+}
+
+/// What the person changes to satisfy a rule, beyond what its message says;
+/// each front end words it in its own terms (a CLI flag, a form's field, an
+/// API body field), so that no rule message names one front end's inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    /// Name one of the configured environments.
+    ChooseEnvironment,
+    /// Acknowledge this statement (`erase`, `downtime`, `scope`).
+    Acknowledge(&'static str),
+    /// End the window at least an hour after its start.
+    LengthenWindow,
+    /// An operator may give an emergency reason instead.
+    EmergencyReason,
+    /// Acknowledge the code-version difference.
+    AckVersionMismatch,
+}
+
+impl RuleViolation {
+    /// Every request rule's name, in the order of the README's table (the
+    /// last, `one-active-request`, is checked by the store when the request
+    /// is written).
+    pub const NAMES: [&'static str; 15] = [
+        "unknown-environment",
+        "azure-sql-only",
+        "non-production-only",
+        "fno-database-only",
+        "restore-point-not-future",
+        "retention",
+        "retention-at-window",
+        "earliest-restore-date",
+        "window-length",
+        "window-in-past",
+        "acknowledgement",
+        "notice-24h",
+        "after-last-restore",
+        "code-version",
+        "one-active-request",
+    ];
+
+    /// The rule's name (`notice-24h`), as the API's `rule` field and the
+    /// README's table give it.
+    pub fn rule(&self) -> &'static str {
+        use RuleViolation as V;
+        match self {
+            V::UnknownEnvironment(_) => "unknown-environment",
+            V::NotAzureSql(_) => "azure-sql-only",
+            V::Production(_) => "non-production-only",
+            V::NotFnoDatabase { .. } => "fno-database-only",
+            V::RestorePointInFuture { .. } => "restore-point-not-future",
+            V::OutsideRetention { .. } => "retention",
+            V::OutsideRetentionAtWindow { .. } => "retention-at-window",
+            V::BeforeEarliestRestore { .. } => "earliest-restore-date",
+            V::WindowTooShort { .. } | V::WindowReversed { .. } => "window-length",
+            V::WindowInPast { .. } => "window-in-past",
+            V::MissingAcknowledgement(_) => "acknowledgement",
+            V::WindowTooSoon { .. } => "notice-24h",
+            V::BeforeLastRestore { .. } => "after-last-restore",
+            V::VersionMismatch { .. } => "code-version",
+        }
+    }
+
+    /// The message without its `rule NAME: ` prefix (for a page that shows
+    /// the rule's name apart).
+    pub fn text(&self) -> String {
+        let full = self.to_string();
+        let prefix = format!("rule {}: ", self.rule());
+        full.strip_prefix(&prefix)
+            .map(str::to_string)
+            .unwrap_or(full)
+    }
+
+    /// What to change beyond what the message says, for a front end to word.
+    pub fn fix(&self) -> Option<Fix> {
+        use RuleViolation as V;
+        match self {
+            V::UnknownEnvironment(_) => Some(Fix::ChooseEnvironment),
+            V::MissingAcknowledgement(which) => Some(Fix::Acknowledge(which)),
+            V::WindowTooShort { .. } | V::WindowReversed { .. } => Some(Fix::LengthenWindow),
+            V::WindowTooSoon { .. } => Some(Fix::EmergencyReason),
+            V::VersionMismatch { .. } => Some(Fix::AckVersionMismatch),
+            _ => None,
+        }
+    }
 }
 
 /// What is known of the database and the environment when a request is
@@ -298,6 +383,77 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
     }
 
+    /// One of each violation: every message starts with `rule NAME: `
+    /// where NAME is its [`RuleViolation::rule`], one of the names listed,
+    /// and names no front end's inputs (flags, fields).
+    #[test]
+    fn every_violation_is_named_and_worded_for_any_front_end() {
+        let t = now();
+        let all = vec![
+            RuleViolation::UnknownEnvironment("e".into()),
+            RuleViolation::NotAzureSql("e".into()),
+            RuleViolation::Production("e".into()),
+            RuleViolation::NotFnoDatabase {
+                environment: "e".into(),
+                database: "d".into(),
+                fno: "f".into(),
+                which: String::new(),
+            },
+            RuleViolation::RestorePointInFuture { point: t, now: t },
+            RuleViolation::OutsideRetention {
+                environment: "e".into(),
+                point: t,
+                days: 1,
+                oldest: t,
+            },
+            RuleViolation::OutsideRetentionAtWindow {
+                point: t,
+                days: 1,
+                window_start: t,
+                latest_start: t,
+            },
+            RuleViolation::BeforeEarliestRestore {
+                database: "d".into(),
+                point: t,
+                earliest: t,
+            },
+            RuleViolation::WindowTooShort { start: t, end: t },
+            RuleViolation::WindowReversed { start: t, end: t },
+            RuleViolation::WindowInPast {
+                start: t,
+                end: t,
+                now: t,
+            },
+            RuleViolation::MissingAcknowledgement("erase"),
+            RuleViolation::WindowTooSoon {
+                start: t,
+                now: t,
+                earliest: t,
+            },
+            RuleViolation::BeforeLastRestore {
+                environment: "e".into(),
+                point: t,
+                last_end: t,
+            },
+            RuleViolation::VersionMismatch {
+                environment: "e".into(),
+                at_point: "9".into(),
+                current: "10".into(),
+            },
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for v in &all {
+            let msg = v.to_string();
+            assert!(msg.starts_with(&format!("rule {}: ", v.rule())), "{msg}");
+            assert_eq!(format!("rule {}: {}", v.rule(), v.text()), msg);
+            assert!(RuleViolation::NAMES.contains(&v.rule()), "{}", v.rule());
+            assert!(!msg.contains("--") && !msg.contains("`pitr"), "{msg}");
+            seen.insert(v.rule());
+        }
+        // Every name but the store's one-active-request has a violation.
+        assert_eq!(seen.len(), RuleViolation::NAMES.len() - 1);
+    }
+
     fn req() -> RequestSpec {
         RequestSpec {
             environment: "uat".into(),
@@ -477,7 +633,8 @@ mod tests {
         r.window.end = r.window.start + Duration::hours(2);
         let err = check(&env(), &r).unwrap_err();
         assert!(matches!(err, RuleViolation::WindowTooSoon { .. }));
-        assert!(err.to_string().contains("--emergency-reason"));
+        // The front end words the way out (the CLI: --emergency-reason).
+        assert_eq!(err.fix(), Some(Fix::EmergencyReason));
         r.emergency = Some("  ".into());
         assert!(check(&env(), &r).is_err(), "a blank reason is no reason");
         r.emergency = Some("prod data leaked into UAT".into());
@@ -528,7 +685,7 @@ mod tests {
         };
         let err = check_times(&env(), &r, &f, now()).unwrap_err();
         assert!(matches!(err, RuleViolation::VersionMismatch { .. }));
-        assert!(err.to_string().contains("--ack-version-mismatch"));
+        assert_eq!(err.fix(), Some(Fix::AckVersionMismatch));
         r.acks.version_mismatch = true;
         let warnings = check_times(&env(), &r, &f, now()).unwrap();
         assert_eq!(warnings.len(), 1);

@@ -32,9 +32,9 @@ const AOS_ASSEMBLIES: [&str; 6] = [
     "Microsoft.Dynamics.ApplicationPlatform.Environment",
 ];
 
-/// A script with the values it needs.
+/// A script with the values it needs (what a built-in action runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Action {
+pub struct Script {
     pub script: String,
     /// Plain values, encoded into `PitrArgs`.
     pub args: BTreeMap<String, String>,
@@ -45,7 +45,7 @@ pub struct Action {
 /// Run Command parameters as (name, value) pairs.
 pub type Parameters = Vec<(String, String)>;
 
-impl Action {
+impl Script {
     /// The Run Command parameters: (plain, protected).
     pub fn parameters(&self) -> (Parameters, Parameters) {
         let one = |name: &str, values: &BTreeMap<String, String>| {
@@ -110,13 +110,13 @@ fn prelude(decodes: bool, secrets: bool) -> Vec<String> {
     lines
 }
 
-fn services(verb: &str, extra: &str) -> Action {
+fn services(verb: &str, extra: &str) -> Script {
     let mut lines = prelude(false, false);
     lines.extend(FNO_SERVICES.iter().map(|s| {
         format!("if (Get-Service -Name '{s}' -ErrorAction SilentlyContinue) {{ {verb} -Name '{s}'{extra} }}")
     }));
     lines.push("exit 0".into());
-    Action {
+    Script {
         script: lines.join("\n"),
         args: BTreeMap::new(),
         secrets: BTreeMap::new(),
@@ -124,12 +124,12 @@ fn services(verb: &str, extra: &str) -> Action {
 }
 
 /// Stops the F&O services; stopping a stopped or absent service is a no-op.
-pub fn offline() -> Action {
+pub fn offline() -> Script {
     services("Stop-Service", " -Force")
 }
 
 /// Starts the F&O services present on the VM; starting a running one is a no-op.
-pub fn online() -> Action {
+pub fn online() -> Script {
     services("Start-Service", "")
 }
 
@@ -148,7 +148,7 @@ pub struct SyncTarget<'a> {
 /// AOS VM itself from the environment's AOS configuration, as d365fo.tools'
 /// Get-D365DatabaseAccess does: pitr never holds the password. It must name
 /// the environment's database, or the sync stops before touching anything.
-pub fn sync(t: &SyncTarget<'_>) -> Action {
+pub fn sync(t: &SyncTarget<'_>) -> Script {
     let legacy = t.sql_password.is_some();
     let mut lines = prelude(true, legacy);
     let loads: Vec<String> = AOS_ASSEMBLIES.iter().map(|n| format!("'{n}'")).collect();
@@ -185,7 +185,7 @@ pub fn sync(t: &SyncTarget<'_>) -> Action {
         args.insert("SqlUser".into(), t.sql_user.to_string());
         secrets.insert("SqlPwd".into(), pwd.to_string());
     }
-    Action {
+    Script {
         script: lines.join("\n"),
         args,
         secrets,
@@ -193,14 +193,14 @@ pub fn sync(t: &SyncTarget<'_>) -> Action {
 }
 
 /// Management Reporter (Financial reporting) data mart reset.
-pub fn mr_reset(mr_install_dir: &str, job: &str) -> Action {
+pub fn mr_reset(mr_install_dir: &str, job: &str) -> Script {
     let mut lines = prelude(true, false);
     lines.extend([
         "Import-Module (Join-Path $a.MRInstallDirectory 'Server\\MRDeploy\\MRDeploy.psd1')".to_string(),
         "Reset-DatamartIntegration -Reason OTHER -ReasonDetail \"pitr job $($a.Job)\" -SkipMRTableReset".into(),
         "exit 0".into(),
     ]);
-    Action {
+    Script {
         script: lines.join("\n"),
         args: BTreeMap::from([
             ("MRInstallDirectory".to_string(), mr_install_dir.to_string()),

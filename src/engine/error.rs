@@ -1,6 +1,7 @@
 //! What the engine reports: how a run ended (an [`Outcome`], never an
 //! error), and what went wrong when it could not be carried out (an
-//! [`EngineError`], with the exit code the CLI gives it).
+//! [`EngineError`]; the service turns it into a
+//! [`crate::service::ServiceError`], which each front end maps once).
 use crate::azure::AzureError;
 use crate::domain::lifecycle::InvalidTransition;
 use crate::domain::rollback::RollbackRefused;
@@ -43,25 +44,6 @@ pub enum EngineError {
         status: &'static str,
         cause: String,
     },
-}
-
-impl EngineError {
-    /// 2 for bad input (nothing was changed), 1 for an operation that failed.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Self::Rule(_) | Self::Lifecycle(_) | Self::Rollback(_) | Self::BadInput(_) => 2,
-            Self::Store(
-                StoreError::RequestNotFound(_)
-                | StoreError::JobNotFound(_)
-                | StoreError::ActiveRequestExists { .. }
-                | StoreError::RunInProgress { .. }
-                | StoreError::SchemaTooNew { .. }
-                | StoreError::NotAStore { .. }
-                | StoreError::UnsupportedUrl(_),
-            ) => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// A failure inside a step, with the text stored in its checkpoint.

@@ -172,7 +172,7 @@ impl Engine {
     /// lease (kept: the caller continues the run or releases it). `via`
     /// says where the word came from when not from this engine's actor
     /// (a webhook's callback).
-    pub(super) async fn record_confirmation(
+    pub async fn record_confirmation(
         &self,
         id: &str,
         step: StepName,

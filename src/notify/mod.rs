@@ -140,7 +140,7 @@ impl Worker {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(IDLE) => {}
-                _ = crate::api::stopped(&mut stop) => return,
+                _ = crate::service::stopped(&mut stop) => return,
             }
         }
     }

@@ -7,9 +7,10 @@
 //! - `signin.rs`: Entra ID sign-in (OpenID Connect authorization code flow
 //!   with PKCE, state and nonce), the server-side session (an opaque cookie,
 //!   stored hashed in the store), sign-out.
-//! - `pages.rs`: the pages. Every page reads and acts through the API's own
-//!   functions ([`crate::api::roles::decide`], the `*_as` operations of the
-//!   routes, [`crate::views`]), so the rules and roles are the API's, once.
+//! - `pages/`: the pages. Every page reads and acts through the use cases of
+//!   [`crate::service`] (which decide the roles, for the API too) and shows
+//!   their views ([`crate::service::views`]); it asks
+//!   [`crate::service::roles::decide`] only to offer what the person may do.
 //!
 //! Every POST carries the session's CSRF token; every action asks the roles
 //! first (deny by default).
@@ -20,15 +21,42 @@ mod view;
 
 pub use signin::Session;
 
-use crate::api::ApiState;
+use crate::auth::Authenticator;
+use crate::clock::SharedClock;
 use crate::config::{AuthMode, Config};
+use crate::http::limits::{BODY_LIMIT, CALL_TIMEOUT};
+use crate::service::Service;
+use crate::store::SharedStore;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 
-/// What the web page needs beyond the API's state.
+/// What every page shares: the service, the sign-in, the page's settings.
+pub struct WebState {
+    pub service: Arc<Service>,
+    pub auth: Arc<Authenticator>,
+    pub web: Web,
+    pub config: Arc<Config>,
+    pub store: SharedStore,
+    pub clock: SharedClock,
+}
+
+impl WebState {
+    pub fn new(service: Arc<Service>, auth: Arc<Authenticator>, web: Web) -> WebState {
+        WebState {
+            config: service.config.clone(),
+            store: service.store.clone(),
+            clock: service.clock.clone(),
+            service,
+            auth,
+            web,
+        }
+    }
+}
+
+/// The web page's settings (sign-in, URL, Content-Security-Policy).
 #[derive(Clone)]
 pub struct Web {
     /// The web app's client id (`[auth] client_id`); without it (in mode
@@ -119,14 +147,19 @@ impl Web {
         !crate::config::is_loopback_url(&self.public_url())
     }
 
+    /// The Content-Security-Policy of every response of the service.
+    pub fn csp(&self) -> &str {
+        &self.csp
+    }
+
     /// `{public_url}/auth/callback`, the redirect URI registered in Entra ID.
     pub fn redirect_uri(&self) -> String {
         format!("{}/auth/callback", self.public_url())
     }
 }
 
-/// The page routes (merged into the API's router by the server).
-pub fn router(state: Arc<ApiState>) -> Router {
+/// The page routes (mounted beside the API's by [`crate::http`]).
+pub fn router(state: Arc<WebState>) -> Router {
     let pages = Router::new()
         .route("/", get(pages::items))
         .route("/requests/new", get(pages::new_form).post(pages::submit))
@@ -141,48 +174,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/static/{file}", get(assets::asset))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            crate::api::CALL_TIMEOUT,
+            CALL_TIMEOUT,
         ));
     // The live timeline's stream lives longer than a call.
     let streams = Router::new().route("/requests/{id}/events", get(pages::events));
     pages
         .merge(streams)
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::api::routes::BODY_LIMIT,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::map_response(error_page))
         .with_state(state)
-}
-
-/// The security headers on every response of the service (pages, their
-/// redirects and errors, the API, and paths nobody serves): the pages'
-/// Content-Security-Policy (a JSON answer loads nothing either), no
-/// framing, no sniffing, no referrer to other sites, and nothing cached
-/// unless the response says otherwise (the embedded assets).
-pub fn with_security_headers(router: Router, web: &Web) -> Router {
-    let csp = web.csp.clone();
-    router.layer(axum::middleware::map_response(move |mut r: Response| {
-        let csp = csp.clone();
-        async move {
-            let h = r.headers_mut();
-            if let Ok(v) = HeaderValue::from_str(&csp) {
-                h.insert(header::CONTENT_SECURITY_POLICY, v);
-            }
-            h.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-            h.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("same-origin"),
-            );
-            if !h.contains_key(header::CACHE_CONTROL) {
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            }
-            r
-        }
-    }))
 }
 
 /// A page's error that is bare text or empty (axum's answer to a query,
@@ -210,7 +210,7 @@ async fn error_page(method: axum::http::Method, uri: axum::http::Uri, r: Respons
             "Too large".to_string(),
             format!(
                 "The form is larger than {} bytes, the most pitr accepts. Nothing was changed; shorten what you typed.",
-                crate::api::routes::BODY_LIMIT
+                BODY_LIMIT
             ),
         ),
         StatusCode::METHOD_NOT_ALLOWED if method == axum::http::Method::GET => (

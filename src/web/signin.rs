@@ -16,9 +16,9 @@
 //! (the token is derived from the cookie). Sign-out
 //! deletes the row: the cookie is worthless from then on, on every runner.
 use super::view::{self, Message};
+use super::WebState;
 use super::{html, see_other, Web};
-use crate::api::roles::{Principal, Role};
-use crate::api::{ApiState, Caller};
+use crate::service::roles::{Actor, Role};
 use crate::store::{WebLogin, WebSession};
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -155,19 +155,19 @@ fn local_path(p: Option<&str>) -> String {
     }
 }
 
-/// The signed-in person of a page request: their session and, as the API
-/// names callers, their principal.
+/// The signed-in person of a page request: their session and, as the
+/// service names callers, who they are.
 pub struct Session {
     pub record: WebSession,
-    pub caller: Caller,
+    pub actor: Actor,
     /// The token every form of this session carries (derived from the
     /// cookie; the store keeps its hash).
     pub csrf: String,
 }
 
 impl Session {
-    pub fn principal(&self) -> &Principal {
-        &self.caller.0
+    pub fn principal(&self) -> &Actor {
+        &self.actor
     }
 
     /// True when a form's `csrf` field is this session's token.
@@ -178,8 +178,8 @@ impl Session {
     }
 }
 
-fn principal_of(s: &WebSession) -> Principal {
-    Principal {
+fn principal_of(s: &WebSession) -> Actor {
+    Actor {
         actor: s.actor.clone(),
         roles: s.roles.iter().filter_map(|r| Role::from_claim(r)).collect(),
         groups: s.groups.clone(),
@@ -211,19 +211,19 @@ fn not_signed_in(parts: &Parts) -> Response {
     )
 }
 
-impl FromRequestParts<Arc<ApiState>> for Session {
+impl FromRequestParts<Arc<WebState>> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        st: &Arc<ApiState>,
+        st: &Arc<WebState>,
     ) -> Result<Self, Self::Rejection> {
         let Some(id) = cookie(&parts.headers, &cookie_name(&st.web, SESSION_COOKIE)) else {
             return Err(not_signed_in(parts));
         };
         match st.store.web_session(&hash(id), st.clock.now()).await {
             Ok(Some(s)) => Ok(Session {
-                caller: Caller(principal_of(&s)),
+                actor: principal_of(&s),
                 record: s,
                 csrf: csrf_of(id),
             }),
@@ -255,9 +255,9 @@ fn failure(status: StatusCode, title: &str, text: &str) -> Response {
 /// The session the browser had (`headers`' cookie) ends: a sign-in always
 /// gets a new id, and no copy of the old cookie outlives it.
 async fn open_session(
-    st: &ApiState,
+    st: &WebState,
     headers: &HeaderMap,
-    principal: Principal,
+    principal: Actor,
     name: Option<String>,
     return_to: &str,
 ) -> Response {
@@ -322,7 +322,7 @@ pub struct LoginQuery {
 
 /// `GET /auth/login`: to the tenant's sign-in.
 pub async fn login(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
@@ -332,7 +332,7 @@ pub async fn login(
         return open_session(
             &st,
             &headers,
-            Principal::local_operator(actor),
+            Actor::local_operator(actor),
             None,
             &return_to,
         )
@@ -434,7 +434,7 @@ struct TokenAnswer {
 
 /// `GET /auth/callback`: back from Entra ID with a code.
 pub async fn callback(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
@@ -569,7 +569,7 @@ pub async fn callback(
 /// `POST /auth/logout`: ends the session here (the row is deleted, on
 /// every runner), then at Entra ID.
 pub async fn logout(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     session: Session,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {

@@ -244,7 +244,7 @@ impl Actions {
 pub struct Request {
     pub user: Option<UserBar>,
     pub csrf: String,
-    pub r: crate::views::RequestView,
+    pub r: crate::service::views::RequestView,
     pub short_id: String,
     pub status: String,
     pub restore_point: Instant,

@@ -364,11 +364,15 @@ async fn the_limit_on_concurrent_runs_holds_across_runners() {
 
     // Who holds the run: this process's runner id, until the lease's expiry.
     let me = pitr::engine::runner_id();
-    let shown =
-        pitr::views::RequestDetail::load(h.engine.store(), &h.app.config, h.clock.now(), &running)
-            .await
-            .unwrap()
-            .unwrap();
+    let shown = pitr::service::views::RequestDetail::load(
+        h.engine.store(),
+        &h.app.config,
+        h.clock.now(),
+        &running,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(shown.runner.as_deref(), Some(me.as_str()));
     let until =
         chrono::DateTime::parse_from_rfc3339(shown.runner_lease_until.as_deref().unwrap()).unwrap();

@@ -5,10 +5,10 @@
 //! (environment names never appear in them, but request counts and timing
 //! do) are not open to anyone who can reach the port.
 use crate::api::problem::Problem;
-use crate::api::roles::Action;
 use crate::api::{ApiState, Caller};
 use crate::domain::RequestStatus;
 use crate::metrics::StatusLabel;
+use crate::service::Permission;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -29,7 +29,7 @@ pub(crate) async fn metrics(
     State(st): State<Arc<ApiState>>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    caller.may(&Action::Read)?;
+    st.service.may(&caller.0, &Permission::Read)?;
     let m = st.engine.azure.metrics();
     let unavailable = |e: crate::store::StoreError| {
         Problem::unavailable(format!("the store does not answer: {e}"))

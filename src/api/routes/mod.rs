@@ -1,15 +1,17 @@
 //! The routes, one file per resource, and what they share: the body and
 //! path extractors that answer with problems, the limits.
-mod actions;
 mod environments;
 mod health;
+mod jobs;
+mod lifecycle;
 mod metrics;
 mod requests;
 mod webhooks;
 
-pub(crate) use actions::*;
 pub(crate) use environments::*;
 pub(crate) use health::*;
+pub(crate) use jobs::*;
+pub(crate) use lifecycle::*;
 pub(crate) use metrics::*;
 pub(crate) use requests::*;
 pub(crate) use webhooks::*;
@@ -24,18 +26,19 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// The largest request body accepted (413 beyond).
-pub const BODY_LIMIT: usize = 64 * 1024;
-/// Every call but an event stream ends within this (503 beyond).
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::http::limits::{BODY_LIMIT, CALL_TIMEOUT};
 
 pub fn router(state: Arc<ApiState>) -> Router {
     let api = Router::new()
         .route("/api/v1/openapi.json", get(super::openapi::document))
         .route("/api/v1/environments", get(list_environments))
         .route("/api/v1/environments/{name}", get(show_environment))
+        .route(
+            "/api/v1/environments/{name}/deployments",
+            post(add_deployment),
+        )
+        .route("/api/v1/jobs/{id}/confirm", post(confirm))
         .route("/api/v1/requests", get(list_requests).post(submit))
         .route("/api/v1/requests/{id}", get(show_request))
         .route("/api/v1/requests/{id}/history", get(history))
@@ -59,7 +62,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
     // Streams live longer than a call: they end on their own.
     let streams = Router::new().route("/api/v1/requests/{id}/events", get(super::sse::events));
     api.merge(streams)
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -80,16 +82,12 @@ async fn timed_out(r: axum::response::Response) -> axum::response::Response {
     r
 }
 
-/// The API's paths answer a problem; any other path is a page nobody
-/// serves, answered as a page.
-async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+/// A path under `/api` that no route serves ([`crate::http`] answers
+/// every other unserved path with the page's own 404).
+pub async fn not_found() -> axum::response::Response {
     use axum::response::IntoResponse;
-    if uri.path() == "/api" || uri.path().starts_with("/api/") {
-        Problem::not_found("no such resource; the API is described at /api/v1/openapi.json")
-            .into_response()
-    } else {
-        crate::web::not_found_page(&uri)
-    }
+    Problem::not_found("no such resource; the API is described at /api/v1/openapi.json")
+        .into_response()
 }
 
 /// A path parameter, or a problem.

@@ -2,10 +2,10 @@
 //! `GET /requests/{id}/history`.
 use super::{body, path};
 use crate::api::problem::Problem;
-use crate::api::roles::Action;
 use crate::api::{ApiState, Caller};
-use crate::domain::{Acknowledgements, RequestId, RequestSpec, Window};
-use crate::views::{EventView, RequestDetail, RequestView};
+use crate::domain::{Acknowledgements, RequestId, Window};
+use crate::service::views::{EventView, RequestDetail, RequestView};
+use crate::service::{Permission, RequestFilter};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -75,12 +75,10 @@ pub(crate) async fn list_requests(
     State(st): State<Arc<ApiState>>,
     caller: Caller,
 ) -> Result<Json<Vec<RequestView>>, Problem> {
-    caller.may(&Action::Read)?;
     let all = st
-        .store
-        .list_requests()
-        .await
-        .map_err(Problem::from_store)?;
+        .service
+        .requests(&caller.0, &RequestFilter::default())
+        .await?;
     Ok(Json(all.iter().map(Into::into).collect()))
 }
 
@@ -104,46 +102,15 @@ pub(crate) async fn submit(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     // The coarse check first, so that a viewer learns nothing from the body.
-    caller.may(&Action::Submit {
-        environment_groups: &[],
-        emergency: false,
-    })?;
+    st.service.may(
+        &caller.0,
+        &Permission::Submit {
+            environment_groups: &[],
+            emergency: false,
+        },
+    )?;
     let b: NewRequest = body(bytes, None)?;
-    let req = submit_as(&st, &caller, b).await?;
-    let location = format!("/api/v1/requests/{}", req.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(req),
-    )
-        .into_response())
-}
-
-/// Submits `b` as `caller` (the API's and the web page's one way): the
-/// role and group checks, then every rule.
-pub(crate) async fn submit_as(
-    st: &ApiState,
-    caller: &Caller,
-    b: NewRequest,
-) -> Result<RequestView, Problem> {
-    caller.may(&Action::Submit {
-        environment_groups: &[],
-        emergency: false,
-    })?;
-    let groups = st
-        .config
-        .environment(&b.environment)
-        .map(|e| e.requester_groups.clone())
-        .unwrap_or_default();
-    let emergency = b
-        .emergency_reason
-        .as_deref()
-        .is_some_and(|r| !r.trim().is_empty());
-    caller.may(&Action::Submit {
-        environment_groups: &groups,
-        emergency,
-    })?;
-    let spec = RequestSpec {
+    let new = crate::service::NewRequest {
         environment: b.environment,
         database: b.database,
         restore_point: instant("restore_point", &b.restore_point)?,
@@ -157,19 +124,18 @@ pub(crate) async fn submit_as(
             scope: b.acknowledgements.scope,
             version_mismatch: b.ack_version_mismatch,
         },
-        requester: caller.0.actor.clone(),
         reason: b.reason,
         prestage: b.prestage,
-        emergency: b.emergency_reason.filter(|r| !r.trim().is_empty()),
+        emergency: b.emergency_reason,
     };
-    let (req, _warnings) = st
-        .engine
-        .as_actor(&caller.0.actor)
-        .submit(spec)
-        .await
-        .map_err(|e| Problem::from_engine(e, StatusCode::UNPROCESSABLE_ENTITY))?;
-    st.outbox.notify_one();
-    Ok(RequestView::from(&req))
+    let (req, _warnings) = st.service.submit(&caller.0, new).await?;
+    let location = format!("/api/v1/requests/{}", req.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(RequestView::from(&req)),
+    )
+        .into_response())
 }
 
 /// The request, its audit trail, its runs, the latest run's steps and the
@@ -187,13 +153,8 @@ pub(crate) async fn show_request(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RequestDetail>, Problem> {
-    caller.may(&Action::Read)?;
     let id = RequestId::from(path(id)?);
-    RequestDetail::load(&st.store, &st.config, st.clock.now(), &id)
-        .await
-        .map_err(Problem::from_store)?
-        .map(Json)
-        .ok_or_else(|| Problem::from_store(crate::store::StoreError::RequestNotFound(id.clone())))
+    Ok(Json(st.service.request_detail(&caller.0, &id).await?))
 }
 
 /// The audit trail: every transition with who, when, from, to and why.
@@ -210,19 +171,7 @@ pub(crate) async fn history(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<EventView>>, Problem> {
-    caller.may(&Action::Read)?;
     let id = RequestId::from(path(id)?);
-    st.store
-        .get_request(&id)
-        .await
-        .map_err(Problem::from_store)?
-        .ok_or_else(|| {
-            Problem::from_store(crate::store::StoreError::RequestNotFound(id.clone()))
-        })?;
-    let events = st
-        .store
-        .request_events(&id)
-        .await
-        .map_err(Problem::from_store)?;
+    let events = st.service.history(&caller.0, &id).await?;
     Ok(Json(events.iter().map(Into::into).collect()))
 }

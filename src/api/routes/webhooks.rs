@@ -50,6 +50,8 @@ pub(crate) async fn webhook_callback(
         }
         Err(CallbackRefused::Malformed(m)) => Err(Problem::bad_request(m)),
         Err(CallbackRefused::NotWaiting(m)) => Err(Problem::conflict(m)),
-        Err(CallbackRefused::Engine(e)) => Err(Problem::from_engine(e, StatusCode::CONFLICT)),
+        Err(CallbackRefused::Engine(e)) => {
+            Err(crate::service::ServiceError::from_engine(e, crate::service::Kind::Conflict).into())
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! waits, with its lease released, until `pitr job confirm`), or nothing.
 use super::vm::single_vm;
 use crate::domain::{ActionKind, Environment, Job, StepName, StepRecord};
-use crate::engine::actions::Action;
+use crate::engine::actions::Script;
 use crate::engine::{Engine, StepError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,7 @@ impl Engine {
         job: &Job,
         rec: &mut StepRecord,
         vms: Vms,
-        action: &Action,
+        action: &Script,
     ) -> Result<String, StepError> {
         match env.actions {
             ActionKind::None => Ok("no environment actions configured".into()),

@@ -9,7 +9,7 @@
 //! before the command is deleted.
 use crate::azure::{AzureError, RunCommand, RunCommandSpec};
 use crate::domain::{Environment, Job, StepName, StepRecord};
-use crate::engine::actions::Action;
+use crate::engine::actions::Script;
 use crate::engine::{actions, crash, Engine, StepError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -109,7 +109,7 @@ impl Engine {
         job: &Job,
         rec: &mut StepRecord,
         vms: &[String],
-        action: &Action,
+        action: &Script,
     ) -> Result<String, StepError> {
         let mut round: Round = rec
             .external_ref

@@ -14,17 +14,20 @@ fn active_of(all: &[crate::domain::RestoreRequest], env: &str) -> Option<(String
 }
 
 /// `GET /environments`.
-pub async fn environments(State(st): State<Arc<ApiState>>, s: Session) -> Response {
+pub async fn environments(State(st): State<Arc<WebState>>, s: Session) -> Response {
     if let Some(r) = refused_read(&s) {
         return r;
     }
-    let all = match st.store.list_requests().await {
+    let who = s.principal();
+    let all = match st.service.requests(who, &Default::default()).await {
         Ok(a) => a,
         Err(e) => return store_failed(&s, e),
     };
-    let rows = st
-        .config
-        .environments
+    let envs = match st.service.environments(who) {
+        Ok(e) => e,
+        Err(e) => return store_failed(&s, e),
+    };
+    let rows = envs
         .iter()
         .map(|e| EnvRow {
             name: e.name.clone(),
@@ -46,29 +49,31 @@ pub async fn environments(State(st): State<Arc<ApiState>>, s: Session) -> Respon
 
 /// `GET /environments/{name}`.
 pub async fn environment(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     s: Session,
     Path(name): Path<String>,
 ) -> Response {
     if let Some(r) = refused_read(&s) {
         return r;
     }
-    let Some(env) = st.config.environment(&name) else {
-        return problem_page(
-            &s,
-            StatusCode::NOT_FOUND,
-            "No such environment",
-            &format!("Environment '{name}' is not configured; the environments page lists those that are."),
-        );
+    let who = s.principal();
+    let d = match st.service.environment_detail(who, &name).await {
+        Ok(d) => d,
+        Err(e) if e.kind == Kind::NotFound => {
+            return problem_page(
+                &s,
+                StatusCode::NOT_FOUND,
+                "No such environment",
+                &format!("Environment '{name}' is not configured; the environments page lists those that are."),
+            )
+        }
+        Err(e) => return store_failed(&s, e),
     };
-    let (history, all) = match (
-        st.store.environment_events(&name).await,
-        st.store.list_requests().await,
-    ) {
-        (Ok(h), Ok(a)) => (h, a),
-        (Err(e), _) | (_, Err(e)) => return store_failed(&s, e),
+    let all = match st.service.requests(who, &Default::default()).await {
+        Ok(a) => a,
+        Err(e) => return store_failed(&s, e),
     };
-    let d = EnvironmentDetail::new(env, &history);
+    let env = &d.environment;
     let opt = |x: Option<f64>| x.map(duration).unwrap_or_else(|| "—".into());
     let t = view::Environment {
         user: Some(user_bar(&s)),

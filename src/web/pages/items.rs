@@ -10,19 +10,23 @@ pub struct ItemsQuery {
 
 /// `GET /`: every request, newest first, filtered and paged.
 pub async fn items(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     s: Session,
     Query(q): Query<ItemsQuery>,
 ) -> Response {
     if let Some(r) = refused_read(&s) {
         return r;
     }
-    let all = match st.store.list_requests().await {
+    let status = q.status.filter(|v| !v.is_empty());
+    let environment = q.environment.filter(|v| !v.is_empty());
+    let all = match st
+        .service
+        .requests(s.principal(), &Default::default())
+        .await
+    {
         Ok(a) => a,
         Err(e) => return store_failed(&s, e),
     };
-    let status = q.status.filter(|v| !v.is_empty());
-    let environment = q.environment.filter(|v| !v.is_empty());
     let matching: Vec<_> = all
         .iter()
         .filter(|r| status.as_deref().is_none_or(|f| r.status.as_str() == f))

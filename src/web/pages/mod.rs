@@ -1,20 +1,16 @@
 //! The pages: work items, new request, a request (with its live timeline
-//! and actions), environments. They read through the store and
-//! [`crate::views`], and act through the API's own operations (the `*_as`
-//! functions of `api::routes`), which ask [`decide`] first: the rules and
-//! roles are the API's, written once.
+//! and actions), environments. They read and act through the use cases of
+//! [`crate::service`], which decide the roles and check the rules (the
+//! API's, written once); [`decide`] tells a page what to offer.
 use super::signin::Session;
 use super::view::{self, *};
 use super::{html, see_other};
-use crate::api::problem::Problem;
-use crate::api::roles::{decide, Action, Role};
-use crate::api::routes::{
-    accept_as, cancel_as, reject_as, reschedule_as, resume_as, rollback_as, run_as, submit_as,
-    AcknowledgementsBody, NewRequest as NewBody, ReasonBody, RescheduleBody, RunBody,
-};
-use crate::api::ApiState;
+use crate::domain::rules::Fix;
 use crate::domain::{RequestId, RequestStatus};
-use crate::views::{EnvironmentDetail, RequestDetail, StatusView};
+use crate::service::roles::{decide, Permission as Action, Role};
+use crate::service::views::{RequestDetail, StatusView};
+use crate::service::{Kind, ServiceError};
+use crate::web::WebState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -69,7 +65,7 @@ fn user_bar(s: &Session) -> UserBar {
 
 /// Whether the person may submit at all (for some environment; the
 /// environment's groups are asked on submit).
-fn submit_decision(s: &Session) -> Result<(), crate::api::roles::Denied> {
+fn submit_decision(s: &Session) -> Result<(), crate::service::roles::Denied> {
     decide(
         s.principal(),
         &Action::Submit {
@@ -139,6 +135,37 @@ fn store_failed(s: &Session, e: impl std::fmt::Display) -> Response {
         "The store cannot be read",
         &format!("{e}. Try again in a moment."),
     )
+}
+
+/// The status a page answers a use case's error with (as the API does).
+fn status_of(e: &ServiceError) -> StatusCode {
+    match e.kind {
+        Kind::BadInput => StatusCode::BAD_REQUEST,
+        Kind::Rule | Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::Conflict | Kind::Contended => StatusCode::CONFLICT,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::Azure | Kind::Stuck | Kind::Failed => StatusCode::BAD_GATEWAY,
+        Kind::Setup | Kind::Store | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// The rule an error names, and its text for people on the page: without
+/// the `rule NAME:` prefix, with what to change said as the form says it.
+pub(super) fn rule_of(e: &ServiceError) -> (Option<String>, String) {
+    let hint = match e.fix() {
+        None => "",
+        Some(Fix::ChooseEnvironment) => "; choose one of the list",
+        Some(Fix::Acknowledge(_)) => "; read it and tick it",
+        Some(Fix::LengthenWindow) => {
+            "; set the window's end at least 1 hour after the window's start"
+        }
+        Some(Fix::EmergencyReason) => {
+            ", or, as an operator in an emergency, give an emergency reason"
+        }
+        Some(Fix::AckVersionMismatch) => ", then tick the code-version acknowledgement",
+    };
+    (e.rule().map(str::to_string), format!("{}{hint}", e.text()))
 }
 
 fn page_of(status: StatusCode, t: &impl askama::Template) -> Response {

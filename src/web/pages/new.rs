@@ -2,21 +2,12 @@
 //! shown beside its field.
 use super::*;
 
-/// The environments `s` may request a restore for.
-fn requestable(st: &ApiState, s: &Session, selected: &str) -> Vec<EnvOption> {
-    st.config
-        .environments
-        .iter()
-        .filter(|e| {
-            decide(
-                s.principal(),
-                &Action::Submit {
-                    environment_groups: &e.requester_groups,
-                    emergency: false,
-                },
-            )
-            .is_ok()
-        })
+/// The environments `s` may request a restore for (the others are not
+/// offered: every submit would be refused).
+fn requestable(st: &WebState, s: &Session, selected: &str) -> Vec<EnvOption> {
+    st.service
+        .requestable_environments(s.principal())
+        .into_iter()
         .map(|e| EnvOption {
             name: e.name.clone(),
             tier: format!("{:?}", e.tier).to_lowercase(),
@@ -27,7 +18,7 @@ fn requestable(st: &ApiState, s: &Session, selected: &str) -> Vec<EnvOption> {
 }
 
 fn new_page(
-    st: &ApiState,
+    st: &WebState,
     s: &Session,
     f: FormValues,
     errors: FieldErrors,
@@ -69,7 +60,7 @@ pub struct NewQuery {
 
 /// `GET /requests/new` (requesters and operators).
 pub async fn new_form(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     s: Session,
     Query(q): Query<NewQuery>,
 ) -> Response {
@@ -108,42 +99,11 @@ pub(crate) fn parse_input(s: &str) -> Result<DateTime<Utc>, String> {
     ))
 }
 
-/// The rule a problem names (`rule` or its detail's `rule NAME:` prefix),
-/// and its text for people on the page (without the prefix, the CLI's flags
-/// said as the form's fields).
-pub(super) fn rule_of(p: &Problem) -> (Option<String>, String) {
-    let from_detail = p
-        .detail
-        .strip_prefix("rule ")
-        .and_then(|r| r.split_once(':'))
-        .map(|(name, rest)| (name.trim().to_string(), rest.trim().to_string()));
-    let (rule, text) = match (&p.rule, from_detail) {
-        (Some(r), Some((_, rest))) => (Some(r.clone()), rest),
-        (None, Some((r, rest))) => (Some(r), rest),
-        (r, None) => (r.clone(), p.detail.clone()),
-    };
-    let text = text
-        .replace("set --window-end", "set the window's end")
-        .replace("--window-start", "the window's start")
-        .replace("--window-end", "the window's end")
-        .replace(
-            "pass --ack-version-mismatch",
-            "tick the code-version acknowledgement",
-        )
-        .replace("pass --emergency-reason TEXT", "give an emergency reason")
-        .replace("pass --ack-erase", "tick it")
-        .replace("pass --ack-downtime", "tick it")
-        .replace("pass --ack-scope", "tick it")
-        .replace(
-            "run `pitr env list` to see the configured environments",
-            "choose one of the list",
-        );
-    (rule, text)
-}
+pub(super) use super::rule_of;
 
 /// `POST /requests/new`.
 pub async fn submit(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     s: Session,
     Form(form): Form<Fields>,
 ) -> Response {
@@ -189,28 +149,26 @@ pub async fn submit(
         .environment(&f.environment)
         .map(|e| e.database.clone())
         .unwrap_or_default();
-    let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let body = NewBody {
+    let new = crate::service::NewRequest {
         environment: f.environment.clone(),
         database,
-        restore_point: rfc(point),
-        window_start: rfc(start),
-        window_end: rfc(end),
-        acknowledgements: AcknowledgementsBody {
+        restore_point: point,
+        window: crate::domain::Window { start, end },
+        acks: crate::domain::Acknowledgements {
             erase: f.ack_erase,
             downtime: f.ack_downtime,
             scope: f.ack_scope,
+            version_mismatch: f.ack_version_mismatch,
         },
         reason: Some(f.reason.clone()).filter(|r| !r.trim().is_empty()),
         prestage: f.prestage,
-        ack_version_mismatch: f.ack_version_mismatch,
-        emergency_reason: Some(f.emergency_reason.clone()).filter(|r| !r.trim().is_empty()),
+        emergency: Some(f.emergency_reason.clone()).filter(|r| !r.trim().is_empty()),
     };
-    match submit_as(&st, &s.caller, body).await {
-        Ok(r) => see_other(&format!("/requests/{}", r.id)),
-        Err(p) => {
-            let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let (rule, text) = rule_of(&p);
+    match st.service.submit(s.principal(), new).await {
+        Ok((r, _)) => see_other(&format!("/requests/{}", r.id)),
+        Err(e) => {
+            let status = status_of(&e);
+            let (rule, text) = rule_of(&e);
             match rule {
                 Some(rule) => {
                     let e = FieldError {
@@ -257,16 +215,25 @@ mod tests {
 
     #[test]
     fn rules_are_named_and_said_for_the_form() {
-        let p = Problem::rule("rule notice-24h: the window starts at X; start it at Y or later, or, as an operator in an emergency, pass --emergency-reason TEXT".into());
-        let (rule, text) = rule_of(&p);
+        let now = Utc::now();
+        let e = ServiceError::from(crate::domain::RuleViolation::WindowTooSoon {
+            start: now,
+            now,
+            earliest: now,
+        });
+        let (rule, text) = rule_of(&e);
         assert_eq!(rule.as_deref(), Some("notice-24h"));
-        assert!(text.starts_with("the window starts at X"), "{text}");
-        assert!(text.contains("give an emergency reason"), "{text}");
-        let c = Problem::conflict(
-            "rule one-active-request: environment 'uat' already has an active request (x)",
-        );
-        assert_eq!(rule_of(&c).0.as_deref(), Some("one-active-request"));
-        let plain = Problem::forbidden("no");
+        assert!(text.starts_with("the window starts at"), "{text}");
+        assert!(text.ends_with("give an emergency reason"), "{text}");
+        assert!(!text.contains("--"), "{text}");
+        let c = ServiceError::from(crate::store::StoreError::ActiveRequestExists {
+            environment: "uat".into(),
+            existing: "x".into(),
+        });
+        let (rule, text) = rule_of(&c);
+        assert_eq!(rule.as_deref(), Some("one-active-request"));
+        assert!(!text.starts_with("rule "), "{text}");
+        let plain = ServiceError::forbidden("no");
         assert_eq!(rule_of(&plain), (None, "no".to_string()));
     }
 }

@@ -29,7 +29,7 @@ fn actions_for(s: &Session, d: &RequestDetail) -> Actions {
 }
 
 async fn request_page(
-    st: &ApiState,
+    st: &WebState,
     s: &Session,
     id: &RequestId,
     error: Option<(StatusCode, String)>,
@@ -37,9 +37,9 @@ async fn request_page(
     if let Some(r) = refused_read(s) {
         return r;
     }
-    let d = match RequestDetail::load(&st.store, &st.config, st.clock.now(), id).await {
-        Ok(Some(d)) => d,
-        Ok(None) => {
+    let d = match st.service.request_detail(s.principal(), id).await {
+        Ok(d) => d,
+        Err(e) if e.kind == Kind::NotFound => {
             return problem_page(
                 s,
                 StatusCode::NOT_FOUND,
@@ -152,7 +152,7 @@ async fn request_page(
 
 /// `GET /requests/{id}`.
 pub async fn request(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     s: Session,
     Path(id): Path<String>,
 ) -> Response {
@@ -166,7 +166,7 @@ const STREAM_SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs
 /// ends soon after its session does (sign-out, expiry): the session is
 /// checked while it lasts, not only when it starts.
 pub async fn events(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     s: Session,
     Path(id): Path<String>,
 ) -> Response {
@@ -179,9 +179,25 @@ pub async fn events(
             }
         }
     };
-    match crate::api::sse::stream(st, &s.caller, RequestId::from(id), ended).await {
-        Ok(sse) => sse.into_response(),
-        Err(p) => p.into_response(),
+    match st
+        .service
+        .events(s.principal(), RequestId::from(id), ended)
+        .await
+    {
+        Ok(events) => {
+            use futures_util::StreamExt;
+            let events = events.map(|e| {
+                Ok::<_, std::convert::Infallible>(
+                    axum::response::sse::Event::default()
+                        .event(e.name)
+                        .data(e.data.to_string()),
+                )
+            });
+            axum::response::sse::Sse::new(events)
+                .keep_alive(axum::response::sse::KeepAlive::default())
+                .into_response()
+        }
+        Err(e) => (status_of(&e), e.to_string()).into_response(),
     }
 }
 
@@ -189,7 +205,7 @@ pub async fn events(
 /// (or a dry run), resume, rollback. The destructive ones (reject, cancel,
 /// run, rollback) first show a confirmation that names the consequence.
 pub async fn action(
-    State(st): State<Arc<ApiState>>,
+    State(st): State<Arc<WebState>>,
     s: Session,
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<Fields>,
@@ -226,7 +242,7 @@ pub async fn action(
     }
     // Cancel and reschedule depend on whose request it is: decided with the
     // request's requester before a confirmation offers what would be
-    // refused (the API's `*_as` decide it again).
+    // refused (the service decides it again when it acts).
     if let Action::Cancel { .. } | Action::Reschedule { .. } = coarse {
         let req = match st.store.get_request(&id).await {
             Ok(Some(r)) => r,
@@ -304,54 +320,47 @@ pub async fn action(
             },
         );
     }
-    let reason = || ReasonBody {
-        reason: Some(text(&form, "reason")).filter(|r| !r.trim().is_empty()),
-    };
-    let caller = &s.caller;
-    let done = match action.as_str() {
-        "accept" => accept_as(&st, caller, &id).await,
-        "reject" => reject_as(&st, caller, &id, reason()).await,
-        "cancel" => cancel_as(&st, caller, &id, reason()).await,
+    let reason = || Some(text(&form, "reason")).filter(|r| !r.trim().is_empty());
+    let who = s.principal();
+    let done: Result<(), ServiceError> = match action.as_str() {
+        "accept" => st.service.accept(who, &id).await.map(drop),
+        "reject" => st.service.reject(who, &id, reason()).await.map(drop),
+        "cancel" => st.service.cancel(who, &id, reason()).await.map(drop),
         "reschedule" => {
-            let mut b = RescheduleBody {
+            let mut change = crate::service::Reschedule {
                 ack_version_mismatch: ticked(&form, "ack_version_mismatch"),
-                emergency_reason: Some(text(&form, "emergency_reason"))
-                    .filter(|r| !r.trim().is_empty()),
+                emergency: Some(text(&form, "emergency_reason")),
                 ..Default::default()
             };
             let mut bad = None;
             for (name, slot) in [
-                ("window_start", &mut b.window_start),
-                ("window_end", &mut b.window_end),
-                ("restore_point", &mut b.restore_point),
+                ("window_start", &mut change.window_start),
+                ("window_end", &mut change.window_end),
+                ("restore_point", &mut change.restore_point),
             ] {
                 let v = text(&form, name);
                 if v.trim().is_empty() {
                     continue;
                 }
                 match parse_input(&v) {
-                    Ok(t) => *slot = Some(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    Ok(t) => *slot = Some(t),
                     Err(e) => bad = Some(format!("{}: {e}", name.replace('_', " "))),
                 }
             }
             match bad {
-                Some(e) => Err(Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "time-format",
-                    e,
-                )),
-                None => reschedule_as(&st, caller, &id, b).await,
+                Some(e) => Err(ServiceError::new(Kind::Invalid, e)),
+                None => st.service.reschedule(who, &id, change).await.map(drop),
             }
         }
-        "run" => run_as(&st, caller, &id, RunBody { dry_run: dry }).await,
-        "resume" => resume_as(&st, caller, &id).await,
-        _ => rollback_as(&st, caller, &id, reason()).await,
+        "run" => st.service.run(who, &id, dry).await.map(drop),
+        "resume" => st.service.resume(who, &id).await.map(drop),
+        _ => st.service.rollback(who, &id, reason()).await.map(drop),
     };
     match done {
-        Ok(_) => see_other(&format!("/requests/{id}")),
-        Err(p) => {
-            let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::CONFLICT);
-            let (rule, text) = rule_of(&p);
+        Ok(()) => see_other(&format!("/requests/{id}")),
+        Err(e) => {
+            let status = status_of(&e);
+            let (rule, text) = rule_of(&e);
             let text = match rule {
                 Some(r) => format!("{r}: {text}"),
                 None => text,

@@ -117,8 +117,13 @@ fn expected(who: Who, endpoint: &str) -> u16 {
             Requester | Operator => 409,
             _ => 403,
         },
-        "accept" | "reject" | "run" | "resume" | "rollback" => match who {
+        "accept" | "reject" | "run" | "resume" | "rollback" | "confirm" => match who {
             Operator => 409,
+            _ => 403,
+        },
+        // An operator gets as far as the empty version.
+        "deployment" => match who {
+            Operator => 400,
             _ => 403,
         },
         other => panic!("{other}"),
@@ -192,6 +197,18 @@ fn endpoints(r: &str, c: &str) -> Vec<(&'static str, &'static str, String, Optio
             "POST",
             format!("/api/v1/requests/{c}/resume"),
             None,
+        ),
+        (
+            "confirm",
+            "POST",
+            format!("/api/v1/jobs/{c}/confirm"),
+            Some(json!({"step": "sync"})),
+        ),
+        (
+            "deployment",
+            "POST",
+            "/api/v1/environments/uat/deployments".into(),
+            Some(json!({"version": " ", "at": later})),
         ),
         (
             "rollback",
@@ -288,11 +305,7 @@ async fn matrix(backend: Backend) {
         );
     }
     // Every refusal is in the log, and nothing else was recorded.
-    let refused = |log: &[String]| {
-        log.iter()
-            .filter(|l| l.contains("API call refused"))
-            .count()
-    };
+    let refused = |log: &[String]| log.iter().filter(|l| l.contains("call refused")).count();
     let mut log = svc.log();
     for _ in 0..100 {
         if refused(&log) >= denied {

@@ -5,6 +5,7 @@ mod bench;
 mod matrix;
 mod notifications;
 mod openapi;
+mod operator;
 mod story;
 
 use crate::helpers::*;
@@ -102,6 +103,18 @@ impl Service {
         extra: &str,
         envs: &[(&str, &str)],
     ) -> Service {
+        Self::start_full(backend, serve, auth, extra, "", envs).await
+    }
+
+    /// As [`Service::start_with`], with more keys on the `uat` environment.
+    pub async fn start_full(
+        backend: Backend,
+        serve: &str,
+        auth: &str,
+        extra: &str,
+        environment: &str,
+        envs: &[(&str, &str)],
+    ) -> Service {
         // `auth` may name another mode; else Entra ID with the mock's tenant.
         let auth = if auth.contains("mode = ") {
             auth.to_string()
@@ -113,7 +126,7 @@ impl Service {
             &format!(
                 "[serve]\nlisten = \"127.0.0.1:0\"\n{serve}\n\n[auth]\n{auth}\n\n[engine]\nscheduler_tick_secs = 3600\n\n{extra}"
             ),
-            "requester_groups = [\"g-uat-testers\"]\nsql_password_env = \"PITR_TEST_SQL_PASSWORD\"",
+            &format!("requester_groups = [\"g-uat-testers\"]\nsql_password_env = \"PITR_TEST_SQL_PASSWORD\"\n{environment}"),
         );
         let store_url = match &backend {
             Backend::Sqlite => None,

@@ -2,7 +2,10 @@
 //! each API call bounded in time and body size, and a graceful shutdown:
 //! on `stop`, no new connection is accepted, requests in flight finish,
 //! event streams end, and connections close (at most 10 s later).
-use super::ApiState;
+use crate::api::ApiState;
+use crate::auth::Authenticator;
+use crate::service::Service;
+use crate::web::{Web, WebState};
 use axum::body::Body;
 use axum::http::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -23,6 +26,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Listening {
     pub addr: SocketAddr,
     pub tls: bool,
+    /// Where people reach the pages (`[serve] public_url`, else the
+    /// address bound).
+    pub public_url: String,
     task: JoinHandle<()>,
 }
 
@@ -69,37 +75,47 @@ fn tls_config(
     Ok(config)
 }
 
-/// Binds `[serve] listen` and serves until `state.stop` becomes true.
-pub async fn serve(state: Arc<ApiState>) -> Result<Listening, String> {
-    let serve_cfg = &state.config.serve;
+/// Serves the API and the pages side by side on `listener` (bound to
+/// `[serve] listen`, or to port 0 by a test) until the service's stop
+/// signal.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    auth: Arc<Authenticator>,
+    web: Web,
+) -> Result<Listening, String> {
+    let serve_cfg = service.config.serve.clone();
     let tls = match (&serve_cfg.tls_cert, &serve_cfg.tls_key) {
         (Some(c), Some(k)) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(c, k)?))),
         _ => None,
     };
-    let listener = TcpListener::bind(&serve_cfg.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", serve_cfg.listen))?;
+    let engine = service.engine().map_err(|e| e.to_string())?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", serve_cfg.listen))?;
-    state.web.set_bound_url(format!(
+    web.set_bound_url(format!(
         "{}://{addr}",
         if tls.is_some() { "https" } else { "http" }
     ));
-    let router = crate::web::with_security_headers(
-        crate::web::router(state.clone()).merge(super::routes::router(state.clone())),
-        &state.web,
+    let csp = web.csp().to_string();
+    let public_url = web.public_url();
+    let stop = service.stop_signal();
+    let api = Arc::new(ApiState::new(service.clone(), auth.clone(), engine));
+    let pages = Arc::new(WebState::new(service, auth, web));
+    let router = super::with_security_headers(
+        crate::web::router(pages)
+            .merge(crate::api::router(api))
+            .fallback(super::not_found),
+        csp,
     );
     let is_tls = tls.is_some();
     let task = tokio::spawn(tracing::Instrument::in_current_span(accept_loop(
-        listener,
-        tls,
-        router,
-        state.stop.clone(),
+        listener, tls, router, stop,
     )));
     Ok(Listening {
         addr,
         tls: is_tls,
+        public_url,
         task,
     })
 }
@@ -113,14 +129,14 @@ async fn accept_loop(
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            _ = super::stopped(&mut stop) => break,
+            _ = crate::service::stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
                     conns.spawn(tracing::Instrument::in_current_span(connection(tcp, peer, tls.clone(), router.clone(), stop.clone())));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "API: accept failed");
+                    tracing::warn!(error = %e, "serve: accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -171,7 +187,7 @@ async fn http1<I>(
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        _ = super::stopped(&mut stop) => {
+        _ = crate::service::stopped(&mut stop) => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }

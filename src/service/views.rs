@@ -165,6 +165,8 @@ pub struct JobView {
     pub restored_database_id: Option<String>,
     pub offline_at: Option<String>,
     pub online_at: Option<String>,
+    /// Seconds from offline to online, when both happened.
+    pub downtime_secs: Option<f64>,
     /// On a rollback job: the restore it undoes, who asked and why.
     pub rollback_of: Option<RollbackOfView>,
 }
@@ -192,6 +194,7 @@ impl From<&Job> for JobView {
             restored_database_id: j.facts.restored_database_id.clone(),
             offline_at: j.facts.offline_at.as_ref().map(ts),
             online_at: j.facts.online_at.as_ref().map(ts),
+            downtime_secs: j.downtime_secs(),
             rollback_of: j.facts.rollback.as_ref().map(|of| RollbackOfView {
                 job: of.job.to_string(),
                 by: of.by.clone(),

@@ -10,8 +10,8 @@
 //! configuration, is cached, and is fetched again when a token names an
 //! unknown `kid` (at most once a second) or when it is an hour old. A
 //! refusal is logged with its reason, never with the token.
-use super::roles::{Principal, Role};
 use crate::config::{AuthMode, Config};
+use crate::service::roles::{Actor as Principal, Role};
 use axum::http::{header, HeaderMap};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;

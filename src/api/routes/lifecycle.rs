@@ -5,13 +5,10 @@
 use super::requests::instant;
 use super::{body, path};
 use crate::api::problem::Problem;
-use crate::api::roles::Action;
 use crate::api::{ApiState, Caller};
-use crate::domain::lifecycle::LifecycleEvent;
-use crate::domain::{RequestId, RestoreRequest};
-use crate::engine::requests::Reschedule;
-use crate::engine::{Engine, EngineError, Outcome};
-use crate::views::RequestView;
+use crate::domain::RequestId;
+use crate::service::views::RequestView;
+use crate::service::{Permission, Reschedule};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -19,7 +16,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
-use tracing::Instrument;
 use utoipa::ToSchema;
 
 /// A reason (required to reject; optional to cancel or roll back).
@@ -63,31 +59,6 @@ pub struct RunBody {
 type Id = Result<Path<String>, PathRejection>;
 type Body = Result<Bytes, BytesRejection>;
 
-async fn load(st: &ApiState, id: &RequestId) -> Result<RestoreRequest, Problem> {
-    st.store
-        .get_request(id)
-        .await
-        .map_err(Problem::from_store)?
-        .ok_or_else(|| Problem::from_store(crate::store::StoreError::RequestNotFound(id.clone())))
-}
-
-async fn transition(
-    st: &ApiState,
-    caller: &Caller,
-    id: &RequestId,
-    event: LifecycleEvent,
-    note: Option<String>,
-) -> Result<RequestView, Problem> {
-    let r = st
-        .engine
-        .as_actor(&caller.0.actor)
-        .transition(id, event, note)
-        .await
-        .map_err(|e| Problem::from_engine(e, StatusCode::CONFLICT))?;
-    st.outbox.notify_one();
-    Ok(RequestView::from(&r))
-}
-
 /// Accepts a submitted request (operators).
 #[utoipa::path(post, path = "/api/v1/requests/{id}/accept", tag = "actions",
     params(("id" = String, Path, description = "The request's id")),
@@ -106,17 +77,8 @@ pub(crate) async fn accept(
     id: Id,
 ) -> Result<Json<RequestView>, Problem> {
     let id = RequestId::from(path(id)?);
-    accept_as(&st, &caller, &id).await.map(Json)
-}
-
-/// Accepts `id` as `caller` (the API's and the web page's one way).
-pub(crate) async fn accept_as(
-    st: &ApiState,
-    caller: &Caller,
-    id: &RequestId,
-) -> Result<RequestView, Problem> {
-    caller.may(&Action::Accept)?;
-    transition(st, caller, id, LifecycleEvent::Accept, None).await
+    let r = st.service.accept(&caller.0, &id).await?;
+    Ok(Json(RequestView::from(&r)))
 }
 
 /// Rejects a submitted request, with a reason (operators).
@@ -138,25 +100,16 @@ pub(crate) async fn reject(
     id: Id,
     bytes: Body,
 ) -> Result<Json<RequestView>, Problem> {
-    caller.may(&Action::Reject)?;
+    st.service.may(&caller.0, &Permission::Reject)?;
     let id = RequestId::from(path(id)?);
     let b: ReasonBody = body(bytes, None)?;
-    reject_as(&st, &caller, &id, b).await.map(Json)
-}
-
-/// Rejects `id` as `caller`, with a reason.
-pub(crate) async fn reject_as(
-    st: &ApiState,
-    caller: &Caller,
-    id: &RequestId,
-    b: ReasonBody,
-) -> Result<RequestView, Problem> {
-    caller.may(&Action::Reject)?;
-    let reason = b
-        .reason
-        .filter(|r| !r.trim().is_empty())
-        .ok_or_else(|| Problem::bad_request("a rejection needs a reason: {\"reason\": \"...\"}"))?;
-    transition(st, caller, id, LifecycleEvent::Reject, Some(reason)).await
+    if b.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(Problem::bad_request(
+            "a rejection needs a reason: {\"reason\": \"...\"}",
+        ));
+    }
+    let r = st.service.reject(&caller.0, &id, b.reason).await?;
+    Ok(Json(RequestView::from(&r)))
 }
 
 /// Cancels a request before its run starts (its requester, or operators).
@@ -178,25 +131,12 @@ pub(crate) async fn cancel(
     id: Id,
     bytes: Body,
 ) -> Result<Json<RequestView>, Problem> {
-    caller.may(&Action::Cancel { own: true })?;
+    st.service
+        .may(&caller.0, &Permission::Cancel { own: true })?;
     let id = RequestId::from(path(id)?);
     let b: ReasonBody = body(bytes, Some(ReasonBody::default()))?;
-    cancel_as(&st, &caller, &id, b).await.map(Json)
-}
-
-/// Cancels `id` as `caller`.
-pub(crate) async fn cancel_as(
-    st: &ApiState,
-    caller: &Caller,
-    id: &RequestId,
-    b: ReasonBody,
-) -> Result<RequestView, Problem> {
-    caller.may(&Action::Cancel { own: true })?;
-    let req = load(st, id).await?;
-    caller.may(&Action::Cancel {
-        own: req.spec.requester == caller.0.actor,
-    })?;
-    transition(st, caller, id, LifecycleEvent::Cancel, b.reason).await
+    let r = st.service.cancel(&caller.0, &id, b.reason).await?;
+    Ok(Json(RequestView::from(&r)))
 }
 
 /// Changes the window and/or the restore point before the run starts;
@@ -221,32 +161,15 @@ pub(crate) async fn reschedule(
     id: Id,
     bytes: Body,
 ) -> Result<Json<RequestView>, Problem> {
-    caller.may(&Action::Reschedule {
-        own: true,
-        emergency: false,
-    })?;
+    st.service.may(
+        &caller.0,
+        &Permission::Reschedule {
+            own: true,
+            emergency: false,
+        },
+    )?;
     let id = RequestId::from(path(id)?);
     let b: RescheduleBody = body(bytes, None)?;
-    reschedule_as(&st, &caller, &id, b).await.map(Json)
-}
-
-/// Reschedules `id` as `caller`.
-pub(crate) async fn reschedule_as(
-    st: &ApiState,
-    caller: &Caller,
-    id: &RequestId,
-    b: RescheduleBody,
-) -> Result<RequestView, Problem> {
-    caller.may(&Action::Reschedule {
-        own: true,
-        emergency: false,
-    })?;
-    let req = load(st, id).await?;
-    let emergency = b.emergency_reason.filter(|r| !r.trim().is_empty());
-    caller.may(&Action::Reschedule {
-        own: req.spec.requester == caller.0.actor,
-        emergency: emergency.is_some(),
-    })?;
     let parse =
         |field: &str, v: &Option<String>| v.as_deref().map(|s| instant(field, s)).transpose();
     let change = Reschedule {
@@ -254,56 +177,19 @@ pub(crate) async fn reschedule_as(
         window_end: parse("window_end", &b.window_end)?,
         restore_point: parse("restore_point", &b.restore_point)?,
         ack_version_mismatch: b.ack_version_mismatch,
-        emergency,
+        emergency: b.emergency_reason,
     };
-    if change.window_start.is_none()
-        && change.window_end.is_none()
-        && change.restore_point.is_none()
-    {
-        return Err(Problem::bad_request(
-            "nothing to reschedule: give window_start, window_end and/or restore_point",
-        ));
-    }
-    let (r, _) = st
-        .engine
-        .as_actor(&caller.0.actor)
-        .reschedule(id, change)
-        .await
-        .map_err(|e| Problem::from_engine(e, StatusCode::CONFLICT))?;
-    st.outbox.notify_one();
-    Ok(RequestView::from(&r))
-}
-
-/// Carries a started or prepared job to its end in the background.
-fn drive_in_background(
-    st: &Arc<ApiState>,
-    engine: Engine,
-    job: crate::domain::Job,
-    after: Option<crate::mock::MockAzure>,
-) {
-    let outbox = st.outbox.clone();
-    let request = job.request_id.clone();
-    let handle = tokio::spawn(
-        async move {
-            let outcome: Result<Outcome, EngineError> = engine.drive_job(job).await;
-            match outcome {
-                Ok(o) => tracing::info!(request = %request, outcome = %o.describe(), "run ended"),
-                Err(e) => tracing::warn!(request = %request, error = %e, "run stopped"),
-            }
-            if let Some(mock) = after {
-                mock.shutdown().await;
-            }
-            outbox.notify_one();
+    // The service says "nothing to reschedule" after the roles; the API
+    // names its own fields.
+    let (r, _) = match st.service.reschedule(&caller.0, &id, change).await {
+        Err(e) if e.kind == crate::service::Kind::BadInput => {
+            return Err(Problem::bad_request(
+                "nothing to reschedule: give window_start, window_end and/or restore_point",
+            ))
         }
-        .in_current_span(),
-    );
-    st.keep(handle);
-}
-
-async fn accepted(st: &ApiState, id: &RequestId) -> Result<RequestView, Problem> {
-    let req = load(st, id).await?;
-    st.outbox.notify_one();
-    Ok(RequestView::from(&req))
+        other => other?,
+    };
+    Ok(Json(RequestView::from(&r)))
 }
 
 /// Runs an accepted request now (or rehearses a submitted or accepted one
@@ -327,54 +213,21 @@ pub(crate) async fn run(
     id: Id,
     bytes: Body,
 ) -> Result<(StatusCode, Json<RequestView>), Problem> {
-    caller.may(&Action::Run)?;
+    st.service.may(&caller.0, &Permission::Run)?;
     let id = RequestId::from(path(id)?);
     let b: RunBody = body(bytes, Some(RunBody::default()))?;
-    let view = run_as(&st, &caller, &id, b).await?;
-    Ok((StatusCode::ACCEPTED, Json(view)))
+    st.service.run(&caller.0, &id, b.dry_run).await?;
+    accepted(&st, &caller, &id).await
 }
 
-/// Starts a run (or a rehearsal) of `id` as `caller`, in the background.
-pub(crate) async fn run_as(
-    st: &Arc<ApiState>,
+/// The request as it stands once its run is under way (`202`).
+async fn accepted(
+    st: &ApiState,
     caller: &Caller,
     id: &RequestId,
-    b: RunBody,
-) -> Result<RequestView, Problem> {
-    caller.may(&Action::Run)?;
-    load(st, id).await?;
-    let conflict = |e| Problem::from_engine(e, StatusCode::CONFLICT);
-    if b.dry_run {
-        // A rehearsal: the same engine against a mock Azure seeded from the
-        // config, living as long as the run.
-        let scenario = crate::app::rehearsal_scenario(&st.config.environments);
-        let mock = crate::mock::MockAzure::start(
-            scenario,
-            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            None,
-        )
-        .await
-        .map_err(|e| Problem::new(StatusCode::BAD_GATEWAY, "mock", e.to_string()))?;
-        let azure = crate::azure::ArmClient::for_mock(&st.config.azure, &mock.url(), mock.ca_pem())
-            .map_err(|e| Problem::new(StatusCode::BAD_GATEWAY, "mock", e.to_string()))?;
-        let engine = Engine::new(
-            &st.config,
-            st.store.clone(),
-            azure,
-            st.clock.clone(),
-            Arc::new(st.hub.clone()),
-            caller.0.actor.clone(),
-        )
-        .with_shutdown(st.stop.clone())
-        .scoped(id);
-        let job = engine.start(id, true).await.map_err(conflict)?;
-        drive_in_background(st, engine, job, Some(mock));
-    } else {
-        let engine = st.engine.as_actor(&caller.0.actor).scoped(id);
-        let job = engine.start(id, false).await.map_err(conflict)?;
-        drive_in_background(st, engine, job, None);
-    }
-    accepted(st, id).await
+) -> Result<(StatusCode, Json<RequestView>), Problem> {
+    let req = st.service.request(&caller.0, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(RequestView::from(&req))))
 }
 
 /// Continues an interrupted run where it stopped, in the background
@@ -394,34 +247,8 @@ pub(crate) async fn resume(
     id: Id,
 ) -> Result<(StatusCode, Json<RequestView>), Problem> {
     let id = RequestId::from(path(id)?);
-    let view = resume_as(&st, &caller, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(view)))
-}
-
-/// Resumes `id`'s interrupted run as `caller`, in the background.
-pub(crate) async fn resume_as(
-    st: &Arc<ApiState>,
-    caller: &Caller,
-    id: &RequestId,
-) -> Result<RequestView, Problem> {
-    caller.may(&Action::Resume)?;
-    let engine = st.engine.as_actor(&caller.0.actor).scoped(id);
-    let job = engine
-        .resumable(id)
-        .await
-        .map_err(|e| Problem::from_engine(e, StatusCode::CONFLICT))?;
-    if !engine
-        .lease_is_free(&job)
-        .await
-        .map_err(Problem::from_store)?
-    {
-        return Err(Problem::conflict(format!(
-            "job {} is being run by a live runner; follow it with GET /api/v1/requests/{id}/events",
-            job.id
-        )));
-    }
-    drive_in_background(st, engine, job, None);
-    accepted(st, id).await
+    st.service.resume(&caller.0, &id).await?;
+    accepted(&st, &caller, &id).await
 }
 
 /// Undoes a finished run: the original database back under its name, the
@@ -445,26 +272,9 @@ pub(crate) async fn rollback(
     id: Id,
     bytes: Body,
 ) -> Result<(StatusCode, Json<RequestView>), Problem> {
-    caller.may(&Action::Rollback)?;
+    st.service.may(&caller.0, &Permission::Rollback)?;
     let id = RequestId::from(path(id)?);
     let b: ReasonBody = body(bytes, Some(ReasonBody::default()))?;
-    let view = rollback_as(&st, &caller, &id, b).await?;
-    Ok((StatusCode::ACCEPTED, Json(view)))
-}
-
-/// Rolls `id`'s finished run back as `caller`, in the background.
-pub(crate) async fn rollback_as(
-    st: &Arc<ApiState>,
-    caller: &Caller,
-    id: &RequestId,
-    b: ReasonBody,
-) -> Result<RequestView, Problem> {
-    caller.may(&Action::Rollback)?;
-    let engine = st.engine.as_actor(&caller.0.actor).scoped(id);
-    let job = engine
-        .prepare_rollback(id, b.reason)
-        .await
-        .map_err(|e| Problem::from_engine(e, StatusCode::CONFLICT))?;
-    drive_in_background(st, engine, job, None);
-    accepted(st, id).await
+    st.service.rollback(&caller.0, &id, b.reason).await?;
+    accepted(&st, &caller, &id).await
 }

@@ -1,6 +1,8 @@
 //! Who may do what, as pure functions of the caller and the facts of the
-//! call: deny by default, every route asks [`decide`] before it reads or
-//! changes anything it would not show the caller.
+//! call: deny by default; every use case of the service asks [`decide`]
+//! before it reads or changes anything it would not show the caller, for
+//! every front end (the CLI's local mode is a caller too: the local
+//! operator).
 //!
 //! - `Pitr.Viewer`: read everything.
 //! - `Pitr.Requester`: read; submit (for an environment with
@@ -8,7 +10,8 @@
 //!   reschedule and cancel the requests they submitted (the lifecycle then
 //!   says whether it is still before the start).
 //! - `Pitr.Operator`: everything, including accept, reject, run, resume,
-//!   rollback, emergency reasons, and reschedule or cancel of any request.
+//!   rollback, confirming a step, recording a deployment, emergency
+//!   reasons, and reschedule or cancel of any request.
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,9 +38,10 @@ impl Role {
     }
 }
 
-/// The caller of one API request.
+/// Who calls a use case: a signed-in person or application (the API's
+/// bearer token, the page's session), or the CLI's local operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+pub struct Actor {
     /// Recorded in the audit trail: `preferred_username` (or `upn`), else
     /// `oid`, else the application id.
     pub actor: String,
@@ -46,14 +50,14 @@ pub struct Principal {
     pub groups: Vec<String>,
 }
 
-impl Principal {
+impl Actor {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
 
     /// The local operator of `auth.mode = "none"` (loopback only).
-    pub fn local_operator(actor: &str) -> Principal {
-        Principal {
+    pub fn local_operator(actor: &str) -> Actor {
+        Actor {
             actor: actor.to_string(),
             roles: [Role::Operator].into_iter().collect(),
             groups: Vec::new(),
@@ -61,9 +65,10 @@ impl Principal {
     }
 }
 
-/// What a call wants to do, with the facts the decision needs.
+/// What a call wants to do, with the facts the decision needs (a
+/// permission asked of [`decide`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action<'a> {
+pub enum Permission<'a> {
     Read,
     Submit {
         /// The environment's `requester_groups` (empty: any requester).
@@ -83,20 +88,26 @@ pub enum Action<'a> {
     Run,
     Resume,
     Rollback,
+    /// A person's word on a step that waits for one (`job confirm`).
+    Confirm,
+    /// Record a deployment of a code version (`env deployment add`).
+    RecordDeployment,
 }
 
-impl Action<'_> {
+impl Permission<'_> {
     pub fn verb(&self) -> &'static str {
         match self {
-            Action::Read => "read",
-            Action::Submit { .. } => "submit a request",
-            Action::Reschedule { .. } => "reschedule this request",
-            Action::Cancel { .. } => "cancel this request",
-            Action::Accept => "accept a request",
-            Action::Reject => "reject a request",
-            Action::Run => "run a request",
-            Action::Resume => "resume a run",
-            Action::Rollback => "roll back a run",
+            Permission::Read => "read",
+            Permission::Submit { .. } => "submit a request",
+            Permission::Reschedule { .. } => "reschedule this request",
+            Permission::Cancel { .. } => "cancel this request",
+            Permission::Accept => "accept a request",
+            Permission::Reject => "reject a request",
+            Permission::Run => "run a request",
+            Permission::Resume => "resume a run",
+            Permission::Rollback => "roll back a run",
+            Permission::Confirm => "confirm a step",
+            Permission::RecordDeployment => "record a deployment",
         }
     }
 }
@@ -107,7 +118,7 @@ impl Action<'_> {
 pub struct Denied(pub String);
 
 /// The decision for `who` doing `what`.
-pub fn decide(who: &Principal, what: &Action<'_>) -> Result<(), Denied> {
+pub fn decide(who: &Actor, what: &Permission<'_>) -> Result<(), Denied> {
     if who.has(Role::Operator) {
         return Ok(());
     }
@@ -120,18 +131,18 @@ pub fn decide(who: &Principal, what: &Action<'_>) -> Result<(), Denied> {
     };
     let requester = who.has(Role::Requester);
     match *what {
-        Action::Read if requester || who.has(Role::Viewer) => Ok(()),
-        Action::Read => Err(need(Role::Viewer)),
-        Action::Submit {
+        Permission::Read if requester || who.has(Role::Viewer) => Ok(()),
+        Permission::Read => Err(need(Role::Viewer)),
+        Permission::Submit {
             emergency: true, ..
         }
-        | Action::Reschedule {
+        | Permission::Reschedule {
             emergency: true, ..
         } => Err(Denied(format!(
             "an emergency reason (a window sooner than 24 hours) needs the app role {}",
             Role::Operator.claim()
         ))),
-        Action::Submit {
+        Permission::Submit {
             environment_groups, ..
         } if requester => {
             if environment_groups.is_empty()
@@ -144,18 +155,28 @@ pub fn decide(who: &Principal, what: &Action<'_>) -> Result<(), Denied> {
                 ))
             }
         }
-        Action::Reschedule { own: true, .. } | Action::Cancel { own: true } if requester => Ok(()),
-        Action::Reschedule { .. } | Action::Cancel { .. } if requester => Err(Denied(format!(
-            "a requester may {} only for requests they submitted; an operator ({}) may for any",
-            what.verb().trim_end_matches(" this request"),
-            Role::Operator.claim()
-        ))),
-        Action::Submit { .. } | Action::Reschedule { .. } | Action::Cancel { .. } => {
+        Permission::Reschedule { own: true, .. } | Permission::Cancel { own: true }
+            if requester =>
+        {
+            Ok(())
+        }
+        Permission::Reschedule { .. } | Permission::Cancel { .. } if requester => {
+            Err(Denied(format!(
+                "a requester may {} only for requests they submitted; an operator ({}) may for any",
+                what.verb().trim_end_matches(" this request"),
+                Role::Operator.claim()
+            )))
+        }
+        Permission::Submit { .. } | Permission::Reschedule { .. } | Permission::Cancel { .. } => {
             Err(need(Role::Requester))
         }
-        Action::Accept | Action::Reject | Action::Run | Action::Resume | Action::Rollback => {
-            Err(need(Role::Operator))
-        }
+        Permission::Accept
+        | Permission::Reject
+        | Permission::Run
+        | Permission::Resume
+        | Permission::Rollback
+        | Permission::Confirm
+        | Permission::RecordDeployment => Err(need(Role::Operator)),
     }
 }
 
@@ -163,8 +184,8 @@ pub fn decide(who: &Principal, what: &Action<'_>) -> Result<(), Denied> {
 mod tests {
     use super::*;
 
-    fn who(roles: &[Role], groups: &[&str]) -> Principal {
-        Principal {
+    fn who(roles: &[Role], groups: &[&str]) -> Actor {
+        Actor {
             actor: "x".into(),
             roles: roles.iter().copied().collect(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
@@ -192,23 +213,25 @@ mod tests {
                 let req = p.has(Role::Requester);
                 let reader = op || req || p.has(Role::Viewer);
                 let mut actions = vec![
-                    (Action::Read, reader),
-                    (Action::Accept, op),
-                    (Action::Reject, op),
-                    (Action::Run, op),
-                    (Action::Resume, op),
-                    (Action::Rollback, op),
+                    (Permission::Read, reader),
+                    (Permission::Accept, op),
+                    (Permission::Reject, op),
+                    (Permission::Run, op),
+                    (Permission::Resume, op),
+                    (Permission::Rollback, op),
+                    (Permission::Confirm, op),
+                    (Permission::RecordDeployment, op),
                 ];
                 for emergency in [false, true] {
                     actions.push((
-                        Action::Submit {
+                        Permission::Submit {
                             environment_groups: &none,
                             emergency,
                         },
                         op || (req && !emergency),
                     ));
                     actions.push((
-                        Action::Submit {
+                        Permission::Submit {
                             environment_groups: &groups,
                             emergency,
                         },
@@ -216,13 +239,13 @@ mod tests {
                     ));
                     for own in [false, true] {
                         actions.push((
-                            Action::Reschedule { own, emergency },
+                            Permission::Reschedule { own, emergency },
                             op || (req && own && !emergency),
                         ));
                     }
                 }
                 for own in [false, true] {
-                    actions.push((Action::Cancel { own }, op || (req && own)));
+                    actions.push((Permission::Cancel { own }, op || (req && own)));
                 }
                 for (action, allowed) in actions {
                     let got = decide(&p, &action);
@@ -242,6 +265,6 @@ mod tests {
         }
         assert_eq!(Role::from_claim("pitr.operator"), None);
         assert_eq!(Role::from_claim("Pitr.Admin"), None);
-        assert!(decide(&Principal::local_operator("me"), &Action::Rollback).is_ok());
+        assert!(decide(&Actor::local_operator("me"), &Permission::Rollback).is_ok());
     }
 }
