@@ -78,19 +78,7 @@ impl Service {
     /// and the environment's requester groups allow, and that the catalog's
     /// rules do not refuse outright (production, one-box SQL Server).
     pub fn requestable_environments(&self, who: &Actor) -> Vec<&Environment> {
-        self.config
-            .environments
-            .iter()
-            .filter(|e| {
-                let groups = Permission::Submit {
-                    environment_groups: &e.requester_groups,
-                    emergency: false,
-                };
-                super::roles::decide(who, &groups).is_ok()
-                    && e.database_kind == crate::domain::DatabaseKind::AzureSql
-                    && e.tier != crate::domain::Tier::Production
-            })
-            .collect()
+        requestable(&self.config.environments, who)
     }
 
     /// An environment with its restores, rollbacks and deployments.
@@ -125,5 +113,57 @@ impl Service {
     ) -> Result<Vec<DeliveryRecord>, ServiceError> {
         may(who, &Permission::Read)?;
         Ok(self.store.deliveries(failed_only, limit).await?)
+    }
+}
+
+/// The environments of `envs` that `who` may request a restore for.
+fn requestable<'a>(envs: &'a [Environment], who: &Actor) -> Vec<&'a Environment> {
+    envs.iter()
+        .filter(|e| {
+            let groups = Permission::Submit {
+                environment_groups: &e.requester_groups,
+                emergency: false,
+            };
+            super::roles::decide(who, &groups).is_ok()
+                && e.database_kind == crate::domain::DatabaseKind::AzureSql
+                && e.tier != crate::domain::Tier::Production
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DatabaseKind, Tier};
+    use crate::service::Role;
+
+    #[test]
+    fn only_what_a_submit_would_not_refuse_is_offered() {
+        let env = |name: &str| Environment::sandbox(name, "s", "rg", "srv");
+        let prod = Environment {
+            tier: Tier::Production,
+            ..env("prod")
+        };
+        let onebox = Environment {
+            database_kind: DatabaseKind::SqlServer,
+            ..env("onebox")
+        };
+        let grouped = Environment {
+            requester_groups: vec!["g1".into()],
+            ..env("grouped")
+        };
+        let envs = [env("uat"), prod, onebox, grouped];
+        let who = |roles: &[Role], groups: &[&str]| Actor {
+            actor: "x".into(),
+            roles: roles.iter().copied().collect(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        };
+        let names = |a: &Actor| -> Vec<String> {
+            requestable(&envs, a).iter().map(|e| e.name.clone()).collect()
+        };
+        assert_eq!(names(&who(&[Role::Requester], &[])), ["uat"]);
+        assert_eq!(names(&who(&[Role::Requester], &["g1"])), ["uat", "grouped"]);
+        assert_eq!(names(&who(&[Role::Operator], &[])), ["uat", "grouped"]);
+        assert!(names(&who(&[Role::Viewer], &["g1"])).is_empty());
     }
 }
