@@ -159,7 +159,10 @@ mod tests {
             groups: groups.iter().map(|g| g.to_string()).collect(),
         };
         let names = |a: &Actor| -> Vec<String> {
-            requestable(&envs, a).iter().map(|e| e.name.clone()).collect()
+            requestable(&envs, a)
+                .iter()
+                .map(|e| e.name.clone())
+                .collect()
         };
         assert_eq!(names(&who(&[Role::Requester], &[])), ["uat"]);
         assert_eq!(names(&who(&[Role::Requester], &["g1"])), ["uat", "grouped"]);

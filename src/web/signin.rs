@@ -18,6 +18,9 @@
 use super::view::{self, Message};
 use super::WebState;
 use super::{html, see_other, Web};
+use cookies::*;
+
+mod cookies;
 use crate::service::roles::{Actor, Role};
 use crate::store::{WebLogin, WebSession};
 use axum::extract::{FromRequestParts, Query, State};
@@ -25,7 +28,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
-use base64::Engine as _;
 use chrono::Duration;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -36,124 +38,6 @@ const LOGIN_COOKIE: &str = "pitr_login";
 pub const SESSION_HOURS: i64 = 8;
 /// How long a sign-in may take at Entra ID.
 const LOGIN_MINUTES: i64 = 10;
-
-/// `n` random bytes from the system's CSPRNG, base64url.
-pub(crate) fn random_token(n: usize) -> Result<String, String> {
-    use aws_lc_rs::rand::SecureRandom;
-    let mut b = vec![0u8; n];
-    aws_lc_rs::rand::SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| "the system's random number generator failed".to_string())?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
-}
-
-/// The S256 PKCE challenge of a verifier (RFC 7636).
-pub(crate) fn pkce_challenge(verifier: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d.as_ref())
-}
-
-/// A secret derived from a cookie's value for one `purpose` (HMAC-SHA-256
-/// keyed by the value, base64url): the sign-in's `state`, `nonce` and PKCE
-/// verifier from the login cookie, the CSRF token from the session cookie.
-/// Only the browser holds the cookie, so the store holds only hashes and a
-/// copy of it gives nothing to act with.
-pub(crate) fn derive(cookie: &str, purpose: &str) -> String {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, cookie.as_bytes());
-    let tag = aws_lc_rs::hmac::sign(&key, purpose.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
-}
-
-/// The secrets of the sign-in whose login cookie is `id`.
-struct LoginSecrets {
-    state: String,
-    nonce: String,
-    verifier: String,
-}
-
-impl LoginSecrets {
-    fn of(id: &str) -> LoginSecrets {
-        LoginSecrets {
-            state: derive(id, "pitr oidc state"),
-            nonce: derive(id, "pitr oidc nonce"),
-            verifier: derive(id, "pitr pkce verifier"),
-        }
-    }
-}
-
-/// The CSRF token of the session whose cookie is `id`.
-fn csrf_of(id: &str) -> String {
-    derive(id, "pitr csrf")
-}
-
-/// SHA-256 in hex: how cookie values are stored.
-pub(crate) fn hash(value: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Compares in time independent of where the values differ.
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// The value of cookie `name`.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
-}
-
-/// The name of cookie `base`: off loopback `__Host-{base}`, which browsers
-/// take only when `Secure`, from this very host, with `Path=/` (no sibling
-/// subdomain can plant one); on loopback (plain HTTP) `base` itself.
-fn cookie_name(web: &Web, base: &str) -> String {
-    if web.secure_cookies() {
-        format!("__Host-{base}")
-    } else {
-        base.to_string()
-    }
-}
-
-/// A `Set-Cookie` value for cookie `base` (on `path` when on loopback; a
-/// `__Host-` cookie is always on `/`).
-fn set_cookie(web: &Web, base: &str, value: &str, path: &str, max_age: i64) -> String {
-    let secure = web.secure_cookies();
-    format!(
-        "{}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        cookie_name(web, base),
-        if secure { "/" } else { path },
-        if secure { "; Secure" } else { "" }
-    )
-}
-
-/// A local path to return to after the sign-in (anything else: `/`).
-///
-/// Only visible ASCII is kept: browsers drop tabs and newlines from a
-/// `Location` (`/\t/evil.example` becomes `//evil.example`, another site)
-/// and read `\` as `/`; a control character would break the header.
-fn local_path(p: Option<&str>) -> String {
-    match p {
-        Some(p)
-            if p.starts_with('/')
-                && !p.starts_with("//")
-                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
-        {
-            p.to_string()
-        }
-        _ => "/".into(),
-    }
-}
 
 /// The signed-in person of a page request: their session and, as the
 /// service names callers, who they are.
@@ -622,94 +506,4 @@ pub async fn signed_out() -> Response {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn web(public_url: &str) -> Web {
-        let c: crate::config::Config = toml::from_str(&format!(
-            "[serve]\npublic_url = \"{public_url}\"\n[auth]\nclient_id = \"c\"\n"
-        ))
-        .unwrap();
-        Web::from_config(&c).unwrap()
-    }
-
-    /// Off loopback the cookies are `Secure` and `__Host-` prefixed (the
-    /// browser then takes them only from this host over HTTPS, with
-    /// `Path=/`: a sibling subdomain cannot plant one); on loopback, plain.
-    #[test]
-    fn cookies_off_loopback_are_host_only() {
-        let w = web("https://pitr.contoso.com");
-        assert_eq!(
-            set_cookie(&w, SESSION_COOKIE, "v", "/", 10),
-            "__Host-pitr_session=v; Path=/; Max-Age=10; HttpOnly; SameSite=Lax; Secure"
-        );
-        assert_eq!(
-            set_cookie(&w, LOGIN_COOKIE, "v", "/auth", 10),
-            "__Host-pitr_login=v; Path=/; Max-Age=10; HttpOnly; SameSite=Lax; Secure"
-        );
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            "pitr_session=planted; __Host-pitr_session=real"
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(cookie(&h, &cookie_name(&w, SESSION_COOKIE)), Some("real"));
-        let local = web("http://127.0.0.1:8080");
-        assert_eq!(
-            set_cookie(&local, LOGIN_COOKIE, "v", "/auth", 10),
-            "pitr_login=v; Path=/auth; Max-Age=10; HttpOnly; SameSite=Lax"
-        );
-        assert_eq!(
-            cookie(&h, &cookie_name(&local, SESSION_COOKIE)),
-            Some("planted")
-        );
-    }
-
-    #[test]
-    fn cookies_paths_and_comparisons() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            "a=1; pitr_session=xyz; b=2".parse().unwrap(),
-        );
-        assert_eq!(cookie(&h, "pitr_session"), Some("xyz"));
-        assert_eq!(cookie(&h, "pitr"), None);
-        assert_eq!(local_path(Some("/requests/1")), "/requests/1");
-        assert_eq!(local_path(Some("//evil.example/")), "/");
-        assert_eq!(local_path(Some("https://evil.example/")), "/");
-        assert_eq!(local_path(None), "/");
-        for trick in [
-            "/\t/evil.example",
-            "/\n/x",
-            "/\r\n/x",
-            "/\\/x",
-            "/ /x",
-            "/\u{0}",
-        ] {
-            assert_eq!(local_path(Some(trick)), "/", "{trick:?}");
-        }
-        assert_eq!(local_path(Some("/?status=a&page=2")), "/?status=a&page=2");
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("abc", "ab"));
-        let a = random_token(32).unwrap();
-        assert_eq!(a.len(), 43);
-        assert_ne!(a, random_token(32).unwrap());
-        assert_eq!(hash("x").len(), 64);
-        // Derived secrets: fixed per cookie, distinct per purpose and per
-        // cookie, and a PKCE verifier of the length RFC 7636 asks (43-128).
-        let s = LoginSecrets::of(&a);
-        assert_eq!(s.state, LoginSecrets::of(&a).state);
-        assert_ne!(s.state, s.nonce);
-        assert_ne!(s.nonce, s.verifier);
-        assert_ne!(csrf_of(&a), s.state);
-        assert_ne!(s.state, LoginSecrets::of(&random_token(32).unwrap()).state);
-        assert_eq!(s.verifier.len(), 43);
-        // RFC 7636, appendix B.
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,344 @@
+use super::*;
+use crate::domain::request::{Acknowledgements, Window};
+use chrono::TimeZone;
+
+fn env() -> Environment {
+    toml::from_str(
+        r#"
+        name = "uat"
+        tier = "sandbox"
+        database_kind = "azure_sql"
+        subscription_id = "s"
+        resource_group = "rg"
+        server = "srv"
+        location = "westeurope"
+        database = "AxDB"
+        entity_store_database = "AxDW"
+        mr_database = "MRDB"
+        "#,
+    )
+    .unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+/// One of each violation: every message starts with `rule NAME: `
+/// where NAME is its [`RuleViolation::rule`], one of the names listed,
+/// and names no front end's inputs (flags, fields).
+#[test]
+fn every_violation_is_named_and_worded_for_any_front_end() {
+    let t = now();
+    let all = vec![
+        RuleViolation::UnknownEnvironment("e".into()),
+        RuleViolation::NotAzureSql("e".into()),
+        RuleViolation::Production("e".into()),
+        RuleViolation::NotFnoDatabase {
+            environment: "e".into(),
+            database: "d".into(),
+            fno: "f".into(),
+            which: String::new(),
+        },
+        RuleViolation::RestorePointInFuture { point: t, now: t },
+        RuleViolation::OutsideRetention {
+            environment: "e".into(),
+            point: t,
+            days: 1,
+            oldest: t,
+        },
+        RuleViolation::OutsideRetentionAtWindow {
+            point: t,
+            days: 1,
+            window_start: t,
+            latest_start: t,
+        },
+        RuleViolation::BeforeEarliestRestore {
+            database: "d".into(),
+            point: t,
+            earliest: t,
+        },
+        RuleViolation::WindowTooShort { start: t, end: t },
+        RuleViolation::WindowReversed { start: t, end: t },
+        RuleViolation::WindowInPast {
+            start: t,
+            end: t,
+            now: t,
+        },
+        RuleViolation::MissingAcknowledgement("erase"),
+        RuleViolation::WindowTooSoon {
+            start: t,
+            now: t,
+            earliest: t,
+        },
+        RuleViolation::BeforeLastRestore {
+            environment: "e".into(),
+            point: t,
+            last_end: t,
+        },
+        RuleViolation::VersionMismatch {
+            environment: "e".into(),
+            at_point: "9".into(),
+            current: "10".into(),
+        },
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for v in &all {
+        let msg = v.to_string();
+        assert!(msg.starts_with(&format!("rule {}: ", v.rule())), "{msg}");
+        assert_eq!(format!("rule {}: {}", v.rule(), v.text()), msg);
+        assert!(RuleViolation::NAMES.contains(&v.rule()), "{}", v.rule());
+        assert!(!msg.contains("--") && !msg.contains("`pitr"), "{msg}");
+        seen.insert(v.rule());
+    }
+    // Every name but the store's one-active-request has a violation.
+    assert_eq!(seen.len(), RuleViolation::NAMES.len() - 1);
+}
+
+fn req() -> RequestSpec {
+    RequestSpec {
+        environment: "uat".into(),
+        database: "AxDB".into(),
+        restore_point: now() - Duration::days(2),
+        window: Window {
+            start: now() + Duration::days(1),
+            end: now() + Duration::days(1) + Duration::hours(2),
+        },
+        acks: Acknowledgements {
+            erase: true,
+            downtime: true,
+            scope: true,
+            version_mismatch: false,
+        },
+        requester: "alice".into(),
+        reason: None,
+        prestage: false,
+        emergency: None,
+    }
+}
+
+fn facts() -> AzureFacts {
+    AzureFacts {
+        earliest_restore_date: Some(now() - Duration::days(10)),
+        ..Default::default()
+    }
+}
+
+fn check(e: &Environment, r: &RequestSpec) -> Result<(), RuleViolation> {
+    check_catalog(Some(e), r)?;
+    check_times(e, r, &facts(), now()).map(|_| ())
+}
+
+#[test]
+fn a_valid_request_passes() {
+    check(&env(), &req()).unwrap();
+}
+
+#[test]
+fn unknown_environment() {
+    assert!(matches!(
+        check_catalog(None, &req()),
+        Err(RuleViolation::UnknownEnvironment(_))
+    ));
+}
+
+#[test]
+fn sql_server_and_production_are_refused() {
+    let mut e = env();
+    e.database_kind = DatabaseKind::SqlServer;
+    assert!(matches!(
+        check(&e, &req()),
+        Err(RuleViolation::NotAzureSql(_))
+    ));
+    let mut e = env();
+    e.tier = Tier::Production;
+    assert!(matches!(
+        check(&e, &req()),
+        Err(RuleViolation::Production(_))
+    ));
+}
+
+#[test]
+fn only_the_fno_database() {
+    for db in ["AxDW", "MRDB", "Other"] {
+        let mut r = req();
+        r.database = db.into();
+        let err = check(&env(), &r).unwrap_err();
+        assert!(matches!(err, RuleViolation::NotFnoDatabase { .. }), "{db}");
+    }
+    let mut r = req();
+    r.database = "AxDW".into();
+    assert!(check(&env(), &r)
+        .unwrap_err()
+        .to_string()
+        .contains("entity store"));
+}
+
+#[test]
+fn acknowledgements_are_required() {
+    for i in 0..3 {
+        let mut r = req();
+        match i {
+            0 => r.acks.erase = false,
+            1 => r.acks.downtime = false,
+            _ => r.acks.scope = false,
+        }
+        assert!(matches!(
+            check(&env(), &r),
+            Err(RuleViolation::MissingAcknowledgement(_))
+        ));
+    }
+}
+
+#[test]
+fn restore_point_rules() {
+    let mut r = req();
+    r.restore_point = now() + Duration::minutes(1);
+    assert!(matches!(
+        check(&env(), &r),
+        Err(RuleViolation::RestorePointInFuture { .. })
+    ));
+    r.restore_point = now() - Duration::days(36);
+    // Azure's earliest restore date is the firmer fact, checked first;
+    // without it the configured retention decides.
+    assert!(matches!(
+        check(&env(), &r),
+        Err(RuleViolation::BeforeEarliestRestore { .. })
+    ));
+    assert!(matches!(
+        check_times(&env(), &r, &AzureFacts::default(), now()),
+        Err(RuleViolation::OutsideRetention { .. })
+    ));
+    r.restore_point = now() - Duration::days(11);
+    let err = check(&env(), &r).unwrap_err();
+    assert!(matches!(err, RuleViolation::BeforeEarliestRestore { .. }));
+    assert!(err.to_string().contains("earliest restore date"));
+}
+
+#[test]
+fn window_rules() {
+    let mut r = req();
+    r.window.end = r.window.start + Duration::minutes(59);
+    assert!(matches!(
+        check(&env(), &r),
+        Err(RuleViolation::WindowTooShort { .. })
+    ));
+    let mut r = req();
+    r.restore_point = now() - Duration::days(9);
+    let mut e = env();
+    e.retention_days = 10;
+    r.window.start = now() + Duration::days(2);
+    r.window.end = r.window.start + Duration::hours(2);
+    let err = check_times(&e, &r, &facts(), now()).unwrap_err();
+    assert!(matches!(
+        err,
+        RuleViolation::OutsideRetentionAtWindow { .. }
+    ));
+    assert!(err.to_string().contains("no later than"));
+}
+
+#[test]
+fn azures_retention_decides_when_it_is_shorter_than_the_configured_one() {
+    // Retention 7 days in Azure: a point 6 days old with a window in 2
+    // days falls out; with the window tomorrow it is kept.
+    let f = AzureFacts {
+        retention_days: Some(7),
+        ..facts()
+    };
+    let mut r = req();
+    r.restore_point = now() - Duration::days(6);
+    r.window.start = now() + Duration::days(2);
+    r.window.end = r.window.start + Duration::hours(2);
+    let err = check_times(&env(), &r, &f, now()).unwrap_err();
+    assert!(
+        matches!(err, RuleViolation::OutsideRetentionAtWindow { days: 7, latest_start, .. } if latest_start == now() + Duration::days(1)),
+        "{err}"
+    );
+    r.window.start = now() + Duration::days(1);
+    r.window.end = r.window.start + Duration::hours(2);
+    check_times(&env(), &r, &f, now()).unwrap();
+    // A longer retention in Azure does not lift the configured one.
+    let f = AzureFacts {
+        retention_days: Some(35),
+        ..facts()
+    };
+    let mut e = env();
+    e.retention_days = 3;
+    assert_eq!(retention_days(&e, &f), 3);
+}
+
+#[test]
+fn the_window_needs_24_hours_notice_unless_an_emergency() {
+    let mut r = req();
+    r.window.start = now() + Duration::hours(23);
+    r.window.end = r.window.start + Duration::hours(2);
+    let err = check(&env(), &r).unwrap_err();
+    assert!(matches!(err, RuleViolation::WindowTooSoon { .. }));
+    // The front end words the way out (the CLI: --emergency-reason).
+    assert_eq!(err.fix(), Some(Fix::EmergencyReason));
+    r.emergency = Some("  ".into());
+    assert!(check(&env(), &r).is_err(), "a blank reason is no reason");
+    r.emergency = Some("prod data leaked into UAT".into());
+    check(&env(), &r).unwrap();
+    // An emergency does not make a past window possible.
+    r.window.start = now() - Duration::hours(3);
+    r.window.end = now() - Duration::hours(1);
+    assert!(matches!(
+        check(&env(), &r),
+        Err(RuleViolation::WindowInPast { .. })
+    ));
+}
+
+#[test]
+fn a_window_that_ends_before_it_starts_is_called_so() {
+    let mut r = req();
+    r.window.end = r.window.start - Duration::hours(1);
+    let err = check(&env(), &r).unwrap_err();
+    assert!(matches!(err, RuleViolation::WindowReversed { .. }));
+    assert!(err.to_string().contains("before it starts"), "{err}");
+}
+
+#[test]
+fn not_before_the_end_of_the_last_restore() {
+    let r = req();
+    let f = AzureFacts {
+        last_restore_end: Some(r.restore_point + Duration::minutes(1)),
+        ..facts()
+    };
+    let err = check_times(&env(), &r, &f, now()).unwrap_err();
+    assert!(matches!(err, RuleViolation::BeforeLastRestore { .. }));
+    let f = AzureFacts {
+        last_restore_end: Some(r.restore_point - Duration::minutes(1)),
+        ..facts()
+    };
+    check_times(&env(), &r, &f, now()).unwrap();
+}
+
+#[test]
+fn a_different_major_version_needs_its_acknowledgement() {
+    let mut r = req();
+    let f = AzureFacts {
+        deployments: vec![
+            (now() - Duration::days(20), "9.2.1".into()),
+            (now() - Duration::days(1), "10.0.3".into()),
+        ],
+        ..facts()
+    };
+    let err = check_times(&env(), &r, &f, now()).unwrap_err();
+    assert!(matches!(err, RuleViolation::VersionMismatch { .. }));
+    assert_eq!(err.fix(), Some(Fix::AckVersionMismatch));
+    r.acks.version_mismatch = true;
+    let warnings = check_times(&env(), &r, &f, now()).unwrap();
+    assert_eq!(warnings.len(), 1);
+    // Same major: no acknowledgement needed.
+    let f = AzureFacts {
+        deployments: vec![
+            (now() - Duration::days(20), "10.0.1".into()),
+            (now() - Duration::days(1), "10.0.3".into()),
+        ],
+        ..facts()
+    };
+    assert!(check_times(&env(), &req(), &f, now()).unwrap().is_empty());
+    assert_eq!(major("10.0.38"), "10");
+    assert_eq!(version_at(&f.deployments, now() - Duration::days(30)), None);
+}
