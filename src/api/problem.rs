@@ -55,15 +55,8 @@ impl Problem {
 
     /// A use case's error, with the API's own wording of what to change.
     pub fn from_service(e: ServiceError) -> Problem {
-        let status = match e.kind {
-            Kind::BadInput => StatusCode::BAD_REQUEST,
-            Kind::Rule | Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-            Kind::Conflict | Kind::Contended => StatusCode::CONFLICT,
-            Kind::NotFound => StatusCode::NOT_FOUND,
-            Kind::Forbidden => StatusCode::FORBIDDEN,
-            Kind::Azure | Kind::Stuck | Kind::Failed => StatusCode::BAD_GATEWAY,
-            Kind::Setup | Kind::Store | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        };
+        let status =
+            StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let kind = match e.kind {
             Kind::BadInput => "bad-request",
             Kind::Rule => "rule",

@@ -47,6 +47,22 @@ pub enum Kind {
     Failed,
 }
 
+impl Kind {
+    /// The HTTP status both HTTP front ends (the API and the page) answer
+    /// with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Kind::BadInput => 400,
+            Kind::Rule | Kind::Invalid => 422,
+            Kind::Conflict | Kind::Contended => 409,
+            Kind::NotFound => 404,
+            Kind::Forbidden => 403,
+            Kind::Azure | Kind::Stuck | Kind::Failed => 502,
+            Kind::Setup | Kind::Store | Kind::Unavailable => 503,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ServiceError {
     pub kind: Kind,

@@ -139,15 +139,7 @@ fn store_failed(s: &Session, e: impl std::fmt::Display) -> Response {
 
 /// The status a page answers a use case's error with (as the API does).
 fn status_of(e: &ServiceError) -> StatusCode {
-    match e.kind {
-        Kind::BadInput => StatusCode::BAD_REQUEST,
-        Kind::Rule | Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-        Kind::Conflict | Kind::Contended => StatusCode::CONFLICT,
-        Kind::NotFound => StatusCode::NOT_FOUND,
-        Kind::Forbidden => StatusCode::FORBIDDEN,
-        Kind::Azure | Kind::Stuck | Kind::Failed => StatusCode::BAD_GATEWAY,
-        Kind::Setup | Kind::Store | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    }
+    StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The rule an error names, and its text for people on the page: without
