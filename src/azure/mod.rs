@@ -14,6 +14,7 @@ pub mod limiter;
 pub mod lro;
 pub mod models;
 mod sql;
+pub mod states;
 
 pub use client::ArmClient;
 pub use error::AzureError;

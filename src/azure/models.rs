@@ -50,7 +50,11 @@ impl Database {
         self.properties.status.as_deref().unwrap_or("Unknown")
     }
     pub fn is_online(&self) -> bool {
-        self.status() == "Online"
+        self.phase() == super::states::Phase::Done
+    }
+    /// Where its `status` stands ([`super::states::DATABASE_STATUSES`]).
+    pub fn phase(&self) -> super::states::Phase {
+        super::states::database_status(self.status())
     }
     pub fn database_id(&self) -> Option<&str> {
         self.properties.database_id.as_deref()
@@ -204,10 +208,7 @@ impl RunCommand {
 
     /// The script has ended (whatever the outcome).
     pub fn is_finished(&self) -> bool {
-        matches!(
-            self.execution_state(),
-            "Succeeded" | "Failed" | "TimedOut" | "Canceled"
-        )
+        super::states::execution_state(self.execution_state()) == super::states::Phase::Done
     }
 }
 

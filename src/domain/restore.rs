@@ -25,16 +25,6 @@ impl Target {
             Self::InProgress(s) | Self::Stuck(s) => s,
         }
     }
-
-    /// Classifies a database's `properties.status`.
-    pub fn from_status(status: &str) -> Self {
-        match status {
-            "Online" => Self::Online,
-            "Offline" | "Inaccessible" | "Suspect" | "Disabled" | "EmergencyMode" | "Shutdown"
-            | "Stopped" => Self::Stuck(status.to_string()),
-            _ => Self::InProgress(status.to_string()),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +61,8 @@ mod tests {
     #[test]
     fn every_combination_of_target_and_checkpoint_is_decided() {
         use RestoreAction as A;
-        let busy = Target::from_status("Restoring");
-        let stuck = Target::from_status("Inaccessible");
+        let busy = Target::InProgress("Restoring".into());
+        let stuck = Target::Stuck("Inaccessible".into());
         let cases = [
             (Target::Absent, false, A::Start),
             (Target::Absent, true, A::Reattach),
@@ -93,17 +83,6 @@ mod tests {
                 next_restore_action(&stuck, checkpointed),
                 A::Fail(m) if m.contains("Inaccessible")
             ));
-        }
-    }
-
-    #[test]
-    fn statuses_are_classified() {
-        assert_eq!(Target::from_status("Online"), Target::Online);
-        for s in ["Creating", "Restoring", "Copying", "Scaling", "Unknown"] {
-            assert_eq!(Target::from_status(s), Target::InProgress(s.into()));
-        }
-        for s in ["Offline", "Inaccessible", "Suspect", "Disabled"] {
-            assert_eq!(Target::from_status(s), Target::Stuck(s.into()));
         }
     }
 }

@@ -94,6 +94,11 @@ impl State {
                 database_id,
                 content,
             } => {
+                let status = self
+                    .settings
+                    .restored_status
+                    .clone()
+                    .unwrap_or_else(|| "Online".into());
                 let Some(srv) = self.servers.get_mut(server) else {
                     return;
                 };
@@ -111,7 +116,7 @@ impl State {
                 match pos {
                     Some(p) => {
                         let db = &mut srv.databases[p];
-                        db.status = "Online".into();
+                        db.status = status;
                         db.history = vec![(now, content)];
                         db.creation_date = now;
                         self.finish(i, OpStatus::Succeeded, None, now);

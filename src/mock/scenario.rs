@@ -46,6 +46,10 @@ pub struct Settings {
     pub body_timeout_ms: u64,
     /// Which LRO headers a restore PUT answers with.
     pub restore_headers: RestoreHeaders,
+    /// The `status` a restored database has once its restore succeeded
+    /// (default `Online`; e.g. `Inaccessible`, `Paused`, to rehearse a
+    /// database that does not come Online).
+    pub restored_status: Option<String>,
     /// Simulated script durations, in seconds, per kind of script. They
     /// decide timeouts only (a managed run command whose script takes longer
     /// than its `timeoutInSeconds` ends `TimedOut`; an action run command
@@ -88,6 +92,7 @@ impl Default for Settings {
             token_expires_in_secs: 3599,
             body_timeout_ms: 10_000,
             restore_headers: RestoreHeaders::Both,
+            restored_status: None,
             script_seconds: ScriptSeconds::default(),
             throttle: Box::default(),
         }

@@ -547,3 +547,25 @@ async fn a_408_is_retried() {
         "two timeouts, then the answer: {statuses:?}"
     );
 }
+
+/// A restored database that Azure shows in a failed state (one of
+/// `DatabaseStatus`'s, classified in `azure::states`) fails the restore at
+/// once with Azure's own value, instead of waiting until the step's
+/// timeout (hours); the environment is brought back online, the original
+/// untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_database_azure_shows_inaccessible_fails_the_restore_with_that_status() {
+    let t = TestEnv::start(&scenario(
+        "restore_polls = 1\nrestored_status = \"Inaccessible\"",
+    ));
+    let (code, show, state, _, stderr) = run_with(&t).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(show["status"], "failed", "{show}");
+    let err = step(&show, "restore")["error"].as_str().unwrap();
+    assert!(err.contains("is Inaccessible in Azure"), "{err}");
+    assert!(all_running(&state), "environment back online");
+    assert_eq!(
+        databases(&state)["AxDB"]["content"],
+        "v3 after destructive tests"
+    );
+}

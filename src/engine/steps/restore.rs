@@ -3,6 +3,7 @@
 //! checkpointed before it is polled, and what to do on a resume is decided
 //! by [`next_restore_action`] from what Azure shows under the target name.
 use super::{StepCx, StepDef, Timeout, TimeoutClass};
+use crate::azure::states::{Phase as Db, UNEXPECTED_GRACE};
 use crate::azure::{Operation, RestoreSpec};
 use crate::domain::restore::{next_restore_action, RestoreAction, Target};
 use crate::domain::step::Phase;
@@ -157,7 +158,12 @@ impl Engine {
     async fn target(&self, id: &str) -> Result<Target, StepError> {
         Ok(match self.azure.get_database(id).await? {
             None => Target::Absent,
-            Some(db) => Target::from_status(db.status()),
+            Some(db) => match db.phase() {
+                Db::Done => Target::Online,
+                Db::InProgress => Target::InProgress(db.status().to_string()),
+                // Will not come Online by itself.
+                Db::Failed | Db::Unexpected => Target::Stuck(db.status().to_string()),
+            },
         })
     }
 
@@ -199,10 +205,32 @@ impl Engine {
     async fn wait_until_online(&self, id: &str, deadline: Duration) -> Result<(), StepError> {
         let started = std::time::Instant::now();
         let name = crate::azure::client::last_segment(id);
+        // Since when the database shows a status that does not lead Online.
+        let mut unexpected: Option<std::time::Instant> = None;
         loop {
             match self.azure.get_database(id).await? {
                 Some(db) if db.is_online() => return Ok(()),
-                Some(db) => self.note(StepName::Restore, format!("{}: {}", db.name, db.status())),
+                Some(db) if db.phase() == Db::Failed => {
+                    return Err(StepError::Failed(format!(
+                        "{name} is {} in Azure after its restore; it will not come Online by itself: inspect it in the Azure portal",
+                        db.status()
+                    )))
+                }
+                Some(db) => {
+                    if db.phase() == Db::Unexpected {
+                        let since = *unexpected.get_or_insert_with(std::time::Instant::now);
+                        if since.elapsed() >= UNEXPECTED_GRACE {
+                            return Err(StepError::Failed(format!(
+                                "{name} has been {} in Azure for {}s after its restore, a status that does not lead Online; inspect it in the Azure portal",
+                                db.status(),
+                                since.elapsed().as_secs()
+                            )));
+                        }
+                    } else {
+                        unexpected = None;
+                    }
+                    self.note(StepName::Restore, format!("{}: {}", db.name, db.status()))
+                }
                 None => {
                     return Err(StepError::Failed(format!(
                         "{name} disappeared while being restored; the restore failed or was cancelled in Azure"

@@ -274,7 +274,24 @@ impl Engine {
         // reporting it, not a second deadline.
         let deadline = timeout + Duration::from_secs(300);
         let mut polls = 0u32;
+        // Since when the command shows a state that does not lead to an end.
+        let mut unexpected: Option<Instant> = None;
         while !rc.is_finished() {
+            if crate::azure::states::execution_state(rc.execution_state())
+                == crate::azure::states::Phase::Unexpected
+            {
+                let since = *unexpected.get_or_insert_with(Instant::now);
+                if since.elapsed() >= crate::azure::states::UNEXPECTED_GRACE {
+                    return Err(StepError::Failed(format!(
+                        "run command {name} on {} has been in executionState {} for {}s, a state that does not lead to an end; inspect it in the Azure portal (resume finds it by name)",
+                        vm_name(vm),
+                        rc.execution_state(),
+                        since.elapsed().as_secs()
+                    )));
+                }
+            } else {
+                unexpected = None;
+            }
             let elapsed = started.elapsed();
             let wait = self.azure.poll.interval(Some(elapsed / 10));
             if elapsed + wait > deadline {
