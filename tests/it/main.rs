@@ -6,6 +6,7 @@ mod after_swap;
 mod bad_input;
 mod beside_a_run;
 mod commands;
+mod counting_store;
 #[cfg(feature = "crash-points")]
 mod crash_points;
 #[cfg(feature = "crash-points")]
@@ -25,6 +26,7 @@ mod requests;
 mod restore_e2e;
 mod scale;
 mod scheduler;
+mod scheduler_bench;
 mod serve;
 mod service;
 mod store_bench;
