@@ -15,6 +15,7 @@ pub mod rules;
 pub mod schedule;
 pub mod step;
 pub mod swap;
+pub mod tick;
 pub mod time;
 pub mod window;
 

@@ -224,7 +224,7 @@ pub fn cleanup_due(
     now: DateTime<Utc>,
 ) -> bool {
     use super::job::JobStatus;
-    use super::step::{Checkpoints, StepStatus};
+    use super::step::Checkpoints;
     if job.dry_run || job.status != JobStatus::Succeeded {
         return false;
     }
@@ -234,9 +234,28 @@ pub fn cleanup_due(
     if now < finished + keep {
         return false;
     }
-    !steps.record(StepName::Cleanup).is_some_and(|s| {
+    !cleanup_settled(steps.record(StepName::Cleanup))
+}
+
+/// Whether a job's original is past needing the scheduler: its `cleanup`
+/// succeeded, or failed three times (that needs a person). The store keeps
+/// the jobs awaiting a cleanup by this rule, so that a tick finds them
+/// without reading every finished run.
+pub fn cleanup_settled(cleanup: Option<&super::step::StepRecord>) -> bool {
+    use super::step::StepStatus;
+    cleanup.is_some_and(|s| {
         s.status == StepStatus::Succeeded || (s.status == StepStatus::Failed && s.attempts >= 3)
     })
+}
+
+/// Whether the store keeps `job` among those awaiting a cleanup: a real
+/// restore that succeeded (a rollback drops nothing) whose cleanup is not
+/// settled. [`cleanup_due`] then decides when.
+pub fn awaits_cleanup(job: &super::job::Job, cleanup: Option<&super::step::StepRecord>) -> bool {
+    !job.dry_run
+        && job.status == super::job::JobStatus::Succeeded
+        && !job.is_rollback()
+        && !cleanup_settled(cleanup)
 }
 
 #[cfg(test)]
