@@ -9,7 +9,7 @@ use pitr::domain::{
 };
 use pitr::store::{
     Delivery, DeliveryOutcome, DeliveryRecord, Lease, OutboxEvent, ReceiverSpec, Result,
-    SharedStore, Store, StoreRows, WebLogin, WebSession,
+    SharedStore, Store, StoreRows, WebLogin, WebSession, WorkInPlay,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -111,6 +111,10 @@ impl Store for CountingStore {
     async fn steps(&self, job_id: &JobId) -> Result<Vec<StepRecord>> {
         self.count("steps");
         self.inner.steps(job_id).await
+    }
+    async fn work_in_play(&self) -> Result<WorkInPlay> {
+        self.count("work_in_play");
+        self.inner.work_in_play().await
     }
     async fn acquire_lease(
         &self,

@@ -31,6 +31,7 @@ mod serve;
 mod service;
 mod store_bench;
 mod store_copy;
+mod store_in_play;
 mod store_outbox;
 mod store_postgres;
 mod store_suite;
