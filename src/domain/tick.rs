@@ -271,8 +271,15 @@ pub fn plan(s: &Snapshot, now: DateTime<Utc>) -> Vec<SchedulerAction> {
         in_play: HashMap::new(),
         own: HashMap::new(),
     };
-    for run in in_progress.iter().copied().chain(due_now.iter().map(|(r, _)| *r)) {
-        *shares.in_play.entry(run.subscription().to_string()).or_default() += 1;
+    for run in in_progress
+        .iter()
+        .copied()
+        .chain(due_now.iter().map(|(r, _)| *r))
+    {
+        *shares
+            .in_play
+            .entry(run.subscription().to_string())
+            .or_default() += 1;
     }
     let mut staging: HashMap<&str, usize> = HashMap::new();
     for run in s.runs.iter().filter(|r| r.driving) {

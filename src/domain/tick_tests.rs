@@ -173,7 +173,10 @@ fn a_request_waits_for_its_window_and_its_retention_is_checked_every_15_minutes(
         vec![WakeAt(t(20, 0)), CheckRetention(id("a"))]
     );
     run.retention_checked = Some(t(18, 46));
-    assert_eq!(plan(&snap(vec![run.clone()]), t(19, 0)), vec![WakeAt(t(20, 0))]);
+    assert_eq!(
+        plan(&snap(vec![run.clone()]), t(19, 0)),
+        vec![WakeAt(t(20, 0))]
+    );
     run.retention_checked = Some(t(18, 45));
     assert_eq!(
         plan(&snap(vec![run]), t(19, 0)),
@@ -183,7 +186,10 @@ fn a_request_waits_for_its_window_and_its_retention_is_checked_every_15_minutes(
 
 #[test]
 fn a_run_starts_when_its_window_opens() {
-    assert_eq!(plan(&snap(vec![accepted("a")]), t(20, 0)), vec![Start(id("a"))]);
+    assert_eq!(
+        plan(&snap(vec![accepted("a")]), t(20, 0)),
+        vec![Start(id("a"))]
+    );
 }
 
 #[test]
@@ -309,10 +315,15 @@ fn runners_sharing_the_budget_take_their_share_of_a_subscription() {
     assert_eq!(deferred(&a), vec![id("c"), id("d")]);
     // Another subscription has its own share.
     s.runs[3].env = env("t");
-    assert_eq!(started(&plan(&s, t(20, 0))), vec![id("a"), id("b"), id("d")]);
+    assert_eq!(
+        started(&plan(&s, t(20, 0))),
+        vec![id("a"), id("b"), id("d")]
+    );
     // The limit is shared too: 3 runs at most, 2 for this runner.
     let mut s = snap(runs);
-    s.runs.iter_mut().for_each(|r| r.env = env(r.request.id.as_str()));
+    s.runs
+        .iter_mut()
+        .for_each(|r| r.env = env(r.request.id.as_str()));
     s.runner = runner(3, 2, 0);
     assert_eq!(started(&plan(&s, t(20, 0))), vec![id("a"), id("b")]);
 }
@@ -323,7 +334,10 @@ fn a_run_released_unchanged_is_started_again_after_five_minutes() {
     run.jobs = vec![job("a", JobStatus::Failed, false)];
     run.jobs[0].finished_at = Some(t(20, 0));
     assert_eq!(plan(&snap(vec![run.clone()]), t(20, 4)), vec![]);
-    assert_eq!(plan(&snap(vec![run.clone()]), t(20, 5)), vec![Start(id("a"))]);
+    assert_eq!(
+        plan(&snap(vec![run.clone()]), t(20, 5)),
+        vec![Start(id("a"))]
+    );
     // A dry run after it does not count: the current run is the real one.
     let mut dry = job("a", JobStatus::Succeeded, false);
     dry.dry_run = true;
@@ -337,9 +351,15 @@ fn a_run_a_live_runner_holds_is_left_to_it() {
     run.lease = holder(t(20, 1), false);
     assert_eq!(plan(&snap(vec![run.clone()]), t(20, 0)), vec![]);
     // Expired, or its holder is seen gone: taken over.
-    assert_eq!(plan(&snap(vec![run.clone()]), t(20, 1)), vec![Resume(id("m"))]);
+    assert_eq!(
+        plan(&snap(vec![run.clone()]), t(20, 1)),
+        vec![Resume(id("m"))]
+    );
     run.lease = holder(t(20, 1), true);
-    assert_eq!(plan(&snap(vec![run.clone()]), t(20, 0)), vec![Resume(id("m"))]);
+    assert_eq!(
+        plan(&snap(vec![run.clone()]), t(20, 0)),
+        vec![Resume(id("m"))]
+    );
     // Driven by this runner: nothing to do.
     run.driving = true;
     assert_eq!(plan(&snap(vec![run]), t(20, 0)), vec![]);
@@ -347,8 +367,14 @@ fn a_run_a_live_runner_holds_is_left_to_it() {
 
 #[test]
 fn a_staged_run_waits_for_its_window_then_is_resumed_within_the_share() {
-    assert_eq!(plan(&snap(vec![staged("x")]), t(19, 30)), vec![WakeAt(t(20, 0))]);
-    assert_eq!(plan(&snap(vec![staged("x")]), t(20, 0)), vec![Resume(id("x"))]);
+    assert_eq!(
+        plan(&snap(vec![staged("x")]), t(19, 30)),
+        vec![WakeAt(t(20, 0))]
+    );
+    assert_eq!(
+        plan(&snap(vec![staged("x")]), t(20, 0)),
+        vec![Resume(id("x"))]
+    );
     // Two runners, four staged runs of one subscription: two each.
     let mut s = snap(["w", "x", "y", "z"].into_iter().map(staged).collect());
     s.runner = runner(100, 2, 0);
@@ -357,7 +383,9 @@ fn a_staged_run_waits_for_its_window_then_is_resumed_within_the_share() {
     assert_eq!(deferred(&a), vec![id("y"), id("z")]);
     // Recovering (a crash midway through staging): resumed before the
     // window, whatever the share.
-    s.runs.iter_mut().for_each(|r| r.jobs[0].facts.recovering = Some("crash".into()));
+    s.runs
+        .iter_mut()
+        .for_each(|r| r.jobs[0].facts.recovering = Some("crash".into()));
     assert_eq!(resumed(&plan(&s, t(19, 0))).len(), 4);
 }
 
@@ -376,7 +404,10 @@ fn a_run_waiting_for_a_person_is_not_resumed() {
         (Offline, StepStatus::Waiting),
     ];
     let run = running("p", false, &waiting);
-    assert_eq!(plan(&snap(vec![run.clone()]), t(19, 0)), vec![WakeAt(t(20, 0))]);
+    assert_eq!(
+        plan(&snap(vec![run.clone()]), t(19, 0)),
+        vec![WakeAt(t(20, 0))]
+    );
     assert_eq!(plan(&snap(vec![run]), t(20, 30)), vec![]);
 }
 
@@ -390,7 +421,10 @@ fn a_rollback_in_progress_is_resumed_though_its_request_is_finished() {
             by: "ops".into(),
             reason: None,
         });
-        assert_eq!(plan(&snap(vec![run.clone()]), t(20, 0)), vec![Resume(id("r"))]);
+        assert_eq!(
+            plan(&snap(vec![run.clone()]), t(20, 0)),
+            vec![Resume(id("r"))]
+        );
         // Not a rollback: nothing in progress.
         run.jobs[0].facts.rollback = None;
         assert_eq!(plan(&snap(vec![run]), t(20, 0)), vec![], "{status:?}");
@@ -481,7 +515,10 @@ fn actions_come_in_the_order_they_are_performed() {
     s.kept = vec![kept("k")];
     s.kept[0].job.finished_at = Some(t(-5, 0));
     let a = plan(&s, t(20, 0));
-    assert!(matches!(&a[0], Miss { request, .. } if request == &id("late")), "{a:?}");
+    assert!(
+        matches!(&a[0], Miss { request, .. } if request == &id("late")),
+        "{a:?}"
+    );
     assert_eq!(
         a[1..],
         [

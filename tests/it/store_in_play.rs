@@ -61,7 +61,8 @@ async fn succeeded(store: &SharedStore, at: i64, dry_run: bool) -> (RestoreReque
 fn only(mut work: WorkInPlay, ours: &[&RequestId]) -> WorkInPlay {
     work.requests.retain(|r| ours.contains(&&r.id));
     work.jobs.retain(|j| ours.contains(&&j.request_id));
-    work.awaiting_cleanup.retain(|j| ours.contains(&&j.request_id));
+    work.awaiting_cleanup
+        .retain(|j| ours.contains(&&j.request_id));
     let jobs: Vec<JobId> = work
         .jobs
         .iter()
@@ -90,10 +91,16 @@ pub async fn in_play_story(store: &SharedStore) {
     // Finished: cleaned up, given up, a rehearsal, still kept.
     let (cleaned, cleaned_job) = succeeded(store, base + 3, false).await;
     let cleanup = step(StepName::Cleanup, StepStatus::Succeeded, 1);
-    store.save_step(&cleaned_job.id, &cleanup, None).await.unwrap();
+    store
+        .save_step(&cleaned_job.id, &cleanup, None)
+        .await
+        .unwrap();
     let (gave_up, gave_up_job) = succeeded(store, base + 4, false).await;
     let mut failing = step(StepName::Cleanup, StepStatus::Failed, 2);
-    store.save_step(&gave_up_job.id, &failing, None).await.unwrap();
+    store
+        .save_step(&gave_up_job.id, &failing, None)
+        .await
+        .unwrap();
     let (rehearsed, _) = succeeded(store, base + 5, true).await;
     let (kept, kept_job) = succeeded(store, base + 6, false).await;
     let swap = step(StepName::Swap, StepStatus::Succeeded, 1);
@@ -160,12 +167,18 @@ pub async fn in_play_story(store: &SharedStore) {
     // The third failure gives up; a cleanup that succeeds is done; a
     // restore rolled back drops nothing; a new attempt awaits again.
     failing.attempts = 3;
-    store.save_step(&gave_up_job.id, &failing, None).await.unwrap();
+    store
+        .save_step(&gave_up_job.id, &failing, None)
+        .await
+        .unwrap();
     let awaiting = |work: WorkInPlay| job_ids(&work.awaiting_cleanup);
     let now = || async { only(store.work_in_play().await.unwrap(), &ours) };
     assert_eq!(awaiting(now().await), vec![kept_job.id.clone()]);
     failing.status = StepStatus::Running;
-    store.save_step(&gave_up_job.id, &failing, None).await.unwrap();
+    store
+        .save_step(&gave_up_job.id, &failing, None)
+        .await
+        .unwrap();
     assert_eq!(awaiting(now().await).len(), 2);
     store
         .save_step(&gave_up_job.id, &cleanup, None)
@@ -188,7 +201,10 @@ pub async fn in_play_story(store: &SharedStore) {
     store.update_job(&rollback, Some(&rb_lease)).await.unwrap();
     store.release_lease(&rb_lease).await.unwrap();
     let work = now().await;
-    assert_eq!(ids(&work.requests), vec![run.id.clone(), waiting.id.clone()]);
+    assert_eq!(
+        ids(&work.requests),
+        vec![run.id.clone(), waiting.id.clone()]
+    );
     assert_eq!(
         awaiting(work),
         vec![kept_job.id.clone()],

@@ -21,8 +21,8 @@ mod snapshot;
 
 use super::{Engine, EngineError};
 use crate::domain::lifecycle::LifecycleEvent;
-use crate::domain::tick::{self, SchedulerAction, Snapshot, RETENTION_RECHECK};
 use crate::domain::schedule::Estimates;
+use crate::domain::tick::{self, SchedulerAction, Snapshot, RETENTION_RECHECK};
 use crate::domain::{Job, JobId, RequestId, RestoreRequest};
 use crate::store::StoreError;
 use std::collections::HashMap;
@@ -194,8 +194,7 @@ impl Scheduler {
                 }
                 SchedulerAction::CheckRetention(id) => {
                     if let Some(run) = request(&id) {
-                        self.recheck_retention(&run.request, now, &mut report)
-                            .await;
+                        self.recheck_retention(&run.request, now, &mut report).await;
                     }
                 }
                 SchedulerAction::Defer(id) => report.deferred.push(id),

@@ -120,7 +120,12 @@ pub(super) fn cleanup_saved(conn: &Connection, op: &str, job_id: &JobId) -> Resu
     set_awaiting(conn, op, job_id, awaits)
 }
 
-pub(super) fn set_awaiting(conn: &Connection, op: &str, job_id: &JobId, awaits: bool) -> Result<()> {
+pub(super) fn set_awaiting(
+    conn: &Connection,
+    op: &str,
+    job_id: &JobId,
+    awaits: bool,
+) -> Result<()> {
     conn.prepare_cached(
         "UPDATE jobs SET awaiting_cleanup = ?2 WHERE id = ?1 AND awaiting_cleanup <> ?2",
     )

@@ -4,8 +4,8 @@ use super::rows::*;
 use super::sql::*;
 use super::{db, SqliteStore};
 use crate::domain::{
-    EnvironmentEvent, Job, JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest,
-    StepName, StepRecord,
+    EnvironmentEvent, Job, JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest, StepName,
+    StepRecord,
 };
 use crate::store::rows::Columns;
 use crate::store::{rules, Lease, Result, Store, StoreRows};
