@@ -393,4 +393,47 @@ pub(crate) mod tests {
         job.dry_run = true;
         assert!(!cleanup_due(&job, &[], keep, t(99, 0)));
     }
+
+    #[test]
+    fn a_successful_restore_awaits_its_cleanup_until_it_is_settled() {
+        use crate::domain::job::{Job, JobStatus, RollbackOf};
+        use crate::domain::step::{StepRecord, StepStatus};
+        let mut job = Job {
+            id: "j".into(),
+            request_id: "r".into(),
+            dry_run: false,
+            status: JobStatus::Succeeded,
+            plan: vec![],
+            created_at: t(0, 0),
+            updated_at: t(1, 0),
+            finished_at: Some(t(1, 0)),
+            facts: Default::default(),
+            error: None,
+        };
+        assert!(awaits_cleanup(&job, None));
+        let mut rec = StepRecord::pending(StepName::Cleanup);
+        rec.status = StepStatus::Running;
+        assert!(awaits_cleanup(&job, Some(&rec)));
+        rec.status = StepStatus::Failed;
+        rec.attempts = 2;
+        assert!(awaits_cleanup(&job, Some(&rec)));
+        rec.attempts = 3;
+        assert!(!awaits_cleanup(&job, Some(&rec)));
+        rec.status = StepStatus::Succeeded;
+        assert!(!awaits_cleanup(&job, Some(&rec)));
+        for status in [JobStatus::Running, JobStatus::Failed, JobStatus::RolledBack] {
+            job.status = status;
+            assert!(!awaits_cleanup(&job, None), "{status:?}");
+        }
+        job.status = JobStatus::Succeeded;
+        job.facts.rollback = Some(RollbackOf {
+            job: "k".into(),
+            by: "ops".into(),
+            reason: None,
+        });
+        assert!(!awaits_cleanup(&job, None), "a rollback drops nothing");
+        job.facts.rollback = None;
+        job.dry_run = true;
+        assert!(!awaits_cleanup(&job, None));
+    }
 }
