@@ -1,7 +1,7 @@
 //! The pure core: requests and their rules, the lifecycle, the step plan and
 //! the decisions a run makes from its checkpoints and what Azure shows (how a
-//! restore continues, the swap, the window, the recovery, a rollback).
-//! Nothing here performs I/O; the engine gathers the facts, calls these
+//! restore continues, the swap, the window, the recovery, a rollback), and
+//! what a scheduler tick does with the work in play ([`tick`]). Nothing here performs I/O; the engine gathers the facts, calls these
 //! functions and performs what they decide.
 pub mod environment;
 pub mod ids;
@@ -15,6 +15,7 @@ pub mod rules;
 pub mod schedule;
 pub mod step;
 pub mod swap;
+pub mod tick;
 pub mod time;
 pub mod window;
 

@@ -224,7 +224,7 @@ pub fn cleanup_due(
     now: DateTime<Utc>,
 ) -> bool {
     use super::job::JobStatus;
-    use super::step::{Checkpoints, StepStatus};
+    use super::step::Checkpoints;
     if job.dry_run || job.status != JobStatus::Succeeded {
         return false;
     }
@@ -234,9 +234,28 @@ pub fn cleanup_due(
     if now < finished + keep {
         return false;
     }
-    !steps.record(StepName::Cleanup).is_some_and(|s| {
+    !cleanup_settled(steps.record(StepName::Cleanup))
+}
+
+/// Whether a job's original is past needing the scheduler: its `cleanup`
+/// succeeded, or failed three times (that needs a person). The store keeps
+/// the jobs awaiting a cleanup by this rule, so that a tick finds them
+/// without reading every finished run.
+pub fn cleanup_settled(cleanup: Option<&super::step::StepRecord>) -> bool {
+    use super::step::StepStatus;
+    cleanup.is_some_and(|s| {
         s.status == StepStatus::Succeeded || (s.status == StepStatus::Failed && s.attempts >= 3)
     })
+}
+
+/// Whether the store keeps `job` among those awaiting a cleanup: a real
+/// restore that succeeded (a rollback drops nothing) whose cleanup is not
+/// settled. [`cleanup_due`] then decides when.
+pub fn awaits_cleanup(job: &super::job::Job, cleanup: Option<&super::step::StepRecord>) -> bool {
+    !job.dry_run
+        && job.status == super::job::JobStatus::Succeeded
+        && !job.is_rollback()
+        && !cleanup_settled(cleanup)
 }
 
 #[cfg(test)]
@@ -373,5 +392,48 @@ pub(crate) mod tests {
         job.status = JobStatus::Succeeded;
         job.dry_run = true;
         assert!(!cleanup_due(&job, &[], keep, t(99, 0)));
+    }
+
+    #[test]
+    fn a_successful_restore_awaits_its_cleanup_until_it_is_settled() {
+        use crate::domain::job::{Job, JobStatus, RollbackOf};
+        use crate::domain::step::{StepRecord, StepStatus};
+        let mut job = Job {
+            id: "j".into(),
+            request_id: "r".into(),
+            dry_run: false,
+            status: JobStatus::Succeeded,
+            plan: vec![],
+            created_at: t(0, 0),
+            updated_at: t(1, 0),
+            finished_at: Some(t(1, 0)),
+            facts: Default::default(),
+            error: None,
+        };
+        assert!(awaits_cleanup(&job, None));
+        let mut rec = StepRecord::pending(StepName::Cleanup);
+        rec.status = StepStatus::Running;
+        assert!(awaits_cleanup(&job, Some(&rec)));
+        rec.status = StepStatus::Failed;
+        rec.attempts = 2;
+        assert!(awaits_cleanup(&job, Some(&rec)));
+        rec.attempts = 3;
+        assert!(!awaits_cleanup(&job, Some(&rec)));
+        rec.status = StepStatus::Succeeded;
+        assert!(!awaits_cleanup(&job, Some(&rec)));
+        for status in [JobStatus::Running, JobStatus::Failed, JobStatus::RolledBack] {
+            job.status = status;
+            assert!(!awaits_cleanup(&job, None), "{status:?}");
+        }
+        job.status = JobStatus::Succeeded;
+        job.facts.rollback = Some(RollbackOf {
+            job: "k".into(),
+            by: "ops".into(),
+            reason: None,
+        });
+        assert!(!awaits_cleanup(&job, None), "a rollback drops nothing");
+        job.facts.rollback = None;
+        job.dry_run = true;
+        assert!(!awaits_cleanup(&job, None));
     }
 }

@@ -1,7 +1,8 @@
-//! When and how the `cleanup` step runs: the scheduler asks [`Engine::cleanup_due`]
-//! for each successful job and runs [`Engine::cleanup`] in the background,
-//! under the job's lease (so that no rollback starts meanwhile). The step
-//! itself is `steps/cleanup.rs`.
+//! When and how the `cleanup` step runs: the scheduler's plan
+//! (`domain::tick`) finds it due among the jobs the store keeps awaiting a
+//! cleanup, by the same rule as [`Engine::cleanup_due`], and the scheduler
+//! runs [`Engine::cleanup`] in the background, under the job's lease (so
+//! that no rollback starts meanwhile). The step itself is `steps/cleanup.rs`.
 use super::drive::StepEnd;
 use super::{Engine, EngineError};
 use crate::domain::schedule::cleanup_due;

@@ -349,6 +349,41 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_expires ON web_sessions (expires_at);
 "#,
     },
+    Migration {
+        summary: "the work in play found without reading finished history: jobs awaiting a \
+                  cleanup, requests and jobs by status",
+        // `awaiting_cleanup` is `store::in_play::awaits_cleanup`, written with
+        // every job and `cleanup` checkpoint; here computed once for the jobs
+        // already stored (a real, successful restore, not a rollback, whose
+        // cleanup neither succeeded nor failed three times).
+        sqlite: r#"
+ALTER TABLE jobs ADD COLUMN awaiting_cleanup INTEGER NOT NULL DEFAULT 0
+    CHECK (awaiting_cleanup IN (0, 1));
+UPDATE jobs SET awaiting_cleanup = 1
+ WHERE status = 'succeeded' AND dry_run = 0
+   AND json_extract(facts, '$.rollback') IS NULL
+   AND NOT EXISTS (
+       SELECT 1 FROM job_steps s
+        WHERE s.job_id = jobs.id AND s.step = 'cleanup'
+          AND (s.status = 'succeeded' OR (s.status = 'failed' AND s.attempts >= 3)));
+CREATE INDEX jobs_awaiting_cleanup ON jobs (created_at) WHERE awaiting_cleanup = 1;
+CREATE INDEX jobs_status ON jobs (status);
+CREATE INDEX requests_status ON requests (status);
+"#,
+        postgres: r#"
+ALTER TABLE jobs ADD COLUMN awaiting_cleanup boolean NOT NULL DEFAULT false;
+UPDATE jobs SET awaiting_cleanup = true
+ WHERE status = 'succeeded' AND NOT dry_run
+   AND (facts::jsonb ->> 'rollback') IS NULL
+   AND NOT EXISTS (
+       SELECT 1 FROM job_steps s
+        WHERE s.job_id = jobs.id AND s.step = 'cleanup'
+          AND (s.status = 'succeeded' OR (s.status = 'failed' AND s.attempts >= 3)));
+CREATE INDEX jobs_awaiting_cleanup ON jobs (created_at, seq) WHERE awaiting_cleanup;
+CREATE INDEX jobs_status ON jobs (status);
+CREATE INDEX requests_status ON requests (status);
+"#,
+    },
 ];
 
 /// The schema version this binary writes.

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 pub mod copy;
+pub mod in_play;
 pub mod migrations;
 pub mod outbox;
 pub mod postgres;
@@ -28,6 +29,7 @@ pub mod sqlite;
 pub mod web;
 
 pub use copy::{RowCounts, StepRow, StoreRows};
+pub use in_play::WorkInPlay;
 pub use outbox::{Delivery, DeliveryOutcome, DeliveryRecord, OutboxEvent, ReceiverSpec};
 pub use web::{WebLogin, WebSession};
 
@@ -175,6 +177,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
     /// The checkpoints of a job, in the order they were first written.
     async fn steps(&self, job_id: &JobId) -> Result<Vec<StepRecord>>;
+    /// The work in play, read in one consistent snapshot without finished
+    /// history (see [`in_play`]): what a scheduler tick plans from.
+    async fn work_in_play(&self) -> Result<WorkInPlay>;
 
     /// Takes the lease of a job: free, expired, or already `owner`'s. Each
     /// grant increments the fencing token. Held by another: `LeaseHeld`.

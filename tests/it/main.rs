@@ -6,6 +6,7 @@ mod after_swap;
 mod bad_input;
 mod beside_a_run;
 mod commands;
+mod counting_store;
 #[cfg(feature = "crash-points")]
 mod crash_points;
 #[cfg(feature = "crash-points")]
@@ -25,10 +26,12 @@ mod requests;
 mod restore_e2e;
 mod scale;
 mod scheduler;
+mod scheduler_bench;
 mod serve;
 mod service;
 mod store_bench;
 mod store_copy;
+mod store_in_play;
 mod store_outbox;
 mod store_postgres;
 mod store_suite;

@@ -512,6 +512,7 @@ pub async fn store_suite(store: SharedStore) {
     crate::store_outbox::outbox_story(&store).await;
     web_story(&store).await;
     limit_story(&store).await;
+    crate::store_in_play::in_play_story(&store).await;
 }
 
 /// The web page's sign-ins (taken once, until they expire) and sessions

@@ -128,6 +128,9 @@ pub(super) async fn import(store: &PostgresStore, rows: &StoreRows) -> Result<()
     for event in &rows.history {
         insert_history_row(&tx, OP, event).await?;
     }
+    for job_id in crate::store::in_play::awaiting_in(&rows.jobs, &rows.steps) {
+        super::in_play::set_awaiting(&tx, OP, &job_id, true).await?;
+    }
     tx.commit().await.map_err(db(OP))
 }
 

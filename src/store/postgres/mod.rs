@@ -20,6 +20,7 @@
 //! tokio-postgres is asynchronous, so nothing runs on the blocking pool; a
 //! small deadpool of connections serves the runners of one process.
 mod copy;
+mod in_play;
 mod options;
 mod outbox;
 mod queries;

@@ -239,11 +239,13 @@ impl Store for PostgresStore {
         let exists = lock_job(&tx, OP, &job.id).await?;
         rules::fence(fence, lock_fencing(&tx, OP, &job.id).await?)?;
         rules::job_exists(&job.id, exists)?;
+        let awaits = super::in_play::job_awaits_cleanup(&tx, OP, job).await?;
         exec(
             &tx,
             OP,
             "UPDATE jobs SET dry_run = $2, status = $3, plan = $4, created_at = $5,
-                 updated_at = $6, finished_at = $7, facts = $8, error = $9
+                 updated_at = $6, finished_at = $7, facts = $8, error = $9,
+                 awaiting_cleanup = $10
              WHERE id = $1",
             &[
                 &job.id.as_str(),
@@ -255,6 +257,7 @@ impl Store for PostgresStore {
                 &job.finished_at,
                 &facts,
                 &job.error,
+                &awaits,
             ],
         )
         .await?;
@@ -303,6 +306,9 @@ impl Store for PostgresStore {
             ],
         )
         .await?;
+        if step.step == crate::domain::StepName::Cleanup {
+            super::in_play::cleanup_saved(&tx, OP, job_id).await?;
+        }
         super::outbox::step_event(&tx, OP, job_id, previous, step).await?;
         tx.commit().await.map_err(db(OP))
     }
@@ -312,6 +318,10 @@ impl Store for PostgresStore {
         let conn = self.conn(OP).await?;
         let sql = format!("SELECT {STEP_COLUMNS} FROM job_steps WHERE job_id = $1 ORDER BY seq");
         query_all(&conn, OP, &sql, &[&job_id.as_str()], step_from_row).await
+    }
+
+    async fn work_in_play(&self) -> Result<crate::store::WorkInPlay> {
+        super::in_play::work_in_play(self).await
     }
 
     async fn acquire_lease(

@@ -96,6 +96,9 @@ pub(super) fn import(tx: &Transaction<'_>, path: &str, rows: &StoreRows) -> Resu
     for event in &rows.history {
         insert_history_row(tx, OP, event)?;
     }
+    for job_id in crate::store::in_play::awaiting_in(&rows.jobs, &rows.steps) {
+        super::in_play::set_awaiting(tx, OP, &job_id, true)?;
+    }
     Ok(())
 }
 

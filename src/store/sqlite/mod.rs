@@ -10,6 +10,7 @@
 //! on a worker thread, so a write waiting for another process's lock does not
 //! stall the runtime (lease heartbeats, polls of other jobs).
 mod copy;
+mod in_play;
 mod outbox;
 mod queries;
 mod rows;

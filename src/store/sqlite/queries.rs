@@ -4,7 +4,7 @@ use super::rows::*;
 use super::sql::*;
 use super::{db, SqliteStore};
 use crate::domain::{
-    EnvironmentEvent, Job, JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest,
+    EnvironmentEvent, Job, JobId, RequestEvent, RequestId, RequestStatus, RestoreRequest, StepName,
     StepRecord,
 };
 use crate::store::rows::Columns;
@@ -246,10 +246,12 @@ impl Store for SqliteStore {
         let (job, fence) = (job.clone(), fence.cloned());
         self.write(OP, move |tx| {
             rules::fence(fence.as_ref(), read_fencing(tx, OP, &job.id)?)?;
+            let awaits = super::in_play::job_awaits_cleanup(tx, OP, &job)?;
             let changed = tx
                 .execute(
                     "UPDATE jobs SET dry_run = ?2, status = ?3, plan = ?4, created_at = ?5,
-                         updated_at = ?6, finished_at = ?7, facts = ?8, error = ?9
+                         updated_at = ?6, finished_at = ?7, facts = ?8, error = ?9,
+                         awaiting_cleanup = ?10
                      WHERE id = ?1",
                     params![
                         job.id.as_str(),
@@ -261,6 +263,7 @@ impl Store for SqliteStore {
                         opt_ts(&job.finished_at),
                         facts,
                         job.error,
+                        awaits,
                     ],
                 )
                 .map_err(db(OP))?;
@@ -307,6 +310,9 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(db(OP))?;
+            if step.step == StepName::Cleanup {
+                super::in_play::cleanup_saved(tx, OP, &job_id)?;
+            }
             super::outbox::step_event(tx, OP, &job_id, previous, &step)
         })
         .await
@@ -320,6 +326,11 @@ impl Store for SqliteStore {
             query_all(conn, "steps", &sql, [id.as_str()], step_from_row)
         })
         .await
+    }
+
+    async fn work_in_play(&self) -> Result<crate::store::WorkInPlay> {
+        self.read("work_in_play", super::in_play::work_in_play)
+            .await
     }
 
     async fn acquire_lease(
