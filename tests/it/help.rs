@@ -60,7 +60,12 @@ fn help(args: &[&str]) -> String {
 #[test]
 fn the_help_says_what_really_happens() {
     let top = help(&["--help"]);
-    for needle in ["Exit codes:", "0  success", "1  the operation failed", "2  bad input"] {
+    for needle in [
+        "Exit codes:",
+        "0  success",
+        "1  the operation failed",
+        "2  bad input",
+    ] {
         assert!(top.contains(needle), "pitr --help lacks {needle:?}:\n{top}");
     }
     assert!(top.contains("else the OS account"), "{top}");

@@ -102,7 +102,10 @@ impl Project {
         std::thread::spawn(move || for _ in lines {});
         let mock_addr = url.trim_start_matches("https://").to_string();
         let config = std::fs::read_to_string(root.join("config/pitr.toml")).unwrap();
-        assert!(config.contains("https://127.0.0.1:8443"), "config/pitr.toml");
+        assert!(
+            config.contains("https://127.0.0.1:8443"),
+            "config/pitr.toml"
+        );
         assert!(config.contains("\"127.0.0.1:8080\""), "config/pitr.toml");
         let serve_addr = format!("127.0.0.1:{}", free_port());
         std::fs::write(
@@ -202,7 +205,10 @@ impl Project {
         );
         match status {
             Some(s) => (s.code(), output),
-            None => (None, format!("timed out after {BLOCK_DEADLINE:?}\n{output}")),
+            None => (
+                None,
+                format!("timed out after {BLOCK_DEADLINE:?}\n{output}"),
+            ),
         }
     }
 }
@@ -240,5 +246,8 @@ fn the_runnable_readme_blocks_run_as_pasted() {
 #[test]
 fn runnable_blocks_are_found_by_their_info_string() {
     let md = "text\n```sh\nnot me\n```\n```sh run\necho a\necho b\n```\n```toml\nx = 1\n```\n";
-    assert_eq!(runnable_blocks(md), vec![(5, "echo a\necho b\n".to_string())]);
+    assert_eq!(
+        runnable_blocks(md),
+        vec![(5, "echo a\necho b\n".to_string())]
+    );
 }
