@@ -277,13 +277,17 @@ mod stretch_tests {
     }
 }
 
-/// What a poll showed, for live progress.
+/// What a poll showed, for live progress. Reported once before the first
+/// poll (`polls` 0) and after each one, so that a long wait is announced
+/// instead of silent.
 #[derive(Debug, Clone)]
 pub struct PollProgress {
     pub op: String,
     pub polls: u32,
     pub elapsed: Duration,
     pub status: String,
+    /// The wait before the next poll; `None` once the operation ended.
+    pub next_check: Option<Duration>,
 }
 
 /// How an operation ended well: with the final body, or none.
@@ -319,12 +323,17 @@ impl ArmClient {
         let started = Instant::now();
         // A Location poll may move the operation to a new URL.
         let mut op = op.clone();
-        let mut retry_after = op.retry_after_secs.map(Duration::from_secs);
+        let retry_after = op.retry_after_secs.map(Duration::from_secs);
+        let mut wait = self.poll.stretched(retry_after, Duration::ZERO, expected);
         let mut polls = 0u32;
+        progress(&PollProgress {
+            op: op.op.clone(),
+            polls,
+            elapsed: Duration::ZERO,
+            status: "InProgress".into(),
+            next_check: Some(wait),
+        });
         loop {
-            let wait = self
-                .poll
-                .stretched(retry_after, started.elapsed(), expected);
             if started.elapsed() + wait > deadline {
                 return Err(AzureError::Timeout {
                     op: op.op.clone(),
@@ -335,7 +344,7 @@ impl ArmClient {
             polls += 1;
             let (status, done) = match self.poll_once(&mut op).await? {
                 Poll::Running(status, next) => {
-                    retry_after = next;
+                    wait = self.poll.stretched(next, started.elapsed(), expected);
                     (status, None)
                 }
                 Poll::Done(status, outcome) => (status, Some(outcome)),
@@ -345,6 +354,7 @@ impl ArmClient {
                 polls,
                 elapsed: started.elapsed(),
                 status,
+                next_check: done.is_none().then_some(wait),
             });
             if let Some(outcome) = done {
                 return Ok(outcome);

@@ -33,8 +33,15 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), Failure> {
     let mut report = Vec::new();
     for prestage in [false, true] {
         let mut samples = Vec::new();
-        for _ in 0..args.runs {
-            samples.push(one(args, prestage).await?);
+        let mode = if prestage { "pre-staged" } else { "default" };
+        for i in 1..=args.runs {
+            let sample = one(args, prestage).await?;
+            // Progress on stderr, so that stdout stays the report (--json).
+            eprintln!(
+                "run {i}/{} {mode}: downtime {:.2} s, Azure in it {:.2} s, {} ARM requests",
+                args.runs, sample.downtime, sample.azure_busy, sample.arm_requests
+            );
+            samples.push(sample);
         }
         let n = samples.len() as f64;
         let mean = |f: fn(&Sample) -> f64| samples.iter().map(f).sum::<f64>() / n;
@@ -63,11 +70,11 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), Failure> {
         return Ok(());
     }
     out!(
-        "pitr bench: restore {} ms, each Run Command {} ms, poll floor {} ms, {} runs per mode",
+        "pitr bench: restore {} ms, each Run Command {} ms, poll floor {} ms, {}",
         args.restore_ms,
         args.run_command_ms,
         args.poll_ms,
-        args.runs
+        runs_per_mode(args.runs)
     );
     out!(
         "{:<10} {:>13} {:>17} {:>15} {:>17}",
@@ -90,6 +97,11 @@ pub async fn run(args: BenchArgs, json_out: bool) -> Result<(), Failure> {
     out!("downtime: environment offline -> back online; Azure in it: time at least one Azure operation was running then (union of intervals);");
     out!("overhead ratio = downtime / Azure time (1.0 = the engine adds nothing); ARM requests exclude token requests.");
     Ok(())
+}
+
+/// "1 run per mode", "5 runs per mode".
+fn runs_per_mode(n: u64) -> String {
+    format!("{n} run{} per mode", if n == 1 { "" } else { "s" })
 }
 
 fn round(x: f64) -> f64 {
@@ -262,5 +274,11 @@ mod tests {
         ]});
         let at = |s: i64| DateTime::<Utc>::UNIX_EPOCH + Duration::seconds(s);
         assert_eq!(busy_within(&state, at(2), at(22)), 12.0);
+    }
+
+    #[test]
+    fn runs_per_mode_is_said_in_the_singular_for_one() {
+        assert_eq!(runs_per_mode(1), "1 run per mode");
+        assert_eq!(runs_per_mode(5), "5 runs per mode");
     }
 }

@@ -23,17 +23,25 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The footer of `pitr --help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the operation failed (a step failed, Azure refused, the store is unreachable)
+  2  bad input (arguments, config, request rules); bad input changes nothing";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pitr",
     version,
-    about = "Point-in-time restores of Azure SQL databases for Dynamics 365 F&O non-production environments"
+    about = "Point-in-time restores of Azure SQL databases for Dynamics 365 F&O non-production environments",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// Config file (default: config/pitr.toml).
     #[arg(long, global = true, env = "PITR_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Who acts, for the audit trail (default: $USER).
+    /// Who acts, for the audit trail (default: $USER, else the OS account).
     #[arg(long, global = true, env = "PITR_ACTOR")]
     pub actor: Option<String>,
     #[command(subcommand)]
@@ -45,11 +53,13 @@ pub enum Command {
     /// Self-contained rehearsal: a temporary store, the embedded mock Azure, a
     /// demo environment; submits, accepts and runs a restore.
     Demo {
+        /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Serve the mock Azure (an ARM look-alike over HTTPS) until interrupted.
     MockAzure {
+        /// Address to listen on (port 0: any free port; the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: std::net::SocketAddr,
         /// Scenario file (TOML); default: seeded from the configured environments.
@@ -64,6 +74,7 @@ pub enum Command {
     Request(RequestCommand),
     /// Run an accepted request now.
     Run {
+        /// The request's id (as printed by `pitr request submit`).
         id: String,
         /// Rehearse against an embedded mock Azure seeded from the config;
         /// the request's status is not changed.
@@ -71,11 +82,16 @@ pub enum Command {
         dry_run: bool,
     },
     /// Continue an interrupted run where it stopped.
-    Resume { id: String },
+    Resume {
+        /// The request's id.
+        id: String,
+    },
     /// Undo a finished run: put the original database back under its name
     /// and bring the environment online.
     Rollback {
+        /// The request's id.
         id: String,
+        /// Why, for the audit trail.
         #[arg(long)]
         reason: Option<String>,
     },
@@ -123,6 +139,7 @@ pub enum Command {
         /// Scale run: give up after this many seconds.
         #[arg(long, default_value_t = 3600, requires = "environments")]
         timeout_secs: u64,
+        /// Print the figures as JSON (progress still goes to stderr).
         #[arg(long)]
         json: bool,
     },
@@ -140,7 +157,8 @@ pub enum Command {
     /// Configured environments.
     #[command(subcommand)]
     Env(EnvCommand),
-    /// The store as a whole: copy it to another (SQLite to PostgreSQL).
+    /// The store as a whole: create it (`init`), copy it into another (`copy`,
+    /// e.g. SQLite to PostgreSQL).
     #[command(subcommand)]
     Store(StoreCommand),
     /// Runs (jobs) of requests.
@@ -162,6 +180,7 @@ pub enum NotificationsCommand {
         /// How many (1-10000).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         limit: u64,
+        /// Print them as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -169,9 +188,15 @@ pub enum NotificationsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// Create the store named by [store] url (or migrate it to this pitr's
-    /// schema). Every other command refuses a store that does not exist, so
-    /// that a mistyped path is noticed instead of becoming an empty store.
+    /// Create the store named by [store] url on purpose (or migrate it to
+    /// this pitr's schema): a SQLite file, or the tables in an existing
+    /// PostgreSQL database.
+    ///
+    /// Other commands create only the default store, sqlite://var/pitr.db,
+    /// on first use; any other SQLite path must exist already (a mistyped
+    /// path is refused instead of becoming an empty store), and a PostgreSQL
+    /// database must exist (its tables are created and migrated on first
+    /// use).
     Init,
     /// Copy every request, audit event, job, step checkpoint and environment
     /// history row into a new, empty store (leases are not copied). The
@@ -183,6 +208,7 @@ pub enum StoreCommand {
         /// The empty store to copy into (created and migrated if needed).
         #[arg(long)]
         to: String,
+        /// Print the counts copied as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -209,55 +235,86 @@ pub enum JobCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RequestCommand {
+    /// Validate a restore request against every rule (asking Azure for the
+    /// database's earliest restore date and retention) and record it as
+    /// submitted; prints its id.
     Submit(SubmitArgs),
+    /// Accept a submitted request (operators): it runs in its window.
     Accept {
+        /// The request's id.
         id: String,
+        /// Print the request as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Reject a submitted request, with the reason.
     Reject {
+        /// The request's id.
         id: String,
+        /// Why, for the requester and the audit trail.
         #[arg(long)]
         reason: String,
+        /// Print the request as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a request that has not started.
     Cancel {
+        /// The request's id.
         id: String,
+        /// Why, for the audit trail.
         #[arg(long)]
         reason: Option<String>,
+        /// Print the request as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Change the window and/or the restore point before the run starts
     /// (every rule is checked again).
     Reschedule {
+        /// The request's id.
         id: String,
+        /// New window start, RFC 3339 with an offset (e.g. 2026-11-27T20:00:00Z).
         #[arg(long)]
         window_start: Option<String>,
+        /// New window end, RFC 3339, at least 1 hour after the start.
         #[arg(long)]
         window_end: Option<String>,
+        /// New restore point, RFC 3339, in the past and inside retention.
         #[arg(long)]
         restore_point: Option<String>,
+        /// I understand the code version at the restore point differs from
+        /// today's (rule code-version).
         #[arg(long)]
         ack_version_mismatch: bool,
+        /// Operators only: allow a window less than 24 hours ahead, for this
+        /// reason (recorded in the audit trail).
         #[arg(long)]
         emergency_reason: Option<String>,
+        /// Print the request as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Every request, newest first, with any warning.
     List {
+        /// Print them as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// One request: its audit trail, its latest run with every step, the
+    /// downtime, and the runner holding it while it runs.
     Show {
+        /// The request's id.
         id: String,
+        /// Print it as JSON.
         #[arg(long)]
         json: bool,
     },
     /// The audit trail: every transition with who, when and why.
     History {
+        /// The request's id.
         id: String,
+        /// Print it as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -265,15 +322,20 @@ pub enum RequestCommand {
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
+    /// The environment, as `pitr env list` names it.
     #[arg(long = "env")]
     pub env: String,
+    /// The environment's F&O database (e.g. AxDB).
     #[arg(long)]
     pub database: String,
     /// RFC 3339 instant with an offset, e.g. 2026-11-20T08:30:00Z.
     #[arg(long)]
     pub restore_point: String,
+    /// Start of the downtime window, RFC 3339, at least 24 hours ahead
+    /// (unless --emergency-reason).
     #[arg(long)]
     pub window_start: String,
+    /// End of the downtime window, RFC 3339, at least 1 hour after the start.
     #[arg(long)]
     pub window_end: String,
     /// I understand the current database is erased and replaced.
@@ -286,6 +348,7 @@ pub struct SubmitArgs {
     /// Management Reporter database keep their state; versions may differ).
     #[arg(long)]
     pub ack_scope: bool,
+    /// Why the restore is needed, for the operator and the audit trail.
     #[arg(long)]
     pub reason: Option<String>,
     /// Restore ahead of the window so that the downtime is shorter.
@@ -299,18 +362,25 @@ pub struct SubmitArgs {
     /// (recorded in the audit trail).
     #[arg(long)]
     pub emergency_reason: Option<String>,
+    /// Print the request as JSON instead of its id.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum EnvCommand {
+    /// The configured environments.
     List {
+        /// Print them as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// One environment with its history of restores (restore and downtime
+    /// durations), rollbacks and deployments.
     Show {
+        /// The environment's name.
         name: String,
+        /// Print it as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -323,10 +393,14 @@ pub enum EnvCommand {
 pub enum DeploymentCommand {
     /// Record that VERSION was deployed to the environment at an instant.
     Add {
+        /// The environment's name.
         #[arg(long = "env")]
         env: String,
+        /// The code version deployed, e.g. 10.0.40 (its first component is
+        /// the major version).
         #[arg(long)]
         version: String,
+        /// When it was deployed, RFC 3339 with an offset.
         #[arg(long)]
         at: String,
     },

@@ -17,6 +17,27 @@ impl Engine {
         estimates(&self.store, &self.config, env).await
     }
 
+    /// How long a restore of `env` is expected to take, for pacing its
+    /// polls: the environment's own history (as for its estimate), else an
+    /// operator's `[engine.estimates] restore_secs`; `None` with neither.
+    /// The built-in default (30 minutes) is a planning bound for real
+    /// Azure, not a measurement: stretching polls by it made a 5-second
+    /// rehearsal against the mock wait 30 s per poll.
+    pub(super) async fn restore_pace(&self, env: &Environment) -> Option<std::time::Duration> {
+        let history = self.store.environment_events(&env.name).await.ok()?;
+        let recent: Vec<f64> = history
+            .iter()
+            .filter_map(|e| e.restore())
+            .filter_map(|r| r.restore_secs)
+            .collect();
+        let configured = self.config.estimates.secs(StepName::Restore);
+        if recent.is_empty() && configured.is_none() {
+            return None;
+        }
+        let fallback = chrono::Duration::seconds(configured.unwrap_or(0) as i64);
+        restore_estimate(&recent, fallback).to_std().ok()
+    }
+
     pub(super) async fn record_restore(
         &self,
         req: &RestoreRequest,

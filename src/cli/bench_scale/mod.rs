@@ -241,6 +241,14 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
             "submitting {n} requests took {submit_secs:.1}s, past the windows' start; try fewer environments"
         )));
     }
+    // Progress on stderr, so that stdout stays the report (--json).
+    eprintln!(
+        "submitted and accepted {n} requests in {submit_secs:.1} s; every window opens in {:.0} s; starting {} runner{}",
+        (t0 - Utc::now()).num_milliseconds() as f64 / 1000.0,
+        args.runners.max(1),
+        if args.runners.max(1) == 1 { "" } else { "s" }
+    );
+    let mut reported = Instant::now();
 
     // The runners.
     let mut runners = Vec::new();
@@ -305,6 +313,19 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
         let requests = app.store.list_requests().await?;
         if requests.iter().all(|r| r.status.is_terminal()) {
             break;
+        }
+        if reported.elapsed() >= std::time::Duration::from_secs(10) {
+            reported = Instant::now();
+            let done = requests.iter().filter(|r| r.status.is_terminal()).count();
+            let since = (Utc::now() - t0).num_milliseconds() as f64 / 1000.0;
+            eprintln!(
+                "{}: {done}/{n} requests ended",
+                if since < 0.0 {
+                    format!("{:.0} s before the windows open", -since)
+                } else {
+                    format!("{since:.0} s after the windows opened")
+                }
+            );
         }
         if let Some((i, r)) = runners
             .iter_mut()

@@ -252,17 +252,32 @@ impl Engine {
 
     pub(super) fn poll_reporter(&self, step: StepName) -> impl FnMut(&PollProgress) + Send + '_ {
         move |p: &PollProgress| {
-            self.note(
-                step,
+            let next = p
+                .next_check
+                .map(|d| format!(", next check in {}", seconds(d)))
+                .unwrap_or_default();
+            let message = if p.polls == 0 {
+                format!("{}: in progress{next}", p.op)
+            } else {
                 format!(
-                    "{}: {} (poll {}, {:.1}s)",
+                    "{}: {} (poll {}, {:.1}s){next}",
                     p.op,
                     p.status,
                     p.polls,
                     p.elapsed.as_secs_f64()
-                ),
-            )
+                )
+            };
+            self.note(step, message)
         }
+    }
+}
+
+/// A wait as a person reads it: "0.5 s", "30 s".
+fn seconds(d: std::time::Duration) -> String {
+    if d >= std::time::Duration::from_secs(10) {
+        format!("{} s", d.as_secs_f64().round())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 

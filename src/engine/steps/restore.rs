@@ -61,12 +61,9 @@ impl Engine {
                     .await
             }
         };
-        let expected = self
-            .estimates(env)
-            .await
-            .ok()
-            .map(|e| e.of(StepName::Restore));
-        let expected = expected.and_then(|d| d.to_std().ok());
+        // Polls stretch with what this environment's restores took, not
+        // with the planning default (see `restore_pace`).
+        let expected = self.restore_pace(env).await;
         match action {
             RestoreAction::Done => {}
             RestoreAction::Fail(why) => return Err(StepError::Failed(format!("{name}: {why}"))),
