@@ -74,7 +74,7 @@ impl Problem {
             detail = format!("the store failed: {detail}");
         }
         if let Some(fix) = e.fix() {
-            detail.push_str(hint(fix));
+            detail.push_str(&hint(fix, e.request().unwrap_or("{id}")));
         }
         Problem {
             rule: e.rule().map(str::to_string),
@@ -83,16 +83,36 @@ impl Problem {
     }
 }
 
-/// What to change, in the API's terms (its body fields).
-fn hint(fix: Fix) -> &'static str {
+/// What to change, in the API's terms (its body fields and calls).
+fn hint(fix: Fix, id: &str) -> String {
     match fix {
-        Fix::ChooseEnvironment => "; GET /api/v1/environments lists the configured environments",
-        Fix::Acknowledge("erase") => "; read it and set acknowledgements.erase",
-        Fix::Acknowledge("downtime") => "; read it and set acknowledgements.downtime",
-        Fix::Acknowledge(_) => "; read it and set acknowledgements.scope",
-        Fix::LengthenWindow => "; set window_end at least 1 hour after window_start",
-        Fix::EmergencyReason => ", or, as an operator in an emergency, give an emergency_reason",
-        Fix::AckVersionMismatch => ", then set ack_version_mismatch",
+        Fix::ChooseEnvironment => {
+            "; GET /api/v1/environments lists the configured environments".into()
+        }
+        Fix::Acknowledge(which) => {
+            let fields: Vec<String> = which
+                .names()
+                .iter()
+                .map(|n| format!("acknowledgements.{n}"))
+                .collect();
+            let it = if fields.len() == 1 { "it" } else { "them" };
+            format!("; read {it} and set {}", fields.join(" and "))
+        }
+        Fix::LengthenWindow => "; set window_end at least 1 hour after window_start".into(),
+        Fix::EmergencyReason => {
+            ", or, as an operator in an emergency, give an emergency_reason".into()
+        }
+        Fix::AckVersionMismatch => ", then set ack_version_mismatch".into(),
+        Fix::AcceptFirst => format!("; POST /api/v1/requests/{id}/accept accepts it"),
+        Fix::RollBackAfterwards => {
+            format!("; POST /api/v1/requests/{id}/rollback undoes it once it has finished")
+        }
+        Fix::SubmitNew => "; POST /api/v1/requests files a new one".into(),
+        Fix::LookAtStatus => format!("; GET /api/v1/requests/{id} shows where it is"),
+        Fix::StartRun => format!("; POST /api/v1/requests/{id}/run starts it"),
+        Fix::RollBackOrSubmitNew => format!(
+            "; POST /api/v1/requests/{id}/rollback undoes it, POST /api/v1/requests files a new request"
+        ),
     }
 }
 
@@ -128,7 +148,12 @@ mod tests {
     #[test]
     fn rules_are_named_and_statuses_mapped() {
         let p = Problem::from(ServiceError::from(
-            crate::domain::RuleViolation::MissingAcknowledgement("erase"),
+            crate::domain::RuleViolation::MissingAcknowledgement(
+                crate::domain::rules::Statements {
+                    erase: true,
+                    ..Default::default()
+                },
+            ),
         ));
         assert_eq!(
             (p.status, p.rule.as_deref()),

@@ -47,7 +47,8 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
     let store = app.store.clone();
 
     // Restore to 3 hours ago: after "1 day ago", before the destructive tests.
-    let now = Utc::now();
+    // Whole seconds, as a person would type it (and as it is shown).
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
     let point = now - Duration::hours(3);
     let req = engine
         .submit(RequestSpec {
@@ -73,7 +74,9 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
         .0;
     eprintln!(
         "demo: submitted request {} (restore {} to {})",
-        req.id, env.database, point
+        req.id,
+        env.database,
+        crate::domain::time::show(point)
     );
     engine
         .transition(&req.id, LifecycleEvent::Accept, None)

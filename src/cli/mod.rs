@@ -454,7 +454,12 @@ impl From<crate::service::ServiceError> for Failure {
             Some(Fix::ChooseEnvironment) => {
                 "; run `pitr env list` to see the configured environments".into()
             }
-            Some(Fix::Acknowledge(which)) => format!("; read it and pass --ack-{which}"),
+            Some(Fix::Acknowledge(which)) => {
+                let flags: Vec<String> =
+                    which.names().iter().map(|n| format!("--ack-{n}")).collect();
+                let it = if flags.len() == 1 { "it" } else { "them" };
+                format!("; read {it} and pass {}", flags.join(" "))
+            }
             Some(Fix::LengthenWindow) => {
                 "; set --window-end at least 1 hour after --window-start".into()
             }
@@ -462,6 +467,25 @@ impl From<crate::service::ServiceError> for Failure {
                 ", or, as an operator in an emergency, pass --emergency-reason TEXT".into()
             }
             Some(Fix::AckVersionMismatch) => ", then pass --ack-version-mismatch".into(),
+            Some(fix) => {
+                let id = e.request().unwrap_or("ID");
+                match fix {
+                    Fix::AcceptFirst => format!("; accept it with `pitr request accept {id}`"),
+                    Fix::RollBackAfterwards => {
+                        format!("; `pitr rollback {id}` undoes it once it has finished")
+                    }
+                    Fix::SubmitNew => "; `pitr request submit` files a new one".into(),
+                    Fix::StartRun => format!(
+                        "; start it with `pitr run {id}` (an interrupted dry run is started \
+                         again with `pitr run {id} --dry-run`)"
+                    ),
+                    Fix::RollBackOrSubmitNew => format!(
+                        "; `pitr rollback {id}` undoes it, `pitr request submit` files a new \
+                         request"
+                    ),
+                    _ => format!("; `pitr request show {id}` shows where it is"),
+                }
+            }
         };
         Self {
             code,

@@ -36,14 +36,18 @@ async fn copy_store(from: &str, to: &str, json: bool) -> Result<(), Failure> {
             "to": shown_to,
             "copied": report.copied,
             "leases_not_copied": report.leases_not_copied,
+            "runs_to_resume": report.runs_to_resume,
         }));
     } else {
         out!("copied {} from {shown_from} to {shown_to}", report.copied);
-        out!(
-            "leases are not copied ({} left behind): a run in progress continues from the new \
-             store with `pitr resume ID`; point [store] url (or PITR_STORE_URL) at {shown_to}",
-            report.leases_not_copied
-        );
+        if !report.runs_to_resume.is_empty() {
+            out!(
+                "{} run(s) stopped mid-way continue from the new store with `pitr resume ID`: {}",
+                report.runs_to_resume.len(),
+                report.runs_to_resume.join(", ")
+            );
+        }
+        out!("point [store] url (or PITR_STORE_URL) at {shown_to}");
     }
     Ok(())
 }

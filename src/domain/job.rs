@@ -133,10 +133,25 @@ pub fn current_run(jobs: &[Job]) -> Option<&Job> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("request {request} has no unfinished run to resume (status {status}); start one with `pitr run {request}` (an interrupted dry run is started again with `pitr run {request} --dry-run`)")]
+#[error("request {request} has no unfinished run to resume (status {status}): {}", self.instead().words())]
 pub struct NothingToResume {
     pub request: RequestId,
     pub status: RequestStatus,
+}
+
+impl NothingToResume {
+    /// What to do instead: accept it, start its run, roll back the run
+    /// that finished, or submit a new request.
+    pub fn instead(&self) -> super::fix::Fix {
+        use super::fix::Fix;
+        match self.status {
+            RequestStatus::Submitted => Fix::AcceptFirst,
+            RequestStatus::Accepted => Fix::StartRun,
+            RequestStatus::Succeeded | RequestStatus::Failed => Fix::RollBackOrSubmitNew,
+            RequestStatus::Running => Fix::LookAtStatus,
+            _ => Fix::SubmitNew,
+        }
+    }
 }
 
 /// The job `resume` may continue: the request's current run, still

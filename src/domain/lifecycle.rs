@@ -1,6 +1,7 @@
 //! The request lifecycle as a pure state machine:
 //! `Submitted -> Accepted -> Running -> Succeeded | Failed | RolledBack`,
 //! plus `Rejected`, `Cancelled` and `Missed`.
+use super::fix::Fix;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -84,12 +85,23 @@ pub enum LifecycleEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a request that is {from} cannot be {verb}: {hint}")]
+#[error("a request that is {from} cannot be {verb}: {}", instead.words())]
 pub struct InvalidTransition {
     pub from: RequestStatus,
     pub event: LifecycleEvent,
     pub verb: &'static str,
-    pub hint: &'static str,
+    /// What the person can do instead, for each front end to word.
+    pub instead: Fix,
+    /// The request, when the caller named it (for a hint naming it).
+    pub request: Option<super::RequestId>,
+}
+
+impl InvalidTransition {
+    /// The same refusal, of the request `id`.
+    pub fn of(mut self, id: &super::RequestId) -> InvalidTransition {
+        self.request = Some(id.clone());
+        self
+    }
 }
 
 impl LifecycleEvent {
@@ -135,14 +147,15 @@ pub fn transition(
         from,
         event,
         verb: event.verb(),
-        hint: match (from, event) {
-            (S::Submitted, E::Start) => "accept it first with `pitr request accept ID`",
-            (S::Running, E::Cancel | E::Reschedule) => {
-                "the run has started; let it finish or use `pitr rollback ID` afterwards"
-            }
-            _ if from.is_terminal() => "it is finished; submit a new request",
-            _ => "see `pitr request show ID` for its status",
+        instead: match (from, event) {
+            (S::Submitted, E::Start) => Fix::AcceptFirst,
+            (S::Running, E::Cancel | E::Reschedule) => Fix::RollBackAfterwards,
+            // Its run may still be undone.
+            _ if matches!(from, S::Succeeded | S::Failed) => Fix::RollBackOrSubmitNew,
+            _ if from.is_terminal() => Fix::SubmitNew,
+            _ => Fix::LookAtStatus,
         },
+        request: None,
     })
 }
 
@@ -206,7 +219,11 @@ mod tests {
                         assert_eq!((e.from, e.event), (from, ev));
                         assert_eq!(
                             e.to_string(),
-                            format!("a request that is {from} cannot be {}: {}", e.verb, e.hint)
+                            format!(
+                                "a request that is {from} cannot be {}: {}",
+                                e.verb,
+                                e.instead.words()
+                            )
                         );
                     }
                     (got, want) => panic!("{from:?} {ev:?}: got {got:?}, want {want:?}"),
@@ -215,30 +232,39 @@ mod tests {
         }
     }
 
+    /// A refusal says what to do instead as a value (each front end words
+    /// it), and its message names no front end's inputs.
     #[test]
     fn a_refusal_says_what_to_do_instead() {
-        let hint = |from, ev| transition(from, ev).unwrap_err().to_string();
+        let instead = |from, ev| transition(from, ev).unwrap_err().instead;
+        assert_eq!(instead(S::Submitted, E::Start), Fix::AcceptFirst);
         assert_eq!(
-            hint(S::Submitted, E::Start),
-            "a request that is submitted cannot be started: accept it first with `pitr request accept ID`"
+            transition(S::Submitted, E::Start).unwrap_err().to_string(),
+            "a request that is submitted cannot be started: it must be accepted first"
         );
         for ev in [E::Cancel, E::Reschedule] {
-            assert!(
-                hint(S::Running, ev).ends_with(
-                    "the run has started; let it finish or use `pitr rollback ID` afterwards"
-                ),
-                "{ev:?}"
-            );
+            assert_eq!(instead(S::Running, ev), Fix::RollBackAfterwards, "{ev:?}");
         }
         for from in [S::Rejected, S::RolledBack, S::Cancelled, S::Missed] {
-            assert!(
-                hint(from, E::Accept).ends_with("it is finished; submit a new request"),
+            assert_eq!(instead(from, E::Accept), Fix::SubmitNew, "{from:?}");
+        }
+        for from in [S::Succeeded, S::Failed] {
+            assert_eq!(
+                instead(from, E::Start),
+                Fix::RollBackOrSubmitNew,
                 "{from:?}"
             );
         }
-        assert!(
-            hint(S::Accepted, E::Succeed).ends_with("see `pitr request show ID` for its status")
-        );
+        assert_eq!(instead(S::Accepted, E::Succeed), Fix::LookAtStatus);
+        for from in S::ALL {
+            for ev in EVENTS {
+                if let Err(e) = transition(from, ev) {
+                    let text = e.to_string();
+                    assert!(!text.contains("pitr ") && !text.contains('`'), "{text}");
+                    assert!(!e.instead.words().is_empty(), "{from:?} {ev:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! what a scheduler tick does with the work in play ([`tick`]). Nothing here performs I/O; the engine gathers the facts, calls these
 //! functions and performs what they decide.
 pub mod environment;
+pub mod fix;
 pub mod ids;
 pub mod job;
 pub mod lifecycle;

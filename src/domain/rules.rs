@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleViolation {
-    #[error("rule unknown-environment: environment '{0}' is not in the catalog")]
+    #[error("rule unknown-environment: environment '{0}' is not in the config")]
     UnknownEnvironment(String),
     #[error("rule azure-sql-only: environment '{0}' runs on SQL Server (one-box); only Azure SQL Database environments can be restored point-in-time")]
     NotAzureSql(String),
@@ -61,8 +61,8 @@ pub enum RuleViolation {
         end: DateTime<Utc>,
         now: DateTime<Utc>,
     },
-    #[error("rule acknowledgement: the statement '{0}' was not acknowledged")]
-    MissingAcknowledgement(&'static str),
+    #[error("rule acknowledgement: {0} not acknowledged")]
+    MissingAcknowledgement(Statements),
     #[error("rule notice-24h: the window starts at {start_}, less than 24 hours after the request ({now_}); start it at {earliest_} or later", start_ = show(*start), now_ = at_or_before(*now), earliest_ = ahead(*earliest))]
     WindowTooSoon {
         start: DateTime<Utc>,
@@ -83,22 +83,46 @@ pub enum RuleViolation {
     },
 }
 
-/// What the person changes to satisfy a rule, beyond what its message says;
-/// each front end words it in its own terms (a CLI flag, a form's field, an
-/// API body field), so that no rule message names one front end's inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fix {
-    /// Name one of the configured environments.
-    ChooseEnvironment,
-    /// Acknowledge this statement (`erase`, `downtime`, `scope`).
-    Acknowledge(&'static str),
-    /// End the window at least an hour after its start.
-    LengthenWindow,
-    /// An operator may give an emergency reason instead.
-    EmergencyReason,
-    /// Acknowledge the code-version difference.
-    AckVersionMismatch,
+/// The statements of a request that were not acknowledged, all at once (so
+/// that one correction fixes them all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Statements {
+    pub erase: bool,
+    pub downtime: bool,
+    pub scope: bool,
 }
+
+impl Statements {
+    /// The names set, in the form's order (`erase`, `downtime`, `scope`).
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (self.erase, "erase"),
+            (self.downtime, "downtime"),
+            (self.scope, "scope"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect()
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.names().is_empty()
+    }
+}
+
+/// "the statement 'erase' was", "the statements 'erase' and 'scope' were".
+impl std::fmt::Display for Statements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.names().iter().map(|n| format!("'{n}'")).collect();
+        match names.as_slice() {
+            [one] => write!(f, "the statement {one} was"),
+            [init @ .., last] => write!(f, "the statements {} and {last} were", init.join(", ")),
+            [] => write!(f, "no statement was"),
+        }
+    }
+}
+
+pub use super::fix::Fix;
 
 impl RuleViolation {
     /// Every request rule's name, in the order of the README's table (the
@@ -159,7 +183,7 @@ impl RuleViolation {
         use RuleViolation as V;
         match self {
             V::UnknownEnvironment(_) => Some(Fix::ChooseEnvironment),
-            V::MissingAcknowledgement(which) => Some(Fix::Acknowledge(which)),
+            V::MissingAcknowledgement(which) => Some(Fix::Acknowledge(*which)),
             V::WindowTooShort { .. } | V::WindowReversed { .. } => Some(Fix::LengthenWindow),
             V::WindowTooSoon { .. } => Some(Fix::EmergencyReason),
             V::VersionMismatch { .. } => Some(Fix::AckVersionMismatch),
@@ -220,14 +244,13 @@ pub fn check_catalog(env: Option<&Environment>, req: &RequestSpec) -> Result<(),
             which: which.to_string(),
         });
     }
-    for (given, name) in [
-        (req.acks.erase, "erase"),
-        (req.acks.downtime, "downtime"),
-        (req.acks.scope, "scope"),
-    ] {
-        if !given {
-            return Err(RuleViolation::MissingAcknowledgement(name));
-        }
+    let missing = Statements {
+        erase: !req.acks.erase,
+        downtime: !req.acks.downtime,
+        scope: !req.acks.scope,
+    };
+    if !missing.is_empty() {
+        return Err(RuleViolation::MissingAcknowledgement(missing));
     }
     Ok(())
 }

@@ -21,6 +21,8 @@ pub enum EngineError {
     #[error("{0}")]
     Rollback(#[from] RollbackRefused),
     #[error("{0}")]
+    NothingToResume(#[from] crate::domain::job::NothingToResume),
+    #[error("{0}")]
     BadInput(String),
     #[error("interrupted; every checkpoint is written; continue with `pitr resume {request}`")]
     Interrupted { request: RequestId },

@@ -97,7 +97,7 @@ impl Engine {
         change: Reschedule,
     ) -> Result<(RestoreRequest, Vec<String>), EngineError> {
         let req = self.request(id).await?;
-        let to = transition(req.status, LifecycleEvent::Reschedule)?;
+        let to = transition(req.status, LifecycleEvent::Reschedule).map_err(|e| e.of(&req.id))?;
         let env = self.environment(&req.spec.environment)?;
         let old = &req.spec;
         let mut candidate = old.clone();
@@ -146,7 +146,7 @@ impl Engine {
         note: Option<String>,
     ) -> Result<RestoreRequest, EngineError> {
         let req = self.request(id).await?;
-        let to = transition(req.status, event)?;
+        let to = transition(req.status, event).map_err(|e| e.of(&req.id))?;
         if event == LifecycleEvent::Accept {
             let env = self.environment(&req.spec.environment)?;
             let facts = self.facts(env).await?;

@@ -60,7 +60,7 @@ impl Engine {
             }
             None
         } else {
-            let to = transition(req.status, LifecycleEvent::Start)?;
+            let to = transition(req.status, LifecycleEvent::Start).map_err(|e| e.of(&req.id))?;
             Some(self.event(&req, to, Some("run started".into())))
         };
         self.close_stale_jobs(&req).await?;
@@ -143,9 +143,7 @@ impl Engine {
     pub async fn resumable(&self, request_id: &RequestId) -> Result<Job, EngineError> {
         let req = self.request(request_id).await?;
         let jobs = self.store.jobs_for_request(&req.id).await?;
-        Ok(job::resumable(&req, &jobs)
-            .map_err(|e| EngineError::BadInput(e.to_string()))?
-            .clone())
+        Ok(job::resumable(&req, &jobs)?.clone())
     }
 }
 
@@ -209,7 +207,7 @@ impl Engine {
             .filter(|r| r.status == StepStatus::Waiting)
             .ok_or_else(|| {
                 EngineError::BadInput(format!(
-                    "step {step} of job {} is not waiting for a confirmation; `pitr request show {}` shows where the run is",
+                    "step {step} of job {} (request {}) is not waiting for a confirmation; the request's steps show where the run is",
                     job.id, req.id
                 ))
             })?;

@@ -71,6 +71,10 @@ pub struct ServiceError {
     /// A rule checked by the store (`one-active-request`,
     /// `max-concurrent-runs`), which has no [`RuleViolation`].
     store_rule: Option<&'static str>,
+    /// What to do instead when the request's state forbids the call.
+    instead: Option<Fix>,
+    /// The request the error is about, for a hint that names it.
+    request: Option<String>,
 }
 
 impl std::fmt::Display for ServiceError {
@@ -88,6 +92,8 @@ impl ServiceError {
             message: message.into(),
             rule: None,
             store_rule: None,
+            instead: None,
+            request: None,
         }
     }
 
@@ -127,9 +133,18 @@ impl ServiceError {
         self.rule.as_deref()
     }
 
-    /// What the person changes, for the front end to word.
+    /// What the person changes or does instead, for the front end to
+    /// word.
     pub fn fix(&self) -> Option<Fix> {
-        self.rule.as_deref().and_then(RuleViolation::fix)
+        self.rule
+            .as_deref()
+            .and_then(RuleViolation::fix)
+            .or(self.instead)
+    }
+
+    /// The request the error is about, when known.
+    pub fn request(&self) -> Option<&str> {
+        self.request.as_deref()
     }
 
     /// The message without a rule's `rule NAME: ` prefix.
@@ -153,7 +168,17 @@ impl ServiceError {
         let message = e.to_string();
         match e {
             EngineError::Rule(v) => v.into(),
-            EngineError::Lifecycle(_) | EngineError::Rollback(_) => Self::conflict(message),
+            EngineError::Lifecycle(t) => ServiceError {
+                instead: Some(t.instead),
+                request: t.request.map(|r| r.to_string()),
+                ..Self::conflict(message)
+            },
+            EngineError::NothingToResume(n) => ServiceError {
+                instead: Some(n.instead()),
+                request: Some(n.request.to_string()),
+                ..Self::conflict(message)
+            },
+            EngineError::Rollback(_) => Self::conflict(message),
             EngineError::BadInput(_) => Self::new(bad_input, message),
             EngineError::Store(s) => s.into(),
             EngineError::Azure(_) => Self::new(Kind::Azure, message),
@@ -172,6 +197,8 @@ impl From<RuleViolation> for ServiceError {
             message: v.to_string(),
             rule: Some(Box::new(v)),
             store_rule: None,
+            instead: None,
+            request: None,
         }
     }
 }
@@ -193,10 +220,8 @@ impl From<StoreError> for ServiceError {
             _ => (Kind::Store, None),
         };
         ServiceError {
-            kind,
-            message,
-            rule: None,
             store_rule,
+            ..Self::new(kind, message)
         }
     }
 }
@@ -219,9 +244,13 @@ mod tests {
 
     #[test]
     fn a_rule_is_a_value_not_a_parse() {
-        let e = ServiceError::from(RuleViolation::MissingAcknowledgement("scope"));
+        let scope = crate::domain::rules::Statements {
+            scope: true,
+            ..Default::default()
+        };
+        let e = ServiceError::from(RuleViolation::MissingAcknowledgement(scope));
         assert_eq!((e.kind, e.rule()), (Kind::Rule, Some("acknowledgement")));
-        assert_eq!(e.fix(), Some(Fix::Acknowledge("scope")));
+        assert_eq!(e.fix(), Some(Fix::Acknowledge(scope)));
         assert_eq!(e.text(), "the statement 'scope' was not acknowledged");
         let e = ServiceError::from(StoreError::ActiveRequestExists {
             environment: "e".into(),

@@ -102,6 +102,10 @@ pub struct CopyReport {
     pub copied: RowCounts,
     /// Leases of the source not copied (all expired or released).
     pub leases_not_copied: u64,
+    /// The requests whose run was in progress when its runner stopped: each
+    /// continues from the new store with `resume` (a lease is not needed,
+    /// the next runner takes one).
+    pub runs_to_resume: Vec<String>,
 }
 
 /// A source may be copied only when no runner holds a live lease on it.
@@ -141,9 +145,18 @@ pub async fn copy_rows(rows: &StoreRows, to: &dyn Store) -> Result<CopyReport, C
     if found != expected {
         return Err(CopyError::Mismatch { expected, found });
     }
+    let mut runs_to_resume: Vec<String> = rows
+        .jobs
+        .iter()
+        .filter(|j| j.status == crate::domain::JobStatus::Running && !j.dry_run)
+        .map(|j| j.request_id.to_string())
+        .collect();
+    runs_to_resume.sort();
+    runs_to_resume.dedup();
     Ok(CopyReport {
         copied: expected,
         leases_not_copied: rows.leases.len() as u64,
+        runs_to_resume,
     })
 }
 

@@ -147,14 +147,33 @@ async fn a_store_written_by_a_newer_pitr_is_refused_untouched() {
 async fn lifecycle_misuse_is_exit_2() {
     let t = TestEnv::start(&scenario(""));
     let id = t.submit(&rfc3339_ago(chrono::Duration::days(1)));
-    let out = t.pitr(&["run", &id]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("accept it first"));
-    let out = t.pitr(&["resume", &id]);
-    assert_eq!(out.status.code(), Some(2));
+    // Each refusal's hint leads somewhere: the command that does it, for
+    // this request.
+    let refused = |args: &[&str], hint: &str| {
+        let out = t.pitr(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains(hint), "{args:?}: {err}");
+        err
+    };
+    refused(
+        &["run", &id],
+        &format!("must be accepted first; accept it with `pitr request accept {id}`"),
+    );
+    refused(&["resume", &id], &format!("`pitr request accept {id}`"));
     assert_eq!(
         t.json(&["request", "show", &id, "--json"])["status"],
         "submitted"
     );
     assert_eq!(restore_puts(&t.journal().await), 0);
+    assert!(t.pitr(&["request", "accept", &id]).status.success());
+    refused(&["resume", &id], &format!("start it with `pitr run {id}`"));
+    assert!(t.pitr(&["run", &id]).status.success());
+    // Finished: resume and run say what is left (roll back, or a new
+    // request), not to start a run that would be refused in turn.
+    for args in [["resume", id.as_str()], ["run", id.as_str()]] {
+        let err = refused(&args, &format!("`pitr rollback {id}` undoes it"));
+        assert!(!err.contains("pitr run"), "{err}");
+    }
+    assert_eq!(restore_puts(&t.journal().await), 1);
 }

@@ -228,6 +228,17 @@ async fn other_request_rules_are_refused_with_exit_code_2() {
     let out = t.pitr(&without_scope);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ack-scope"));
+    // All that are missing are named at once: one correction fixes them.
+    let mut without_any = submit_args(&point, &ws, &we);
+    without_any.retain(|a| !a.starts_with("--ack-"));
+    let out = t.pitr(&without_any);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the statements 'erase', 'downtime' and 'scope' were not acknowledged")
+            && err.contains("pass --ack-erase --ack-downtime --ack-scope"),
+        "{err}"
+    );
     let out = t.pitr(&submit_args("yesterday", &ws, &we));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
@@ -429,6 +440,12 @@ fn the_demo_runs_self_contained_and_verifies_the_restore() {
     let point = chrono::DateTime::parse_from_rfc3339(v["restore_point"].as_str().unwrap()).unwrap();
     let hours = (started - point.with_timezone(&chrono::Utc)).num_minutes();
     assert!((179..=181).contains(&hours), "{hours} minutes ago");
+    // Instants are shown as RFC 3339, as everywhere else (and pasteable).
+    let shown = point
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!(" to {shown})")), "{err}");
     let steps: Vec<(&str, &str, u64)> = v["steps"]
         .as_array()
         .unwrap()

@@ -174,9 +174,17 @@ fn stdout(out: &Output, what: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_store_copied_to_postgres_reads_the_same() {
     let (mut h, ids) = lived_in_store().await;
-    let statuses: std::collections::BTreeSet<&str> = {
+    let (statuses, running) = {
         let all = h.engine.store().list_requests().await.unwrap();
-        all.iter().map(|r| r.status.as_str()).collect()
+        let statuses: std::collections::BTreeSet<&str> =
+            all.iter().map(|r| r.status.as_str()).collect();
+        let mut running: Vec<String> = all
+            .iter()
+            .filter(|r| r.status == RequestStatus::Running)
+            .map(|r| r.id.to_string())
+            .collect();
+        running.sort();
+        (statuses, running)
     };
     assert_eq!(statuses.len(), RequestStatus::ALL.len(), "{statuses:?}");
     // Close the source (its last connection checkpoints the WAL), keeping
@@ -209,6 +217,12 @@ async fn a_sqlite_store_copied_to_postgres_reads_the_same() {
     );
     assert!(
         report["leases_not_copied"].as_u64().unwrap() >= 4,
+        "{report}"
+    );
+    // The runs to resume are exactly the requests still running.
+    assert_eq!(
+        report["runs_to_resume"],
+        serde_json::json!(running),
         "{report}"
     );
 
@@ -360,6 +374,8 @@ async fn refused_copies_change_nothing() {
         ),
         (1, 1, 1)
     );
+    // Its run was in progress when its runner stopped: named to resume.
+    assert_eq!(report.runs_to_resume, vec!["r1".to_string()]);
     match copy::copy(&source_url, &target_url, later).await {
         Err(CopyError::Store(StoreError::TargetNotEmpty { found, .. })) => {
             assert_eq!(found, report.copied)

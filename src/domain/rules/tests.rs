@@ -65,7 +65,10 @@ fn every_violation_is_named_and_worded_for_any_front_end() {
             end: t,
             now: t,
         },
-        RuleViolation::MissingAcknowledgement("erase"),
+        RuleViolation::MissingAcknowledgement(Statements {
+            erase: true,
+            ..Statements::default()
+        }),
         RuleViolation::WindowTooSoon {
             start: t,
             now: t,
@@ -174,20 +177,47 @@ fn only_the_fno_database() {
         .contains("entity store"));
 }
 
+/// Every combination of missing acknowledgements is named at once, so
+/// that one correction fixes them all.
 #[test]
-fn acknowledgements_are_required() {
-    for i in 0..3 {
+fn acknowledgements_are_required_and_all_missing_are_named_at_once() {
+    for bits in 1u8..8 {
+        let missing = Statements {
+            erase: bits & 1 != 0,
+            downtime: bits & 2 != 0,
+            scope: bits & 4 != 0,
+        };
         let mut r = req();
-        match i {
-            0 => r.acks.erase = false,
-            1 => r.acks.downtime = false,
-            _ => r.acks.scope = false,
-        }
-        assert!(matches!(
-            check(&env(), &r),
-            Err(RuleViolation::MissingAcknowledgement(_))
-        ));
+        r.acks.erase = !missing.erase;
+        r.acks.downtime = !missing.downtime;
+        r.acks.scope = !missing.scope;
+        let err = check(&env(), &r).unwrap_err();
+        assert_eq!(
+            err,
+            RuleViolation::MissingAcknowledgement(missing),
+            "{bits}"
+        );
+        assert_eq!(err.fix(), Some(Fix::Acknowledge(missing)));
     }
+    let all = RuleViolation::MissingAcknowledgement(Statements {
+        erase: true,
+        downtime: true,
+        scope: true,
+    });
+    assert_eq!(
+        all.text(),
+        "the statements 'erase', 'downtime' and 'scope' were not acknowledged"
+    );
+    let two = RuleViolation::MissingAcknowledgement(Statements {
+        erase: true,
+        scope: true,
+        ..Statements::default()
+    });
+    assert_eq!(
+        two.text(),
+        "the statements 'erase' and 'scope' were not acknowledged"
+    );
+    assert!(check(&env(), &req()).is_ok());
 }
 
 #[test]

@@ -169,15 +169,23 @@ impl ConnectOptions {
         Ok(options)
     }
 
-    /// How messages name the store: engine, host, port and database, never
-    /// the user's password.
+    /// How messages name the store: engine, user, host, port and database
+    /// (the user as the URL writes it), never the password.
     pub fn target(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        format!("postgres://{}:{}/{}", host, self.port, self.dbname)
+        let user: String = self
+            .user
+            .chars()
+            .map(|c| match c {
+                '%' | '@' | ':' | '/' => format!("%{:02X}", c as u32),
+                c => c.to_string(),
+            })
+            .collect();
+        format!("postgres://{user}@{}:{}/{}", host, self.port, self.dbname)
     }
 
     pub fn pg_config(&self) -> tokio_postgres::Config {
@@ -225,11 +233,14 @@ mod tests {
         assert_eq!(o.sslmode, SslMode::VerifyFull);
         assert_eq!(o.sslrootcert, Some(RootCert::File("/etc/ca.pem".into())));
         assert_eq!(o.connect_timeout, Duration::from_secs(3));
-        assert_eq!(o.target(), "postgres://db.example.com:6432/pitr store");
+        assert_eq!(
+            o.target(),
+            "postgres://pitr%40corp@db.example.com:6432/pitr store"
+        );
 
         let o = ConnectOptions::parse("postgresql://u@[::1]/db?password=from-query", None).unwrap();
         assert_eq!((o.host.as_str(), o.port), ("::1", 5432));
-        assert_eq!(o.target(), "postgres://[::1]:5432/db");
+        assert_eq!(o.target(), "postgres://u@[::1]:5432/db");
         assert_eq!(o.sslmode, SslMode::Prefer);
         assert_eq!(o.password.as_ref().map(Secret::expose), Some("from-query"));
         // The environment wins over the URL.

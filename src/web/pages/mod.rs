@@ -148,6 +148,7 @@ pub(super) fn rule_of(e: &ServiceError) -> (Option<String>, String) {
     let hint = match e.fix() {
         None => "",
         Some(Fix::ChooseEnvironment) => "; choose one of the list",
+        Some(Fix::Acknowledge(which)) if which.names().len() > 1 => "; read them and tick them",
         Some(Fix::Acknowledge(_)) => "; read it and tick it",
         Some(Fix::LengthenWindow) => {
             "; set the window's end at least 1 hour after the window's start"
@@ -156,6 +157,12 @@ pub(super) fn rule_of(e: &ServiceError) -> (Option<String>, String) {
             ", or, as an operator in an emergency, give an emergency reason"
         }
         Some(Fix::AckVersionMismatch) => ", then tick the code-version acknowledgement",
+        Some(Fix::SubmitNew) => "; \"New request\" files a new one",
+        Some(Fix::LookAtStatus) => "; its page shows where it is",
+        // The request's page offers the buttons that do it.
+        Some(
+            Fix::AcceptFirst | Fix::RollBackAfterwards | Fix::StartRun | Fix::RollBackOrSubmitNew,
+        ) => "",
     };
     (e.rule().map(str::to_string), format!("{}{hint}", e.text()))
 }

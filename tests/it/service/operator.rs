@@ -104,8 +104,19 @@ async fn an_operator_records_deployments_and_confirms_manual_steps_over_the_api(
     assert_eq!(s, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     let accept = format!("/api/v1/requests/{id}/accept");
-    assert_eq!(svc.call("POST", &accept, Some(&olga), None).await.0, 200);
     let run = format!("/api/v1/requests/{id}/run");
+    // Not accepted yet: a 409 whose hint is the API's own call, for this
+    // request, never a command line.
+    let (s, p) = svc.call("POST", &run, Some(&olga), None).await;
+    assert_eq!(s, 409, "{p}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("must be accepted first")
+            && detail.ends_with(&format!("; POST {accept} accepts it"))
+            && !detail.contains("pitr "),
+        "{detail}"
+    );
+    assert_eq!(svc.call("POST", &accept, Some(&olga), None).await.0, 200);
     assert_eq!(svc.call("POST", &run, Some(&olga), None).await.0, 202);
     let confirm = format!("/api/v1/jobs/{id}/confirm");
     // Only an operator confirms; a step that does not wait is refused.
@@ -124,6 +135,7 @@ async fn an_operator_records_deployments_and_confirms_manual_steps_over_the_api(
         .call("POST", &confirm, Some(&olga), Some(json!({"step": "sync"})))
         .await;
     assert_eq!(s, 409, "{p}");
+    assert!(!p["detail"].as_str().unwrap().contains("pitr "), "{p}");
     let (s, p) = svc
         .call("POST", &confirm, Some(&olga), Some(json!({"step": "nap"})))
         .await;
