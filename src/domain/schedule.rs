@@ -314,6 +314,33 @@ pub(crate) mod tests {
         );
     }
 
+    /// The same limits to the second: the window's start, the last instant
+    /// at which the run still fits, and the window's end.
+    #[test]
+    fn a_run_is_due_to_the_second() {
+        let s = Duration::seconds(1);
+        assert_eq!(due(&req(), false, t(20, 0) - s, &est()), Due::Wait);
+        assert_eq!(due(&req(), false, t(20, 0), &est()), Due::Start);
+        assert_eq!(due(&req(), false, t(21, 6), &est()), Due::Start);
+        assert!(
+            matches!(due(&req(), false, t(21, 6) + s, &est()), Due::Miss(m) if m.contains("needs about"))
+        );
+        assert!(
+            matches!(due(&req(), false, t(23, 0) - s, &est()), Due::Miss(m) if m.contains("needs about"))
+        );
+        assert!(
+            matches!(due(&req(), false, t(23, 0), &est()), Due::Miss(m) if m.contains("without a run"))
+        );
+        let start = prestage_start(&req(), &est());
+        assert_eq!(due(&req(), true, start - s, &est()), Due::Wait);
+        assert_eq!(due(&req(), true, start, &est()), Due::Start);
+        assert_eq!(due(&req(), true, t(21, 6), &est()), Due::Start);
+        assert!(matches!(
+            due(&req(), true, t(21, 6) + s, &est()),
+            Due::Miss(_)
+        ));
+    }
+
     #[test]
     fn a_prestaged_run_starts_a_restore_ahead_so_the_window_holds_only_the_downtime() {
         let start = prestage_start(&req(), &est());

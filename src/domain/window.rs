@@ -115,6 +115,41 @@ mod tests {
         assert_eq!(decide(false, false, Offline, t(19, 0)), WindowDecision::Go);
     }
 
+    /// At the limit by one second: the rest of the run may end exactly at
+    /// the window's end, not a second later; a pre-staged run starts its
+    /// downtime at the window's start, not a second sooner.
+    #[test]
+    fn the_window_holds_the_rest_of_the_run_to_the_second() {
+        use StepName::*;
+        let s = Duration::seconds(1);
+        // 20:07 + 113 min = 22:00, the window's end.
+        assert_eq!(
+            decide(false, false, Offline, t(20, 7) - s),
+            WindowDecision::Go
+        );
+        assert_eq!(decide(false, false, Offline, t(20, 7)), WindowDecision::Go);
+        assert!(matches!(
+            decide(false, false, Offline, t(20, 7) + s),
+            WindowDecision::Stop(_)
+        ));
+        // 21:12 + 48 min = 22:00.
+        assert_eq!(decide(false, false, Swap, t(21, 12)), WindowDecision::Go);
+        assert!(matches!(
+            decide(false, false, Swap, t(21, 12) + s),
+            WindowDecision::Stop(_)
+        ));
+        assert_eq!(
+            decide(true, false, Offline, t(20, 0) - s),
+            WindowDecision::Park
+        );
+        assert_eq!(decide(true, false, Offline, t(20, 0)), WindowDecision::Go);
+        // Before the window opens by a second, a manual run is not held.
+        assert_eq!(
+            decide(false, false, Offline, t(20, 0) - s),
+            WindowDecision::Go
+        );
+    }
+
     #[test]
     fn a_prestaged_run_parks_before_the_downtime_until_the_window_opens() {
         use StepName::*;

@@ -372,3 +372,186 @@ fn a_different_major_version_needs_its_acknowledgement() {
     assert_eq!(major("10.0.38"), "10");
     assert_eq!(version_at(&f.deployments, now() - Duration::days(30)), None);
 }
+
+/// Every rule with a limit, one second on each side of it and at it
+/// (`Ok` = allowed): the limit itself is allowed unless the rule says
+/// "at least" the other way (a window that has ended at `now`).
+mod exact_limits {
+    use super::*;
+
+    const S: Duration = Duration::seconds(1);
+
+    /// The rule `check_times` reports for `r` (None when it passes).
+    fn verdict(r: &RequestSpec, f: &AzureFacts) -> Option<&'static str> {
+        check_times(&env(), r, f, now()).err().map(|v| v.rule())
+    }
+
+    /// `make(limit + d)` for d = -1 s, 0, +1 s, with the rule expected at each.
+    fn at_the_limit(
+        limit: DateTime<Utc>,
+        f: &AzureFacts,
+        make: impl Fn(DateTime<Utc>) -> RequestSpec,
+        want: [Option<&'static str>; 3],
+    ) {
+        for (d, want) in [-S, Duration::zero(), S].into_iter().zip(want) {
+            assert_eq!(verdict(&make(limit + d), f), want, "at limit {d:+?}");
+        }
+    }
+
+    fn no_azure_facts() -> AzureFacts {
+        AzureFacts::default()
+    }
+
+    /// An emergency window that opens now (so notice and the retention at
+    /// the window are out of the way).
+    fn open_now(mut r: RequestSpec) -> RequestSpec {
+        r.emergency = Some("limit test".into());
+        r.window.start = now();
+        r.window.end = now() + Duration::hours(2);
+        r
+    }
+
+    #[test]
+    fn notice_is_24_hours_to_the_second() {
+        at_the_limit(
+            now() + Duration::hours(24),
+            &facts(),
+            |start| RequestSpec {
+                window: Window {
+                    start,
+                    end: start + Duration::hours(2),
+                },
+                ..req()
+            },
+            [Some("notice-24h"), None, None],
+        );
+    }
+
+    #[test]
+    fn the_window_is_at_least_one_hour_to_the_second() {
+        let start = req().window.start;
+        at_the_limit(
+            start + Duration::hours(1),
+            &facts(),
+            |end| RequestSpec {
+                window: Window { start, end },
+                ..req()
+            },
+            [Some("window-length"), None, None],
+        );
+    }
+
+    #[test]
+    fn the_window_must_not_have_ended() {
+        at_the_limit(
+            now(),
+            &facts(),
+            |end| {
+                let mut r = open_now(req());
+                r.window = Window {
+                    start: end - Duration::hours(2),
+                    end,
+                };
+                r
+            },
+            [Some("window-in-past"), Some("window-in-past"), None],
+        );
+    }
+
+    #[test]
+    fn the_restore_point_is_not_in_the_future() {
+        at_the_limit(
+            now(),
+            &facts(),
+            |restore_point| RequestSpec {
+                restore_point,
+                ..open_now(req())
+            },
+            [None, None, Some("restore-point-not-future")],
+        );
+    }
+
+    #[test]
+    fn retention_is_the_configured_days_to_the_second() {
+        let days = env().retention_days;
+        at_the_limit(
+            now() - Duration::days(i64::from(days)),
+            &no_azure_facts(),
+            |restore_point| RequestSpec {
+                restore_point,
+                ..open_now(req())
+            },
+            [Some("retention"), None, None],
+        );
+        // Azure's shorter retention is the limit when it is known.
+        at_the_limit(
+            now() - Duration::days(7),
+            &AzureFacts {
+                retention_days: Some(7),
+                ..no_azure_facts()
+            },
+            |restore_point| RequestSpec {
+                restore_point,
+                ..open_now(req())
+            },
+            [Some("retention"), None, None],
+        );
+    }
+
+    #[test]
+    fn the_retention_still_holds_when_the_window_opens_to_the_second() {
+        // 7 days in Azure, a point 5 days old: restorable until now + 2 days.
+        let f = AzureFacts {
+            retention_days: Some(7),
+            ..no_azure_facts()
+        };
+        let point = now() - Duration::days(5);
+        at_the_limit(
+            now() + Duration::days(2),
+            &f,
+            |start| RequestSpec {
+                restore_point: point,
+                window: Window {
+                    start,
+                    end: start + Duration::hours(2),
+                },
+                ..req()
+            },
+            [None, None, Some("retention-at-window")],
+        );
+    }
+
+    #[test]
+    fn the_earliest_restore_date_is_allowed_and_a_second_before_is_not() {
+        let earliest = now() - Duration::days(3);
+        at_the_limit(
+            earliest,
+            &AzureFacts {
+                earliest_restore_date: Some(earliest),
+                ..no_azure_facts()
+            },
+            |restore_point| RequestSpec {
+                restore_point,
+                ..open_now(req())
+            },
+            [Some("earliest-restore-date"), None, None],
+        );
+    }
+
+    #[test]
+    fn the_end_of_the_last_restore_is_allowed_and_a_second_before_is_not() {
+        let last_end = now() - Duration::days(3);
+        at_the_limit(
+            last_end,
+            &AzureFacts {
+                last_restore_end: Some(last_end),
+                ..no_azure_facts()
+            },
+            |restore_point| RequestSpec {
+                restore_point,
+                ..open_now(req())
+            },
+            [Some("after-last-restore"), None, None],
+        );
+    }
+}
