@@ -399,6 +399,23 @@ pub fn is_loopback_url(url: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The client paces itself to ARM's documented token buckets per
+    /// subscription and service principal: reads 250 refilled at 25/s,
+    /// writes and deletes 200 at 10/s ("Understand how Azure Resource
+    /// Manager throttles requests", the table "Regional throttling and token
+    /// bucket algorithm", https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
+    /// Written out here, not read from the mock (whose file pins the same
+    /// numbers on its own): a drift in either shows.
+    #[test]
+    fn rate_limits_default_to_arms_documented_buckets() {
+        let r = RateLimits::default();
+        let b = |b: Bucket| (b.capacity, b.per_second);
+        assert_eq!(b(r.reads), (250, 25.0));
+        assert_eq!(b(r.writes), (200, 10.0));
+        assert_eq!(b(r.deletes), (200, 10.0));
+        assert_eq!(r.runners, 1);
+    }
+
     const MIN: &str = r#"
         [azure]
         arm_endpoint = "https://127.0.0.1:8443"

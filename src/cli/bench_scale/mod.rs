@@ -75,6 +75,15 @@ fn scaled(b: Bucket, f: f64) -> Bucket {
     }
 }
 
+/// ARM's throttling buckets as the example scenario file
+/// (`config/mock-scenario.toml`, `[settings.throttle]`) writes them.
+fn arm_throttle() -> Result<ThrottleSpec, Failure> {
+    let scenario =
+        crate::mock::Scenario::from_toml_str(include_str!("../../../config/mock-scenario.toml"))
+            .map_err(fail)?;
+    Ok(*scenario.settings.throttle)
+}
+
 /// A runner process: its pid, API address and stats.
 struct Runner {
     child: tokio::process::Child,
@@ -93,17 +102,21 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
         .map(|i| sample_environment(&format!("env{i:04}"), &subs[i % s]))
         .collect();
 
-    // The mock Azure, throttling like ARM.
-    let defaults = crate::config::RateLimits::default();
+    // The mock Azure, throttling like ARM: its buckets are ARM's documented
+    // ones as the example scenario file writes them; the runners' limiter
+    // paces itself to pitr's own defaults. Neither reads the other, so a
+    // default that drifts from ARM's numbers shows as 429s here.
     let f = args.bucket_scale;
+    let arm = arm_throttle()?;
+    let client = crate::config::RateLimits::default();
     let (reads, writes, deletes) = (
-        scaled(defaults.reads, f),
-        scaled(defaults.writes, f),
-        scaled(defaults.deletes, f),
+        scaled(client.reads, f),
+        scaled(client.writes, f),
+        scaled(client.deletes, f),
     );
-    let spec = |b: Bucket| BucketSpec {
-        capacity: b.capacity,
-        per_second: b.per_second,
+    let spec = |b: BucketSpec| BucketSpec {
+        capacity: ((f64::from(b.capacity) * f).round() as u32).max(1),
+        per_second: b.per_second * f,
     };
     let mut scenario = rehearsal_scenario(&envs);
     scenario.settings.restore_polls = 1;
@@ -114,9 +127,9 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
     scenario.settings.retry_after_secs = 0;
     scenario.settings.throttle = Box::new(ThrottleSpec {
         enabled: true,
-        reads: spec(reads),
-        writes: spec(writes),
-        deletes: spec(deletes),
+        reads: spec(arm.reads),
+        writes: spec(arm.writes),
+        deletes: spec(arm.deletes),
         max_concurrent_restores_per_subscription: args.restore_cap,
     });
     let ca = dir.path().join("mock-ca.pem");

@@ -99,6 +99,24 @@ fn example_scenario_file_is_valid() {
     assert_eq!(s.servers[0].databases[0].retention_days, Some(35));
 }
 
+/// The example scenario file (from which the scale benchmark's mock takes
+/// its buckets) and the mock's own defaults write ARM's documented token
+/// buckets: reads 250 at 25/s, writes and deletes 200 at 10/s
+/// (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling,
+/// "Regional throttling and token bucket algorithm"), independently of the
+/// client's defaults.
+#[test]
+fn the_throttle_is_arms_documented_buckets() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mock-scenario.toml");
+    let file = Scenario::from_file(&path).unwrap().settings.throttle;
+    for t in [*file, crate::mock::throttle::ThrottleSpec::default()] {
+        let b = |b: crate::mock::throttle::BucketSpec| (b.capacity, b.per_second);
+        assert_eq!(b(t.reads), (250, 25.0));
+        assert_eq!(b(t.writes), (200, 10.0));
+        assert_eq!(b(t.deletes), (200, 10.0));
+    }
+}
+
 #[test]
 fn new_fields_and_their_checks() {
     let base = "[[servers]]\nsubscription_id='s'\nresource_group='r'\nname='a'\nlocation='l'\n\
