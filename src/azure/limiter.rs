@@ -247,14 +247,14 @@ mod tests {
         c
     }
 
-    /// Real time, short waits; the waits returned are what was computed
-    /// (a few microseconds of refill between calls make them a bit shorter).
+    /// Tokio's paused time: the clock moves only by the limiter's own
+    /// sleeps, so a wait is exactly what was computed (to the microsecond
+    /// of a float's rounding).
     fn about(d: Duration, expected_ms: u64) -> bool {
-        d <= Duration::from_millis(expected_ms)
-            && d + Duration::from_millis(20) > Duration::from_millis(expected_ms)
+        d.as_micros().abs_diff(u128::from(expected_ms) * 1000) <= 1
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn waiters_are_served_in_order_at_the_refill_rate() {
         let l = Limiter::new(
             &cfg(Bucket {
@@ -265,15 +265,18 @@ mod tests {
         );
         assert_eq!(l.acquire("s", Class::Reads).await, Duration::ZERO);
         assert_eq!(l.acquire("S", Class::Reads).await, Duration::ZERO);
-        // Empty: the next one waits for a quarter second, the one after half.
+        // Empty: the next one waits for a quarter second, and the clock
+        // moved by exactly that.
+        let before = Instant::now();
         let w = l.acquire("s", Class::Reads).await;
         assert!(about(w, 250), "{w:?}");
+        assert!(about(before.elapsed(), 250), "{:?}", before.elapsed());
         // Another subscription and another class have their own buckets.
         assert_eq!(l.acquire("t", Class::Reads).await, Duration::ZERO);
         assert_eq!(l.acquire("s", Class::Writes).await, Duration::ZERO);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn arm_headers_and_429_correct_the_mirror() {
         let metrics = Arc::new(Metrics::default());
         let l = Limiter::new(&AzureConfig::default(), metrics.clone());
@@ -291,7 +294,7 @@ mod tests {
             .contains("pitr_arm_limiter_wait_seconds_total{class=\"writes\"} 0."));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn restore_slots_queue_per_subscription() {
         let mut c = AzureConfig {
             max_concurrent_restores_per_subscription: 1,

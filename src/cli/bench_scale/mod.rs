@@ -7,7 +7,7 @@
 //! environments finish in minutes; ARM's buckets keep their real sizes and
 //! rates (or `--bucket-scale` of them). Figures, not assertions.
 use super::Failure;
-use procs::{free_port, proc_cpu_secs, proc_status_kb};
+use procs::{listening_on, proc_cpu_secs, proc_status_kb};
 
 mod print;
 mod procs;
@@ -269,13 +269,13 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
     let runners_started_at = Utc::now();
     let cpu_before = proc_cpu_secs("self").unwrap_or(0.0);
     for i in 0..args.runners.max(1) {
-        let listen = format!("127.0.0.1:{}", free_port()?);
         let mut cfg = config.clone();
-        cfg.serve.listen = listen.clone();
+        cfg.serve.listen = "127.0.0.1:0".into();
         let path = dir.path().join(format!("runner{i}.toml"));
         std::fs::write(&path, toml::to_string(&cfg).map_err(fail)?).map_err(fail)?;
-        let log = std::fs::File::create(dir.path().join(format!("runner{i}.log"))).map_err(fail)?;
-        let child = tokio::process::Command::new(&args.exe)
+        let log_path = dir.path().join(format!("runner{i}.log"));
+        let log = std::fs::File::create(&log_path).map_err(fail)?;
+        let mut child = tokio::process::Command::new(&args.exe)
             .arg("--config")
             .arg(&path)
             .arg("--actor")
@@ -291,6 +291,12 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(format!("cannot start {}: {e}", args.exe.display())))?;
+        let listen = listening_on(
+            &log_path,
+            &mut child,
+            tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+        )
+        .await?;
         runners.push(Runner {
             child,
             listen,
@@ -371,11 +377,7 @@ pub async fn run(args: ScaleArgs, json_out: bool) -> Result<(), Failure> {
         r.peak_rss_kb = r
             .peak_rss_kb
             .max(proc_status_kb(pid, "VmHWM:").unwrap_or(0));
-        let text = match http
-            .get(format!("http://{}/metrics", r.listen))
-            .send()
-            .await
-        {
+        let text = match http.get(format!("{}/metrics", r.listen)).send().await {
             Ok(resp) => resp.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };

@@ -1,5 +1,5 @@
-//! What the benchmark reads of its runner processes (Linux `/proc`), and a
-//! free loopback port for each runner's API.
+//! What the benchmark reads of its runner processes (Linux `/proc`, and the
+//! address each runner's API bound, from its log).
 use super::fail;
 use crate::cli::Failure;
 
@@ -23,7 +23,36 @@ pub(super) fn proc_cpu_secs(pid: &str) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-pub(super) fn free_port() -> Result<u16, Failure> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(fail)?;
-    Ok(l.local_addr().map_err(fail)?.port())
+/// The base URL of the API a runner bound (it listens on port 0, so no port is picked
+/// and released for it to race for), read from its log's banner
+/// (`pitr serve: API listening on ADDR; ...`); an error when it exits or
+/// `deadline` passes first.
+pub(super) async fn listening_on(
+    log: &std::path::Path,
+    child: &mut tokio::process::Child,
+    deadline: tokio::time::Instant,
+) -> Result<String, Failure> {
+    const BANNER: &str = "pitr serve: API listening on ";
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(addr) = text.lines().find_map(|l| {
+            l.strip_prefix(BANNER)
+                .and_then(|rest| rest.split([';', ' ']).next())
+        }) {
+            return Ok(addr.to_string());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(fail(format!(
+                "a runner exited ({status}) before listening; its log {}:\n{text}",
+                log.display()
+            )));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(fail(format!(
+                "a runner did not listen within the time allowed; its log {}:\n{text}",
+                log.display()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
