@@ -96,7 +96,13 @@ fn prelude(decodes: bool, secrets: bool) -> Vec<String> {
                 "function ConvertFrom-PitrArgs([string]$s) {",
                 "    if (-not $s) { return [pscustomobject]@{} }",
                 "    $b = $s.Replace('-', '+').Replace('_', '/')",
-                "    switch ($b.Length % 4) { 2 { $b += '==' } 3 { $b += '=' } }",
+                // One clause a line: tree-sitter-powershell wants a line
+                // break or `;` after each switch clause, which PowerShell
+                // itself does not (tests/it/powershell.rs).
+                "    switch ($b.Length % 4) {",
+                "        2 { $b += '==' }",
+                "        3 { $b += '=' }",
+                "    }",
                 "    [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($b)) | ConvertFrom-Json",
                 "}",
                 "$a = ConvertFrom-PitrArgs $PitrArgs",

@@ -23,6 +23,7 @@ mod leases;
 mod lro_testserver;
 mod misuse;
 mod mock_azure;
+mod powershell;
 mod readme;
 mod requests;
 mod restore_e2e;
