@@ -36,6 +36,11 @@ pub struct StepLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: String,
 }
@@ -59,7 +64,7 @@ pub struct Metrics {
     pub step_duration: HistFamily<StepLabels>,
     pub downtime: Histogram,
     pub scheduler_lag: Histogram,
-    pub lease_takeovers: Counter,
+    pub lease_takeovers: Family<ReasonLabel, Counter>,
     pub jobs_finished: Family<StatusLabel, Counter>,
     pub jobs_running: Gauge,
     pub requests: Family<StatusLabel, Gauge>,
@@ -119,10 +124,10 @@ impl Default for Metrics {
             "Window open -> offline step started, per job",
             scheduler_lag.clone(),
         );
-        let lease_takeovers = Counter::default();
+        let lease_takeovers = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "lease_takeovers",
-            "Jobs taken over from a runner whose process was gone",
+            "Jobs taken over from another runner, by reason (owner_gone: its process is gone on this host; lease_expired: its lease ran out)",
             lease_takeovers.clone(),
         );
         let jobs_finished = Family::<StatusLabel, Counter>::default();
@@ -201,6 +206,14 @@ impl Metrics {
                 status: status.into(),
             })
             .observe(secs.max(0.0));
+    }
+
+    pub fn lease_taken_over(&self, reason: &str) {
+        self.lease_takeovers
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
     }
 
     pub fn job_finished(&self, status: &str) {

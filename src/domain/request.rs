@@ -210,6 +210,37 @@ pub mod note {
     pub const ROLLBACK_STARTED: &str = "rollback started";
     /// A rollback job ended without putting the original back.
     pub const ROLLBACK_FAILED: &str = "rollback failed";
+    /// A runner took the run over from another: `taken over (REASON): ...`
+    /// with REASON one of [`super::Takeover`]'s labels.
+    pub const TAKEN_OVER: &str = "taken over";
+}
+
+/// Why a runner took a run over from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// The holder ran on this host and its process is gone: taken at once,
+    /// before its lease expired.
+    OwnerGone,
+    /// The holder's lease expired without being renewed (a runner on
+    /// another host, or one that stalled).
+    LeaseExpired,
+}
+
+impl Takeover {
+    /// The label of the `lease_takeovers` metric and of the audit note.
+    pub fn label(self) -> &'static str {
+        match self {
+            Takeover::OwnerGone => "owner_gone",
+            Takeover::LeaseExpired => "lease_expired",
+        }
+    }
+
+    pub fn words(self) -> &'static str {
+        match self {
+            Takeover::OwnerGone => "its process is gone on this host",
+            Takeover::LeaseExpired => "its lease expired unrenewed",
+        }
+    }
 }
 
 /// One entry of a request's audit trail: who moved it from what to what, and why.

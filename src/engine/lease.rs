@@ -5,6 +5,7 @@
 //! checkpoint is written under it, so a stale owner's writes are refused.
 use super::progress::ProgressEvent;
 use super::{Engine, EngineError, Outcome};
+use crate::domain::request::{note, Takeover};
 use crate::domain::{Job, JobId, RequestId, StepRecord};
 use crate::store::{Lease, StoreError};
 use std::future::Future;
@@ -99,25 +100,39 @@ impl Engine {
         work: impl Future<Output = Result<T, EngineError>>,
     ) -> Result<T, EngineError> {
         let ttl = self.lease_ttl();
-        let lease = match self
+        // Who held it before, to tell a takeover of an expired lease from a
+        // lease released at a safe point (or never taken).
+        let before = self.store.get_lease(job_id).await?;
+        let now = self.clock.now();
+        let (lease, takeover) = match self
             .store
-            .acquire_lease(job_id, &self.owner, self.clock.now(), ttl)
+            .acquire_lease(job_id, &self.owner, now, ttl)
             .await
         {
             Err(StoreError::LeaseHeld { owner, .. }) if owner_is_dead(&owner) => {
-                self.progress.event(ProgressEvent::Note(format!(
-                    "the previous runner {owner} is gone (its process no longer exists); taking over"
-                )));
                 let lease = self
                     .store
                     .take_over_lease(job_id, &owner, &self.owner, self.clock.now(), ttl)
                     .await?;
-                self.azure.metrics().lease_takeovers.inc();
-                lease
+                (lease, Some((owner, Takeover::OwnerGone)))
             }
-            other => other?,
+            Ok(lease) => {
+                let expired = before.filter(|l| {
+                    l.owner != self.owner
+                        && l.expires_at > crate::store::rules::RELEASED_AT
+                        && l.expires_at <= now
+                });
+                (lease, expired.map(|l| (l.owner, Takeover::LeaseExpired)))
+            }
+            Err(e) => return Err(e.into()),
         };
         self.set_lease(lease);
+        if let Some((from, why)) = takeover {
+            if let Err(e) = self.record_takeover(request_id, job_id, &from, why).await {
+                self.release_lease_of(job_id).await;
+                return Err(e);
+            }
+        }
         let running = self.azure.metrics();
         running.jobs_running.inc();
         let mut shutdown = self.shutdown.clone();
@@ -139,6 +154,34 @@ impl Engine {
             let _ = self.store.release_lease(&lease).await;
         }
         outcome
+    }
+
+    /// Says why the run was taken over: a progress line, a log line, the
+    /// `lease_takeovers` metric by reason, and the request's audit trail.
+    async fn record_takeover(
+        &self,
+        request_id: &RequestId,
+        job_id: &JobId,
+        from: &str,
+        why: Takeover,
+    ) -> Result<(), EngineError> {
+        self.progress.event(ProgressEvent::Note(format!(
+            "taking over job {job_id} from runner {from}: {}",
+            why.words()
+        )));
+        tracing::warn!(job = %job_id, request = %request_id, from = %from, reason = %why.label(), "lease taken over");
+        self.azure.metrics().lease_taken_over(why.label());
+        let req = self.request(request_id).await?;
+        let note = format!(
+            "{} ({}): job {job_id} from runner {from}, {}",
+            note::TAKEN_OVER,
+            why.label(),
+            why.words()
+        );
+        self.store
+            .transition_request(&self.event(&req, req.status, Some(note)))
+            .await?;
+        Ok(())
     }
 
     /// Renews the lease every third of its lifetime; returns only when it is lost.

@@ -98,6 +98,7 @@ fn fleet_config(
     store: &str,
     max_concurrent: usize,
     keep_hours: u64,
+    lease_ttl_secs: u64,
 ) -> impl FnOnce(&str, &std::path::Path, &std::path::Path) -> String {
     let store = store.to_string();
     move |url, ca, _sqlite| {
@@ -128,7 +129,7 @@ mode = "none"
 
 [engine]
 restore_timeout_secs = 300
-lease_ttl_secs = 3
+lease_ttl_secs = {lease_ttl_secs}
 scheduler_tick_secs = 1
 max_concurrent_runs = {max_concurrent}
 keep_original_hours = {keep_hours}
@@ -343,6 +344,18 @@ async fn view(http: &reqwest::Client, api: &str, id: &str) -> Value {
         .expect("a request view")
 }
 
+/// The reasons of the takeovers in a request view's audit trail
+/// (`taken over (REASON): ...`), oldest first.
+fn takeover_reasons(view: &Value) -> Vec<String> {
+    view["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["note"].as_str()?.strip_prefix("taken over ("))
+        .filter_map(|rest| rest.split_once(')').map(|(r, _)| r.to_string()))
+        .collect()
+}
+
 /// Waits (bounded, wide enough for a loaded machine) until `done` holds.
 async fn until<F, Fut>(what: &str, mut done: F)
 where
@@ -415,27 +428,33 @@ fn mutations(journal: &[Value], i: usize, n: usize) -> BTreeMap<(String, String)
 
 /// Three runners on three hosts (the host part of their ids): a dead
 /// runner's leases cannot be judged from another machine and are waited
-/// out: takeover within the lease TTL (3 s) + one scheduler tick (1 s).
+/// out: every takeover is recorded as `lease_expired`. The lease (12 s,
+/// renewed every 4 s) is long enough that a loaded machine renews it in
+/// time: no live runner's run is taken.
 #[cfg(feature = "crash-points")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_runners_on_three_hosts_share_six_runs_and_take_over_from_dead_ones() {
-    fleet(["runner-1", "runner-2", "runner-3"]).await
+    fleet(["runner-1", "runner-2", "runner-3"], "lease_expired", 12).await
 }
 
 /// The same on one host: a runner whose process is gone is seen to be gone
-/// (/proc), and its runs are taken over at the next tick, before its
-/// leases expire.
+/// (/proc), and its runs are taken over at once, recorded as `owner_gone`:
+/// the lease (120 s) is far longer than the test, so a takeover that fell
+/// back to waiting for expiry would show as `lease_expired`, or never come.
 #[cfg(feature = "crash-points")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_runners_on_one_host_take_over_at_the_next_tick() {
-    fleet(["one-host"; 3]).await
+    fleet(["one-host"; 3], "owner_gone", 120).await
 }
 
 #[cfg(feature = "crash-points")]
-async fn fleet(hosts: [&str; 3]) {
+async fn fleet(hosts: [&str; 3], reason: &str, lease_ttl_secs: u64) {
     const N: usize = 6;
     let db = PgDatabase::create().await;
-    let t = TestEnv::start_config(&fleet_scenario(N), fleet_config(N, &db.url, N, 24));
+    let t = TestEnv::start_config(
+        &fleet_scenario(N),
+        fleet_config(N, &db.url, N, 24, lease_ttl_secs),
+    );
     let http = reqwest::Client::new();
     let ids = submit_open(&t, &db.url, (0..N).map(env_name));
     // Every restore stays in progress until the test lets it finish.
@@ -635,13 +654,58 @@ async fn fleet(hosts: [&str; 3]) {
     .await;
     let r3_rss = r3.peak_rss_kib();
     let r3_id = r3.id.clone();
-    let r3_log = r3.log();
     let finished = views(r3.api.clone()).await;
+    let r3_metrics = http
+        .get(format!("{}/metrics", r3.api))
+        .send()
+        .await
+        .expect("the runner answers")
+        .text()
+        .await
+        .unwrap();
+    let r3_log = r3.log();
     assert!(r3.stop().success(), "the last runner stops cleanly");
     for v in &finished {
         assert_eq!(v["status"], "succeeded", "{v}");
         assert!(v["runner"].is_null(), "{v}");
     }
+    // How each run was taken over, recorded with the takeover: the first
+    // runner's two runs once each, the aborted swaps once each, every one
+    // for the reason this layout allows; no other run was taken.
+    let mut taken = 0;
+    for (i, v) in finished.iter().enumerate() {
+        let reasons = takeover_reasons(v);
+        let want = usize::from(r1_envs.contains(&i)) + usize::from(between.contains(&i));
+        assert!(
+            reasons.len() >= want && reasons.iter().all(|r| r == reason),
+            "{}: {reasons:?}, want {want} x {reason}",
+            env_name(i)
+        );
+        if !r1_envs.contains(&i) && shown[i].as_deref().is_none_or(|r| r != r2.id) {
+            assert!(
+                reasons.is_empty(),
+                "{}: a live runner's run was taken: {reasons:?}",
+                env_name(i)
+            );
+        }
+        taken += reasons.len();
+    }
+    // The log and the metric say the same, by reason.
+    let logged = r2_log
+        .iter()
+        .chain(&r3_log)
+        .filter(|l| l.contains("lease taken over") && l.contains(&format!("reason={reason}")))
+        .count();
+    assert_eq!(logged, taken, "{r2_log:?}\n{r3_log:?}");
+    let r3_taken = r3_log
+        .iter()
+        .filter(|l| l.contains("lease taken over"))
+        .count();
+    let metric = format!("pitr_lease_takeovers_total{{reason=\"{reason}\"}} {r3_taken}");
+    assert!(
+        r3_metrics.lines().any(|l| l == metric),
+        "{metric} in:\n{r3_metrics}"
+    );
     let state = t.state().await;
     let journal = t.journal().await;
     assert!(all_running(&state), "services running everywhere");
@@ -701,7 +765,7 @@ async fn fleet(hosts: [&str; 3]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runners_started_together_run_a_request_once() {
     let db = PgDatabase::create().await;
-    let t = TestEnv::start_config(&fleet_scenario(1), fleet_config(1, &db.url, 2, 0));
+    let t = TestEnv::start_config(&fleet_scenario(1), fleet_config(1, &db.url, 2, 0, 12));
     let ids = submit_open(&t, &db.url, std::iter::once(env_name(0)));
     let id = &ids[0];
     // Both processes are started before either is looked at.
