@@ -1,5 +1,6 @@
 //! Signed notifications: a local receiver gets every event of every
-//! request, in order, signed; while it is down nothing is lost, and a
+//! request, in order, signed; exactly once while it is up (deliveries are
+//! counted, never de-duplicated); while it is down nothing is lost, and a
 //! retried event keeps its delivery id.
 use super::*;
 use axum::http::HeaderMap;
@@ -10,7 +11,10 @@ const KEY: &str = "test-only-notification-key";
 
 #[derive(Clone, Default)]
 struct Got {
+    /// Every call answered 204, in arrival order.
     calls: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    /// Every call answered 503 while down.
+    refused: Arc<Mutex<Vec<(HeaderMap, String)>>>,
     down: Arc<AtomicBool>,
 }
 
@@ -28,6 +32,7 @@ async fn receiver(
             let got = got.clone();
             async move {
                 if got.down.load(Ordering::SeqCst) {
+                    got.refused.lock().unwrap().push((headers, body));
                     return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                 }
                 got.calls.lock().unwrap().push((headers, body));
@@ -115,10 +120,25 @@ async fn notifications(backend: Backend) {
     .await;
     wait_status(&svc, &olga, &a, "rolled_back").await;
 
-    // The receiver goes down: B is rejected, C cancelled meanwhile.
+    // Every event of A delivered before the receiver goes down.
+    let mut delivered = 0;
+    for _ in 0..600 {
+        let list = svc.cli_json(&["notifications", "list", "--json"]);
+        delivered = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["request_id"] == a.as_str() && d["status"] == "delivered")
+            .count();
+        if delivered == 7 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered, 7, "A's seven events delivered");
+
+    // The receiver goes down (503): B is rejected, C cancelled meanwhile.
     got.down.store(true, Ordering::SeqCst);
-    task.abort();
-    let _ = task.await;
     let b = submit(&svc, &rita).await;
     post(
         &svc,
@@ -147,6 +167,9 @@ async fn notifications(backend: Backend) {
         retried,
         "deliveries were retried while the receiver was down"
     );
+    // Then stopped: connections refused.
+    task.abort();
+    let _ = task.await;
 
     // Back up, on the same address; D's restore fails.
     got.down.store(false, Ordering::SeqCst);
@@ -244,6 +267,53 @@ async fn notifications(backend: Backend) {
     }
     for (body, ids) in &ids_of_body {
         assert_eq!(ids.len(), 1, "one delivery id per event: {body}");
+    }
+    // Counted, not de-duplicated: while the receiver was up (A, D) each
+    // event reached it exactly once; through the outage (B, C) at least
+    // once, every attempt under the event's one delivery id.
+    let refused = got.refused.lock().unwrap().clone();
+    let key = |h: &HeaderMap, body: &str| {
+        let v: Value = serde_json::from_str(body).unwrap();
+        (
+            v["request_id"].as_str().unwrap().to_string(),
+            v["event"].as_str().unwrap().to_string(),
+            h["x-pitr-delivery"].to_str().unwrap().to_string(),
+        )
+    };
+    let mut answered: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (h, body) in &calls {
+        let (r, e, id) = key(h, body);
+        answered.entry((r, e)).or_default().push(id);
+    }
+    for (id, events) in &expected {
+        for event in events {
+            let ids = answered
+                .get(&(id.to_string(), event.to_string()))
+                .cloned()
+                .unwrap_or_default();
+            if *id == b.as_str() || *id == c.as_str() {
+                assert!(!ids.is_empty(), "{event} of {id} delivered");
+            } else {
+                assert_eq!(
+                    ids.len(),
+                    1,
+                    "{event} of {id}: delivered exactly once: {ids:?}"
+                );
+            }
+        }
+    }
+    assert!(!refused.is_empty(), "the outage was seen by the receiver");
+    for (h, body) in &refused {
+        let (r, e, id) = key(h, body);
+        assert!(r == b || r == c, "only B and C met the outage: {r} {e}");
+        assert_eq!(
+            answered
+                .get(&(r.clone(), e.clone()))
+                .cloned()
+                .unwrap_or_default(),
+            vec![id.clone()],
+            "{e} of {r}: refused under {id}, then delivered once under the same id"
+        );
     }
     // Who did it is in the notification.
     let actors: Vec<String> = calls
