@@ -148,6 +148,27 @@ mod tests {
             decide(false, false, Offline, t(20, 0) - s),
             WindowDecision::Go
         );
+        // At the window's start it is held: a one-hour window cannot hold
+        // the 113 minutes from offline on (a second earlier, it is not).
+        let est = Estimates::new(timings());
+        let plan = order(est.steps(), false);
+        let short = RunFacts {
+            window: Window {
+                start: t(20, 0),
+                end: t(21, 0),
+            },
+            plan: &plan,
+            dry_run: false,
+            prestaged: false,
+        };
+        assert!(matches!(
+            window_decision(short, Offline, &est, t(20, 0)),
+            WindowDecision::Stop(_)
+        ));
+        assert_eq!(
+            window_decision(short, Offline, &est, t(20, 0) - s),
+            WindowDecision::Go
+        );
     }
 
     #[test]

@@ -169,12 +169,38 @@ fn only_the_fno_database() {
         let err = check(&env(), &r).unwrap_err();
         assert!(matches!(err, RuleViolation::NotFnoDatabase { .. }), "{db}");
     }
-    let mut r = req();
-    r.database = "AxDW".into();
-    assert!(check(&env(), &r)
-        .unwrap_err()
-        .to_string()
-        .contains("entity store"));
+    // Each of the environment's other databases is named for what it is.
+    for (db, says) in [
+        ("AxDW", Some("(it is the entity store database)")),
+        ("MRDB", Some("(it is the Management Reporter database)")),
+        ("Other", None),
+    ] {
+        let mut r = req();
+        r.database = db.into();
+        let text = check(&env(), &r).unwrap_err().to_string();
+        match says {
+            Some(s) => assert!(text.contains(s), "{db}: {text}"),
+            None => assert!(!text.contains("(it is"), "{db}: {text}"),
+        }
+    }
+}
+
+/// The fix each rule offers a front end to word (found missing by
+/// cargo-mutants: deleting an arm broke no test).
+#[test]
+fn rules_offer_their_fix() {
+    let t = now();
+    assert_eq!(
+        RuleViolation::UnknownEnvironment("x".into()).fix(),
+        Some(Fix::ChooseEnvironment)
+    );
+    for v in [
+        RuleViolation::WindowTooShort { start: t, end: t },
+        RuleViolation::WindowReversed { start: t, end: t },
+    ] {
+        assert_eq!(v.fix(), Some(Fix::LengthenWindow), "{v}");
+    }
+    assert_eq!(RuleViolation::Production("x".into()).fix(), None);
 }
 
 /// Every combination of missing acknowledgements is named at once, so
@@ -303,7 +329,11 @@ fn the_window_needs_24_hours_notice_unless_an_emergency() {
     r.window.start = now() + Duration::hours(23);
     r.window.end = r.window.start + Duration::hours(2);
     let err = check(&env(), &r).unwrap_err();
-    assert!(matches!(err, RuleViolation::WindowTooSoon { .. }));
+    // The earliest start it names is 24 hours after now.
+    assert!(
+        matches!(err, RuleViolation::WindowTooSoon { earliest, .. } if earliest == now() + Duration::hours(24)),
+        "{err}"
+    );
     // The front end words the way out (the CLI: --emergency-reason).
     assert_eq!(err.fix(), Some(Fix::EmergencyReason));
     r.emergency = Some("  ".into());
