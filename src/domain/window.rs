@@ -78,12 +78,23 @@ mod tests {
         step: StepName,
         now: DateTime<Utc>,
     ) -> WindowDecision {
+        decide_in(t(22, 0), prestaged, dry_run, step, now)
+    }
+
+    /// [`decide`] in a window from 20:00 to `end`.
+    fn decide_in(
+        end: DateTime<Utc>,
+        prestaged: bool,
+        dry_run: bool,
+        step: StepName,
+        now: DateTime<Utc>,
+    ) -> WindowDecision {
         let est = Estimates::new(timings());
         let plan = order(est.steps(), prestaged);
         let run = RunFacts {
             window: Window {
                 start: t(20, 0),
-                end: t(22, 0),
+                end,
             },
             plan: &plan,
             dry_run,
@@ -150,23 +161,12 @@ mod tests {
         );
         // At the window's start it is held: a one-hour window cannot hold
         // the 113 minutes from offline on (a second earlier, it is not).
-        let est = Estimates::new(timings());
-        let plan = order(est.steps(), false);
-        let short = RunFacts {
-            window: Window {
-                start: t(20, 0),
-                end: t(21, 0),
-            },
-            plan: &plan,
-            dry_run: false,
-            prestaged: false,
-        };
         assert!(matches!(
-            window_decision(short, Offline, &est, t(20, 0)),
+            decide_in(t(21, 0), false, false, Offline, t(20, 0)),
             WindowDecision::Stop(_)
         ));
         assert_eq!(
-            window_decision(short, Offline, &est, t(20, 0) - s),
+            decide_in(t(21, 0), false, false, Offline, t(20, 0) - s),
             WindowDecision::Go
         );
     }
