@@ -15,7 +15,7 @@ pub(crate) fn is_admin_path(path: &str) -> bool {
     l == "/_mock" || l.starts_with("/_mock/")
 }
 
-const ENDPOINTS: &str = "GET /_mock/state, GET /_mock/requests, GET /_mock/throttle, GET|POST|DELETE /_mock/faults, POST /_mock/hold, POST /_mock/retention, POST /_mock/token, POST /_mock/rotate-key";
+const ENDPOINTS: &str = "GET /_mock/state, GET /_mock/requests, GET /_mock/throttle, GET|POST|DELETE /_mock/faults, POST /_mock/hold, POST /_mock/retention, POST /_mock/database, POST /_mock/remove-vm, POST /_mock/token, POST /_mock/rotate-key";
 
 fn bad(message: impl Into<String>) -> Reply {
     Reply::arm_error(400, "InvalidMockRequest", message)
@@ -26,6 +26,9 @@ fn bad(message: impl Into<String>) -> Reply {
 struct HoldBody {
     operation: String,
     hold: bool,
+    /// Only run commands whose script contains this text (case-insensitive).
+    #[serde(default)]
+    script_contains: Option<String>,
 }
 
 /// `POST /_mock/token`: a signed access token for a scenario user, no
@@ -129,15 +132,35 @@ pub(crate) fn handle(st: &mut State, req: &Req, base: &str, now: chrono::DateTim
                     body.operation
                 ));
             };
-            if body.hold {
-                st.held.insert(kind);
-            } else {
-                st.held.remove(&kind);
+            match body.script_contains.map(|s| s.to_ascii_lowercase()) {
+                Some(_) if kind != OpKind::RunCommand => {
+                    return bad("script_contains only applies to operation run_command")
+                }
+                Some(s) if s.trim().is_empty() => return bad("script_contains must not be empty"),
+                Some(s) if body.hold => {
+                    st.held_scripts.insert(s);
+                }
+                Some(s) => {
+                    st.held_scripts.remove(&s);
+                }
+                None if body.hold => {
+                    st.held.insert(kind);
+                }
+                None => {
+                    st.held.remove(&kind);
+                }
+            }
+            if !body.hold {
                 st.tick(now);
             }
             let held: Vec<&str> = st.held.iter().map(|k| k.as_str()).collect();
-            Reply::json(200, json!({ "held": held }))
+            Reply::json(
+                200,
+                json!({ "held": held, "held_scripts": st.held_scripts }),
+            )
         }
+        ("POST", "database") => super::alter::database(st, &req.body, now),
+        ("POST", "remove-vm") => super::alter::remove_vm(st, &req.body),
         ("POST", "retention") => super::backup::set_retention(st, &req.body, now),
         ("POST", "token") => mint(st, req, base, now),
         ("POST", "rotate-key") => match st.signing.rotate() {

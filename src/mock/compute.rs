@@ -30,9 +30,9 @@ pub(crate) fn compute_op_url(
 }
 
 pub(crate) fn find_vm(st: &State, sub: &str, rg: &str, vm: &str) -> Option<usize> {
-    st.vms
-        .iter()
-        .position(|v| eq(&v.subscription_id, sub) && eq(&v.resource_group, rg) && eq(&v.name, vm))
+    st.vms.iter().position(|v| {
+        !v.removed && eq(&v.subscription_id, sub) && eq(&v.resource_group, rg) && eq(&v.name, vm)
+    })
 }
 
 pub(crate) fn vm_not_found(rg: &str, vm: &str) -> Reply {

@@ -73,6 +73,7 @@ impl State {
                     "name": v.name,
                     "location": v.location,
                     "vm_id": v.vm_id.to_string(),
+                    "removed": v.removed,
                     "aos": v.aos.as_ref().map(|a| json!({"server": a.server, "database": a.database, "sql_user": a.sql_user})),
                     "services": services,
                     "run_commands": rcs,
@@ -105,6 +106,7 @@ impl State {
             "vms": vms,
             "operations": ops,
             "held": held,
+            "held_scripts": self.held_scripts,
         })
     }
 }

@@ -11,6 +11,7 @@
 //! client cannot hide behind the same mistake here.
 
 mod admin;
+mod alter;
 mod api_versions;
 mod arm;
 mod backup;

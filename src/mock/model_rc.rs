@@ -43,6 +43,9 @@ pub(crate) struct Vm {
     pub managed: Vec<ManagedRunCommand>,
     /// The action run command in progress: one at a time per VM, like Azure.
     pub busy: Option<Uuid>,
+    /// Deleted at run time (`POST /_mock/remove-vm`): ARM no longer finds
+    /// it. Kept in the list so that operations keep their VM's index.
+    pub removed: bool,
 }
 
 impl Vm {

@@ -9,6 +9,14 @@ use chrono::{DateTime, Utc};
 use super::state::{OpDetail, OpError, OpKind, OpStatus, Planned, State};
 
 impl State {
+    /// Held by kind, or (a run command) by its script's text.
+    fn is_held(&self, o: &super::state::Operation) -> bool {
+        self.held.contains(&o.kind)
+            || matches!(&o.detail, OpDetail::RunCommand { script, .. }
+                if { let script = script.to_ascii_lowercase();
+                     self.held_scripts.iter().any(|h| script.contains(h.as_str())) })
+    }
+
     fn required(&self, kind: OpKind) -> (u32, Duration) {
         let s = &self.settings;
         match kind {
@@ -45,7 +53,7 @@ impl State {
                 let (polls, dur) = self.required(o.kind);
                 o.status == OpStatus::InProgress
                     && !matches!(o.planned, Some(Planned::NeverFinish))
-                    && !self.held.contains(&o.kind)
+                    && !self.is_held(o)
                     && o.polls >= polls
                     && o.started_at.elapsed() >= dur
             })
@@ -119,6 +127,7 @@ impl State {
                         db.status = status;
                         db.history = vec![(now, content)];
                         db.creation_date = now;
+                        apply_restored_knobs(&self.settings, db);
                         self.finish(i, OpStatus::Succeeded, None, now);
                     }
                     None => self.cancel(
@@ -146,5 +155,29 @@ impl State {
             // Acknowledgements are complete from the start.
             OpDetail::Ack { .. } => {}
         }
+    }
+}
+
+/// The scenario's `restored_*` settings: what Azure made of the restore
+/// instead of what its PUT asked for.
+fn apply_restored_knobs(settings: &super::scenario::Settings, db: &mut super::model::Database) {
+    if let Some(sku) = &settings.restored_sku {
+        db.sku = super::model::complete_sku(sku.clone());
+    }
+    if let Some(pool) = &settings.restored_elastic_pool_id {
+        db.elastic_pool_id = Some(pool.clone()).filter(|p| !p.is_empty());
+    }
+    if let Some(z) = settings.restored_zone_redundant {
+        db.zone_redundant = z;
+    }
+    if let Some(r) = settings
+        .restored_backup_storage_redundancy
+        .as_deref()
+        .and_then(super::scenario::backup_redundancy)
+    {
+        db.backup_redundancy = r;
+    }
+    if let Some(tags) = &settings.restored_tags {
+        db.tags = tags.clone();
     }
 }

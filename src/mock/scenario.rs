@@ -50,6 +50,20 @@ pub struct Settings {
     /// (default `Online`; e.g. `Inaccessible`, `Paused`, to rehearse a
     /// database that does not come Online).
     pub restored_status: Option<String>,
+    /// What a restored database ends up with instead of what its restore
+    /// PUT asked for, to rehearse a restore Azure did not carry over as
+    /// asked (the run's `verify` refuses it). Each is applied when the
+    /// restore succeeds and changes only its own field. `restored_sku`:
+    /// e.g. `{ name = "GP_Gen5", capacity = 2 }` (tier and family inferred
+    /// from the name when absent).
+    pub restored_sku: Option<SkuSpec>,
+    /// The pool's full resource id, or `""` for no pool.
+    pub restored_elastic_pool_id: Option<String>,
+    pub restored_zone_redundant: Option<bool>,
+    /// `Geo`, `Local`, `Zone` or `GeoZone`.
+    pub restored_backup_storage_redundancy: Option<String>,
+    /// The restored database's whole `tags` (e.g. `{}`: none at all).
+    pub restored_tags: Option<BTreeMap<String, String>>,
     /// Simulated script durations, in seconds, per kind of script. They
     /// decide timeouts only (a managed run command whose script takes longer
     /// than its `timeoutInSeconds` ends `TimedOut`; an action run command
@@ -93,9 +107,45 @@ impl Default for Settings {
             body_timeout_ms: 10_000,
             restore_headers: RestoreHeaders::Both,
             restored_status: None,
+            restored_sku: None,
+            restored_elastic_pool_id: None,
+            restored_zone_redundant: None,
+            restored_backup_storage_redundancy: None,
+            restored_tags: None,
             script_seconds: ScriptSeconds::default(),
             throttle: Box::default(),
         }
+    }
+}
+
+impl Settings {
+    /// The `restored_*` knobs are values Azure could show.
+    fn check_restored(&self) -> Result<(), (String, String)> {
+        if let Some(sku) = &self.restored_sku {
+            if sku.name.trim().is_empty() {
+                return Err((
+                    "settings.restored_sku".into(),
+                    "sku.name is required, e.g. \"GP_Gen5\"".into(),
+                ));
+            }
+        }
+        if let Some(r) = &self.restored_backup_storage_redundancy {
+            if backup_redundancy(r).is_none() {
+                return Err((
+                    format!("settings.restored_backup_storage_redundancy '{r}'"),
+                    format!("use one of {}", BACKUP_REDUNDANCIES.join(", ")),
+                ));
+            }
+        }
+        if let Some(tags) = &self.restored_tags {
+            if tags.keys().any(|k| k.trim().is_empty()) {
+                return Err((
+                    "settings.restored_tags".into(),
+                    "tag names must not be empty".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -263,6 +313,9 @@ impl Scenario {
                 "see [settings.throttle] in config/mock-scenario.toml".into(),
             ));
         }
+        self.settings
+            .check_restored()
+            .map_err(|(what, hint)| invalid(what, hint))?;
         let mut server_names: Vec<String> = Vec::new();
         for (i, srv) in self.servers.iter().enumerate() {
             let at = format!("servers[{i}] ({})", srv.name);

@@ -44,6 +44,9 @@ pub(crate) struct State {
     pub request_faults: Vec<ActiveFault>,
     pub operation_faults: Vec<ActiveFault>,
     pub held: BTreeSet<OpKind>,
+    /// Run commands whose script contains one of these (lowercase) are
+    /// held too (`POST /_mock/hold` with `script_contains`).
+    pub held_scripts: BTreeSet<String>,
     /// Who the mock issues access tokens for (every `oid` filled in).
     pub users: Vec<super::entra::UserSpec>,
     /// The keys those tokens are signed with.
@@ -158,6 +161,7 @@ impl State {
                 run_commands: Vec::new(),
                 managed: Vec::new(),
                 busy: None,
+                removed: false,
             })
             .collect();
         let mut state = State {
@@ -173,6 +177,7 @@ impl State {
             request_faults: Vec::new(),
             operation_faults: Vec::new(),
             held: BTreeSet::new(),
+            held_scripts: BTreeSet::new(),
             users: scenario
                 .users
                 .iter()

@@ -5,6 +5,7 @@ mod actions;
 mod after_swap;
 mod bad_input;
 mod beside_a_run;
+mod checks;
 mod commands;
 mod counting_store;
 #[cfg(feature = "crash-points")]

@@ -25,14 +25,14 @@ impl Engine {
         let id = env.database_id(&env.database);
         let db = self.azure.get_database(&id).await?.ok_or_else(|| {
             StepError::Failed(format!(
-                "database '{}' not found on server '{}'",
+                "database '{}' not found on server '{}': check the environment's database = and server = in the config, or whether the database was renamed or dropped",
                 env.database, env.server
             ))
         })?;
         crash::point("preflight.after_get");
         if !db.is_online() {
             return Err(StepError::Failed(format!(
-                "database '{}' is {}, not Online; wait for the operation on it to finish and resume",
+                "database '{}' is {}, not Online; wait until it is Online again (an operation on it, a pause) and run the request again",
                 env.database,
                 db.status()
             )));
@@ -56,7 +56,7 @@ impl Engine {
         ] {
             if let Some(existing) = self.azure.get_database(&env.database_id(&name)).await? {
                 return Err(StepError::Failed(format!(
-                    "target name '{name}' is already taken (databaseId {}); remove it or start a new job",
+                    "target name '{name}' is already taken (databaseId {}); remove it, or run the request again (a new run has new names)",
                     existing.database_id().unwrap_or("unknown")
                 )));
             }

@@ -17,20 +17,73 @@ pub(super) const DEF: StepDef = StepDef {
     crash_points: &[],
 };
 
+/// A sku as a person reads it: `GP_Gen5 (GeneralPurpose, capacity 4)`.
+fn show_sku(sku: &serde_json::Value) -> String {
+    let field = |k: &str| sku.get(k).filter(|v| !v.is_null());
+    let mut detail = Vec::new();
+    if let Some(t) = field("tier").and_then(|t| t.as_str()) {
+        detail.push(t.to_string());
+    }
+    if let Some(c) = field("capacity") {
+        detail.push(format!("capacity {c}"));
+    }
+    let name = field("name").and_then(|n| n.as_str()).unwrap_or("unnamed");
+    if detail.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name} ({})", detail.join(", "))
+    }
+}
+
+/// The restored database has the original's sku: the same name, and the
+/// same tier and capacity where the original's are known (a sku name such
+/// as `GP_Gen5` says nothing of the vCores).
+fn same_sku(original: &serde_json::Value, restored: &serde_json::Value) -> bool {
+    let text = |v: &serde_json::Value, k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .map(str::to_ascii_lowercase)
+    };
+    ["name", "tier"]
+        .iter()
+        .all(|k| text(original, k).is_none() || text(original, k) == text(restored, k))
+        && match original.get("capacity").filter(|c| !c.is_null()) {
+            None => true,
+            Some(c) => restored.get("capacity") == Some(c),
+        }
+}
+
 impl Engine {
     pub(super) async fn verify(&self, cx: &mut StepCx<'_>) -> Result<String, StepError> {
         let env = cx.env;
         let (_, restored) = job_ids(cx.job)?;
+        let kept = cx.job.restored_name(&env.database);
+        // What the refusal leads to (`domain::recovery`): this step runs
+        // after the swap, so a refusal rolls the run back.
+        let rollback = if cx.job.is_rollback() {
+            String::new()
+        } else {
+            format!(
+                "; the run rolls back: the original goes back under {}, the restored database is kept as {kept}",
+                env.database
+            )
+        };
         let db = self
             .azure
             .get_database(&env.database_id(&env.database))
             .await?
-            .ok_or_else(|| StepError::Failed(format!("{} does not exist", env.database)))?;
+            .ok_or_else(|| {
+                StepError::Failed(format!(
+                    "{} does not exist on server '{}': it was renamed or dropped after the swap (the restored database has databaseId {restored}){rollback}; look for it on the server",
+                    env.database, env.server
+                ))
+            })?;
         if !db.is_online() {
             return Err(StepError::Failed(format!(
-                "{} is {}, not Online",
+                "{} is {}, not Online (databaseId {}){rollback}; inspect it in the Azure portal",
                 env.database,
-                db.status()
+                db.status(),
+                db.database_id().unwrap_or("none")
             )));
         }
         if cx.job.is_rollback() {
@@ -38,9 +91,11 @@ impl Engine {
             let (original, _) = job_ids(cx.job)?;
             if db.database_id() != Some(original.as_str()) {
                 return Err(StepError::Failed(format!(
-                    "{} has databaseId {}, not the original {original}",
+                    "{} has databaseId {}, not the original {original}; inspect the server: the original should be under {} or {}",
                     env.database,
-                    db.database_id().unwrap_or("none")
+                    db.database_id().unwrap_or("none"),
+                    env.database,
+                    cx.job.before_name(&env.database)
                 )));
             }
             return Ok(format!(
@@ -49,26 +104,33 @@ impl Engine {
             ));
         }
         if db.database_id() != Some(restored.as_str()) {
+            let (original, _) = job_ids(cx.job)?;
+            let found = db.database_id().unwrap_or("none");
+            let whose = if found == original {
+                " (the original's: someone put it back under the name)"
+            } else {
+                " (a database this run does not know)"
+            };
             return Err(StepError::Failed(format!(
-                "{} has databaseId {}, not the restored {restored}",
-                env.database,
-                db.database_id().unwrap_or("none")
+                "{} has databaseId {found}{whose}, not the restored {restored}: the names changed after the swap; the run rolls back where it finds the original and the restored database under names it knows, and touches no other database; inspect the server",
+                env.database
             )));
         }
         // Azure does not carry these over from the source by itself.
         let f = &cx.job.facts;
-        let sku_name = |v: &Option<serde_json::Value>| {
-            v.as_ref()
-                .and_then(|s| s.get("name"))
-                .and_then(|n| n.as_str())
-                .map(str::to_string)
-        };
+        if let Some(original) = &f.source_sku {
+            let now = db.sku.clone().unwrap_or(serde_json::Value::Null);
+            if !same_sku(original, &now) {
+                return Err(differs(
+                    &env.database,
+                    "service objective (sku)",
+                    &show_sku(original),
+                    &show_sku(&now),
+                    &rollback,
+                ));
+            }
+        }
         let checks = [
-            (
-                "service objective (sku)",
-                sku_name(&f.source_sku),
-                sku_name(&db.sku),
-            ),
             (
                 "elastic pool",
                 f.source_elastic_pool_id.clone(),
@@ -91,24 +153,26 @@ impl Engine {
             let same = original.as_deref().map(str::to_ascii_lowercase)
                 == restored.as_deref().map(str::to_ascii_lowercase);
             if (original.is_some() || what == "elastic pool") && !same {
-                return Err(StepError::Failed(format!(
-                    "{} differs from the original in {what}: the original had {}, the restored database has {}; fix it in Azure (the restored database is live)",
-                    env.database,
+                return Err(differs(
+                    &env.database,
+                    what,
                     original.as_deref().unwrap_or("none"),
-                    restored.as_deref().unwrap_or("none")
-                )));
+                    restored.as_deref().unwrap_or("none"),
+                    &rollback,
+                ));
             }
         }
         let expected = super::restore::restored_tags(cx.job);
-        let missing: Vec<&String> = expected
+        let missing: Vec<String> = expected
             .iter()
             .filter(|(k, v)| db.tags.get(*k) != Some(*v))
-            .map(|(k, _)| k)
+            .map(|(k, v)| format!("{k}={v}"))
             .collect();
         if !missing.is_empty() {
             return Err(StepError::Failed(format!(
-                "{} lacks the original's tags {missing:?} (Azure does not copy tags to a restored database); set them in Azure",
-                env.database
+                "{} lacks the tags {} that its restore asked for (the original's, and pitr-job naming this run): Azure did not keep them{rollback}; find what removes tags from new databases (a policy) before submitting again",
+                env.database,
+                missing.join(", ")
             )));
         }
         Ok(format!(
@@ -116,4 +180,16 @@ impl Engine {
             env.database
         ))
     }
+}
+
+fn differs(
+    database: &str,
+    what: &str,
+    original: &str,
+    restored: &str,
+    rollback: &str,
+) -> StepError {
+    StepError::Failed(format!(
+        "{database} differs from the original in {what}: the original had {original}, the restored database has {restored}; Azure did not carry it over{rollback}; find why Azure gave {restored} (a quota, the pool, the region) before submitting again"
+    ))
 }

@@ -7,6 +7,7 @@ use chrono::{Duration, SecondsFormat, Utc};
 use pitr::mock::{MockAzure, Scenario};
 use serde_json::{json, Value};
 
+mod alter;
 mod backup;
 mod databases;
 mod managed;
