@@ -19,6 +19,9 @@ pub(super) const DEF: StepDef = StepDef {
 
 /// A sku as a person reads it: `GP_Gen5 (GeneralPurpose, capacity 4)`.
 fn show_sku(sku: &serde_json::Value) -> String {
+    if !sku.is_object() {
+        return "none".into();
+    }
     let field = |k: &str| sku.get(k).filter(|v| !v.is_null());
     let mut detail = Vec::new();
     if let Some(t) = field("tier").and_then(|t| t.as_str()) {
@@ -192,4 +195,44 @@ fn differs(
     StepError::Failed(format!(
         "{database} differs from the original in {what}: the original had {original}, the restored database has {restored}; Azure did not carry it over{rollback}; find why Azure gave {restored} (a quota, the pool, the region) before submitting again"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_sku_is_the_same_by_name_tier_and_capacity_where_the_original_says() {
+        let original = json!({"name": "GP_Gen5", "tier": "GeneralPurpose", "capacity": 4});
+        assert!(same_sku(&original, &original.clone()));
+        assert!(same_sku(
+            &original,
+            &json!({"name": "gp_gen5", "tier": "generalpurpose", "capacity": 4, "family": "Gen5"})
+        ));
+        for other in [
+            json!({"name": "GP_Gen5", "tier": "GeneralPurpose", "capacity": 2}),
+            json!({"name": "GP_Gen5", "tier": "GeneralPurpose"}),
+            json!({"name": "BC_Gen5", "tier": "BusinessCritical", "capacity": 4}),
+            json!({"name": "GP_Gen5", "tier": "Hyperscale", "capacity": 4}),
+            json!(null),
+        ] {
+            assert!(!same_sku(&original, &other), "{other}");
+        }
+        // What the original does not say is not compared.
+        assert!(same_sku(
+            &json!({"name": "S3"}),
+            &json!({"name": "S3", "tier": "Standard", "capacity": 100})
+        ));
+    }
+
+    #[test]
+    fn a_sku_reads_with_its_tier_and_capacity() {
+        assert_eq!(
+            show_sku(&json!({"name": "GP_Gen5", "tier": "GeneralPurpose", "capacity": 4})),
+            "GP_Gen5 (GeneralPurpose, capacity 4)"
+        );
+        assert_eq!(show_sku(&json!({"name": "S3"})), "S3");
+        assert_eq!(show_sku(&json!(null)), "none");
+    }
 }
