@@ -93,7 +93,8 @@ pub enum Azure {
     Real,
     /// A mock Azure started in this process with this scenario; it lives as
     /// long as the [`App`].
-    Embedded(Scenario),
+    /// Boxed: a scenario is large and the other variants are not.
+    Embedded(Box<Scenario>),
     /// A mock Azure already running (its URL and CA certificate PEM).
     Mock { url: String, ca_pem: String },
 }
@@ -157,7 +158,7 @@ impl AppBuilder {
         let (mock, azure) = match self.azure {
             Azure::Embedded(scenario) => {
                 let mock = MockAzure::start(
-                    scenario,
+                    *scenario,
                     std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
                     None,
                 )

@@ -128,7 +128,7 @@ async fn one(args: BenchArgs, prestage: bool) -> Result<Sample, Failure> {
     let clock = ShiftedClock::default();
     let app = App::builder(config)
         .create_store(true)
-        .azure(Azure::Embedded(scenario))
+        .azure(Azure::Embedded(Box::new(scenario)))
         .clock(Arc::new(clock.clone()))
         .actor("bench")
         .secret(SAMPLE_SQL_PASSWORD_ENV, "bench-only-not-a-password")

@@ -31,7 +31,7 @@ pub async fn run(json_out: bool) -> Result<(), Failure> {
     scenario.settings.restore_duration_ms = 1_500;
     let app = App::builder(config)
         .create_store(true)
-        .azure(Azure::Embedded(scenario))
+        .azure(Azure::Embedded(Box::new(scenario)))
         .progress(Arc::new(Console::default()))
         .actor("demo")
         .secret(SAMPLE_SQL_PASSWORD_ENV, "demo-only-not-a-password")

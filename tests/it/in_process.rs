@@ -84,7 +84,7 @@ impl InProcess {
         });
         let app = App::builder(parsed)
             .create_store(true)
-            .azure(Azure::Embedded(scenario))
+            .azure(Azure::Embedded(Box::new(scenario)))
             .clock(Arc::new(clock.clone()))
             .progress(hook.clone())
             .actor("scheduler")

@@ -223,7 +223,7 @@ async fn measure(label: &str, url: &str, finished: usize, pg: Option<&PgDatabase
     let clock = ManualClock::new(t0);
     let scenario = rehearsal_scenario(&config.environments);
     let mut app = App::builder(config)
-        .azure(Azure::Embedded(scenario))
+        .azure(Azure::Embedded(Box::new(scenario)))
         .clock(Arc::new(clock.clone()))
         .actor("scheduler")
         .secret("PITR_TEST_SQL_PASSWORD", "x-test")

@@ -158,7 +158,7 @@ async fn hold_keeps_operations_in_progress() {
     assert_eq!(
         env.mock_post("/_mock/hold", json!({"operation": "restore", "hold": true}))
             .await,
-        json!({"held": ["restore"]})
+        json!({"held": ["restore"], "held_scripts": []})
     );
     let r = env
         .arm(
