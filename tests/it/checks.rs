@@ -407,10 +407,18 @@ async fn verify_refuses_a_restored_database_without_the_originals_tags() {
     let (_, error) = verify_refuses(
         "restored_tags = { owner = \"fno-team\" }",
         "tags = { owner = \"fno-team\", costcenter = \"4711\" }",
-        &["AxDB", "costcenter=4711", "pitr-job="],
+        &[
+            "AxDB",
+            "lacks the tags costcenter=4711, pitr-job=",
+            "it has owner=fno-team",
+        ],
     )
     .await;
-    assert!(!error.contains("owner"), "only what is missing: {error}");
+    assert_eq!(
+        error.matches("owner").count(),
+        1,
+        "owner is not missing: {error}"
+    );
 }
 
 // ---- verify: what is under the name when the run looks ----
@@ -485,9 +493,17 @@ async fn verify_refuses_when_no_database_has_the_name() {
     .await;
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     let error = r.error("verify");
+    for s in [
+        "AxDB does not exist on server 'sql-uat'",
+        r.show["job"]["restored_database_id"].as_str().unwrap(),
+        "the original goes back under AxDB",
+        "look for the restored database",
+    ] {
+        assert!(error.contains(s), "{s:?} in {error}");
+    }
     assert!(
-        error.contains("AxDB does not exist on server 'sql-uat'"),
-        "{error}"
+        !error.contains("kept as"),
+        "it is not where the run left it: {error}"
     );
     // The rollback puts the original back under the free name.
     assert_eq!(r.show["status"], "rolled_back", "{}", r.show);

@@ -63,13 +63,15 @@ impl Engine {
         let kept = cx.job.restored_name(&env.database);
         // What the refusal leads to (`domain::recovery`): this step runs
         // after the swap, so a refusal rolls the run back.
-        let rollback = if cx.job.is_rollback() {
-            String::new()
+        let (back, rollback) = if cx.job.is_rollback() {
+            (String::new(), String::new())
         } else {
-            format!(
-                "; the run rolls back: the original goes back under {}, the restored database is kept as {kept}",
+            let back = format!(
+                "; the run rolls back: the original goes back under {}",
                 env.database
-            )
+            );
+            let rollback = format!("{back}, the restored database is kept as {kept}");
+            (back, rollback)
         };
         let db = self
             .azure
@@ -77,7 +79,7 @@ impl Engine {
             .await?
             .ok_or_else(|| {
                 StepError::Failed(format!(
-                    "{} does not exist on server '{}': it was renamed or dropped after the swap (the restored database has databaseId {restored}){rollback}; look for it on the server",
+                    "{} does not exist on server '{}': it was renamed or dropped after the swap (the restored database has databaseId {restored}){back}; look for the restored database on the server",
                     env.database, env.server
                 ))
             })?;
@@ -173,9 +175,18 @@ impl Engine {
             .collect();
         if !missing.is_empty() {
             return Err(StepError::Failed(format!(
-                "{} lacks the tags {} that its restore asked for (the original's, and pitr-job naming this run): Azure did not keep them{rollback}; find what removes tags from new databases (a policy) before submitting again",
+                "{} lacks the tags {} that its restore asked for (the original's, and pitr-job naming this run); it has {}: Azure did not keep them{rollback}; find what removes tags from new databases (a policy) before submitting again",
                 env.database,
-                missing.join(", ")
+                missing.join(", "),
+                if db.tags.is_empty() {
+                    "none".to_string()
+                } else {
+                    db.tags
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
             )));
         }
         Ok(format!(
