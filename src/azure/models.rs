@@ -221,18 +221,36 @@ pub struct VirtualMachine {
     pub location: String,
 }
 
-/// A database's short-term backup retention policy.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RetentionPolicy {
-    #[serde(default)]
-    pub properties: RetentionProperties,
+/// `{DB}/backupShortTermRetentionPolicies/default`: how far back a
+/// point-in-time restore can go, and how often differentials are taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShortTermRetention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_backup_interval_in_hours: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// `{DB}/backupLongTermRetentionPolicies/default`: ISO 8601 durations
+/// (`PT0S`: none) and the week of the year the yearly copy is taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RetentionProperties {
-    #[serde(default)]
-    pub retention_days: Option<u32>,
+pub struct LongTermRetention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly_retention: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_retention: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yearly_retention: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub week_of_year: Option<u32>,
+}
+
+/// A policy resource as ARM sends it: its settings under `properties`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct PolicyResource<P> {
+    pub properties: P,
 }
 
 #[cfg(test)]

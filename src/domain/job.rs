@@ -57,6 +57,12 @@ pub struct JobFacts {
     pub source_zone_redundant: Option<bool>,
     #[serde(default)]
     pub source_backup_redundancy: Option<String>,
+    /// The original's backup retention (Azure gives a restored database its
+    /// defaults): set again on the restored database before the swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_short_term: Option<super::retention::ShortTerm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_long_term: Option<super::retention::LongTerm>,
     pub offline_at: Option<DateTime<Utc>>,
     pub online_at: Option<DateTime<Utc>>,
     /// Set when a step failed for good: the cause, while the run recovers

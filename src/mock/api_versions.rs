@@ -79,6 +79,7 @@ const RUN_COMMANDS_FROM: usize = 8;
 pub(crate) enum ApiType {
     SqlDatabases,
     SqlRetention,
+    SqlLongTermRetention,
     SqlAsyncOperation,
     SqlOperationResults,
     ComputeVm,
@@ -99,6 +100,7 @@ pub(crate) fn row(t: ApiType) -> ApiRow {
     let (type_name, versions) = match t {
         ApiType::SqlDatabases => ("servers/databases", SQL),
         ApiType::SqlRetention => ("servers/databases/backupShortTermRetentionPolicies", SQL),
+        ApiType::SqlLongTermRetention => ("servers/databases/backupLongTermRetentionPolicies", SQL),
         ApiType::SqlAsyncOperation => ("locations/databaseAzureAsyncOperation", SQL),
         ApiType::SqlOperationResults => ("locations/databaseOperationResults", SQL),
         ApiType::ComputeVm => ("virtualMachines", COMPUTE),

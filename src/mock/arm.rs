@@ -70,6 +70,7 @@ enum Route<'a> {
         rg: &'a str,
         server: &'a str,
         db: &'a str,
+        kind: backup::Policy,
         policy: &'a str,
     },
     SqlAsyncOp {
@@ -154,9 +155,18 @@ fn route(segs: &[String]) -> Route<'_> {
                         rg,
                         server,
                         db,
+                        kind: backup::Policy::ShortTerm,
                         policy,
                     }
                 }
+                [db, p, policy] if eq(p, "backuplongtermretentionpolicies") => Route::DbRetention {
+                    sub,
+                    rg,
+                    server,
+                    db,
+                    kind: backup::Policy::LongTerm,
+                    policy,
+                },
                 _ => Route::UnknownArm,
             }
         }
@@ -310,7 +320,18 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
         Route::DbList { sub, rg, .. } | Route::Db { sub, rg, .. } | Route::DbMove { sub, rg, .. } => {
             (ApiType::SqlDatabases, sub, Some(rg), None)
         }
-        Route::DbRetention { sub, rg, .. } => (ApiType::SqlRetention, sub, Some(rg), None),
+        Route::DbRetention {
+            sub,
+            rg,
+            kind: backup::Policy::ShortTerm,
+            ..
+        } => (ApiType::SqlRetention, sub, Some(rg), None),
+        Route::DbRetention {
+            sub,
+            rg,
+            kind: backup::Policy::LongTerm,
+            ..
+        } => (ApiType::SqlLongTermRetention, sub, Some(rg), None),
         Route::SqlAsyncOp { sub, loc, .. } => (ApiType::SqlAsyncOperation, sub, None, Some(loc)),
         Route::SqlOpResult { sub, loc, .. } => (ApiType::SqlOperationResults, sub, None, Some(loc)),
         Route::Vm { sub, rg, .. } | Route::RunCommand { sub, rg, .. } => {
@@ -323,7 +344,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 404,
                 "InvalidResourceType",
                 format!(
-                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases and their short-term retention policy, and Microsoft.Compute virtual machines and their run commands).",
+                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases and their backup retention policies, and Microsoft.Compute virtual machines and their run commands).",
                     req.path
                 ),
             )
@@ -393,9 +414,32 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 rg,
                 server,
                 db,
+                kind,
                 policy,
             },
-        ) => backup::get_policy(st, sub, rg, server, db, policy),
+        ) => backup::get_policy(st, (sub, rg, server, db), kind, policy),
+        (
+            "PUT",
+            Route::DbRetention {
+                sub,
+                rg,
+                server,
+                db,
+                kind,
+                policy,
+            },
+        )
+        | (
+            "PATCH",
+            Route::DbRetention {
+                sub,
+                rg,
+                server,
+                db,
+                kind: kind @ backup::Policy::ShortTerm,
+                policy,
+            },
+        ) => backup::put_policy(st, (sub, rg, server, db), kind, policy, &req.body, ctx.now),
         ("GET", Route::SqlAsyncOp { sub, id, .. }) => sql::sql_async_status(st, ctx, sub, id),
         ("GET", Route::SqlOpResult { sub, id, .. }) => sql::sql_op_result(st, ctx, sub, id),
         ("GET", Route::Vm { sub, rg, vm }) => compute::get_vm(st, sub, rg, vm),

@@ -24,6 +24,13 @@ impl State {
                             "creation_date": ts(d.creation_date),
                             "earliest_restore_date": d.earliest_restore(now).map(ts),
                             "retention_days": d.retention_days,
+                            "diff_backup_hours": d.diff_backup_hours,
+                            "long_term_retention": {
+                                "weekly": d.ltr.weekly,
+                                "monthly": d.ltr.monthly,
+                                "yearly": d.ltr.yearly,
+                                "week_of_year": d.ltr.week_of_year,
+                            },
                             "sku": d.sku,
                             "elastic_pool_id": d.elastic_pool_id,
                             "tags": d.tags,

@@ -32,6 +32,10 @@ pub(crate) struct Database {
     pub backup_floor: Option<DateTime<Utc>>,
     /// Short-term retention, 1-35 days.
     pub retention_days: u32,
+    /// Differential backups every 12 or 24 hours.
+    pub diff_backup_hours: u32,
+    /// Long-term retention (`backupLongTermRetentionPolicies/default`).
+    pub ltr: Ltr,
     pub sku: SkuSpec,
     pub elastic_pool_id: Option<String>,
     pub max_size_bytes: u64,
@@ -39,6 +43,27 @@ pub(crate) struct Database {
     pub zone_redundant: bool,
     /// Current (= requested) backup storage redundancy: Geo, Local, Zone, GeoZone.
     pub backup_redundancy: &'static str,
+}
+
+/// A long-term retention policy: ISO 8601 durations, `PT0S` = none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ltr {
+    pub weekly: String,
+    pub monthly: String,
+    pub yearly: String,
+    pub week_of_year: u32,
+}
+
+impl Default for Ltr {
+    /// What a new or restored database has: no long-term retention.
+    fn default() -> Self {
+        Self {
+            weekly: "PT0S".into(),
+            monthly: "PT0S".into(),
+            yearly: "PT0S".into(),
+            week_of_year: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -137,8 +137,13 @@ pub struct DatabaseSpec {
     pub earliest_restore: Option<TimeSpec>,
     /// Short-term backup retention (`backupShortTermRetentionPolicies/default`
     /// `retentionDays`), 1-35; default 7 (Azure's default). A restored
-    /// database gets its source's.
+    /// database gets Azure's default, not its source's.
     pub retention_days: Option<u32>,
+    /// `diffBackupIntervalInHours`: 12 (default) or 24.
+    pub diff_backup_hours: Option<u32>,
+    /// Long-term retention (`backupLongTermRetentionPolicies/default`);
+    /// default none. A restored database has none.
+    pub long_term_retention: Option<LtrSpec>,
     /// ARM tags of the database (`tags`), reported by GET when not empty.
     pub tags: BTreeMap<String, String>,
     /// `properties.zoneRedundant`; default false.
@@ -153,6 +158,17 @@ pub struct DatabaseSpec {
     pub max_size_bytes: Option<u64>,
     /// Content over time; the content as of T is the latest entry with `at <= T`.
     pub history: Vec<HistoryEntry>,
+}
+
+/// A long-term retention policy: ISO 8601 durations such as `P12W`, `P6M`,
+/// `P5Y` (absent = `PT0S`, none); `week_of_year` 1-52 goes with `yearly`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LtrSpec {
+    pub weekly: Option<String>,
+    pub monthly: Option<String>,
+    pub yearly: Option<String>,
+    pub week_of_year: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -326,6 +342,19 @@ impl Scenario {
                             format!("{dat}.retention_days {days}"),
                             "Azure keeps point-in-time backups 1 to 35 days".into(),
                         ));
+                    }
+                }
+                if let Some(h) = db.diff_backup_hours {
+                    if h != 12 && h != 24 {
+                        return Err(invalid(
+                            format!("{dat}.diff_backup_hours {h}"),
+                            "Azure takes differential backups every 12 or 24 hours".into(),
+                        ));
+                    }
+                }
+                if let Some(ltr) = &db.long_term_retention {
+                    if let Err(why) = super::backup::ltr_from_spec(ltr) {
+                        return Err(invalid(format!("{dat}.long_term_retention"), why));
                     }
                 }
                 if let Some(r) = &db.backup_storage_redundancy {

@@ -261,7 +261,10 @@ pub(crate) fn put_db(
         (None, None) => (src.sku.clone(), src.elastic_pool_id.clone()),
     };
     let max_size = src.max_size_bytes;
-    let retention_days = src.retention_days;
+    // A restored database gets Azure's defaults, not its source's: 7 days
+    // of short-term retention, differentials every 12 hours, no long-term
+    // retention. Whoever restores sets them again.
+    let retention_days = super::state::DEFAULT_RETENTION_DAYS;
     let location = srv.location.clone();
     let subscription = srv.subscription_id.clone();
     let target = srv.db_id(db);
@@ -293,6 +296,8 @@ pub(crate) fn put_db(
         earliest_fixed: None,
         backup_floor: None,
         retention_days,
+        diff_backup_hours: super::backup::DEFAULT_DIFF_BACKUP_HOURS,
+        ltr: Default::default(),
         sku,
         elastic_pool_id: pool,
         max_size_bytes: max_size,

@@ -120,6 +120,15 @@ impl State {
                     earliest_fixed: earliest_spec,
                     backup_floor: None,
                     retention_days,
+                    diff_backup_hours: d
+                        .diff_backup_hours
+                        .unwrap_or(super::backup::DEFAULT_DIFF_BACKUP_HOURS),
+                    ltr: match &d.long_term_retention {
+                        Some(spec) => super::backup::ltr_from_spec(spec).map_err(|why| {
+                            invalid(format!("database '{}': long_term_retention", d.name), why)
+                        })?,
+                        None => Default::default(),
+                    },
                     sku,
                     elastic_pool_id: d.elastic_pool_id.clone(),
                     max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),

@@ -81,7 +81,12 @@ impl Engine {
                 }
             }
         }
+        // What Azure does not give a restored database, read now (the
+        // original is renamed by the swap).
+        let retention = self.read_retention(&id).await?;
         let job = &mut *cx.job;
+        job.facts.source_short_term = retention.short_term;
+        job.facts.source_long_term = retention.long_term;
         job.facts.original_database_id = Some(original.to_string());
         job.facts.source_resource_id = Some(db.id.clone());
         job.facts.source_sku = db.sku.clone();

@@ -20,7 +20,12 @@ pub(super) const DEF: StepDef = StepDef {
         class: TimeoutClass::Restore,
         default_secs: 43200,
     },
-    crash_points: &["after_put_accepted", "after_checkpoint", "after_wait"],
+    crash_points: &[
+        "after_put_accepted",
+        "after_checkpoint",
+        "after_wait",
+        "after_short_term",
+    ],
 };
 
 /// How often a restore PUT whose answer was lost is looked for and resent.
@@ -148,7 +153,14 @@ impl Engine {
             .to_string();
         cx.job.facts.restored_database_id = Some(restored.clone());
         self.save_job(cx.job).await?;
-        Ok(format!("{name} is Online (databaseId {restored})"))
+        // Before the swap: the environment never runs on Azure's defaults.
+        let carried = self.carry_retention(cx.job, &target).await?;
+        let carried = if carried.is_empty() {
+            String::new()
+        } else {
+            format!("; given the original's {}", carried.join(" and "))
+        };
+        Ok(format!("{name} is Online (databaseId {restored}){carried}"))
     }
 
     /// What Azure shows under the target name.

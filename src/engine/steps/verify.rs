@@ -111,8 +111,10 @@ impl Engine {
                 env.database
             )));
         }
+        self.check_retention(cx.job, &env.database_id(&env.database), &env.database)
+            .await?;
         Ok(format!(
-            "{} is Online with the restored databaseId {restored}, the original's sku, pool, redundancy and tags",
+            "{} is Online with the restored databaseId {restored}, the original's sku, pool, redundancy, tags and backup retention",
             env.database
         ))
     }

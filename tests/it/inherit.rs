@@ -1,0 +1,130 @@
+//! What a restored database does not inherit (issue 20): Azure gives it
+//! its defaults (7 days of point-in-time backups, differentials every 12
+//! hours, no long-term copies), not its source's. A run gives it the
+//! original's backup retention before the swap, and `verify` names a
+//! policy that did not hold.
+use crate::helpers::*;
+use chrono::Duration;
+use serde_json::json;
+
+/// The shared scenario with an original that keeps 21 days, differentials
+/// every 24 hours, and weekly, monthly and yearly long-term copies.
+fn kept_long() -> String {
+    scenario("restore_polls = 1").replacen(
+        "diff_backup_hours = 24\nlong_term_retention = { weekly = \"P4W\", monthly = \"P6M\" }",
+        "retention_days = 21\ndiff_backup_hours = 24\nlong_term_retention = { weekly = \"P12W\", monthly = \"P12M\", yearly = \"P5Y\", week_of_year = 16 }",
+        1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_keeps_the_originals_retention_after_the_swap() {
+    let scenario = kept_long();
+    assert!(scenario.contains("retention_days = 21"), "scenario changed");
+    let t = TestEnv::start(&scenario);
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let run = t.pitr(&["run", &id]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let state = t.state().await;
+    let dbs = databases(&state);
+    let live = &dbs["AxDB"];
+    assert_eq!(live["content"], "v2 after test cycle 1");
+    assert_eq!(live["retention_days"], 21, "{live}");
+    assert_eq!(live["diff_backup_hours"], 24, "{live}");
+    assert_eq!(
+        live["long_term_retention"],
+        json!({"weekly": "P12W", "monthly": "P12M", "yearly": "P5Y", "week_of_year": 16})
+    );
+
+    // Each policy was set once, on the restored database, before the swap
+    // renamed anything.
+    let journal = t.journal().await;
+    let index = |method: &str, fragment: &str| {
+        journal
+            .iter()
+            .position(|e| {
+                e["method"] == method && e["path"].as_str().unwrap_or("").contains(fragment)
+            })
+            .unwrap_or_else(|| panic!("no {method} {fragment}"))
+    };
+    let first_rename = index("POST", "/move");
+    for policy in [
+        "backupShortTermRetentionPolicies",
+        "backupLongTermRetentionPolicies",
+    ] {
+        let puts = requests(&journal, "PUT", policy);
+        assert_eq!(puts.len(), 1, "{policy}: {puts:?}");
+        assert!(
+            puts[0]["path"].as_str().unwrap().contains("AxDB_pitr_"),
+            "{policy} set on {}",
+            puts[0]["path"]
+        );
+        assert_eq!(puts[0]["status"], 200, "{}", puts[0]);
+        assert!(
+            index("PUT", policy) < first_rename,
+            "{policy} set after the swap"
+        );
+    }
+
+    // The run says what it set, and verify what it checked.
+    for part in [
+        "short-term retention to the original's 21 days (differential backups every 24 hours) (Azure gave it 7 days (differential backups every 12 hours))",
+        "long-term retention to the original's: weekly P12W, monthly P12M, yearly P5Y (yearly from week 16)",
+        "tags and backup retention",
+    ] {
+        assert!(printed.contains(part), "{part:?} not in {printed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_a_retention_that_did_not_hold() {
+    let t = TestEnv::start(&kept_long());
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    // Stopped after the swap; meanwhile someone lowers the live
+    // database's retention in Azure.
+    let out = t
+        .command(&["run", &id])
+        .env("PITR_CRASH_AT", "swap.done")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    t.post(
+        "/_mock/retention",
+        json!({"server": SERVER, "database": "AxDB", "days": 3}),
+    )
+    .await;
+
+    let out = t.pitr(&["resume", &id]);
+    assert!(!out.status.success(), "verify let 3 days pass");
+    let show = t.json(&["request", "show", &id, "--json"]);
+    let verify = step(&show, "verify");
+    assert_eq!(verify["status"], "failed", "{verify}");
+    let error = verify["error"].as_str().unwrap_or("");
+    for part in [
+        "AxDB differs from the original in short-term backup retention",
+        "the original kept 21 days (differential backups every 24 hours)",
+        "the restored database keeps 3 days",
+        "backupShortTermRetentionPolicies",
+        "the run puts the original back",
+    ] {
+        assert!(error.contains(part), "{part:?} not in {error}");
+    }
+    // A failed verify rolls back: the original, with its own policy, is
+    // back under its name and the environment is online.
+    assert_eq!(show["status"], "rolled_back", "{show}");
+    let state = t.state().await;
+    assert!(all_running(&state));
+    let live = &databases(&state)["AxDB"];
+    assert_eq!(live["content"], "v3 after destructive tests");
+    assert_eq!(live["retention_days"], 21, "{live}");
+}
