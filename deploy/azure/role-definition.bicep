@@ -53,6 +53,9 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           // PUT   {db}_pitr_{job8}/backupLongTermRetentionPolicies/default: the original's
           //       long-term copies given to the restored database (Azure gives it none)
           'Microsoft.Sql/servers/databases/backupLongTermRetentionPolicies/write'
+          // GET   {db}/replicationLinks: preflight refuses a geo-replicated database
+          //       (Azure does not rename one, so the swap would fail)
+          'Microsoft.Sql/servers/databases/replicationLinks/read'
           // GET   Azure-AsyncOperation URL of a restore or delete
           //       (.../Microsoft.Sql/locations/{loc}/databaseAzureAsyncOperation/{id})
           'Microsoft.Sql/locations/databaseAzureAsyncOperation/read'

@@ -43,6 +43,9 @@ pub struct DatabaseProperties {
     pub current_backup_storage_redundancy: Option<String>,
     #[serde(default)]
     pub requested_backup_storage_redundancy: Option<String>,
+    /// Set when the database is in a failover group.
+    #[serde(default)]
+    pub failover_group_id: Option<String>,
 }
 
 impl Database {
@@ -245,6 +248,20 @@ pub struct LongTermRetention {
     pub yearly_retention: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub week_of_year: Option<u32>,
+}
+
+/// One of a database's geo-replication links (`{DB}/replicationLinks`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationLink {
+    #[serde(default)]
+    pub partner_server: Option<String>,
+    #[serde(default)]
+    pub partner_database: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub link_type: Option<String>,
 }
 
 /// A policy resource as ARM sends it: its settings under `properties`.

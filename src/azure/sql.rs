@@ -3,7 +3,8 @@ use super::client::{last_segment, parse_json, ArmClient, Retry};
 use super::error::AzureError;
 use super::lro::{Begun, Operation};
 use super::models::{
-    Database, LongTermRetention, PolicyResource, RestoreSpec, ShortTermRetention, SQL_API_VERSION,
+    Database, LongTermRetention, PolicyResource, ReplicationLink, RestoreSpec, ShortTermRetention,
+    SQL_API_VERSION,
 };
 use azure_core::http::Method;
 
@@ -112,6 +113,24 @@ impl ArmClient {
         policy: &LongTermRetention,
     ) -> Result<Option<Operation>, AzureError> {
         self.put_policy(database_id, LONG_TERM, policy).await
+    }
+
+    /// `GET {DB}/replicationLinks`: the database's geo-replication links
+    /// (one page: a database has a handful at most).
+    pub async fn list_replication_links(
+        &self,
+        database_id: &str,
+    ) -> Result<Vec<ReplicationLink>, AzureError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            value: Vec<PolicyResource<ReplicationLink>>,
+        }
+        let op = format!("GET replicationLinks of {}", last_segment(database_id));
+        let url = self.url(&format!("{database_id}/replicationLinks"), SQL_API_VERSION)?;
+        let r = self.send(&op, Method::Get, &url, None).await?;
+        let page: Page = parse_json(&op, &r.body)?;
+        Ok(page.value.into_iter().map(|l| l.properties).collect())
     }
 
     async fn get_policy<P: serde::de::DeserializeOwned>(

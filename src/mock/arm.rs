@@ -65,6 +65,12 @@ enum Route<'a> {
         server: &'a str,
         db: &'a str,
     },
+    DbLinks {
+        sub: &'a str,
+        rg: &'a str,
+        server: &'a str,
+        db: &'a str,
+    },
     DbRetention {
         sub: &'a str,
         rg: &'a str,
@@ -144,6 +150,12 @@ fn route(segs: &[String]) -> Route<'_> {
                     db,
                 },
                 [db, m] if eq(m, "move") => Route::DbMove {
+                    sub,
+                    rg,
+                    server,
+                    db,
+                },
+                [db, l] if eq(l, "replicationlinks") => Route::DbLinks {
                     sub,
                     rg,
                     server,
@@ -304,6 +316,7 @@ fn subscription_of<'a>(r: &Route<'a>) -> Option<&'a str> {
         | Route::Db { sub, .. }
         | Route::DbMove { sub, .. }
         | Route::DbRetention { sub, .. }
+        | Route::DbLinks { sub, .. }
         | Route::SqlAsyncOp { sub, .. }
         | Route::SqlOpResult { sub, .. }
         | Route::Vm { sub, .. }
@@ -326,6 +339,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
             kind: backup::Policy::ShortTerm,
             ..
         } => (ApiType::SqlRetention, sub, Some(rg), None),
+        Route::DbLinks { sub, rg, .. } => (ApiType::SqlReplicationLinks, sub, Some(rg), None),
         Route::DbRetention {
             sub,
             rg,
@@ -344,7 +358,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 404,
                 "InvalidResourceType",
                 format!(
-                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases and their backup retention policies, and Microsoft.Compute virtual machines and their run commands).",
+                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases their backup retention policies and replication links, and Microsoft.Compute virtual machines and their run commands).",
                     req.path
                 ),
             )
@@ -407,6 +421,15 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 db,
             },
         ) => sql::move_db(st, req, sub, rg, server, db),
+        (
+            "GET",
+            Route::DbLinks {
+                sub,
+                rg,
+                server,
+                db,
+            },
+        ) => sql::list_replication_links(st, sub, rg, server, db),
         (
             "GET",
             Route::DbRetention {

@@ -36,6 +36,11 @@ pub(crate) struct Database {
     pub diff_backup_hours: u32,
     /// Long-term retention (`backupLongTermRetentionPolicies/default`).
     pub ltr: Ltr,
+    /// Geo-replication links (`{DB}/replicationLinks`): Azure refuses to
+    /// rename a database that has one.
+    pub replication_links: Vec<super::scenario::ReplicationLinkSpec>,
+    /// `properties.failoverGroupId` of a database in a failover group.
+    pub failover_group_id: Option<String>,
     pub sku: SkuSpec,
     pub elastic_pool_id: Option<String>,
     pub max_size_bytes: u64,
@@ -400,10 +405,50 @@ impl Database {
                 "requestedBackupStorageRedundancy": self.backup_redundancy,
             }
         });
+        if let Some(fog) = &self.failover_group_id {
+            v["properties"]["failoverGroupId"] = json!(fog);
+        }
         // Like ARM, a resource without tags has no `tags` member.
         if !self.tags.is_empty() {
             v["tags"] = json!(self.tags);
         }
         v
+    }
+}
+
+impl Database {
+    /// `GET {DB}/replicationLinks`: the links as ARM lists them.
+    pub fn replication_links_arm(&self, server: &Server) -> Value {
+        let value: Vec<Value> = self
+            .replication_links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                // A stable id per link: the database's id and the link's place.
+                let id = Uuid::from_u128(self.database_id.as_u128() ^ (i as u128 + 1));
+                json!({
+                    "id": format!("{}/replicationLinks/{id}", server.db_id(&self.name)),
+                    "name": id.to_string(),
+                    "type": "Microsoft.Sql/servers/databases/replicationLinks",
+                    "properties": {
+                        "partnerServer": l.partner_server,
+                        "partnerDatabase": l.partner_database,
+                        "partnerLocation": l.partner_location,
+                        "role": l.role,
+                        "partnerRole": if l.role.eq_ignore_ascii_case("Primary") { "Secondary" } else { "Primary" },
+                        "replicationMode": "Async",
+                        "replicationState": "CATCH_UP",
+                        "isTerminationAllowed": true,
+                        "linkType": l.link_type,
+                    }
+                })
+            })
+            .collect();
+        json!({ "value": value })
+    }
+
+    /// In a replication relationship (a link or a failover group).
+    pub fn is_replicated(&self) -> bool {
+        !self.replication_links.is_empty() || self.failover_group_id.is_some()
     }
 }

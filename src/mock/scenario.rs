@@ -144,6 +144,12 @@ pub struct DatabaseSpec {
     /// Long-term retention (`backupLongTermRetentionPolicies/default`);
     /// default none. A restored database has none.
     pub long_term_retention: Option<LtrSpec>,
+    /// Geo-replication links (`GET {DB}/replicationLinks`); Azure refuses
+    /// to rename a database that has one (409).
+    pub replication_links: Vec<ReplicationLinkSpec>,
+    /// `properties.failoverGroupId`: the database is in that failover group
+    /// (and so replicated; renaming it is refused too).
+    pub failover_group_id: Option<String>,
     /// ARM tags of the database (`tags`), reported by GET when not empty.
     pub tags: BTreeMap<String, String>,
     /// `properties.zoneRedundant`; default false.
@@ -158,6 +164,31 @@ pub struct DatabaseSpec {
     pub max_size_bytes: Option<u64>,
     /// Content over time; the content as of T is the latest entry with `at <= T`.
     pub history: Vec<HistoryEntry>,
+}
+
+/// A geo-replication link of a database, as `replicationLinks` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationLinkSpec {
+    pub partner_server: String,
+    pub partner_database: String,
+    pub partner_location: String,
+    /// `Primary` (default) or `Secondary`.
+    pub role: String,
+    /// `GEO` (default), `NAMED` or `STANDBY`.
+    pub link_type: String,
+}
+
+impl Default for ReplicationLinkSpec {
+    fn default() -> Self {
+        Self {
+            partner_server: String::new(),
+            partner_database: String::new(),
+            partner_location: "northeurope".into(),
+            role: "Primary".into(),
+            link_type: "GEO".into(),
+        }
+    }
 }
 
 /// A long-term retention policy: ISO 8601 durations such as `P12W`, `P6M`,
@@ -349,6 +380,14 @@ impl Scenario {
                         return Err(invalid(
                             format!("{dat}.diff_backup_hours {h}"),
                             "Azure takes differential backups every 12 or 24 hours".into(),
+                        ));
+                    }
+                }
+                for link in &db.replication_links {
+                    if link.partner_server.trim().is_empty() {
+                        return Err(invalid(
+                            format!("{dat}.replication_links"),
+                            "each link names its partner_server (and partner_database)".into(),
                         ));
                     }
                 }

@@ -298,6 +298,8 @@ pub(crate) fn put_db(
         retention_days,
         diff_backup_hours: super::backup::DEFAULT_DIFF_BACKUP_HOURS,
         ltr: Default::default(),
+        replication_links: Vec::new(),
+        failover_group_id: None,
         sku,
         elastic_pool_id: pool,
         max_size_bytes: max_size,
@@ -401,6 +403,13 @@ pub(crate) fn move_db(
             format!("The source database '{}/{db}' does not exist.", srv.name),
         );
     };
+    if srv.databases[di].is_replicated() {
+        return Reply::arm_error(
+            409,
+            "InvalidOperationForDatabaseInReplicationRelationship",
+            format!("The operation cannot be performed on database '{db}' because it is involved in a replication relationship (a geo-replication link or a failover group)."),
+        );
+    }
     let target_text = body.get("id").and_then(Value::as_str).unwrap_or("");
     let Some(target) = parse_db_id(target_text) else {
         return Reply::arm_error(
@@ -499,5 +508,23 @@ pub(crate) fn sql_op_result(st: &mut State, ctx: &Ctx, sub: &str, id: &str) -> R
             _ => Reply::empty(200),
         },
         OpStatus::Failed | OpStatus::Canceled => failed_reply(st, i),
+    }
+}
+
+/// `GET {DB}/replicationLinks`.
+pub(crate) fn list_replication_links(
+    st: &State,
+    sub: &str,
+    rg: &str,
+    server: &str,
+    db: &str,
+) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return db_not_found(rg, server, db);
+    };
+    let srv = &st.servers[si];
+    match srv.find_db(db) {
+        Some(di) => Reply::json(200, srv.databases[di].replication_links_arm(srv)),
+        None => db_not_found(rg, server, db),
     }
 }

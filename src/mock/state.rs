@@ -129,6 +129,19 @@ impl State {
                         })?,
                         None => Default::default(),
                     },
+                    replication_links: d
+                        .replication_links
+                        .iter()
+                        .map(|l| super::scenario::ReplicationLinkSpec {
+                            partner_database: if l.partner_database.is_empty() {
+                                d.name.clone()
+                            } else {
+                                l.partner_database.clone()
+                            },
+                            ..l.clone()
+                        })
+                        .collect(),
+                    failover_group_id: d.failover_group_id.clone(),
                     sku,
                     elastic_pool_id: d.elastic_pool_id.clone(),
                     max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),

@@ -128,3 +128,95 @@ async fn verify_names_a_retention_that_did_not_hold() {
     assert_eq!(live["content"], "v3 after destructive tests");
     assert_eq!(live["retention_days"], 21, "{live}");
 }
+
+/// Preflight refuses, before the environment goes offline, what would make
+/// the swap fail (Azure does not rename a replicated database) or what pitr
+/// does not restore (Hyperscale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_refuses_what_azure_would_refuse_late() {
+    let base = scenario("restore_polls = 1");
+    let sku =
+        "sku = { name = \"GP_Gen5\", tier = \"GeneralPurpose\", family = \"Gen5\", capacity = 4 }";
+    assert!(base.contains(sku), "scenario changed");
+    let cases = [
+        (
+            "geo-replication link",
+            base.replacen(
+                "diff_backup_hours = 24\n",
+                "diff_backup_hours = 24\nreplication_links = [{ partner_server = \"sql-uat-dr\", partner_database = \"AxDB\" }]\n",
+                1,
+            ),
+            vec![
+                "database 'AxDB' has a GEO replication link (role Primary) with 'AxDB' on server 'sql-uat-dr'",
+                "Azure does not rename a database in a replication relationship",
+                "remove the link, run the restore, then set up geo-replication again",
+            ],
+        ),
+        (
+            "failover group",
+            base.replacen(
+                "diff_backup_hours = 24\n",
+                "diff_backup_hours = 24\nfailover_group_id = \"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/sql-uat/failoverGroups/fog-uat\"\n",
+                1,
+            ),
+            vec![
+                "database 'AxDB' is in failover group /subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/sql-uat/failoverGroups/fog-uat",
+                "remove it from the failover group, run the restore, then add it again",
+            ],
+        ),
+        (
+            "Hyperscale",
+            base.replacen(
+                sku,
+                "sku = { name = \"HS_Gen5\", tier = \"Hyperscale\", family = \"Gen5\", capacity = 4 }",
+                1,
+            ),
+            vec![
+                "database 'AxDB' is Hyperscale",
+                "restore it in the Azure portal",
+            ],
+        ),
+    ];
+    for (case, scenario, parts) in cases {
+        assert_ne!(scenario, base, "{case}: scenario unchanged");
+        let t = TestEnv::start(&scenario);
+        let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+        let out = t.pitr(&["run", &id]);
+        assert!(!out.status.success(), "{case}: the run went on");
+        let show = t.json(&["request", "show", &id, "--json"]);
+        let preflight = step(&show, "preflight");
+        assert_eq!(preflight["status"], "failed", "{case}: {preflight}");
+        let error = preflight["error"].as_str().unwrap_or("");
+        for part in parts {
+            assert!(error.contains(part), "{case}: {part:?} not in {error}");
+        }
+        assert!(show["job"]["offline_at"].is_null(), "{case}: went offline");
+        assert!(
+            show["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["name"] == "preflight"),
+            "{case}: a step after preflight started"
+        );
+        // Nothing changed: the request can run again once the cause is gone.
+        assert_eq!(show["status"], "accepted", "{case}");
+        // Nothing was written to Azure: no script, no restore, no rename.
+        let journal = t.journal().await;
+        let writes: Vec<_> = journal
+            .iter()
+            .filter(|e| {
+                e["method"] != "GET" && e["path"].as_str().unwrap_or("").contains("/subscriptions/")
+            })
+            .map(|e| format!("{} {}", e["method"], e["path"]))
+            .collect();
+        assert!(writes.is_empty(), "{case}: wrote {writes:?}");
+        let state = t.state().await;
+        assert!(all_running(&state), "{case}");
+        assert_eq!(
+            databases(&state)["AxDB"]["content"],
+            "v3 after destructive tests",
+            "{case}"
+        );
+    }
+}

@@ -37,6 +37,35 @@ impl Engine {
                 db.status()
             )));
         }
+        // What would make the swap or the restore fail, found before the
+        // environment goes offline.
+        if let Some(fog) = &db.properties.failover_group_id {
+            return Err(StepError::Failed(format!(
+                "database '{}' is in failover group {fog}: Azure does not rename a replicated database, so the swap would fail; remove it from the failover group, run the restore, then add it again",
+                env.database
+            )));
+        }
+        if let Some(link) = self.azure.list_replication_links(&id).await?.first() {
+            return Err(StepError::Failed(format!(
+                "database '{}' has a {} replication link (role {}) with '{}' on server '{}': Azure does not rename a database in a replication relationship, so the swap would fail; remove the link, run the restore, then set up geo-replication again",
+                env.database,
+                link.link_type.as_deref().unwrap_or("geo"),
+                link.role.as_deref().unwrap_or("unknown"),
+                link.partner_database.as_deref().unwrap_or("?"),
+                link.partner_server.as_deref().unwrap_or("?"),
+            )));
+        }
+        let tier = db
+            .sku
+            .as_ref()
+            .and_then(|s| s.get("tier"))
+            .and_then(|t| t.as_str());
+        if tier.is_some_and(|t| t.eq_ignore_ascii_case("Hyperscale")) {
+            return Err(StepError::Failed(format!(
+                "database '{}' is Hyperscale: pitr does not restore Hyperscale databases (their backup settings, retention and restore differ and are not rehearsed); restore it in the Azure portal",
+                env.database
+            )));
+        }
         if let Some(earliest) = db.properties.earliest_restore_date {
             if req.spec.restore_point < earliest {
                 return Err(StepError::Failed(format!(

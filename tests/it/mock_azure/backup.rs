@@ -479,3 +479,89 @@ async fn tags_and_backup_redundancy() {
     );
     assert!(moved["properties"]["earliestRestoreDate"].is_string());
 }
+
+#[tokio::test]
+async fn a_replicated_database_lists_its_links_and_is_not_renamed() {
+    let extra = r#"
+[[servers]]
+subscription_id = "00000000-0000-0000-0000-000000000001"
+resource_group = "rg-test"
+name = "sql-ret"
+location = "westeurope"
+
+[[servers.databases]]
+name = "Linked"
+replication_links = [{ partner_server = "sql-dr", role = "Primary" }]
+history = [{ at = "-5d", content = "linked" }]
+
+[[servers.databases]]
+name = "Grouped"
+failover_group_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/sql-ret/failoverGroups/fog"
+history = [{ at = "-5d", content = "grouped" }]
+
+[[servers.databases]]
+name = "Alone"
+history = [{ at = "-5d", content = "alone" }]
+"#;
+    let env = start(&format!("{SCENARIO}{extra}")).await;
+    let links = |db: &str| format!("{}/replicationLinks?{SQL}", ret_path(db));
+    let r = env.arm("GET", &links("Linked"), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    let link = &v["value"][0];
+    assert_eq!(
+        link["type"],
+        "Microsoft.Sql/servers/databases/replicationLinks"
+    );
+    assert_eq!(link["properties"]["partnerServer"], "sql-dr");
+    assert_eq!(
+        link["properties"]["partnerDatabase"], "Linked",
+        "same name by default"
+    );
+    assert_eq!(link["properties"]["role"], "Primary");
+    assert_eq!(link["properties"]["partnerRole"], "Secondary");
+    assert_eq!(link["properties"]["linkType"], "GEO");
+    assert_eq!(
+        env.arm("GET", &links("Alone"), None).await.json(),
+        json!({"value": []})
+    );
+    assert_eq!(env.arm("GET", &links("Ghost"), None).await.status, 404);
+    let grouped = env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Grouped")), None)
+        .await
+        .json();
+    assert!(grouped["properties"]["failoverGroupId"]
+        .as_str()
+        .unwrap()
+        .ends_with("/failoverGroups/fog"));
+    assert!(env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Alone")), None)
+        .await
+        .json()["properties"]
+        .get("failoverGroupId")
+        .is_none());
+    // Azure does not rename a database in a replication relationship.
+    for db in ["Linked", "Grouped"] {
+        let r = env
+            .arm(
+                "POST",
+                &format!("{}/move?{SQL}", ret_path(db)),
+                Some(json!({"id": ret_path(&format!("{db}_renamed"))})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (409, "InvalidOperationForDatabaseInReplicationRelationship"),
+            "{db}: {}",
+            r.text
+        );
+    }
+    let r = env
+        .arm(
+            "POST",
+            &format!("{}/move?{SQL}", ret_path("Alone")),
+            Some(json!({"id": ret_path("Alone_renamed")})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
