@@ -56,6 +56,9 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           // GET   {db}/replicationLinks: preflight refuses a geo-replicated database
           //       (Azure does not rename one, so the swap would fail)
           'Microsoft.Sql/servers/databases/replicationLinks/read'
+          // GET   {db}/auditingSettings/default: preflight notes database-level auditing,
+          //       which a restored database loses and pitr cannot set again
+          'Microsoft.Sql/servers/databases/auditingSettings/read'
           // GET   Azure-AsyncOperation URL of a restore or delete
           //       (.../Microsoft.Sql/locations/{loc}/databaseAzureAsyncOperation/{id})
           'Microsoft.Sql/locations/databaseAzureAsyncOperation/read'

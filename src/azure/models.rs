@@ -264,6 +264,26 @@ pub struct ReplicationLink {
     pub link_type: Option<String>,
 }
 
+/// Database-level auditing (`{DB}/auditingSettings/default`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Auditing {
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub storage_endpoint: Option<String>,
+    #[serde(default)]
+    pub is_azure_monitor_target_enabled: Option<bool>,
+}
+
+impl Auditing {
+    pub fn is_enabled(&self) -> bool {
+        self.state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Enabled"))
+    }
+}
+
 /// A policy resource as ARM sends it: its settings under `properties`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub(crate) struct PolicyResource<P> {

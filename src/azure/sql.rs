@@ -3,8 +3,8 @@ use super::client::{last_segment, parse_json, ArmClient, Retry};
 use super::error::AzureError;
 use super::lro::{Begun, Operation};
 use super::models::{
-    Database, LongTermRetention, PolicyResource, ReplicationLink, RestoreSpec, ShortTermRetention,
-    SQL_API_VERSION,
+    Auditing, Database, LongTermRetention, PolicyResource, ReplicationLink, RestoreSpec,
+    ShortTermRetention, SQL_API_VERSION,
 };
 use azure_core::http::Method;
 
@@ -113,6 +113,12 @@ impl ArmClient {
         policy: &LongTermRetention,
     ) -> Result<Option<Operation>, AzureError> {
         self.put_policy(database_id, LONG_TERM, policy).await
+    }
+
+    /// `GET {DB}/auditingSettings/default`: the database's own auditing
+    /// (`None`: Azure has none to show).
+    pub async fn get_auditing(&self, database_id: &str) -> Result<Option<Auditing>, AzureError> {
+        self.get_policy(database_id, "auditingSettings").await
     }
 
     /// `GET {DB}/replicationLinks`: the database's geo-replication links

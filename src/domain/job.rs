@@ -63,6 +63,11 @@ pub struct JobFacts {
     pub source_short_term: Option<super::retention::ShortTerm>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_long_term: Option<super::retention::LongTerm>,
+    /// What the original had that pitr does not carry over, each said as
+    /// what to do ("database-level auditing was on ...; set it again"):
+    /// shown by `request show` and told by the run's notification.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_carried: Vec<String>,
     pub offline_at: Option<DateTime<Utc>>,
     pub online_at: Option<DateTime<Utc>>,
     /// Set when a step failed for good: the cause, while the run recovers

@@ -71,6 +71,13 @@ enum Route<'a> {
         server: &'a str,
         db: &'a str,
     },
+    DbAuditing {
+        sub: &'a str,
+        rg: &'a str,
+        server: &'a str,
+        db: &'a str,
+        name: &'a str,
+    },
     DbRetention {
         sub: &'a str,
         rg: &'a str,
@@ -154,6 +161,13 @@ fn route(segs: &[String]) -> Route<'_> {
                     rg,
                     server,
                     db,
+                },
+                [db, a, name] if eq(a, "auditingsettings") => Route::DbAuditing {
+                    sub,
+                    rg,
+                    server,
+                    db,
+                    name,
                 },
                 [db, l] if eq(l, "replicationlinks") => Route::DbLinks {
                     sub,
@@ -317,6 +331,7 @@ fn subscription_of<'a>(r: &Route<'a>) -> Option<&'a str> {
         | Route::DbMove { sub, .. }
         | Route::DbRetention { sub, .. }
         | Route::DbLinks { sub, .. }
+        | Route::DbAuditing { sub, .. }
         | Route::SqlAsyncOp { sub, .. }
         | Route::SqlOpResult { sub, .. }
         | Route::Vm { sub, .. }
@@ -340,6 +355,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
             ..
         } => (ApiType::SqlRetention, sub, Some(rg), None),
         Route::DbLinks { sub, rg, .. } => (ApiType::SqlReplicationLinks, sub, Some(rg), None),
+        Route::DbAuditing { sub, rg, .. } => (ApiType::SqlAuditing, sub, Some(rg), None),
         Route::DbRetention {
             sub,
             rg,
@@ -358,7 +374,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 404,
                 "InvalidResourceType",
                 format!(
-                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases their backup retention policies and replication links, and Microsoft.Compute virtual machines and their run commands).",
+                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases their backup retention policies, replication links and auditing settings, and Microsoft.Compute virtual machines and their run commands).",
                     req.path
                 ),
             )
@@ -430,6 +446,16 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 db,
             },
         ) => sql::list_replication_links(st, sub, rg, server, db),
+        (
+            "GET",
+            Route::DbAuditing {
+                sub,
+                rg,
+                server,
+                db,
+                name,
+            },
+        ) => sql::get_auditing(st, (sub, rg, server, db), name),
         (
             "GET",
             Route::DbRetention {

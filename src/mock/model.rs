@@ -41,6 +41,8 @@ pub(crate) struct Database {
     pub replication_links: Vec<super::scenario::ReplicationLinkSpec>,
     /// `properties.failoverGroupId` of a database in a failover group.
     pub failover_group_id: Option<String>,
+    /// Database-level auditing (`None`: off).
+    pub auditing: Option<super::scenario::AuditingSpec>,
     pub sku: SkuSpec,
     pub elastic_pool_id: Option<String>,
     pub max_size_bytes: u64,
@@ -445,6 +447,32 @@ impl Database {
             })
             .collect();
         json!({ "value": value })
+    }
+
+    /// `GET {DB}/auditingSettings/default`.
+    pub fn auditing_arm(&self, server: &Server) -> Value {
+        let off = super::scenario::AuditingSpec {
+            state: "Disabled".into(),
+            ..Default::default()
+        };
+        let a = self.auditing.as_ref().unwrap_or(&off);
+        json!({
+            "id": format!("{}/auditingSettings/Default", server.db_id(&self.name)),
+            "name": "Default",
+            "type": "Microsoft.Sql/servers/databases/auditingSettings",
+            "properties": {
+                "state": a.state,
+                "storageEndpoint": a.storage_endpoint.clone().unwrap_or_default(),
+                "retentionDays": a.retention_days,
+                "auditActionsAndGroups": [
+                    "SUCCESSFUL_DATABASE_AUTHENTICATION_GROUP",
+                    "FAILED_DATABASE_AUTHENTICATION_GROUP",
+                    "BATCH_COMPLETED_GROUP"
+                ],
+                "isStorageSecondaryKeyInUse": false,
+                "isAzureMonitorTargetEnabled": a.is_azure_monitor_target_enabled,
+            }
+        })
     }
 
     /// In a replication relationship (a link or a failover group).

@@ -150,6 +150,9 @@ pub struct DatabaseSpec {
     /// `properties.failoverGroupId`: the database is in that failover group
     /// (and so replicated; renaming it is refused too).
     pub failover_group_id: Option<String>,
+    /// Database-level auditing (`auditingSettings/default`); default off.
+    /// A restored database has it off (Azure does not keep it).
+    pub auditing: Option<AuditingSpec>,
     /// ARM tags of the database (`tags`), reported by GET when not empty.
     pub tags: BTreeMap<String, String>,
     /// `properties.zoneRedundant`; default false.
@@ -164,6 +167,17 @@ pub struct DatabaseSpec {
     pub max_size_bytes: Option<u64>,
     /// Content over time; the content as of T is the latest entry with `at <= T`.
     pub history: Vec<HistoryEntry>,
+}
+
+/// Database-level auditing, as `auditingSettings/default` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditingSpec {
+    /// `Enabled` or `Disabled` (default).
+    pub state: String,
+    pub storage_endpoint: Option<String>,
+    pub retention_days: u32,
+    pub is_azure_monitor_target_enabled: bool,
 }
 
 /// A geo-replication link of a database, as `replicationLinks` shows it.
@@ -380,6 +394,14 @@ impl Scenario {
                         return Err(invalid(
                             format!("{dat}.diff_backup_hours {h}"),
                             "Azure takes differential backups every 12 or 24 hours".into(),
+                        ));
+                    }
+                }
+                if let Some(a) = &db.auditing {
+                    if !matches!(a.state.as_str(), "Enabled" | "Disabled") {
+                        return Err(invalid(
+                            format!("{dat}.auditing.state '{}'", a.state),
+                            "use Enabled or Disabled".into(),
                         ));
                     }
                 }

@@ -300,6 +300,7 @@ pub(crate) fn put_db(
         ltr: Default::default(),
         replication_links: Vec::new(),
         failover_group_id: None,
+        auditing: None,
         sku,
         elastic_pool_id: pool,
         max_size_bytes: max_size,
@@ -508,6 +509,27 @@ pub(crate) fn sql_op_result(st: &mut State, ctx: &Ctx, sub: &str, id: &str) -> R
             _ => Reply::empty(200),
         },
         OpStatus::Failed | OpStatus::Canceled => failed_reply(st, i),
+    }
+}
+
+/// `GET {DB}/auditingSettings/{name}` (the one a database has is `default`).
+pub(crate) fn get_auditing(
+    st: &State,
+    (sub, rg, server, db): (&str, &str, &str, &str),
+    name: &str,
+) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return db_not_found(rg, server, db);
+    };
+    let srv = &st.servers[si];
+    match srv.find_db(db) {
+        Some(di) if eq(name, "default") => Reply::json(200, srv.databases[di].auditing_arm(srv)),
+        Some(_) => Reply::arm_error(
+            404,
+            "ResourceNotFound",
+            format!("The Resource 'Microsoft.Sql/servers/{server}/databases/{db}/auditingSettings/{name}' under resource group '{rg}' was not found."),
+        ),
+        None => db_not_found(rg, server, db),
     }
 }
 

@@ -142,6 +142,7 @@ impl State {
                         })
                         .collect(),
                     failover_group_id: d.failover_group_id.clone(),
+                    auditing: d.auditing.clone(),
                     sku,
                     elastic_pool_id: d.elastic_pool_id.clone(),
                     max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),

@@ -220,3 +220,59 @@ async fn preflight_refuses_what_azure_would_refuse_late() {
         );
     }
 }
+
+/// What pitr does not carry over is said, never silently dropped: in
+/// `request show` (text and JSON), the request's history and the body of
+/// the run's notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditing_it_cannot_carry_over_is_reported() {
+    let scenario = scenario("restore_polls = 1").replacen(
+        "diff_backup_hours = 24\n",
+        "diff_backup_hours = 24\nauditing = { state = \"Enabled\", storage_endpoint = \"https://auditlogs.blob.core.windows.net/\", retention_days = 90 }\n",
+        1,
+    );
+    let t = TestEnv::start(&scenario);
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.ok(&["run", &id]);
+    let said = "database-level auditing was on for the original to https://auditlogs.blob.core.windows.net/; set it again on AxDB after the restore";
+
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "succeeded");
+    let listed = show["job"]["not_carried"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].as_str().unwrap().starts_with(said), "{listed:?}");
+    let text = t.ok(&["request", "show", &id]);
+    assert!(text.contains(&format!("not carried {said}")), "{text}");
+    let events = show["events"].as_array().unwrap();
+    let done = events.last().unwrap();
+    assert_eq!(done["to"], "succeeded");
+    assert!(
+        done["note"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("not carried over: {said}")),
+        "{done}"
+    );
+    // The notification's body carries the same words.
+    let store = rusqlite::Connection::open(t.path("pitr.db")).unwrap();
+    let body: String = store
+        .query_row(
+            "SELECT payload FROM outbox WHERE request_id = ?1 AND event = 'succeeded'",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains(said),
+        "{body}"
+    );
+
+    // A database without its own auditing has nothing to report.
+    let t = TestEnv::start(&self::scenario("restore_polls = 1"));
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.ok(&["run", &id]);
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["job"]["not_carried"], json!([]));
+    assert!(show["events"].as_array().unwrap().last().unwrap()["note"].is_null());
+}

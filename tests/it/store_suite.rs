@@ -422,6 +422,7 @@ pub async fn store_suite(store: SharedStore) {
             Some("P5Y"),
             Some(16),
         )),
+        not_carried: vec!["database-level auditing was on; set it again".into()],
         offline_at: Some(t(1443)),
         online_at: None,
         recovering: Some("restore step failed: timeout".into()),

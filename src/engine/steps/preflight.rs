@@ -113,7 +113,22 @@ impl Engine {
         // What Azure does not give a restored database, read now (the
         // original is renamed by the swap).
         let retention = self.read_retention(&id).await?;
+        let mut not_carried = Vec::new();
+        if let Some(a) = self.azure.get_auditing(&id).await? {
+            if a.is_enabled() {
+                let to = match (&a.storage_endpoint, a.is_azure_monitor_target_enabled) {
+                    (Some(s), _) if !s.is_empty() => format!(" to {s}"),
+                    (_, Some(true)) => " to Azure Monitor".to_string(),
+                    _ => String::new(),
+                };
+                not_carried.push(format!(
+                    "database-level auditing was on for the original{to}; set it again on {} after the restore (Azure does not keep it, and pitr cannot: its storage key cannot be read back)",
+                    env.database
+                ));
+            }
+        }
         let job = &mut *cx.job;
+        job.facts.not_carried = not_carried;
         job.facts.source_short_term = retention.short_term;
         job.facts.source_long_term = retention.long_term;
         job.facts.original_database_id = Some(original.to_string());
