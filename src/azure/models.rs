@@ -46,6 +46,9 @@ pub struct DatabaseProperties {
     /// Set when the database is in a failover group.
     #[serde(default)]
     pub failover_group_id: Option<String>,
+    /// Every other property, as Azure sent it.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 impl Database {
@@ -91,6 +94,9 @@ pub struct RestoreSpec {
     pub tags: BTreeMap<String, String>,
     pub zone_redundant: Option<bool>,
     pub backup_storage_redundancy: Option<String>,
+    /// More `properties` to send as they are (the original's max size,
+    /// license type, maintenance window, ...).
+    pub properties: BTreeMap<String, serde_json::Value>,
 }
 
 impl RestoreSpec {
@@ -109,6 +115,9 @@ impl RestoreSpec {
         }
         if let Some(r) = &self.backup_storage_redundancy {
             props["requestedBackupStorageRedundancy"] = serde_json::Value::String(r.clone());
+        }
+        for (k, v) in &self.properties {
+            props[k.as_str()] = v.clone();
         }
         if let Some(pool) = &self.elastic_pool_id {
             props["elasticPoolId"] = serde_json::Value::String(pool.clone());
@@ -307,8 +316,17 @@ mod tests {
             tags: BTreeMap::from([("cost-center".to_string(), "qa".to_string())]),
             zone_redundant: Some(false),
             backup_storage_redundancy: Some("Local".into()),
+            properties: BTreeMap::from([
+                (
+                    "maxSizeBytes".to_string(),
+                    serde_json::json!(107374182400u64),
+                ),
+                ("licenseType".to_string(), serde_json::json!("BasePrice")),
+            ]),
         };
         let b = spec.body();
+        assert_eq!(b["properties"]["maxSizeBytes"], 107374182400u64);
+        assert_eq!(b["properties"]["licenseType"], "BasePrice");
         assert_eq!(b["tags"]["cost-center"], "qa");
         assert_eq!(b["properties"]["zoneRedundant"], false);
         assert_eq!(b["properties"]["requestedBackupStorageRedundancy"], "Local");

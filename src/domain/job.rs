@@ -68,6 +68,10 @@ pub struct JobFacts {
     /// shown by `request show` and told by the run's notification.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_carried: Vec<String>,
+    /// The original's values of [`super::retention::CARRIED_PROPERTIES`]
+    /// (ARM property -> value), sent in the restore PUT.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source_properties: std::collections::BTreeMap<String, serde_json::Value>,
     pub offline_at: Option<DateTime<Utc>>,
     pub online_at: Option<DateTime<Utc>>,
     /// Set when a step failed for good: the cause, while the run recovers

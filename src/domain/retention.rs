@@ -172,3 +172,105 @@ mod tests {
         assert_eq!(none.to_string(), "no long-term copies");
     }
 }
+
+/// Database properties a point-in-time restore does not take from its
+/// source unless its PUT names them: pitr sends the original's and
+/// `verify` checks them. (ARM property, what people call it.)
+pub const CARRIED_PROPERTIES: &[(&str, &str)] = &[
+    ("maxSizeBytes", "max size"),
+    ("licenseType", "license type"),
+    ("maintenanceConfigurationId", "maintenance window"),
+    ("highAvailabilityReplicaCount", "high-availability replicas"),
+    ("autoPauseDelay", "auto-pause delay"),
+    ("minCapacity", "minimum capacity"),
+];
+
+/// The first carried property the live database does not keep: (what
+/// people call it, the original's value, the live one; `none` when absent).
+/// Strings compare without case, as ARM does.
+pub fn first_difference(
+    original: &std::collections::BTreeMap<String, serde_json::Value>,
+    live: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Option<(&'static str, String, String)> {
+    use serde_json::Value;
+    let same = |a: &Value, b: Option<&Value>| match (a, b) {
+        (Value::String(x), Some(Value::String(y))) => x.eq_ignore_ascii_case(y),
+        (Value::Number(x), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
+        (x, Some(y)) => x == y,
+        (_, None) => false,
+    };
+    let show = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => "none".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    CARRIED_PROPERTIES.iter().find_map(|(key, name)| {
+        let orig = original.get(*key).filter(|v| !v.is_null())?;
+        let now = live.get(*key).filter(|v| !v.is_null());
+        (!same(orig, now)).then(|| (*name, show(Some(orig)), show(now)))
+    })
+}
+
+#[cfg(test)]
+mod carried_tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+
+    fn map(v: Value) -> BTreeMap<String, Value> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn every_carried_property_is_compared_and_named() {
+        let orig = map(json!({
+            "maxSizeBytes": 107374182400u64,
+            "licenseType": "BasePrice",
+            "maintenanceConfigurationId": "/subscriptions/s/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_WestEurope_DB_1",
+            "highAvailabilityReplicaCount": 1,
+            "autoPauseDelay": -1,
+            "minCapacity": 1.5,
+        }));
+        assert_eq!(first_difference(&orig, &orig), None);
+        // Case of strings and the form of numbers do not matter.
+        let mut same = orig.clone();
+        same.insert("licenseType".into(), json!("baseprice"));
+        same.insert("minCapacity".into(), json!(1.50));
+        assert_eq!(first_difference(&orig, &same), None);
+        for (key, name) in CARRIED_PROPERTIES {
+            let mut live = orig.clone();
+            live.insert((*key).into(), json!("other"));
+            let (n, o, l) = first_difference(&orig, &live).unwrap_or_else(|| panic!("{key}"));
+            assert_eq!(n, *name);
+            assert_eq!(l, "other");
+            assert_eq!(o, super::show_for_test(&orig[*key]));
+            live.remove(*key);
+            assert_eq!(
+                first_difference(&orig, &live).map(|d| d.2),
+                Some("none".into()),
+                "{key}"
+            );
+        }
+        // What the original did not report is not compared.
+        let only = map(json!({"licenseType": "LicenseIncluded"}));
+        assert_eq!(
+            first_difference(
+                &only,
+                &map(json!({"licenseType": "LicenseIncluded", "maxSizeBytes": 1}))
+            ),
+            None
+        );
+        assert_eq!(
+            first_difference(&map(json!({"maxSizeBytes": null})), &map(json!({}))),
+            None
+        );
+    }
+}
+
+#[cfg(test)]
+fn show_for_test(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -25,6 +25,10 @@ impl State {
                             "earliest_restore_date": d.earliest_restore(now).map(ts),
                             "retention_days": d.retention_days,
                             "diff_backup_hours": d.diff_backup_hours,
+                            "max_size_bytes": d.max_size_bytes,
+                            "license_type": d.license_type,
+                            "maintenance_configuration_id": d.maintenance_configuration_id,
+                            "high_availability_replica_count": d.ha_replicas,
                             "long_term_retention": {
                                 "weekly": d.ltr.weekly,
                                 "monthly": d.ltr.monthly,

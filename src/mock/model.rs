@@ -43,6 +43,12 @@ pub(crate) struct Database {
     pub failover_group_id: Option<String>,
     /// Database-level auditing (`None`: off).
     pub auditing: Option<super::scenario::AuditingSpec>,
+    /// `properties.licenseType`: `LicenseIncluded` (default) or `BasePrice`.
+    pub license_type: String,
+    /// `properties.maintenanceConfigurationId` (`None`: `SQL_Default`).
+    pub maintenance_configuration_id: Option<String>,
+    /// `properties.highAvailabilityReplicaCount` (default 0).
+    pub ha_replicas: u32,
     pub sku: SkuSpec,
     pub elastic_pool_id: Option<String>,
     pub max_size_bytes: u64,
@@ -407,6 +413,15 @@ impl Database {
                 "requestedBackupStorageRedundancy": self.backup_redundancy,
             }
         });
+        v["properties"]["licenseType"] = json!(self.license_type);
+        v["properties"]["highAvailabilityReplicaCount"] = json!(self.ha_replicas);
+        v["properties"]["maintenanceConfigurationId"] = json!(self
+            .maintenance_configuration_id
+            .clone()
+            .unwrap_or_else(|| format!(
+                "/subscriptions/{}/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_Default",
+                server.subscription_id
+            )));
         if let Some(fog) = &self.failover_group_id {
             v["properties"]["failoverGroupId"] = json!(fog);
         }

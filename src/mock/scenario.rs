@@ -165,6 +165,14 @@ pub struct DatabaseSpec {
     /// 35 days before start.
     pub created: Option<TimeSpec>,
     pub max_size_bytes: Option<u64>,
+    /// `properties.licenseType`: `LicenseIncluded` (default) or `BasePrice`.
+    pub license_type: Option<String>,
+    /// `properties.maintenanceConfigurationId`, e.g.
+    /// `/subscriptions/S/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_WestEurope_DB_1`;
+    /// default `SQL_Default`.
+    pub maintenance_configuration_id: Option<String>,
+    /// `properties.highAvailabilityReplicaCount`, 0-4; default 0.
+    pub high_availability_replica_count: Option<u32>,
     /// Content over time; the content as of T is the latest entry with `at <= T`.
     pub history: Vec<HistoryEntry>,
 }
@@ -396,6 +404,20 @@ impl Scenario {
                             "Azure takes differential backups every 12 or 24 hours".into(),
                         ));
                     }
+                }
+                if let Some(l) = &db.license_type {
+                    if !matches!(l.as_str(), "LicenseIncluded" | "BasePrice") {
+                        return Err(invalid(
+                            format!("{dat}.license_type '{l}'"),
+                            "use LicenseIncluded or BasePrice".into(),
+                        ));
+                    }
+                }
+                if db.high_availability_replica_count.is_some_and(|n| n > 4) {
+                    return Err(invalid(
+                        format!("{dat}.high_availability_replica_count"),
+                        "Azure allows 0 to 4 high-availability replicas".into(),
+                    ));
                 }
                 if let Some(a) = &db.auditing {
                     if !matches!(a.state.as_str(), "Enabled" | "Disabled") {

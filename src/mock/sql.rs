@@ -260,7 +260,9 @@ pub(crate) fn put_db(
         (Some(sku), None) => (sku, None),
         (None, None) => (src.sku.clone(), src.elastic_pool_id.clone()),
     };
-    let max_size = src.max_size_bytes;
+    let max_size = extras
+        .max_size_bytes
+        .unwrap_or(super::db_body::DEFAULT_MAX_SIZE_BYTES);
     // A restored database gets Azure's defaults, not its source's: 7 days
     // of short-term retention, differentials every 12 hours, no long-term
     // retention. Whoever restores sets them again.
@@ -301,6 +303,9 @@ pub(crate) fn put_db(
         replication_links: Vec::new(),
         failover_group_id: None,
         auditing: None,
+        license_type: extras.license_type.clone(),
+        maintenance_configuration_id: extras.maintenance_configuration_id.clone(),
+        ha_replicas: extras.ha_replicas,
         sku,
         elastic_pool_id: pool,
         max_size_bytes: max_size,

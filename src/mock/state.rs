@@ -143,6 +143,12 @@ impl State {
                         .collect(),
                     failover_group_id: d.failover_group_id.clone(),
                     auditing: d.auditing.clone(),
+                    license_type: d
+                        .license_type
+                        .clone()
+                        .unwrap_or_else(|| "LicenseIncluded".into()),
+                    maintenance_configuration_id: d.maintenance_configuration_id.clone(),
+                    ha_replicas: d.high_availability_replica_count.unwrap_or(0),
                     sku,
                     elastic_pool_id: d.elastic_pool_id.clone(),
                     max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),

@@ -276,3 +276,41 @@ async fn auditing_it_cannot_carry_over_is_reported() {
     assert_eq!(show["job"]["not_carried"], json!([]));
     assert!(show["events"].as_array().unwrap().last().unwrap()["note"].is_null());
 }
+
+/// The database properties a restore takes only when its PUT names them
+/// (max size, license type, maintenance window, high-availability replicas)
+/// are the original's after a run; without them the mock, like Azure,
+/// gives the restored database its defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_originals_database_properties_are_sent_with_the_restore() {
+    let maintenance = "/subscriptions/00000000-0000-0000-0000-00000000aaaa/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_WestEurope_DB_1";
+    let scenario = scenario("restore_polls = 1").replacen(
+        "diff_backup_hours = 24\n",
+        &format!("diff_backup_hours = 24\nmax_size_bytes = 107374182400\nlicense_type = \"BasePrice\"\nmaintenance_configuration_id = \"{maintenance}\"\nhigh_availability_replica_count = 1\n"),
+        1,
+    );
+    let t = TestEnv::start(&scenario);
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    t.ok(&["run", &id]);
+    let journal = t.journal().await;
+    let put = journal
+        .iter()
+        .find(|e| {
+            e["method"] == "PUT" && e["body"]["properties"]["createMode"] == "PointInTimeRestore"
+        })
+        .expect("a restore PUT");
+    let props = &put["body"]["properties"];
+    assert_eq!(props["maxSizeBytes"], 107374182400u64, "{props}");
+    assert_eq!(props["licenseType"], "BasePrice");
+    assert_eq!(props["maintenanceConfigurationId"], maintenance);
+    assert_eq!(props["highAvailabilityReplicaCount"], 1);
+    let state = t.state().await;
+    let live = &databases(&state)["AxDB"];
+    assert_eq!(live["content"], "v2 after test cycle 1");
+    assert_eq!(live["max_size_bytes"], 107374182400u64, "{live}");
+    assert_eq!(live["license_type"], "BasePrice");
+    assert_eq!(live["maintenance_configuration_id"], maintenance);
+    assert_eq!(live["high_availability_replica_count"], 1);
+    let show = t.json(&["request", "show", &id, "--json"]);
+    assert_eq!(show["status"], "succeeded");
+}

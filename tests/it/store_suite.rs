@@ -423,6 +423,11 @@ pub async fn store_suite(store: SharedStore) {
             Some(16),
         )),
         not_carried: vec!["database-level auditing was on; set it again".into()],
+        source_properties: [
+            ("maxSizeBytes".to_string(), json!(107374182400u64)),
+            ("minCapacity".to_string(), json!(0.5)),
+        ]
+        .into(),
         offline_at: Some(t(1443)),
         online_at: None,
         recovering: Some("restore step failed: timeout".into()),

@@ -129,6 +129,13 @@ impl Engine {
         }
         let job = &mut *cx.job;
         job.facts.not_carried = not_carried;
+        job.facts.source_properties = crate::domain::retention::CARRIED_PROPERTIES
+            .iter()
+            .filter_map(|(k, _)| {
+                let v = db.properties.other.get(*k).filter(|v| !v.is_null())?;
+                Some((k.to_string(), v.clone()))
+            })
+            .collect();
         job.facts.source_short_term = retention.short_term;
         job.facts.source_long_term = retention.long_term;
         job.facts.original_database_id = Some(original.to_string());

@@ -108,6 +108,7 @@ impl Engine {
                     tags: restored_tags(cx.job),
                     zone_redundant: cx.job.facts.source_zone_redundant,
                     backup_storage_redundancy: cx.job.facts.source_backup_redundancy.clone(),
+                    properties: cx.job.facts.source_properties.clone(),
                 };
                 match self.put_restore_once(cx.job, &target, &spec).await? {
                     Some(op) => {

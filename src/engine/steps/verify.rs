@@ -111,6 +111,14 @@ impl Engine {
                 env.database
             )));
         }
+        if let Some((what, original, live)) =
+            crate::domain::retention::first_difference(&f.source_properties, &db.properties.other)
+        {
+            return Err(StepError::Failed(format!(
+                "{} differs from the original in {what}: the original had {original}, the restored database has {live}; the run puts the original back: find what changed it in Azure, then submit the restore again",
+                env.database
+            )));
+        }
         self.check_retention(cx.job, &env.database_id(&env.database), &env.database)
             .await?;
         Ok(format!(

@@ -20,6 +20,9 @@ retention_days = 10
 tags = { env = "uat", owner = "fno-team" }
 zone_redundant = true
 backup_storage_redundancy = "Zone"
+max_size_bytes = 107374182400
+license_type = "BasePrice"
+high_availability_replica_count = 2
 history = [{ at = "-50d", content = "kept" }]
 
 [[servers.databases]]
@@ -195,6 +198,20 @@ async fn short_term_retention_and_earliest_restore() {
         json!({"weeklyRetention": "PT0S", "monthlyRetention": "PT0S", "yearlyRetention": "PT0S", "weekOfYear": 0}),
         "no long-term copies"
     );
+    // Nor the source's max size, license type, maintenance window or
+    // replicas: Azure's defaults unless the PUT names them.
+    let db = env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Kept_pitr")), None)
+        .await
+        .json();
+    let p = &db["properties"];
+    assert_eq!(p["maxSizeBytes"], 34359738368u64, "{p}");
+    assert_eq!(p["licenseType"], "LicenseIncluded");
+    assert_eq!(p["highAvailabilityReplicaCount"], 0);
+    assert!(p["maintenanceConfigurationId"]
+        .as_str()
+        .unwrap()
+        .ends_with("/publicMaintenanceConfigurations/SQL_Default"));
 }
 
 fn short_term(db: &str) -> String {
