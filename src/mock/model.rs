@@ -49,6 +49,8 @@ pub(crate) struct Database {
     pub maintenance_configuration_id: Option<String>,
     /// `properties.highAvailabilityReplicaCount` (default 0).
     pub ha_replicas: u32,
+    /// `properties.encryptionProtector` (database-level CMK).
+    pub encryption_protector: Option<String>,
     pub sku: SkuSpec,
     pub elastic_pool_id: Option<String>,
     pub max_size_bytes: u64,
@@ -424,6 +426,9 @@ impl Database {
             )));
         if let Some(fog) = &self.failover_group_id {
             v["properties"]["failoverGroupId"] = json!(fog);
+        }
+        if let Some(key) = &self.encryption_protector {
+            v["properties"]["encryptionProtector"] = json!(key);
         }
         // Like ARM, a resource without tags has no `tags` member.
         if !self.tags.is_empty() {

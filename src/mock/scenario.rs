@@ -173,6 +173,10 @@ pub struct DatabaseSpec {
     pub maintenance_configuration_id: Option<String>,
     /// `properties.highAvailabilityReplicaCount`, 0-4; default 0.
     pub high_availability_replica_count: Option<u32>,
+    /// `properties.encryptionProtector`: the Key Vault key of a database-level
+    /// customer-managed key (a restore without it falls back to the
+    /// server's encryption).
+    pub encryption_protector: Option<String>,
     /// Content over time; the content as of T is the latest entry with `at <= T`.
     pub history: Vec<HistoryEntry>,
 }

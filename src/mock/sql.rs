@@ -306,6 +306,7 @@ pub(crate) fn put_db(
         license_type: extras.license_type.clone(),
         maintenance_configuration_id: extras.maintenance_configuration_id.clone(),
         ha_replicas: extras.ha_replicas,
+        encryption_protector: None,
         sku,
         elastic_pool_id: pool,
         max_size_bytes: max_size,

@@ -149,6 +149,7 @@ impl State {
                         .unwrap_or_else(|| "LicenseIncluded".into()),
                     maintenance_configuration_id: d.maintenance_configuration_id.clone(),
                     ha_replicas: d.high_availability_replica_count.unwrap_or(0),
+                    encryption_protector: d.encryption_protector.clone(),
                     sku,
                     elastic_pool_id: d.elastic_pool_id.clone(),
                     max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),

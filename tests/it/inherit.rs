@@ -225,10 +225,10 @@ async fn preflight_refuses_what_azure_would_refuse_late() {
 /// `request show` (text and JSON), the request's history and the body of
 /// the run's notification.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auditing_it_cannot_carry_over_is_reported() {
+async fn what_it_cannot_carry_over_is_reported() {
     let scenario = scenario("restore_polls = 1").replacen(
         "diff_backup_hours = 24\n",
-        "diff_backup_hours = 24\nauditing = { state = \"Enabled\", storage_endpoint = \"https://auditlogs.blob.core.windows.net/\", retention_days = 90 }\n",
+        "diff_backup_hours = 24\nauditing = { state = \"Enabled\", storage_endpoint = \"https://auditlogs.blob.core.windows.net/\", retention_days = 90 }\nencryption_protector = \"https://kv-uat.vault.azure.net/keys/axdb/0123abcd\"\n",
         1,
     );
     let t = TestEnv::start(&scenario);
@@ -239,8 +239,12 @@ async fn auditing_it_cannot_carry_over_is_reported() {
     let show = t.json(&["request", "show", &id, "--json"]);
     assert_eq!(show["status"], "succeeded");
     let listed = show["job"]["not_carried"].as_array().unwrap();
-    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(listed[0].as_str().unwrap().starts_with(said), "{listed:?}");
+    assert!(
+        listed[1].as_str().unwrap().starts_with("the original was encrypted with its own customer-managed key https://kv-uat.vault.azure.net/keys/axdb/0123abcd; the restored AxDB uses the server's encryption: set the key again"),
+        "{listed:?}"
+    );
     let text = t.ok(&["request", "show", &id]);
     assert!(text.contains(&format!("not carried {said}")), "{text}");
     let events = show["events"].as_array().unwrap();

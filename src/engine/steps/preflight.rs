@@ -127,6 +127,18 @@ impl Engine {
                 ));
             }
         }
+        if let Some(key) = db
+            .properties
+            .other
+            .get("encryptionProtector")
+            .and_then(|k| k.as_str())
+            .filter(|k| !k.is_empty())
+        {
+            not_carried.push(format!(
+                "the original was encrypted with its own customer-managed key {key}; the restored {} uses the server's encryption: set the key again (identity, keys and encryptionProtector) after the restore",
+                env.database
+            ));
+        }
         let job = &mut *cx.job;
         job.facts.not_carried = not_carried;
         job.facts.source_properties = crate::domain::retention::CARRIED_PROPERTIES
