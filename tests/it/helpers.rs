@@ -456,6 +456,16 @@ pub fn requests<'a>(journal: &'a [Value], method: &str, fragment: &str) -> Vec<&
         .collect()
 }
 
+/// Every point-in-time restore PUT, whatever its answer.
+pub fn restore_put_requests(journal: &[Value]) -> Vec<&Value> {
+    journal
+        .iter()
+        .filter(|e| {
+            e["method"] == "PUT" && e["body"]["properties"]["createMode"] == "PointInTimeRestore"
+        })
+        .collect()
+}
+
 pub fn restore_puts(journal: &[Value]) -> usize {
     journal
         .iter()
