@@ -41,8 +41,24 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           // POST  {server}/databases/{db}/move: the swap's two renames, and rollback's
           'Microsoft.Sql/servers/databases/move/action'
           // GET   {db}/backupShortTermRetentionPolicies/default: the database's PITR retention
-          //       (retentionDays), checked against the requested restore point
+          //       (retentionDays), checked against the requested restore point, and read
+          //       from the original in preflight and from the live database in verify
           'Microsoft.Sql/servers/databases/backupShortTermRetentionPolicies/read'
+          // PUT   {db}_pitr_{job8}/backupShortTermRetentionPolicies/default: the original's
+          //       retention given to the restored database (Azure gives it 7 days)
+          'Microsoft.Sql/servers/databases/backupShortTermRetentionPolicies/write'
+          // GET   {db}/backupLongTermRetentionPolicies/default: the original's long-term
+          //       copies (preflight), the live database's (verify)
+          'Microsoft.Sql/servers/databases/backupLongTermRetentionPolicies/read'
+          // PUT   {db}_pitr_{job8}/backupLongTermRetentionPolicies/default: the original's
+          //       long-term copies given to the restored database (Azure gives it none)
+          'Microsoft.Sql/servers/databases/backupLongTermRetentionPolicies/write'
+          // GET   {db}/replicationLinks: preflight refuses a geo-replicated database
+          //       (Azure does not rename one, so the swap would fail)
+          'Microsoft.Sql/servers/databases/replicationLinks/read'
+          // GET   {db}/auditingSettings/default: preflight notes database-level auditing,
+          //       which a restored database loses and pitr cannot set again
+          'Microsoft.Sql/servers/databases/auditingSettings/read'
           // GET   Azure-AsyncOperation URL of a restore or delete
           //       (.../Microsoft.Sql/locations/{loc}/databaseAzureAsyncOperation/{id})
           'Microsoft.Sql/locations/databaseAzureAsyncOperation/read'

@@ -43,6 +43,12 @@ pub struct DatabaseProperties {
     pub current_backup_storage_redundancy: Option<String>,
     #[serde(default)]
     pub requested_backup_storage_redundancy: Option<String>,
+    /// Set when the database is in a failover group.
+    #[serde(default)]
+    pub failover_group_id: Option<String>,
+    /// Every other property, as Azure sent it.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 impl Database {
@@ -88,6 +94,9 @@ pub struct RestoreSpec {
     pub tags: BTreeMap<String, String>,
     pub zone_redundant: Option<bool>,
     pub backup_storage_redundancy: Option<String>,
+    /// More `properties` to send as they are (the original's max size,
+    /// license type, maintenance window, ...).
+    pub properties: BTreeMap<String, serde_json::Value>,
 }
 
 impl RestoreSpec {
@@ -106,6 +115,9 @@ impl RestoreSpec {
         }
         if let Some(r) = &self.backup_storage_redundancy {
             props["requestedBackupStorageRedundancy"] = serde_json::Value::String(r.clone());
+        }
+        for (k, v) in &self.properties {
+            props[k.as_str()] = v.clone();
         }
         if let Some(pool) = &self.elastic_pool_id {
             props["elasticPoolId"] = serde_json::Value::String(pool.clone());
@@ -221,18 +233,70 @@ pub struct VirtualMachine {
     pub location: String,
 }
 
-/// A database's short-term backup retention policy.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RetentionPolicy {
-    #[serde(default)]
-    pub properties: RetentionProperties,
+/// `{DB}/backupShortTermRetentionPolicies/default`: how far back a
+/// point-in-time restore can go, and how often differentials are taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShortTermRetention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_backup_interval_in_hours: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// `{DB}/backupLongTermRetentionPolicies/default`: ISO 8601 durations
+/// (`PT0S`: none) and the week of the year the yearly copy is taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RetentionProperties {
+pub struct LongTermRetention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly_retention: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_retention: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yearly_retention: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub week_of_year: Option<u32>,
+}
+
+/// One of a database's geo-replication links (`{DB}/replicationLinks`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationLink {
     #[serde(default)]
-    pub retention_days: Option<u32>,
+    pub partner_server: Option<String>,
+    #[serde(default)]
+    pub partner_database: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub link_type: Option<String>,
+}
+
+/// Database-level auditing (`{DB}/auditingSettings/default`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Auditing {
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub storage_endpoint: Option<String>,
+    #[serde(default)]
+    pub is_azure_monitor_target_enabled: Option<bool>,
+}
+
+impl Auditing {
+    pub fn is_enabled(&self) -> bool {
+        self.state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Enabled"))
+    }
+}
+
+/// A policy resource as ARM sends it: its settings under `properties`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct PolicyResource<P> {
+    pub properties: P,
 }
 
 #[cfg(test)]
@@ -252,8 +316,17 @@ mod tests {
             tags: BTreeMap::from([("cost-center".to_string(), "qa".to_string())]),
             zone_redundant: Some(false),
             backup_storage_redundancy: Some("Local".into()),
+            properties: BTreeMap::from([
+                (
+                    "maxSizeBytes".to_string(),
+                    serde_json::json!(107374182400u64),
+                ),
+                ("licenseType".to_string(), serde_json::json!("BasePrice")),
+            ]),
         };
         let b = spec.body();
+        assert_eq!(b["properties"]["maxSizeBytes"], 107374182400u64);
+        assert_eq!(b["properties"]["licenseType"], "BasePrice");
         assert_eq!(b["tags"]["cost-center"], "qa");
         assert_eq!(b["properties"]["zoneRedundant"], false);
         assert_eq!(b["properties"]["requestedBackupStorageRedundancy"], "Local");

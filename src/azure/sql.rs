@@ -2,7 +2,10 @@
 use super::client::{last_segment, parse_json, ArmClient, Retry};
 use super::error::AzureError;
 use super::lro::{Begun, Operation};
-use super::models::{Database, RestoreSpec, RetentionPolicy, SQL_API_VERSION};
+use super::models::{
+    Auditing, Database, LongTermRetention, PolicyResource, ReplicationLink, RestoreSpec,
+    ShortTermRetention, SQL_API_VERSION,
+};
 use azure_core::http::Method;
 
 impl ArmClient {
@@ -69,19 +72,114 @@ impl ArmClient {
     /// The database's short-term backup retention, in days (`None` when
     /// Azure has no policy to show).
     pub async fn get_retention_days(&self, database_id: &str) -> Result<Option<u32>, AzureError> {
-        let op = format!("GET retention of {}", last_segment(database_id));
+        Ok(self
+            .get_short_term_retention(database_id)
+            .await?
+            .and_then(|p| p.retention_days))
+    }
+
+    /// `GET {DB}/backupShortTermRetentionPolicies/default` (`None`: no
+    /// policy to show).
+    pub async fn get_short_term_retention(
+        &self,
+        database_id: &str,
+    ) -> Result<Option<ShortTermRetention>, AzureError> {
+        self.get_policy(database_id, SHORT_TERM).await
+    }
+
+    /// `GET {DB}/backupLongTermRetentionPolicies/default` (`None`: no
+    /// policy to show).
+    pub async fn get_long_term_retention(
+        &self,
+        database_id: &str,
+    ) -> Result<Option<LongTermRetention>, AzureError> {
+        self.get_policy(database_id, LONG_TERM).await
+    }
+
+    /// Starts `PUT {DB}/backupShortTermRetentionPolicies/default`. The PUT
+    /// states the whole policy, so sending it again does no harm.
+    pub async fn begin_set_short_term_retention(
+        &self,
+        database_id: &str,
+        policy: &ShortTermRetention,
+    ) -> Result<Option<Operation>, AzureError> {
+        self.put_policy(database_id, SHORT_TERM, policy).await
+    }
+
+    /// Starts `PUT {DB}/backupLongTermRetentionPolicies/default`.
+    pub async fn begin_set_long_term_retention(
+        &self,
+        database_id: &str,
+        policy: &LongTermRetention,
+    ) -> Result<Option<Operation>, AzureError> {
+        self.put_policy(database_id, LONG_TERM, policy).await
+    }
+
+    /// `GET {DB}/auditingSettings/default`: the database's own auditing
+    /// (`None`: Azure has none to show).
+    pub async fn get_auditing(&self, database_id: &str) -> Result<Option<Auditing>, AzureError> {
+        self.get_policy(database_id, "auditingSettings").await
+    }
+
+    /// `GET {DB}/replicationLinks`: the database's geo-replication links
+    /// (one page: a database has a handful at most).
+    pub async fn list_replication_links(
+        &self,
+        database_id: &str,
+    ) -> Result<Vec<ReplicationLink>, AzureError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            value: Vec<PolicyResource<ReplicationLink>>,
+        }
+        let op = format!("GET replicationLinks of {}", last_segment(database_id));
+        let url = self.url(&format!("{database_id}/replicationLinks"), SQL_API_VERSION)?;
+        let r = self.send(&op, Method::Get, &url, None).await?;
+        let page: Page = parse_json(&op, &r.body)?;
+        Ok(page.value.into_iter().map(|l| l.properties).collect())
+    }
+
+    async fn get_policy<P: serde::de::DeserializeOwned>(
+        &self,
+        database_id: &str,
+        collection: &str,
+    ) -> Result<Option<P>, AzureError> {
+        let op = format!("GET {collection} of {}", last_segment(database_id));
         let url = self.url(
-            &format!("{database_id}/backupShortTermRetentionPolicies/default"),
+            &format!("{database_id}/{collection}/default"),
             SQL_API_VERSION,
         )?;
         match self.send(&op, Method::Get, &url, None).await {
             Ok(r) => {
-                let policy: RetentionPolicy = parse_json(&op, &r.body)?;
-                Ok(policy.properties.retention_days)
+                let policy: PolicyResource<P> = parse_json(&op, &r.body)?;
+                Ok(Some(policy.properties))
             }
-            // No policy to read: the configured retention applies.
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
+
+    async fn put_policy<P: serde::Serialize>(
+        &self,
+        database_id: &str,
+        collection: &str,
+        policy: &P,
+    ) -> Result<Option<Operation>, AzureError> {
+        let op = format!("PUT {collection} of {}", last_segment(database_id));
+        let body = serde_json::json!({ "properties": policy });
+        let begun = self
+            .begin(
+                &op,
+                Method::Put,
+                &format!("{database_id}/{collection}/default"),
+                SQL_API_VERSION,
+                Some(&body),
+                Retry::Transient,
+            )
+            .await?;
+        Ok(begun.into_operation())
+    }
 }
+
+const SHORT_TERM: &str = "backupShortTermRetentionPolicies";
+const LONG_TERM: &str = "backupLongTermRetentionPolicies";

@@ -111,6 +111,9 @@ pub fn request_show(d: &RequestDetail, json: bool) {
         } else if let Some(s) = d.estimated_downtime_secs {
             out!("downtime    estimated {s}s");
         }
+        for what in &j.not_carried {
+            out!("not carried {}", esc(what));
+        }
         if let Some(of) = &j.rollback_of {
             out!(
                 "rollback    of job {} by {}{}",

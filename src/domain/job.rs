@@ -57,6 +57,21 @@ pub struct JobFacts {
     pub source_zone_redundant: Option<bool>,
     #[serde(default)]
     pub source_backup_redundancy: Option<String>,
+    /// The original's backup retention (Azure gives a restored database its
+    /// defaults): set again on the restored database before the swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_short_term: Option<super::retention::ShortTerm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_long_term: Option<super::retention::LongTerm>,
+    /// What the original had that pitr does not carry over, each said as
+    /// what to do ("database-level auditing was on ...; set it again"):
+    /// shown by `request show` and told by the run's notification.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_carried: Vec<String>,
+    /// The original's values of [`super::retention::CARRIED_PROPERTIES`]
+    /// (ARM property -> value), sent in the restore PUT.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source_properties: std::collections::BTreeMap<String, serde_json::Value>,
     pub offline_at: Option<DateTime<Utc>>,
     pub online_at: Option<DateTime<Utc>>,
     /// Set when a step failed for good: the cause, while the run recovers

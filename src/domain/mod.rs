@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod recovery;
 pub mod request;
 pub mod restore;
+pub mod retention;
 pub mod rollback;
 pub mod rules;
 pub mod schedule;

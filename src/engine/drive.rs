@@ -252,6 +252,15 @@ impl Engine {
         job.status = status;
         job.error = cause.clone();
         job.finished_at = Some(self.clock.now());
+        // A restore that left something of the original behind says so in
+        // its request's history and notification.
+        let cause = match (&cause, status) {
+            (None, JobStatus::Succeeded) if !job.facts.not_carried.is_empty() => Some(format!(
+                "not carried over: {}",
+                job.facts.not_carried.join("; ")
+            )),
+            _ => cause,
+        };
         self.save_job(&mut job).await?;
         let metrics = self.azure.metrics();
         metrics.job_finished(status.as_str());

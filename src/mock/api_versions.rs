@@ -79,6 +79,9 @@ const RUN_COMMANDS_FROM: usize = 8;
 pub(crate) enum ApiType {
     SqlDatabases,
     SqlRetention,
+    SqlLongTermRetention,
+    SqlReplicationLinks,
+    SqlAuditing,
     SqlAsyncOperation,
     SqlOperationResults,
     ComputeVm,
@@ -99,6 +102,9 @@ pub(crate) fn row(t: ApiType) -> ApiRow {
     let (type_name, versions) = match t {
         ApiType::SqlDatabases => ("servers/databases", SQL),
         ApiType::SqlRetention => ("servers/databases/backupShortTermRetentionPolicies", SQL),
+        ApiType::SqlLongTermRetention => ("servers/databases/backupLongTermRetentionPolicies", SQL),
+        ApiType::SqlReplicationLinks => ("servers/databases/replicationLinks", SQL),
+        ApiType::SqlAuditing => ("servers/databases/auditingSettings", SQL),
         ApiType::SqlAsyncOperation => ("locations/databaseAzureAsyncOperation", SQL),
         ApiType::SqlOperationResults => ("locations/databaseOperationResults", SQL),
         ApiType::ComputeVm => ("virtualMachines", COMPUTE),

@@ -65,11 +65,25 @@ enum Route<'a> {
         server: &'a str,
         db: &'a str,
     },
+    DbLinks {
+        sub: &'a str,
+        rg: &'a str,
+        server: &'a str,
+        db: &'a str,
+    },
+    DbAuditing {
+        sub: &'a str,
+        rg: &'a str,
+        server: &'a str,
+        db: &'a str,
+        name: &'a str,
+    },
     DbRetention {
         sub: &'a str,
         rg: &'a str,
         server: &'a str,
         db: &'a str,
+        kind: backup::Policy,
         policy: &'a str,
     },
     SqlAsyncOp {
@@ -148,15 +162,37 @@ fn route(segs: &[String]) -> Route<'_> {
                     server,
                     db,
                 },
+                [db, a, name] if eq(a, "auditingsettings") => Route::DbAuditing {
+                    sub,
+                    rg,
+                    server,
+                    db,
+                    name,
+                },
+                [db, l] if eq(l, "replicationlinks") => Route::DbLinks {
+                    sub,
+                    rg,
+                    server,
+                    db,
+                },
                 [db, p, policy] if eq(p, "backupshorttermretentionpolicies") => {
                     Route::DbRetention {
                         sub,
                         rg,
                         server,
                         db,
+                        kind: backup::Policy::ShortTerm,
                         policy,
                     }
                 }
+                [db, p, policy] if eq(p, "backuplongtermretentionpolicies") => Route::DbRetention {
+                    sub,
+                    rg,
+                    server,
+                    db,
+                    kind: backup::Policy::LongTerm,
+                    policy,
+                },
                 _ => Route::UnknownArm,
             }
         }
@@ -294,6 +330,8 @@ fn subscription_of<'a>(r: &Route<'a>) -> Option<&'a str> {
         | Route::Db { sub, .. }
         | Route::DbMove { sub, .. }
         | Route::DbRetention { sub, .. }
+        | Route::DbLinks { sub, .. }
+        | Route::DbAuditing { sub, .. }
         | Route::SqlAsyncOp { sub, .. }
         | Route::SqlOpResult { sub, .. }
         | Route::Vm { sub, .. }
@@ -310,7 +348,20 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
         Route::DbList { sub, rg, .. } | Route::Db { sub, rg, .. } | Route::DbMove { sub, rg, .. } => {
             (ApiType::SqlDatabases, sub, Some(rg), None)
         }
-        Route::DbRetention { sub, rg, .. } => (ApiType::SqlRetention, sub, Some(rg), None),
+        Route::DbRetention {
+            sub,
+            rg,
+            kind: backup::Policy::ShortTerm,
+            ..
+        } => (ApiType::SqlRetention, sub, Some(rg), None),
+        Route::DbLinks { sub, rg, .. } => (ApiType::SqlReplicationLinks, sub, Some(rg), None),
+        Route::DbAuditing { sub, rg, .. } => (ApiType::SqlAuditing, sub, Some(rg), None),
+        Route::DbRetention {
+            sub,
+            rg,
+            kind: backup::Policy::LongTerm,
+            ..
+        } => (ApiType::SqlLongTermRetention, sub, Some(rg), None),
         Route::SqlAsyncOp { sub, loc, .. } => (ApiType::SqlAsyncOperation, sub, None, Some(loc)),
         Route::SqlOpResult { sub, loc, .. } => (ApiType::SqlOperationResults, sub, None, Some(loc)),
         Route::Vm { sub, rg, .. } | Route::RunCommand { sub, rg, .. } => {
@@ -323,7 +374,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 404,
                 "InvalidResourceType",
                 format!(
-                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases and their short-term retention policy, and Microsoft.Compute virtual machines and their run commands).",
+                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases their backup retention policies, replication links and auditing settings, and Microsoft.Compute virtual machines and their run commands).",
                     req.path
                 ),
             )
@@ -388,14 +439,56 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
         ) => sql::move_db(st, req, sub, rg, server, db),
         (
             "GET",
+            Route::DbLinks {
+                sub,
+                rg,
+                server,
+                db,
+            },
+        ) => sql::list_replication_links(st, sub, rg, server, db),
+        (
+            "GET",
+            Route::DbAuditing {
+                sub,
+                rg,
+                server,
+                db,
+                name,
+            },
+        ) => sql::get_auditing(st, (sub, rg, server, db), name),
+        (
+            "GET",
             Route::DbRetention {
                 sub,
                 rg,
                 server,
                 db,
+                kind,
                 policy,
             },
-        ) => backup::get_policy(st, sub, rg, server, db, policy),
+        ) => backup::get_policy(st, (sub, rg, server, db), kind, policy),
+        (
+            "PUT",
+            Route::DbRetention {
+                sub,
+                rg,
+                server,
+                db,
+                kind,
+                policy,
+            },
+        )
+        | (
+            "PATCH",
+            Route::DbRetention {
+                sub,
+                rg,
+                server,
+                db,
+                kind: kind @ backup::Policy::ShortTerm,
+                policy,
+            },
+        ) => backup::put_policy(st, (sub, rg, server, db), kind, policy, &req.body, ctx.now),
         ("GET", Route::SqlAsyncOp { sub, id, .. }) => sql::sql_async_status(st, ctx, sub, id),
         ("GET", Route::SqlOpResult { sub, id, .. }) => sql::sql_op_result(st, ctx, sub, id),
         ("GET", Route::Vm { sub, rg, vm }) => compute::get_vm(st, sub, rg, vm),

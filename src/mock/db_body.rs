@@ -50,7 +50,16 @@ pub(crate) struct DbExtras {
     pub tags: BTreeMap<String, String>,
     pub zone_redundant: bool,
     pub backup_redundancy: &'static str,
+    /// `properties.maxSizeBytes` (absent: Azure's default for the sku).
+    pub max_size_bytes: Option<u64>,
+    pub license_type: String,
+    pub maintenance_configuration_id: Option<String>,
+    pub ha_replicas: u32,
 }
+
+/// Azure's default max size of a new vCore database, 32 GiB (the source's
+/// is not copied by a restore that does not ask for it).
+pub(crate) const DEFAULT_MAX_SIZE_BYTES: u64 = 34_359_738_368;
 
 impl DbExtras {
     pub fn parse(body: &Value) -> Result<DbExtras, Reply> {
@@ -96,10 +105,67 @@ impl DbExtras {
                 }
             },
         };
+        let get = |k: &str| props.and_then(|p| p.get(k)).filter(|v| !v.is_null());
+        let max_size_bytes = match get("maxSizeBytes") {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(Reply::arm_error(
+                        400,
+                        "InvalidMaxSizeTierCombination",
+                        format!("The requested database size {v} is not a valid size for the database's service objective."),
+                    ))
+                }
+            },
+        };
+        let license_type = match get("licenseType") {
+            None => "LicenseIncluded".to_string(),
+            Some(v) => match v.as_str() {
+                Some(l @ ("LicenseIncluded" | "BasePrice")) => l.to_string(),
+                _ => {
+                    return Err(Reply::arm_error(
+                        400,
+                        "InvalidLicenseType",
+                        format!("License type {v} is not valid: use LicenseIncluded or BasePrice."),
+                    ))
+                }
+            },
+        };
+        let maintenance_configuration_id = match get("maintenanceConfigurationId") {
+            None => None,
+            Some(v) => match v.as_str() {
+                Some(id) if id.contains("/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/") => {
+                    Some(id.to_string())
+                }
+                _ => {
+                    return Err(Reply::arm_error(
+                        400,
+                        "InvalidPublicMaintenanceConfiguration",
+                        format!("The maintenance configuration {v} is not a public maintenance configuration id."),
+                    ))
+                }
+            },
+        };
+        let ha_replicas = match get("highAvailabilityReplicaCount") {
+            None => 0,
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= 4 => n as u32,
+                _ => {
+                    return Err(invalid(format!(
+                        "The request content was invalid: 'properties.highAvailabilityReplicaCount' {v} must be 0 to 4."
+                    )))
+                }
+            },
+        };
         Ok(DbExtras {
             tags,
             zone_redundant,
             backup_redundancy,
+            max_size_bytes,
+            license_type,
+            maintenance_configuration_id,
+            ha_replicas,
         })
     }
 }

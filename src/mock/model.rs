@@ -32,6 +32,25 @@ pub(crate) struct Database {
     pub backup_floor: Option<DateTime<Utc>>,
     /// Short-term retention, 1-35 days.
     pub retention_days: u32,
+    /// Differential backups every 12 or 24 hours.
+    pub diff_backup_hours: u32,
+    /// Long-term retention (`backupLongTermRetentionPolicies/default`).
+    pub ltr: Ltr,
+    /// Geo-replication links (`{DB}/replicationLinks`): Azure refuses to
+    /// rename a database that has one.
+    pub replication_links: Vec<super::scenario::ReplicationLinkSpec>,
+    /// `properties.failoverGroupId` of a database in a failover group.
+    pub failover_group_id: Option<String>,
+    /// Database-level auditing (`None`: off).
+    pub auditing: Option<super::scenario::AuditingSpec>,
+    /// `properties.licenseType`: `LicenseIncluded` (default) or `BasePrice`.
+    pub license_type: String,
+    /// `properties.maintenanceConfigurationId` (`None`: `SQL_Default`).
+    pub maintenance_configuration_id: Option<String>,
+    /// `properties.highAvailabilityReplicaCount` (default 0).
+    pub ha_replicas: u32,
+    /// `properties.encryptionProtector` (database-level CMK).
+    pub encryption_protector: Option<String>,
     pub sku: SkuSpec,
     pub elastic_pool_id: Option<String>,
     pub max_size_bytes: u64,
@@ -39,6 +58,27 @@ pub(crate) struct Database {
     pub zone_redundant: bool,
     /// Current (= requested) backup storage redundancy: Geo, Local, Zone, GeoZone.
     pub backup_redundancy: &'static str,
+}
+
+/// A long-term retention policy: ISO 8601 durations, `PT0S` = none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ltr {
+    pub weekly: String,
+    pub monthly: String,
+    pub yearly: String,
+    pub week_of_year: u32,
+}
+
+impl Default for Ltr {
+    /// What a new or restored database has: no long-term retention.
+    fn default() -> Self {
+        Self {
+            weekly: "PT0S".into(),
+            monthly: "PT0S".into(),
+            yearly: "PT0S".into(),
+            week_of_year: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -375,10 +415,88 @@ impl Database {
                 "requestedBackupStorageRedundancy": self.backup_redundancy,
             }
         });
+        v["properties"]["licenseType"] = json!(self.license_type);
+        v["properties"]["highAvailabilityReplicaCount"] = json!(self.ha_replicas);
+        v["properties"]["maintenanceConfigurationId"] = json!(self
+            .maintenance_configuration_id
+            .clone()
+            .unwrap_or_else(|| format!(
+                "/subscriptions/{}/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_Default",
+                server.subscription_id
+            )));
+        if let Some(fog) = &self.failover_group_id {
+            v["properties"]["failoverGroupId"] = json!(fog);
+        }
+        if let Some(key) = &self.encryption_protector {
+            v["properties"]["encryptionProtector"] = json!(key);
+        }
         // Like ARM, a resource without tags has no `tags` member.
         if !self.tags.is_empty() {
             v["tags"] = json!(self.tags);
         }
         v
+    }
+}
+
+impl Database {
+    /// `GET {DB}/replicationLinks`: the links as ARM lists them.
+    pub fn replication_links_arm(&self, server: &Server) -> Value {
+        let value: Vec<Value> = self
+            .replication_links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                // A stable id per link: the database's id and the link's place.
+                let id = Uuid::from_u128(self.database_id.as_u128() ^ (i as u128 + 1));
+                json!({
+                    "id": format!("{}/replicationLinks/{id}", server.db_id(&self.name)),
+                    "name": id.to_string(),
+                    "type": "Microsoft.Sql/servers/databases/replicationLinks",
+                    "properties": {
+                        "partnerServer": l.partner_server,
+                        "partnerDatabase": l.partner_database,
+                        "partnerLocation": l.partner_location,
+                        "role": l.role,
+                        "partnerRole": if l.role.eq_ignore_ascii_case("Primary") { "Secondary" } else { "Primary" },
+                        "replicationMode": "Async",
+                        "replicationState": "CATCH_UP",
+                        "isTerminationAllowed": true,
+                        "linkType": l.link_type,
+                    }
+                })
+            })
+            .collect();
+        json!({ "value": value })
+    }
+
+    /// `GET {DB}/auditingSettings/default`.
+    pub fn auditing_arm(&self, server: &Server) -> Value {
+        let off = super::scenario::AuditingSpec {
+            state: "Disabled".into(),
+            ..Default::default()
+        };
+        let a = self.auditing.as_ref().unwrap_or(&off);
+        json!({
+            "id": format!("{}/auditingSettings/Default", server.db_id(&self.name)),
+            "name": "Default",
+            "type": "Microsoft.Sql/servers/databases/auditingSettings",
+            "properties": {
+                "state": a.state,
+                "storageEndpoint": a.storage_endpoint.clone().unwrap_or_default(),
+                "retentionDays": a.retention_days,
+                "auditActionsAndGroups": [
+                    "SUCCESSFUL_DATABASE_AUTHENTICATION_GROUP",
+                    "FAILED_DATABASE_AUTHENTICATION_GROUP",
+                    "BATCH_COMPLETED_GROUP"
+                ],
+                "isStorageSecondaryKeyInUse": false,
+                "isAzureMonitorTargetEnabled": a.is_azure_monitor_target_enabled,
+            }
+        })
+    }
+
+    /// In a replication relationship (a link or a failover group).
+    pub fn is_replicated(&self) -> bool {
+        !self.replication_links.is_empty() || self.failover_group_id.is_some()
     }
 }

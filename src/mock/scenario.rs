@@ -187,8 +187,22 @@ pub struct DatabaseSpec {
     pub earliest_restore: Option<TimeSpec>,
     /// Short-term backup retention (`backupShortTermRetentionPolicies/default`
     /// `retentionDays`), 1-35; default 7 (Azure's default). A restored
-    /// database gets its source's.
+    /// database gets Azure's default, not its source's.
     pub retention_days: Option<u32>,
+    /// `diffBackupIntervalInHours`: 12 (default) or 24.
+    pub diff_backup_hours: Option<u32>,
+    /// Long-term retention (`backupLongTermRetentionPolicies/default`);
+    /// default none. A restored database has none.
+    pub long_term_retention: Option<LtrSpec>,
+    /// Geo-replication links (`GET {DB}/replicationLinks`); Azure refuses
+    /// to rename a database that has one (409).
+    pub replication_links: Vec<ReplicationLinkSpec>,
+    /// `properties.failoverGroupId`: the database is in that failover group
+    /// (and so replicated; renaming it is refused too).
+    pub failover_group_id: Option<String>,
+    /// Database-level auditing (`auditingSettings/default`); default off.
+    /// A restored database has it off (Azure does not keep it).
+    pub auditing: Option<AuditingSpec>,
     /// ARM tags of the database (`tags`), reported by GET when not empty.
     pub tags: BTreeMap<String, String>,
     /// `properties.zoneRedundant`; default false.
@@ -201,8 +215,67 @@ pub struct DatabaseSpec {
     /// 35 days before start.
     pub created: Option<TimeSpec>,
     pub max_size_bytes: Option<u64>,
+    /// `properties.licenseType`: `LicenseIncluded` (default) or `BasePrice`.
+    pub license_type: Option<String>,
+    /// `properties.maintenanceConfigurationId`, e.g.
+    /// `/subscriptions/S/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_WestEurope_DB_1`;
+    /// default `SQL_Default`.
+    pub maintenance_configuration_id: Option<String>,
+    /// `properties.highAvailabilityReplicaCount`, 0-4; default 0.
+    pub high_availability_replica_count: Option<u32>,
+    /// `properties.encryptionProtector`: the Key Vault key of a database-level
+    /// customer-managed key (a restore without it falls back to the
+    /// server's encryption).
+    pub encryption_protector: Option<String>,
     /// Content over time; the content as of T is the latest entry with `at <= T`.
     pub history: Vec<HistoryEntry>,
+}
+
+/// Database-level auditing, as `auditingSettings/default` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditingSpec {
+    /// `Enabled` or `Disabled` (default).
+    pub state: String,
+    pub storage_endpoint: Option<String>,
+    pub retention_days: u32,
+    pub is_azure_monitor_target_enabled: bool,
+}
+
+/// A geo-replication link of a database, as `replicationLinks` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationLinkSpec {
+    pub partner_server: String,
+    pub partner_database: String,
+    pub partner_location: String,
+    /// `Primary` (default) or `Secondary`.
+    pub role: String,
+    /// `GEO` (default), `NAMED` or `STANDBY`.
+    pub link_type: String,
+}
+
+impl Default for ReplicationLinkSpec {
+    fn default() -> Self {
+        Self {
+            partner_server: String::new(),
+            partner_database: String::new(),
+            partner_location: "northeurope".into(),
+            role: "Primary".into(),
+            link_type: "GEO".into(),
+        }
+    }
+}
+
+/// A long-term retention policy: ISO 8601 durations such as `P12W`, `P6M`,
+/// `P5Y` (absent = `PT0S`, none); `week_of_year` 1-52 goes with `yearly`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LtrSpec {
+    pub weekly: Option<String>,
+    pub monthly: Option<String>,
+    pub yearly: Option<String>,
+    pub week_of_year: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -379,6 +452,49 @@ impl Scenario {
                             format!("{dat}.retention_days {days}"),
                             "Azure keeps point-in-time backups 1 to 35 days".into(),
                         ));
+                    }
+                }
+                if let Some(h) = db.diff_backup_hours {
+                    if h != 12 && h != 24 {
+                        return Err(invalid(
+                            format!("{dat}.diff_backup_hours {h}"),
+                            "Azure takes differential backups every 12 or 24 hours".into(),
+                        ));
+                    }
+                }
+                if let Some(l) = &db.license_type {
+                    if !matches!(l.as_str(), "LicenseIncluded" | "BasePrice") {
+                        return Err(invalid(
+                            format!("{dat}.license_type '{l}'"),
+                            "use LicenseIncluded or BasePrice".into(),
+                        ));
+                    }
+                }
+                if db.high_availability_replica_count.is_some_and(|n| n > 4) {
+                    return Err(invalid(
+                        format!("{dat}.high_availability_replica_count"),
+                        "Azure allows 0 to 4 high-availability replicas".into(),
+                    ));
+                }
+                if let Some(a) = &db.auditing {
+                    if !matches!(a.state.as_str(), "Enabled" | "Disabled") {
+                        return Err(invalid(
+                            format!("{dat}.auditing.state '{}'", a.state),
+                            "use Enabled or Disabled".into(),
+                        ));
+                    }
+                }
+                for link in &db.replication_links {
+                    if link.partner_server.trim().is_empty() {
+                        return Err(invalid(
+                            format!("{dat}.replication_links"),
+                            "each link names its partner_server (and partner_database)".into(),
+                        ));
+                    }
+                }
+                if let Some(ltr) = &db.long_term_retention {
+                    if let Err(why) = super::backup::ltr_from_spec(ltr) {
+                        return Err(invalid(format!("{dat}.long_term_retention"), why));
                     }
                 }
                 if let Some(r) = &db.backup_storage_redundancy {

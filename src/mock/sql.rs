@@ -260,8 +260,13 @@ pub(crate) fn put_db(
         (Some(sku), None) => (sku, None),
         (None, None) => (src.sku.clone(), src.elastic_pool_id.clone()),
     };
-    let max_size = src.max_size_bytes;
-    let retention_days = src.retention_days;
+    let max_size = extras
+        .max_size_bytes
+        .unwrap_or(super::db_body::DEFAULT_MAX_SIZE_BYTES);
+    // A restored database gets Azure's defaults, not its source's: 7 days
+    // of short-term retention, differentials every 12 hours, no long-term
+    // retention. Whoever restores sets them again.
+    let retention_days = super::state::DEFAULT_RETENTION_DAYS;
     let location = srv.location.clone();
     let subscription = srv.subscription_id.clone();
     let target = srv.db_id(db);
@@ -293,6 +298,15 @@ pub(crate) fn put_db(
         earliest_fixed: None,
         backup_floor: None,
         retention_days,
+        diff_backup_hours: super::backup::DEFAULT_DIFF_BACKUP_HOURS,
+        ltr: Default::default(),
+        replication_links: Vec::new(),
+        failover_group_id: None,
+        auditing: None,
+        license_type: extras.license_type.clone(),
+        maintenance_configuration_id: extras.maintenance_configuration_id.clone(),
+        ha_replicas: extras.ha_replicas,
+        encryption_protector: None,
         sku,
         elastic_pool_id: pool,
         max_size_bytes: max_size,
@@ -396,6 +410,13 @@ pub(crate) fn move_db(
             format!("The source database '{}/{db}' does not exist.", srv.name),
         );
     };
+    if srv.databases[di].is_replicated() {
+        return Reply::arm_error(
+            409,
+            "InvalidOperationForDatabaseInReplicationRelationship",
+            format!("The operation cannot be performed on database '{db}' because it is involved in a replication relationship (a geo-replication link or a failover group)."),
+        );
+    }
     let target_text = body.get("id").and_then(Value::as_str).unwrap_or("");
     let Some(target) = parse_db_id(target_text) else {
         return Reply::arm_error(
@@ -494,5 +515,44 @@ pub(crate) fn sql_op_result(st: &mut State, ctx: &Ctx, sub: &str, id: &str) -> R
             _ => Reply::empty(200),
         },
         OpStatus::Failed | OpStatus::Canceled => failed_reply(st, i),
+    }
+}
+
+/// `GET {DB}/auditingSettings/{name}` (the one a database has is `default`).
+pub(crate) fn get_auditing(
+    st: &State,
+    (sub, rg, server, db): (&str, &str, &str, &str),
+    name: &str,
+) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return db_not_found(rg, server, db);
+    };
+    let srv = &st.servers[si];
+    match srv.find_db(db) {
+        Some(di) if eq(name, "default") => Reply::json(200, srv.databases[di].auditing_arm(srv)),
+        Some(_) => Reply::arm_error(
+            404,
+            "ResourceNotFound",
+            format!("The Resource 'Microsoft.Sql/servers/{server}/databases/{db}/auditingSettings/{name}' under resource group '{rg}' was not found."),
+        ),
+        None => db_not_found(rg, server, db),
+    }
+}
+
+/// `GET {DB}/replicationLinks`.
+pub(crate) fn list_replication_links(
+    st: &State,
+    sub: &str,
+    rg: &str,
+    server: &str,
+    db: &str,
+) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return db_not_found(rg, server, db);
+    };
+    let srv = &st.servers[si];
+    match srv.find_db(db) {
+        Some(di) => Reply::json(200, srv.databases[di].replication_links_arm(srv)),
+        None => db_not_found(rg, server, db),
     }
 }

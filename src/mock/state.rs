@@ -123,6 +123,36 @@ impl State {
                     earliest_fixed: earliest_spec,
                     backup_floor: None,
                     retention_days,
+                    diff_backup_hours: d
+                        .diff_backup_hours
+                        .unwrap_or(super::backup::DEFAULT_DIFF_BACKUP_HOURS),
+                    ltr: match &d.long_term_retention {
+                        Some(spec) => super::backup::ltr_from_spec(spec).map_err(|why| {
+                            invalid(format!("database '{}': long_term_retention", d.name), why)
+                        })?,
+                        None => Default::default(),
+                    },
+                    replication_links: d
+                        .replication_links
+                        .iter()
+                        .map(|l| super::scenario::ReplicationLinkSpec {
+                            partner_database: if l.partner_database.is_empty() {
+                                d.name.clone()
+                            } else {
+                                l.partner_database.clone()
+                            },
+                            ..l.clone()
+                        })
+                        .collect(),
+                    failover_group_id: d.failover_group_id.clone(),
+                    auditing: d.auditing.clone(),
+                    license_type: d
+                        .license_type
+                        .clone()
+                        .unwrap_or_else(|| "LicenseIncluded".into()),
+                    maintenance_configuration_id: d.maintenance_configuration_id.clone(),
+                    ha_replicas: d.high_availability_replica_count.unwrap_or(0),
+                    encryption_protector: d.encryption_protector.clone(),
                     sku,
                     elastic_pool_id: d.elastic_pool_id.clone(),
                     max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),

@@ -169,6 +169,9 @@ pub struct JobView {
     pub downtime_secs: Option<f64>,
     /// On a rollback job: the restore it undoes, who asked and why.
     pub rollback_of: Option<RollbackOfView>,
+    /// What the original had that the run did not carry over to the
+    /// restored database, each said as what to do.
+    pub not_carried: Vec<String>,
 }
 
 /// What a rollback job undoes.
@@ -200,6 +203,7 @@ impl From<&Job> for JobView {
                 by: of.by.clone(),
                 reason: of.reason.clone(),
             }),
+            not_carried: j.facts.not_carried.clone(),
         }
     }
 }

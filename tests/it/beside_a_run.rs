@@ -197,6 +197,7 @@ async fn cleanup_leaves_a_before_database_that_is_no_longer_the_original() {
         tags: Default::default(),
         zone_redundant: None,
         backup_storage_redundancy: None,
+        properties: Default::default(),
     };
     if let Begun::Polling(op) = az.begin_restore(&db_id(&h, &before), &spec).await.unwrap() {
         az.wait(&op, std::time::Duration::from_secs(60), &mut |_| {})

@@ -69,6 +69,12 @@ async fn walk(point: &str) {
     let dbs = databases(&state);
     assert_eq!(dbs["AxDB"]["content"], RESTORED, "{point}");
     assert_eq!(dbs["AxDB"]["status"], "Online", "{point}");
+    // The original's retention, carried over before the swap.
+    assert_eq!(dbs["AxDB"]["diff_backup_hours"], 24, "{point}");
+    assert_eq!(
+        dbs["AxDB"]["long_term_retention"]["weekly"], "P4W",
+        "{point}"
+    );
     let before = &dbs[&format!("AxDB_before_{tag}")];
     assert_eq!(before["content"], ORIGINAL, "{point}");
     assert_eq!(before["database_id"], original_id.as_str(), "{point}");
@@ -138,6 +144,7 @@ walks! {
     restore_after_put_accepted => "restore.after_put_accepted",
     restore_after_checkpoint => "restore.after_checkpoint",
     restore_after_wait => "restore.after_wait",
+    restore_after_short_term => "restore.after_short_term",
     restore_done => "restore.done",
     swap_started => "swap.started",
     swap_after_first_rename => "swap.after_first_rename",

@@ -278,6 +278,7 @@ walks_of!(prestaged, every_point_of_a_prestaged_restore_and_offline_is_walked, {
     prestaged_restore_after_put_accepted => "restore.after_put_accepted",
     prestaged_restore_after_checkpoint => "restore.after_checkpoint",
     prestaged_restore_after_wait => "restore.after_wait",
+    prestaged_restore_after_short_term => "restore.after_short_term",
     prestaged_restore_done => "restore.done",
     prestaged_offline_started => "offline.started",
     prestaged_offline_after_checkpoint => "offline.after_checkpoint",

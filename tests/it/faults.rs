@@ -45,7 +45,7 @@ async fn throttling_429_is_retried_after_retry_after() {
         "message": "too many requests", "retry_after": 1
     }))
     .await;
-    let puts = requests(&journal, "PUT", "/databases/AxDB_pitr_");
+    let puts = restore_put_requests(&journal);
     assert_eq!(puts.len(), 3, "two throttled, one accepted");
     assert_eq!(puts[0]["status"], 429);
     assert_eq!(puts[2]["status"], 202);
@@ -153,7 +153,7 @@ async fn a_permanent_error_stops_the_step_at_once_with_azures_code() {
         "{err}"
     );
     assert_eq!(
-        requests(&journal, "PUT", "/databases/AxDB_pitr_").len(),
+        restore_put_requests(&journal).len(),
         1,
         "not retried"
     );

@@ -34,6 +34,10 @@ name = "AxDB"
 earliest_restore = "-7d"
 created = "-60d"
 sku = {{ name = "GP_Gen5", tier = "GeneralPurpose", family = "Gen5", capacity = 4 }}
+# Not Azure's defaults for a restored database (12 hours, no long-term
+# copies): every run carries them over.
+diff_backup_hours = 24
+long_term_retention = {{ weekly = "P4W", monthly = "P6M" }}
 history = [
   {{ at = "-30d", content = "v1 before test cycle" }},
   {{ at = "-3d", content = "v2 after test cycle 1" }},
@@ -449,6 +453,16 @@ pub fn requests<'a>(journal: &'a [Value], method: &str, fragment: &str) -> Vec<&
     journal
         .iter()
         .filter(|e| e["method"] == method && e["path"].as_str().unwrap_or("").contains(fragment))
+        .collect()
+}
+
+/// Every point-in-time restore PUT, whatever its answer.
+pub fn restore_put_requests(journal: &[Value]) -> Vec<&Value> {
+    journal
+        .iter()
+        .filter(|e| {
+            e["method"] == "PUT" && e["body"]["properties"]["createMode"] == "PointInTimeRestore"
+        })
         .collect()
 }
 

@@ -20,6 +20,7 @@ mod faults;
 mod help;
 mod helpers;
 mod in_process;
+mod inherit;
 mod leases;
 mod lro_testserver;
 mod misuse;

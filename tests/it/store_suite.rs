@@ -412,6 +412,22 @@ pub async fn store_suite(store: SharedStore) {
         source_tags: [("owner".to_string(), "ana".to_string())].into(),
         source_zone_redundant: Some(false),
         source_backup_redundancy: Some("Geo".into()),
+        source_short_term: Some(pitr::domain::retention::ShortTerm {
+            days: 21,
+            diff_hours: Some(24),
+        }),
+        source_long_term: Some(pitr::domain::retention::LongTerm::new(
+            Some("P12W"),
+            None,
+            Some("P5Y"),
+            Some(16),
+        )),
+        not_carried: vec!["database-level auditing was on; set it again".into()],
+        source_properties: [
+            ("maxSizeBytes".to_string(), json!(107374182400u64)),
+            ("minCapacity".to_string(), json!(0.5)),
+        ]
+        .into(),
         offline_at: Some(t(1443)),
         online_at: None,
         recovering: Some("restore step failed: timeout".into()),

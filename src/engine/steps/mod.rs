@@ -13,6 +13,7 @@ mod offline;
 mod online;
 mod preflight;
 mod restore;
+mod retention;
 mod swap;
 mod sync;
 mod verify;

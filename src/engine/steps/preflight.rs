@@ -37,6 +37,35 @@ impl Engine {
                 db.status()
             )));
         }
+        // What would make the swap or the restore fail, found before the
+        // environment goes offline.
+        if let Some(fog) = &db.properties.failover_group_id {
+            return Err(StepError::Failed(format!(
+                "database '{}' is in failover group {fog}: Azure does not rename a replicated database, so the swap would fail; remove it from the failover group, run the restore, then add it again",
+                env.database
+            )));
+        }
+        if let Some(link) = self.azure.list_replication_links(&id).await?.first() {
+            return Err(StepError::Failed(format!(
+                "database '{}' has a {} replication link (role {}) with '{}' on server '{}': Azure does not rename a database in a replication relationship, so the swap would fail; remove the link, run the restore, then set up geo-replication again",
+                env.database,
+                link.link_type.as_deref().unwrap_or("geo"),
+                link.role.as_deref().unwrap_or("unknown"),
+                link.partner_database.as_deref().unwrap_or("?"),
+                link.partner_server.as_deref().unwrap_or("?"),
+            )));
+        }
+        let tier = db
+            .sku
+            .as_ref()
+            .and_then(|s| s.get("tier"))
+            .and_then(|t| t.as_str());
+        if tier.is_some_and(|t| t.eq_ignore_ascii_case("Hyperscale")) {
+            return Err(StepError::Failed(format!(
+                "database '{}' is Hyperscale: pitr does not restore Hyperscale databases (their backup settings, retention and restore differ and are not rehearsed); restore it in the Azure portal",
+                env.database
+            )));
+        }
         if let Some(earliest) = db.properties.earliest_restore_date {
             if req.spec.restore_point < earliest {
                 return Err(StepError::Failed(format!(
@@ -81,7 +110,46 @@ impl Engine {
                 }
             }
         }
+        // What Azure does not give a restored database, read now (the
+        // original is renamed by the swap).
+        let retention = self.read_retention(&id).await?;
+        let mut not_carried = Vec::new();
+        if let Some(a) = self.azure.get_auditing(&id).await? {
+            if a.is_enabled() {
+                let to = match (&a.storage_endpoint, a.is_azure_monitor_target_enabled) {
+                    (Some(s), _) if !s.is_empty() => format!(" to {s}"),
+                    (_, Some(true)) => " to Azure Monitor".to_string(),
+                    _ => String::new(),
+                };
+                not_carried.push(format!(
+                    "database-level auditing was on for the original{to}; set it again on {} after the restore (Azure does not keep it, and pitr cannot: its storage key cannot be read back)",
+                    env.database
+                ));
+            }
+        }
+        if let Some(key) = db
+            .properties
+            .other
+            .get("encryptionProtector")
+            .and_then(|k| k.as_str())
+            .filter(|k| !k.is_empty())
+        {
+            not_carried.push(format!(
+                "the original was encrypted with its own customer-managed key {key}; the restored {} uses the server's encryption: set the key again (identity, keys and encryptionProtector) after the restore",
+                env.database
+            ));
+        }
         let job = &mut *cx.job;
+        job.facts.not_carried = not_carried;
+        job.facts.source_properties = crate::domain::retention::CARRIED_PROPERTIES
+            .iter()
+            .filter_map(|(k, _)| {
+                let v = db.properties.other.get(*k).filter(|v| !v.is_null())?;
+                Some((k.to_string(), v.clone()))
+            })
+            .collect();
+        job.facts.source_short_term = retention.short_term;
+        job.facts.source_long_term = retention.long_term;
         job.facts.original_database_id = Some(original.to_string());
         job.facts.source_resource_id = Some(db.id.clone());
         job.facts.source_sku = db.sku.clone();

@@ -20,7 +20,12 @@ pub(super) const DEF: StepDef = StepDef {
         class: TimeoutClass::Restore,
         default_secs: 43200,
     },
-    crash_points: &["after_put_accepted", "after_checkpoint", "after_wait"],
+    crash_points: &[
+        "after_put_accepted",
+        "after_checkpoint",
+        "after_wait",
+        "after_short_term",
+    ],
 };
 
 /// How often a restore PUT whose answer was lost is looked for and resent.
@@ -103,6 +108,7 @@ impl Engine {
                     tags: restored_tags(cx.job),
                     zone_redundant: cx.job.facts.source_zone_redundant,
                     backup_storage_redundancy: cx.job.facts.source_backup_redundancy.clone(),
+                    properties: cx.job.facts.source_properties.clone(),
                 };
                 match self.put_restore_once(cx.job, &target, &spec).await? {
                     Some(op) => {
@@ -148,7 +154,14 @@ impl Engine {
             .to_string();
         cx.job.facts.restored_database_id = Some(restored.clone());
         self.save_job(cx.job).await?;
-        Ok(format!("{name} is Online (databaseId {restored})"))
+        // Before the swap: the environment never runs on Azure's defaults.
+        let carried = self.carry_retention(cx.job, &target).await?;
+        let carried = if carried.is_empty() {
+            String::new()
+        } else {
+            format!("; given the original's {}", carried.join(" and "))
+        };
+        Ok(format!("{name} is Online (databaseId {restored}){carried}"))
     }
 
     /// What Azure shows under the target name.

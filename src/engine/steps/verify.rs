@@ -189,8 +189,18 @@ impl Engine {
                 }
             )));
         }
+        if let Some((what, original, live)) =
+            crate::domain::retention::first_difference(&f.source_properties, &db.properties.other)
+        {
+            return Err(StepError::Failed(format!(
+                "{} differs from the original in {what}: the original had {original}, the restored database has {live}; the run puts the original back: find what changed it in Azure, then submit the restore again",
+                env.database
+            )));
+        }
+        self.check_retention(cx.job, &env.database_id(&env.database), &env.database)
+            .await?;
         Ok(format!(
-            "{} is Online with the restored databaseId {restored}, the original's sku, pool, redundancy and tags",
+            "{} is Online with the restored databaseId {restored}, the original's sku, pool, redundancy, tags and backup retention",
             env.database
         ))
     }

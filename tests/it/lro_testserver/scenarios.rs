@@ -194,6 +194,7 @@ fn restore_spec() -> RestoreSpec {
         tags: Default::default(),
         zone_redundant: None,
         backup_storage_redundancy: None,
+        properties: Default::default(),
     }
 }
 

@@ -20,6 +20,9 @@ retention_days = 10
 tags = { env = "uat", owner = "fno-team" }
 zone_redundant = true
 backup_storage_redundancy = "Zone"
+max_size_bytes = 107374182400
+license_type = "BasePrice"
+high_availability_replica_count = 2
 history = [{ at = "-50d", content = "kept" }]
 
 [[servers.databases]]
@@ -161,7 +164,8 @@ async fn short_term_retention_and_earliest_restore() {
         .await;
     assert_eq!(r.status, 404);
 
-    // A restore gets its source's retention; its URLs carry the request's api-version.
+    // A restore gets Azure's default retention, not its source's; its URLs
+    // carry the request's api-version.
     let r = env
         .arm(
             "PUT",
@@ -183,7 +187,206 @@ async fn short_term_retention_and_earliest_restore() {
         .arm("GET", &policy("Kept_pitr", "2025-01-01"), None)
         .await
         .json();
-    assert_eq!(p["properties"]["retentionDays"], 20, "the source's");
+    assert_eq!(
+        p["properties"],
+        json!({"retentionDays": 7, "diffBackupIntervalInHours": 12}),
+        "Azure's defaults, not the source's 20 days"
+    );
+    let ltr = env.arm("GET", &long_term("Kept_pitr"), None).await.json();
+    assert_eq!(
+        ltr["properties"],
+        json!({"weeklyRetention": "PT0S", "monthlyRetention": "PT0S", "yearlyRetention": "PT0S", "weekOfYear": 0}),
+        "no long-term copies"
+    );
+    // Nor the source's max size, license type, maintenance window or
+    // replicas: Azure's defaults unless the PUT names them.
+    let db = env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Kept_pitr")), None)
+        .await
+        .json();
+    let p = &db["properties"];
+    assert_eq!(p["maxSizeBytes"], 34359738368u64, "{p}");
+    assert_eq!(p["licenseType"], "LicenseIncluded");
+    assert_eq!(p["highAvailabilityReplicaCount"], 0);
+    assert!(p["maintenanceConfigurationId"]
+        .as_str()
+        .unwrap()
+        .ends_with("/publicMaintenanceConfigurations/SQL_Default"));
+}
+
+fn short_term(db: &str) -> String {
+    format!(
+        "{}/backupShortTermRetentionPolicies/default?{SQL}",
+        ret_path(db)
+    )
+}
+
+fn long_term(db: &str) -> String {
+    format!(
+        "{}/backupLongTermRetentionPolicies/default?{SQL}",
+        ret_path(db)
+    )
+}
+
+#[tokio::test]
+async fn retention_policies_are_set_with_azures_validation() {
+    let env = start(&format!("{SCENARIO}{EXTRA}")).await;
+    // Short-term: PUT states the policy; PATCH changes what it names.
+    let r = env
+        .arm(
+            "PUT",
+            &short_term("Kept"),
+            Some(json!({"properties": {"retentionDays": 21, "diffBackupIntervalInHours": 24}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json()["properties"],
+        json!({"retentionDays": 21, "diffBackupIntervalInHours": 24})
+    );
+    let r = env
+        .arm(
+            "PATCH",
+            &short_term("Kept"),
+            Some(json!({"properties": {"retentionDays": 14}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let now = env.arm("GET", &short_term("Kept"), None).await.json();
+    assert_eq!(
+        now["properties"],
+        json!({"retentionDays": 14, "diffBackupIntervalInHours": 24})
+    );
+    for (body, code) in [
+        (json!({"retentionDays": 0}), "InvalidBackupRetentionPeriod"),
+        (json!({"retentionDays": 36}), "InvalidBackupRetentionPeriod"),
+        (
+            json!({"retentionDays": "7"}),
+            "InvalidBackupRetentionPeriod",
+        ),
+        (
+            json!({"diffBackupIntervalInHours": 6}),
+            "InvalidDiffBackupIntervalHours",
+        ),
+    ] {
+        let r = env
+            .arm(
+                "PUT",
+                &short_term("Kept"),
+                Some(json!({ "properties": body })),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, code),
+            "{body}: {}",
+            r.text
+        );
+    }
+    let r = env
+        .arm("PUT", &short_term("Kept"), Some(json!({"retention": 7})))
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "InvalidResourceRequestBody")
+    );
+    // A refused PUT changed nothing.
+    assert_eq!(
+        env.arm("GET", &short_term("Kept"), None).await.json()["properties"],
+        now["properties"]
+    );
+    let r = env
+        .arm(
+            "PUT",
+            &short_term("Ghost"),
+            Some(json!({"properties": {"retentionDays": 7}})),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (404, "ResourceNotFound"));
+
+    // Long-term: durations up to 10 years, a week of the year with a
+    // yearly copy.
+    let policy = json!({"weeklyRetention": "P12W", "monthlyRetention": "P12M", "yearlyRetention": "P5Y", "weekOfYear": 16});
+    let r = env
+        .arm(
+            "PUT",
+            &long_term("Kept"),
+            Some(json!({ "properties": policy })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        env.arm("GET", &long_term("Kept"), None).await.json()["properties"],
+        policy
+    );
+    for (body, code) in [
+        (
+            json!({"yearlyRetention": "P5Y"}),
+            "LongTermRetentionMissingWeekOfYear",
+        ),
+        (
+            json!({"yearlyRetention": "P5Y", "weekOfYear": 53}),
+            "LongTermRetentionMissingWeekOfYear",
+        ),
+        (
+            json!({"weeklyRetention": "12 weeks"}),
+            "LongTermRetentionPolicyInvalid",
+        ),
+        (
+            json!({"weeklyRetention": "P521W"}),
+            "LongTermRetentionPolicyInvalid",
+        ),
+        (
+            json!({"monthlyRetention": "P0M"}),
+            "LongTermRetentionPolicyInvalid",
+        ),
+        (
+            json!({"yearlyRetention": "P11Y", "weekOfYear": 1}),
+            "LongTermRetentionPolicyInvalid",
+        ),
+        (
+            json!({"weeklyRetention": 12}),
+            "LongTermRetentionPolicyInvalid",
+        ),
+    ] {
+        let r = env
+            .arm(
+                "PUT",
+                &long_term("Kept"),
+                Some(json!({ "properties": body })),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, code),
+            "{body}: {}",
+            r.text
+        );
+    }
+    assert_eq!(
+        env.arm("GET", &long_term("Kept"), None).await.json()["properties"],
+        policy,
+        "a refused PUT changed nothing"
+    );
+    // Azure has no PATCH for long-term retention.
+    let r = env
+        .arm(
+            "PATCH",
+            &long_term("Kept"),
+            Some(json!({ "properties": policy })),
+        )
+        .await;
+    assert!(r.status >= 400, "{}", r.status);
+    // Clearing it: every duration PT0S.
+    let none = json!({"weeklyRetention": "PT0S", "monthlyRetention": "PT0S", "yearlyRetention": "PT0S", "weekOfYear": 0});
+    let r = env
+        .arm(
+            "PUT",
+            &long_term("Kept"),
+            Some(json!({ "properties": none })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 #[tokio::test]
@@ -292,4 +495,90 @@ async fn tags_and_backup_redundancy() {
         "Zone"
     );
     assert!(moved["properties"]["earliestRestoreDate"].is_string());
+}
+
+#[tokio::test]
+async fn a_replicated_database_lists_its_links_and_is_not_renamed() {
+    let extra = r#"
+[[servers]]
+subscription_id = "00000000-0000-0000-0000-000000000001"
+resource_group = "rg-test"
+name = "sql-ret"
+location = "westeurope"
+
+[[servers.databases]]
+name = "Linked"
+replication_links = [{ partner_server = "sql-dr", role = "Primary" }]
+history = [{ at = "-5d", content = "linked" }]
+
+[[servers.databases]]
+name = "Grouped"
+failover_group_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/sql-ret/failoverGroups/fog"
+history = [{ at = "-5d", content = "grouped" }]
+
+[[servers.databases]]
+name = "Alone"
+history = [{ at = "-5d", content = "alone" }]
+"#;
+    let env = start(&format!("{SCENARIO}{extra}")).await;
+    let links = |db: &str| format!("{}/replicationLinks?{SQL}", ret_path(db));
+    let r = env.arm("GET", &links("Linked"), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    let link = &v["value"][0];
+    assert_eq!(
+        link["type"],
+        "Microsoft.Sql/servers/databases/replicationLinks"
+    );
+    assert_eq!(link["properties"]["partnerServer"], "sql-dr");
+    assert_eq!(
+        link["properties"]["partnerDatabase"], "Linked",
+        "same name by default"
+    );
+    assert_eq!(link["properties"]["role"], "Primary");
+    assert_eq!(link["properties"]["partnerRole"], "Secondary");
+    assert_eq!(link["properties"]["linkType"], "GEO");
+    assert_eq!(
+        env.arm("GET", &links("Alone"), None).await.json(),
+        json!({"value": []})
+    );
+    assert_eq!(env.arm("GET", &links("Ghost"), None).await.status, 404);
+    let grouped = env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Grouped")), None)
+        .await
+        .json();
+    assert!(grouped["properties"]["failoverGroupId"]
+        .as_str()
+        .unwrap()
+        .ends_with("/failoverGroups/fog"));
+    assert!(env
+        .arm("GET", &format!("{}?{SQL}", ret_path("Alone")), None)
+        .await
+        .json()["properties"]
+        .get("failoverGroupId")
+        .is_none());
+    // Azure does not rename a database in a replication relationship.
+    for db in ["Linked", "Grouped"] {
+        let r = env
+            .arm(
+                "POST",
+                &format!("{}/move?{SQL}", ret_path(db)),
+                Some(json!({"id": ret_path(&format!("{db}_renamed"))})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (409, "InvalidOperationForDatabaseInReplicationRelationship"),
+            "{db}: {}",
+            r.text
+        );
+    }
+    let r = env
+        .arm(
+            "POST",
+            &format!("{}/move?{SQL}", ret_path("Alone")),
+            Some(json!({"id": ret_path("Alone_renamed")})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }
