@@ -15,7 +15,7 @@ use super::model::{complete_sku, default_sku, Database};
 use super::scenario::{backup_redundancy, SkuSpec, BACKUP_REDUNDANCIES};
 use super::state::{State, DEFAULT_RETENTION_DAYS};
 
-const DATABASE_BODY: &str = "{\"server\": \"sql-x\", \"name\": \"AxDB\", and any of \"status\", \"content\", \"sku\", \"elastic_pool_id\" (\"\" for none), \"zone_redundant\", \"backup_storage_redundancy\", \"tags\", \"rename_to\", \"remove\": true}";
+const DATABASE_BODY: &str = "{\"server\": \"sql-x\", \"name\": \"AxDB\", and any of \"status\", \"content\", \"sku\", \"elastic_pool_id\" (\"\" for none), \"zone_redundant\", \"backup_storage_redundancy\", \"tags\", \"license_type\", \"rename_to\", \"remove\": true}";
 
 /// A database to create (when no database has the name) or alter; only the
 /// fields given change.
@@ -32,6 +32,8 @@ struct DatabaseBody {
     zone_redundant: Option<bool>,
     backup_storage_redundancy: Option<String>,
     tags: Option<BTreeMap<String, String>>,
+    /// `properties.licenseType`: `LicenseIncluded` or `BasePrice`.
+    license_type: Option<String>,
     /// A rename, as `POST .../move` would do, without its checks (the
     /// database may be in any status).
     rename_to: Option<String>,
@@ -118,6 +120,15 @@ pub(crate) fn database(st: &mut State, body: &[u8], now: DateTime<Utc>) -> Reply
                 earliest_fixed: None,
                 backup_floor: None,
                 retention_days: DEFAULT_RETENTION_DAYS,
+                diff_backup_hours: super::backup::DEFAULT_DIFF_BACKUP_HOURS,
+                ltr: Default::default(),
+                replication_links: Vec::new(),
+                failover_group_id: None,
+                auditing: None,
+                license_type: "LicenseIncluded".into(),
+                maintenance_configuration_id: None,
+                ha_replicas: 0,
+                encryption_protector: None,
                 sku: default_sku(),
                 elastic_pool_id: None,
                 max_size_bytes: 268_435_456_000,
@@ -136,6 +147,14 @@ pub(crate) fn database(st: &mut State, body: &[u8], now: DateTime<Utc>) -> Reply
         if found.is_some() {
             d.history.push((now, c));
         }
+    }
+    if let Some(l) = b.license_type {
+        if !matches!(l.as_str(), "LicenseIncluded" | "BasePrice") {
+            return bad(format!(
+                "license_type '{l}': use LicenseIncluded or BasePrice"
+            ));
+        }
+        d.license_type = l;
     }
     if let Some(sku) = b.sku {
         d.sku = complete_sku(sku);

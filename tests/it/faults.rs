@@ -152,11 +152,7 @@ async fn a_permanent_error_stops_the_step_at_once_with_azures_code() {
         err.contains("The subscription vCore quota is exceeded."),
         "{err}"
     );
-    assert_eq!(
-        restore_put_requests(&journal).len(),
-        1,
-        "not retried"
-    );
+    assert_eq!(restore_put_requests(&journal).len(), 1, "not retried");
     assert!(all_running(&state));
     assert_eq!(
         databases(&state)["AxDB"]["content"],

@@ -115,7 +115,7 @@ async fn verify_names_a_retention_that_did_not_hold() {
         "the original kept 21 days (differential backups every 24 hours)",
         "the restored database keeps 3 days",
         "backupShortTermRetentionPolicies",
-        "the run puts the original back",
+        "the run rolls back: the original goes back under AxDB",
     ] {
         assert!(error.contains(part), "{part:?} not in {error}");
     }
@@ -317,4 +317,42 @@ async fn the_originals_database_properties_are_sent_with_the_restore() {
     assert_eq!(live["high_availability_replica_count"], 1);
     let show = t.json(&["request", "show", &id, "--json"]);
     assert_eq!(show["status"], "succeeded");
+}
+
+/// `verify` names a carried property the live database does not keep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_a_database_property_that_did_not_hold() {
+    let scenario = scenario("restore_polls = 1").replacen(
+        "diff_backup_hours = 24\n",
+        "diff_backup_hours = 24\nlicense_type = \"BasePrice\"\n",
+        1,
+    );
+    let t = TestEnv::start(&scenario);
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let out = t
+        .command(&["run", &id])
+        .env("PITR_CRASH_AT", "swap.done")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        databases(&t.state().await)["AxDB"]["license_type"],
+        "BasePrice"
+    );
+    t.post(
+        "/_mock/database",
+        json!({"server": SERVER, "name": "AxDB", "license_type": "LicenseIncluded"}),
+    )
+    .await;
+    assert!(!t.pitr(&["resume", &id]).status.success());
+    let show = t.json(&["request", "show", &id, "--json"]);
+    let error = step(&show, "verify")["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        error.contains("AxDB differs from the original in license type: the original had BasePrice, the restored database has LicenseIncluded"),
+        "{error}"
+    );
+    assert_eq!(show["status"], "rolled_back");
 }

@@ -135,11 +135,12 @@ impl Engine {
         job: &Job,
         id: &str,
         shown: &str,
+        rollback: &str,
     ) -> Result<(), StepError> {
         let live = self.read_retention(id).await?;
         let differs = |what: &str, orig: String, now: String, collection: &str| {
             StepError::Failed(format!(
-                "{shown} differs from the original in {what}: the original kept {orig}, the restored database keeps {now}; the run puts the original back: find what changed {collection}/default of the restored database in Azure, then submit the restore again"
+                "{shown} differs from the original in {what}: the original kept {orig}, the restored database keeps {now}{rollback}; find what changed {collection}/default of the restored database in Azure before submitting again"
             ))
         };
         if let Some(orig) = &job.facts.source_short_term {

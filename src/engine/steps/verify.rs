@@ -192,13 +192,15 @@ impl Engine {
         if let Some((what, original, live)) =
             crate::domain::retention::first_difference(&f.source_properties, &db.properties.other)
         {
-            return Err(StepError::Failed(format!(
-                "{} differs from the original in {what}: the original had {original}, the restored database has {live}; the run puts the original back: find what changed it in Azure, then submit the restore again",
-                env.database
-            )));
+            return Err(differs(&env.database, what, &original, &live, &rollback));
         }
-        self.check_retention(cx.job, &env.database_id(&env.database), &env.database)
-            .await?;
+        self.check_retention(
+            cx.job,
+            &env.database_id(&env.database),
+            &env.database,
+            &rollback,
+        )
+        .await?;
         Ok(format!(
             "{} is Online with the restored databaseId {restored}, the original's sku, pool, redundancy, tags and backup retention",
             env.database
