@@ -26,7 +26,7 @@ impl fmt::Display for ShortTerm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} days", self.days)?;
         if let Some(h) = self.diff_hours {
-            write!(f, " (differential backups every {h} hours)")?;
+            write!(f, " with differential backups every {h} hours")?;
         }
         Ok(())
     }
@@ -134,7 +134,7 @@ mod tests {
         assert!(unknown.is_kept_by(&orig));
         assert_eq!(
             orig.to_string(),
-            "21 days (differential backups every 24 hours)"
+            "21 days with differential backups every 24 hours"
         );
         assert_eq!(unknown.to_string(), "21 days");
     }

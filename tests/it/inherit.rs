@@ -78,7 +78,7 @@ async fn the_environment_keeps_the_originals_retention_after_the_swap() {
 
     // The run says what it set, and verify what it checked.
     for part in [
-        "short-term retention to the original's 21 days (differential backups every 24 hours) (Azure gave it 7 days (differential backups every 12 hours))",
+        "short-term retention to the original's 21 days with differential backups every 24 hours (Azure gave it 7 days with differential backups every 12 hours)",
         "long-term retention to the original's: weekly P12W, monthly P12M, yearly P5Y (yearly from week 16)",
         "tags and backup retention",
     ] {
@@ -112,7 +112,7 @@ async fn verify_names_a_retention_that_did_not_hold() {
     let error = verify["error"].as_str().unwrap_or("");
     for part in [
         "AxDB differs from the original in short-term backup retention",
-        "the original kept 21 days (differential backups every 24 hours)",
+        "the original kept 21 days with differential backups every 24 hours",
         "the restored database keeps 3 days",
         "backupShortTermRetentionPolicies",
         "the run rolls back: the original goes back under AxDB",
