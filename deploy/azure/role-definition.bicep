@@ -33,7 +33,8 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           // GET   {server}/databases/{db}: preflight (status, earliestRestoreDate, sku,
           //       pool, databaseId), target names free, swap decisions, verify, cleanup check
           'Microsoft.Sql/servers/databases/read'
-          // PUT   {server}/databases/{db}_pitr_{job8}: the restore (createMode PointInTimeRestore)
+          // PUT   {server}/databases/{db}_pitr_{job8}: the restore (createMode PointInTimeRestore);
+          // PATCH the restored database's read scale-out, which a restore PUT cannot set
           'Microsoft.Sql/servers/databases/write'
           // DELETE {server}/databases/{db}: drop a failed partial restore; cleanup drops
           //       {db}_before_{job8} after keep_original_hours
@@ -59,6 +60,10 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           // GET   {db}/auditingSettings/default: preflight notes database-level auditing,
           //       which a restored database loses and pitr cannot set again
           'Microsoft.Sql/servers/databases/auditingSettings/read'
+          // GET/PUT {db}/advancedThreatProtectionSettings/Default: Defender's state read from
+          //       the original (preflight), set on the restored database, checked by verify
+          'Microsoft.Sql/servers/databases/advancedThreatProtectionSettings/read'
+          'Microsoft.Sql/servers/databases/advancedThreatProtectionSettings/write'
           // GET   Azure-AsyncOperation URL of a restore or delete
           //       (.../Microsoft.Sql/locations/{loc}/databaseAzureAsyncOperation/{id})
           'Microsoft.Sql/locations/databaseAzureAsyncOperation/read'

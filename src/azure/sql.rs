@@ -121,6 +121,59 @@ impl ArmClient {
         self.get_policy(database_id, "auditingSettings").await
     }
 
+    /// Defender's `state` for the database (`advancedThreatProtectionSettings/Default`):
+    /// `Enabled`, `Disabled` or `New` (never set on it).
+    pub async fn get_threat_protection(
+        &self,
+        database_id: &str,
+    ) -> Result<Option<String>, AzureError> {
+        #[derive(serde::Deserialize)]
+        struct Props {
+            #[serde(default)]
+            state: Option<String>,
+        }
+        let p: Option<Props> = self
+            .get_policy(database_id, "advancedThreatProtectionSettings")
+            .await?;
+        Ok(p.and_then(|p| p.state))
+    }
+
+    /// `PUT {DB}/advancedThreatProtectionSettings/Default` (200/201).
+    pub async fn begin_set_threat_protection(
+        &self,
+        database_id: &str,
+        state: &str,
+    ) -> Result<Option<Operation>, AzureError> {
+        self.put_policy(
+            database_id,
+            "advancedThreatProtectionSettings",
+            &serde_json::json!({ "state": state }),
+        )
+        .await
+    }
+
+    /// `PATCH {DB}` with `properties` (what a restore PUT cannot set, such
+    /// as `readScale`). States values, so sending it again does no harm.
+    pub async fn begin_patch_database(
+        &self,
+        database_id: &str,
+        properties: &serde_json::Value,
+    ) -> Result<Option<Operation>, AzureError> {
+        let op = format!("PATCH {}", last_segment(database_id));
+        let body = serde_json::json!({ "properties": properties });
+        let begun = self
+            .begin(
+                &op,
+                Method::Patch,
+                database_id,
+                SQL_API_VERSION,
+                Some(&body),
+                Retry::Transient,
+            )
+            .await?;
+        Ok(begun.into_operation())
+    }
+
     /// `GET {DB}/replicationLinks`: the database's geo-replication links
     /// (one page: a database has a handful at most).
     pub async fn list_replication_links(

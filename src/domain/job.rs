@@ -72,6 +72,13 @@ pub struct JobFacts {
     /// (ARM property -> value), sent in the restore PUT.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub source_properties: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Defender's state on the original when set on it (`Enabled` or
+    /// `Disabled`; `New` is not carried), and its read scale-out: set on
+    /// the restored database after its restore, before the swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_threat_protection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_read_scale: Option<String>,
     pub offline_at: Option<DateTime<Utc>>,
     pub online_at: Option<DateTime<Utc>>,
     /// Set when a step failed for good: the cause, while the run recovers

@@ -129,6 +129,8 @@ pub(crate) fn database(st: &mut State, body: &[u8], now: DateTime<Utc>) -> Reply
                 maintenance_configuration_id: None,
                 ha_replicas: 0,
                 encryption_protector: None,
+                atp_state: "New".into(),
+                read_scale: "Disabled".into(),
                 sku: default_sku(),
                 elastic_pool_id: None,
                 max_size_bytes: 268_435_456_000,

@@ -71,6 +71,13 @@ enum Route<'a> {
         server: &'a str,
         db: &'a str,
     },
+    DbAtp {
+        sub: &'a str,
+        rg: &'a str,
+        server: &'a str,
+        db: &'a str,
+        name: &'a str,
+    },
     DbAuditing {
         sub: &'a str,
         rg: &'a str,
@@ -161,6 +168,13 @@ fn route(segs: &[String]) -> Route<'_> {
                     rg,
                     server,
                     db,
+                },
+                [db, a, name] if eq(a, "advancedthreatprotectionsettings") => Route::DbAtp {
+                    sub,
+                    rg,
+                    server,
+                    db,
+                    name,
                 },
                 [db, a, name] if eq(a, "auditingsettings") => Route::DbAuditing {
                     sub,
@@ -332,6 +346,7 @@ fn subscription_of<'a>(r: &Route<'a>) -> Option<&'a str> {
         | Route::DbRetention { sub, .. }
         | Route::DbLinks { sub, .. }
         | Route::DbAuditing { sub, .. }
+        | Route::DbAtp { sub, .. }
         | Route::SqlAsyncOp { sub, .. }
         | Route::SqlOpResult { sub, .. }
         | Route::Vm { sub, .. }
@@ -356,6 +371,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
         } => (ApiType::SqlRetention, sub, Some(rg), None),
         Route::DbLinks { sub, rg, .. } => (ApiType::SqlReplicationLinks, sub, Some(rg), None),
         Route::DbAuditing { sub, rg, .. } => (ApiType::SqlAuditing, sub, Some(rg), None),
+        Route::DbAtp { sub, rg, .. } => (ApiType::SqlThreatProtection, sub, Some(rg), None),
         Route::DbRetention {
             sub,
             rg,
@@ -374,7 +390,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 404,
                 "InvalidResourceType",
                 format!(
-                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases their backup retention policies, replication links and auditing settings, and Microsoft.Compute virtual machines and their run commands).",
+                    "The resource type at '{}' is not served by the mock Azure (it serves Microsoft.Sql databases their backup retention policies, replication links, auditing and threat protection settings, and Microsoft.Compute virtual machines and their run commands).",
                     req.path
                 ),
             )
@@ -446,6 +462,25 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 db,
             },
         ) => sql::list_replication_links(st, sub, rg, server, db),
+        (
+            m @ ("GET" | "PUT"),
+            Route::DbAtp {
+                sub,
+                rg,
+                server,
+                db,
+                name,
+            },
+        ) => sql::threat_protection(st, m, (sub, rg, server, db), name, &req.body),
+        (
+            "PATCH",
+            Route::Db {
+                sub,
+                rg,
+                server,
+                db,
+            },
+        ) => sql::patch_db(st, ctx.now, (sub, rg, server, db), &req.body),
         (
             "GET",
             Route::DbAuditing {

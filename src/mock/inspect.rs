@@ -29,6 +29,8 @@ impl State {
                             "license_type": d.license_type,
                             "maintenance_configuration_id": d.maintenance_configuration_id,
                             "high_availability_replica_count": d.ha_replicas,
+                            "advanced_threat_protection": d.atp_state,
+                            "read_scale": d.read_scale,
                             "long_term_retention": {
                                 "weekly": d.ltr.weekly,
                                 "monthly": d.ltr.monthly,

@@ -51,6 +51,10 @@ pub(crate) struct Database {
     pub ha_replicas: u32,
     /// `properties.encryptionProtector` (database-level CMK).
     pub encryption_protector: Option<String>,
+    /// Defender's `advancedThreatProtectionSettings/Default` state.
+    pub atp_state: String,
+    /// `properties.readScale`.
+    pub read_scale: String,
     pub sku: SkuSpec,
     pub elastic_pool_id: Option<String>,
     pub max_size_bytes: u64,
@@ -58,6 +62,24 @@ pub(crate) struct Database {
     pub zone_redundant: bool,
     /// Current (= requested) backup storage redundancy: Geo, Local, Zone, GeoZone.
     pub backup_redundancy: &'static str,
+}
+
+/// The read scale-out a new database of this sku gets: on for Premium and
+/// Business Critical.
+pub(crate) fn default_read_scale(sku: &SkuSpec) -> String {
+    match sku.tier.as_deref() {
+        Some("Premium") | Some("BusinessCritical") => "Enabled",
+        _ => "Disabled",
+    }
+    .to_string()
+}
+
+/// Read scale-out can be on only where the tier has readable replicas.
+pub(crate) fn allows_read_scale(sku: &SkuSpec) -> bool {
+    matches!(
+        sku.tier.as_deref(),
+        Some("Premium") | Some("BusinessCritical") | Some("Hyperscale")
+    )
 }
 
 /// A long-term retention policy: ISO 8601 durations, `PT0S` = none.
@@ -427,6 +449,7 @@ impl Database {
         if let Some(fog) = &self.failover_group_id {
             v["properties"]["failoverGroupId"] = json!(fog);
         }
+        v["properties"]["readScale"] = json!(self.read_scale);
         if let Some(key) = &self.encryption_protector {
             v["properties"]["encryptionProtector"] = json!(key);
         }

@@ -223,6 +223,14 @@ pub struct DatabaseSpec {
     pub maintenance_configuration_id: Option<String>,
     /// `properties.highAvailabilityReplicaCount`, 0-4; default 0.
     pub high_availability_replica_count: Option<u32>,
+    /// `advancedThreatProtectionSettings/Default` `state`: `Enabled`,
+    /// `Disabled`, or `New` (default: never set on this database; a
+    /// restored database starts `New`).
+    pub advanced_threat_protection: Option<String>,
+    /// `properties.readScale`: `Enabled` or `Disabled`. Default: Enabled on
+    /// Premium and Business Critical, Disabled elsewhere (a restored database
+    /// gets its sku's default; only a PATCH changes it).
+    pub read_scale: Option<String>,
     /// `properties.encryptionProtector`: the Key Vault key of a database-level
     /// customer-managed key (a restore without it falls back to the
     /// server's encryption).
@@ -475,6 +483,23 @@ impl Scenario {
                         format!("{dat}.high_availability_replica_count"),
                         "Azure allows 0 to 4 high-availability replicas".into(),
                     ));
+                }
+                for (key, v, allowed) in [
+                    (
+                        "advanced_threat_protection",
+                        &db.advanced_threat_protection,
+                        &["Enabled", "Disabled", "New"][..],
+                    ),
+                    ("read_scale", &db.read_scale, &["Enabled", "Disabled"][..]),
+                ] {
+                    if let Some(v) = v {
+                        if !allowed.contains(&v.as_str()) {
+                            return Err(invalid(
+                                format!("{dat}.{key} '{v}'"),
+                                format!("use one of {}", allowed.join(", ")),
+                            ));
+                        }
+                    }
                 }
                 if let Some(a) = &db.auditing {
                     if !matches!(a.state.as_str(), "Enabled" | "Disabled") {

@@ -307,6 +307,8 @@ pub(crate) fn put_db(
         maintenance_configuration_id: extras.maintenance_configuration_id.clone(),
         ha_replicas: extras.ha_replicas,
         encryption_protector: None,
+        atp_state: "New".into(),
+        read_scale: super::model::default_read_scale(&sku),
         sku,
         elastic_pool_id: pool,
         max_size_bytes: max_size,
@@ -555,4 +557,122 @@ pub(crate) fn list_replication_links(
         Some(di) => Reply::json(200, srv.databases[di].replication_links_arm(srv)),
         None => db_not_found(rg, server, db),
     }
+}
+
+/// `GET` / `PUT {DB}/advancedThreatProtectionSettings/Default`: Defender's
+/// state for the database (`New`: never set on it).
+pub(crate) fn threat_protection(
+    st: &mut State,
+    method: &str,
+    (sub, rg, server, db): (&str, &str, &str, &str),
+    name: &str,
+    body: &[u8],
+) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return db_not_found(rg, server, db);
+    };
+    let srv = &mut st.servers[si];
+    let Some(di) = srv.find_db(db) else {
+        return db_not_found(rg, server, db);
+    };
+    if !eq(name, "default") {
+        return Reply::arm_error(
+            404,
+            "ResourceNotFound",
+            format!("The Resource 'Microsoft.Sql/servers/{server}/databases/{db}/advancedThreatProtectionSettings/{name}' under resource group '{rg}' was not found."),
+        );
+    }
+    let id = format!(
+        "{}/advancedThreatProtectionSettings/Default",
+        srv.db_id(&srv.databases[di].name)
+    );
+    let d = &mut srv.databases[di];
+    let mut status = 200;
+    if method == "PUT" {
+        let state = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v["properties"]["state"].as_str().map(str::to_string));
+        match state.as_deref() {
+            Some(s @ ("Enabled" | "Disabled")) => {
+                if d.atp_state == "New" {
+                    status = 201;
+                }
+                d.atp_state = s.to_string();
+            }
+            _ => {
+                return Reply::arm_error(
+                    400,
+                    "AdvancedThreatProtectionInvalidUserSuppliedParameter",
+                    "The 'properties.state' of the Advanced Threat Protection settings must be Enabled or Disabled.",
+                )
+            }
+        }
+    }
+    Reply::json(
+        status,
+        json!({
+            "id": id,
+            "name": "Default",
+            "type": "Microsoft.Sql/servers/databases/advancedThreatProtectionSettings",
+            "properties": { "state": d.atp_state },
+        }),
+    )
+}
+
+/// `PATCH {DB}`: what pitr changes after a restore (`properties.readScale`),
+/// answered at once (200; Azure may answer 202 and an operation).
+pub(crate) fn patch_db(
+    st: &mut State,
+    now: chrono::DateTime<chrono::Utc>,
+    (sub, rg, server, db): (&str, &str, &str, &str),
+    body: &[u8],
+) -> Reply {
+    let Some(si) = find_server(st, sub, rg, server) else {
+        return db_not_found(rg, server, db);
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Reply::arm_error(
+            400,
+            "InvalidRequestContent",
+            "The request content was not valid JSON.",
+        );
+    };
+    let srv = &mut st.servers[si];
+    let Some(di) = srv.find_db(db) else {
+        return db_not_found(rg, server, db);
+    };
+    let d = &mut srv.databases[di];
+    if d.status != "Online" {
+        return Reply::arm_error(
+            409,
+            "ConflictingDatabaseOperation",
+            format!("An operation is in progress on database '{db}'; retry once it has finished."),
+        );
+    }
+    if let Some(v) = body["properties"].get("readScale").filter(|v| !v.is_null()) {
+        match v.as_str() {
+            Some("Disabled") => d.read_scale = "Disabled".into(),
+            Some("Enabled") if super::model::allows_read_scale(&d.sku) => {
+                d.read_scale = "Enabled".into()
+            }
+            Some("Enabled") => {
+                return Reply::arm_error(
+                    400,
+                    "InvalidReadScaleEdition",
+                    format!(
+                        "Read scale-out is not available for the service tier of database '{db}'."
+                    ),
+                )
+            }
+            _ => {
+                return Reply::arm_error(
+                    400,
+                    "InvalidRequestContent",
+                    format!("'properties.readScale' {v} must be Enabled or Disabled."),
+                )
+            }
+        }
+    }
+    let srv = &st.servers[si];
+    Reply::json(200, srv.databases[di].to_arm(srv, now))
 }

@@ -153,6 +153,14 @@ impl State {
                     maintenance_configuration_id: d.maintenance_configuration_id.clone(),
                     ha_replicas: d.high_availability_replica_count.unwrap_or(0),
                     encryption_protector: d.encryption_protector.clone(),
+                    atp_state: d
+                        .advanced_threat_protection
+                        .clone()
+                        .unwrap_or_else(|| "New".into()),
+                    read_scale: d
+                        .read_scale
+                        .clone()
+                        .unwrap_or_else(|| super::model::default_read_scale(&sku)),
                     sku,
                     elastic_pool_id: d.elastic_pool_id.clone(),
                     max_size_bytes: d.max_size_bytes.unwrap_or(268_435_456_000),

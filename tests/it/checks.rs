@@ -323,6 +323,7 @@ async fn refused_at_verify(r: &Ran, original: &str, says: &[&str]) -> String {
                 && !p.contains("/move")
                 // The original's retention, set on the restored database.
                 && !p.contains("RetentionPolicies/")
+                && !p.contains("advancedThreatProtectionSettings/")
                 && e["body"]["properties"]["createMode"] != "PointInTimeRestore"
         })
         .map(|e| format!("{} {}", e["method"], e["path"]))

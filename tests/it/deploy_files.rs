@@ -53,7 +53,14 @@ async fn the_role_grants_exactly_the_arm_calls_pitr_makes() {
     // Restores answer with a Location header only (the operation-results
     // poll); deletes with both (the Azure-AsyncOperation poll).
     let t = TestEnv::start_with(
-        &scenario("restore_polls = 2\nrestore_headers = \"location_only\""),
+        // Business Critical with read scale-out off: the restored database
+        // gets it on, and the run PATCHes it back.
+        &scenario("restore_polls = 2\nrestore_headers = \"location_only\"")
+            .replacen(
+                "sku = { name = \"GP_Gen5\", tier = \"GeneralPurpose\", family = \"Gen5\", capacity = 4 }",
+                "sku = { name = \"BC_Gen5\", tier = \"BusinessCritical\", family = \"Gen5\", capacity = 4 }\nread_scale = \"Disabled\"",
+                1,
+            ),
         "[serve]\nlisten = \"127.0.0.1:0\"\n[auth]\nmode = \"none\"\n[engine]\nscheduler_tick_secs = 1\nkeep_original_hours = 0\n",
     );
     let point = rfc3339_ago(Duration::days(1));

@@ -38,6 +38,7 @@ sku = {{ name = "GP_Gen5", tier = "GeneralPurpose", family = "Gen5", capacity = 
 # copies): every run carries them over.
 diff_backup_hours = 24
 long_term_retention = {{ weekly = "P4W", monthly = "P6M" }}
+advanced_threat_protection = "Enabled"
 history = [
   {{ at = "-30d", content = "v1 before test cycle" }},
   {{ at = "-3d", content = "v2 after test cycle 1" }},

@@ -45,6 +45,8 @@ async fn the_environment_keeps_the_originals_retention_after_the_swap() {
         live["long_term_retention"],
         json!({"weekly": "P12W", "monthly": "P12M", "yearly": "P5Y", "week_of_year": 16})
     );
+    // Defender's state on the original (a restored database starts `New`).
+    assert_eq!(live["advanced_threat_protection"], "Enabled", "{live}");
 
     // Each policy was set once, on the restored database, before the swap
     // renamed anything.
@@ -61,6 +63,7 @@ async fn the_environment_keeps_the_originals_retention_after_the_swap() {
     for policy in [
         "backupShortTermRetentionPolicies",
         "backupLongTermRetentionPolicies",
+        "advancedThreatProtectionSettings",
     ] {
         let puts = requests(&journal, "PUT", policy);
         assert_eq!(puts.len(), 1, "{policy}: {puts:?}");
@@ -69,7 +72,11 @@ async fn the_environment_keeps_the_originals_retention_after_the_swap() {
             "{policy} set on {}",
             puts[0]["path"]
         );
-        assert_eq!(puts[0]["status"], 200, "{}", puts[0]);
+        assert!(
+            puts[0]["status"] == 200 || puts[0]["status"] == 201,
+            "{}",
+            puts[0]
+        );
         assert!(
             index("PUT", policy) < first_rename,
             "{policy} set after the swap"
@@ -355,4 +362,50 @@ async fn verify_names_a_database_property_that_did_not_hold() {
         "{error}"
     );
     assert_eq!(show["status"], "rolled_back");
+}
+
+/// Read scale-out cannot be set by a restore PUT: a Business Critical
+/// original with it off gets a restored database with it on, which the
+/// run PATCHes back before the swap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_scale_out_is_patched_back_before_the_swap() {
+    let scenario = scenario("restore_polls = 1").replacen(
+        "sku = { name = \"GP_Gen5\", tier = \"GeneralPurpose\", family = \"Gen5\", capacity = 4 }",
+        "sku = { name = \"BC_Gen5\", tier = \"BusinessCritical\", family = \"Gen5\", capacity = 4 }\nread_scale = \"Disabled\"",
+        1,
+    );
+    assert!(scenario.contains("BC_Gen5"), "scenario changed");
+    let t = TestEnv::start(&scenario);
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let run = t.pitr(&["run", &id]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        )
+        .contains("read scale-out to the original's Disabled (Azure gave it Enabled)"),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    let journal = t.journal().await;
+    let patches = requests(&journal, "PATCH", "/databases/AxDB_pitr_");
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(
+        patches[0]["body"]["properties"],
+        json!({"readScale": "Disabled"})
+    );
+    let patched = journal.iter().position(|e| e["method"] == "PATCH").unwrap();
+    let renamed = journal
+        .iter()
+        .position(|e| e["method"] == "POST" && e["path"].as_str().unwrap_or("").contains("/move"))
+        .unwrap();
+    assert!(patched < renamed, "patched after the swap");
+    let state = t.state().await;
+    assert_eq!(databases(&state)["AxDB"]["read_scale"], "Disabled");
 }

@@ -428,6 +428,8 @@ pub async fn store_suite(store: SharedStore) {
             ("minCapacity".to_string(), json!(0.5)),
         ]
         .into(),
+        source_threat_protection: Some("Enabled".into()),
+        source_read_scale: Some("Disabled".into()),
         offline_at: Some(t(1443)),
         online_at: None,
         recovering: Some("restore step failed: timeout".into()),

@@ -139,8 +139,19 @@ impl Engine {
                 env.database
             ));
         }
+        let threat_protection =
+            self.azure.get_threat_protection(&id).await?.filter(|s| {
+                s.eq_ignore_ascii_case("Enabled") || s.eq_ignore_ascii_case("Disabled")
+            });
         let job = &mut *cx.job;
         job.facts.not_carried = not_carried;
+        job.facts.source_threat_protection = threat_protection;
+        job.facts.source_read_scale = db
+            .properties
+            .other
+            .get("readScale")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         job.facts.source_properties = crate::domain::retention::CARRIED_PROPERTIES
             .iter()
             .filter_map(|(k, _)| {

@@ -111,6 +111,47 @@ impl Engine {
                 done.push(format!("long-term retention {orig}"));
             }
         }
+        if let Some(orig) = &job.facts.source_threat_protection {
+            let now = self.azure.get_threat_protection(target).await?;
+            if !now.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(orig)) {
+                self.note(
+                    StepName::Restore,
+                    format!(
+                        "setting {name}'s Defender threat protection to the original's {orig} (Azure gave it {})",
+                        now.as_deref().unwrap_or("none")
+                    ),
+                );
+                self.confirm_lease(&job.id).await?;
+                self.wait_policy(self.azure.begin_set_threat_protection(target, orig).await?)
+                    .await?;
+                done.push(format!("threat protection {orig}"));
+            }
+        }
+        if let Some(orig) = &job.facts.source_read_scale {
+            let now = self
+                .azure
+                .get_database(target)
+                .await?
+                .and_then(|d| d.properties.other.get("readScale").cloned())
+                .and_then(|v| v.as_str().map(str::to_string));
+            if !now.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(orig)) {
+                self.note(
+                    StepName::Restore,
+                    format!(
+                        "setting {name}'s read scale-out to the original's {orig} (Azure gave it {})",
+                        now.as_deref().unwrap_or("none")
+                    ),
+                );
+                self.confirm_lease(&job.id).await?;
+                self.wait_policy(
+                    self.azure
+                        .begin_patch_database(target, &serde_json::json!({ "readScale": orig }))
+                        .await?,
+                )
+                .await?;
+                done.push(format!("read scale-out {orig}"));
+            }
+        }
         Ok(done)
     }
 
@@ -150,6 +191,17 @@ impl Engine {
                     orig.to_string(),
                     live.short_term.map_or("none".into(), |r| r.to_string()),
                     "backupShortTermRetentionPolicies",
+                ));
+            }
+        }
+        if let Some(orig) = &job.facts.source_threat_protection {
+            let now = self.azure.get_threat_protection(id).await?;
+            if !now.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(orig)) {
+                return Err(differs(
+                    "Defender threat protection",
+                    orig.clone(),
+                    now.unwrap_or_else(|| "none".into()),
+                    "advancedThreatProtectionSettings",
                 ));
             }
         }

@@ -189,6 +189,22 @@ impl Engine {
                 }
             )));
         }
+        if let Some(orig) = &f.source_read_scale {
+            let live = db
+                .properties
+                .other
+                .get("readScale")
+                .and_then(|v| v.as_str());
+            if !live.is_some_and(|l| l.eq_ignore_ascii_case(orig)) {
+                return Err(differs(
+                    &env.database,
+                    "read scale-out",
+                    orig,
+                    live.unwrap_or("none"),
+                    &rollback,
+                ));
+            }
+        }
         if let Some((what, original, live)) =
             crate::domain::retention::first_difference(&f.source_properties, &db.properties.other)
         {

@@ -582,3 +582,77 @@ history = [{ at = "-5d", content = "alone" }]
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+#[tokio::test]
+async fn threat_protection_and_read_scale_are_set_as_azure_allows() {
+    let env = start(&format!("{SCENARIO}{EXTRA}")).await;
+    let atp = |db: &str| {
+        format!(
+            "{}/advancedThreatProtectionSettings/Default?{SQL}",
+            ret_path(db)
+        )
+    };
+    let r = env.arm("GET", &atp("Kept"), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json()["properties"]["state"],
+        "New",
+        "never set on the database"
+    );
+    let r = env
+        .arm(
+            "PUT",
+            &atp("Kept"),
+            Some(json!({"properties": {"state": "Enabled"}})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = env
+        .arm(
+            "PUT",
+            &atp("Kept"),
+            Some(json!({"properties": {"state": "Disabled"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["properties"]["state"], "Disabled");
+    let r = env
+        .arm(
+            "PUT",
+            &atp("Kept"),
+            Some(json!({"properties": {"state": "On"}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "AdvancedThreatProtectionInvalidUserSuppliedParameter")
+    );
+    // Read scale-out: a PATCH of the database; not on General Purpose.
+    let db = format!("{}?{SQL}", ret_path("Kept"));
+    assert_eq!(
+        env.arm("GET", &db, None).await.json()["properties"]["readScale"],
+        "Disabled"
+    );
+    let r = env
+        .arm(
+            "PATCH",
+            &db,
+            Some(json!({"properties": {"readScale": "Enabled"}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "InvalidReadScaleEdition"),
+        "{}",
+        r.text
+    );
+    let r = env
+        .arm(
+            "PATCH",
+            &db,
+            Some(json!({"properties": {"readScale": "Disabled"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["properties"]["readScale"], "Disabled");
+}
