@@ -59,6 +59,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_target_says_the_status_azure_reported() {
+        // Shown in the step's notes and failures ("AxDB_pitr_x exists (Creating)").
+        assert_eq!(Target::Absent.status(), "absent");
+        assert_eq!(Target::Online.status(), "Online");
+        assert_eq!(Target::InProgress("Creating".into()).status(), "Creating");
+        assert_eq!(
+            Target::Stuck("Inaccessible".into()).status(),
+            "Inaccessible"
+        );
+    }
+
+    #[test]
     fn every_combination_of_target_and_checkpoint_is_decided() {
         use RestoreAction as A;
         let busy = Target::InProgress("Restoring".into());

@@ -156,6 +156,52 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_foreign_database_under_any_name_stops_the_swap_and_the_unswap() {
+        // Every recognised shape, with each of its two databaseIds replaced
+        // by one pitr does not know ("X"): nothing is renamed.
+        let n = names();
+        for (live, before, restored) in [
+            (Some("R"), Some("O"), None),
+            (Some("O"), None, Some("R")),
+            (None, Some("O"), Some("R")),
+        ] {
+            let shape = [
+                ("AxDB", live),
+                ("AxDB_before_1", before),
+                ("AxDB_pitr_1", restored),
+            ];
+            let present: Vec<usize> = (0..3).filter(|i| shape[*i].1.is_some()).collect();
+            assert!(next_swap_action(&n, &at(&shape), "O", "R").is_ok());
+            for i in present {
+                let mut foreign = shape;
+                foreign[i].1 = Some("X");
+                assert!(
+                    next_swap_action(&n, &at(&foreign), "O", "R").is_err(),
+                    "swap went on with {foreign:?}"
+                );
+            }
+        }
+        for foreign in [
+            obs(&[("AxDB", "X")]),
+            obs(&[("AxDB", "X"), ("AxDB_before_1", "O")]),
+            obs(&[("AxDB", "R"), ("AxDB_before_1", "X")]),
+            obs(&[("AxDB_before_1", "X")]),
+        ] {
+            assert!(
+                next_unswap_action(&n, &foreign, "O", Some("R")).is_err(),
+                "unswap went on with {foreign:?}"
+            );
+        }
+    }
+
+    fn at(shape: &[(&str, Option<&str>); 3]) -> HashMap<String, String> {
+        shape
+            .iter()
+            .filter_map(|(n, id)| Some((n.to_string(), (*id)?.to_string())))
+            .collect()
+    }
+
+    #[test]
     fn unswap_walks_back() {
         let n = names();
         let s2 = obs(&[("AxDB_before_1", "O"), ("AxDB", "R")]);
