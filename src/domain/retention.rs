@@ -185,6 +185,16 @@ pub const CARRIED_PROPERTIES: &[(&str, &str)] = &[
     ("minCapacity", "minimum capacity"),
 ];
 
+/// A property's value as a message shows it (`none` when absent).
+fn shown(v: Option<&serde_json::Value>) -> String {
+    use serde_json::Value;
+    match v {
+        None | Some(Value::Null) => "none".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
 /// The first carried property the live database does not keep: (what
 /// people call it, the original's value, the live one; `none` when absent).
 /// Strings compare without case, as ARM does.
@@ -199,15 +209,10 @@ pub fn first_difference(
         (x, Some(y)) => x == y,
         (_, None) => false,
     };
-    let show = |v: Option<&Value>| match v {
-        None | Some(Value::Null) => "none".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    };
     CARRIED_PROPERTIES.iter().find_map(|(key, name)| {
         let orig = original.get(*key).filter(|v| !v.is_null())?;
         let now = live.get(*key).filter(|v| !v.is_null());
-        (!same(orig, now)).then(|| (*name, show(Some(orig)), show(now)))
+        (!same(orig, now)).then(|| (*name, shown(Some(orig)), shown(now)))
     })
 }
 
@@ -243,7 +248,7 @@ mod carried_tests {
             let (n, o, l) = first_difference(&orig, &live).unwrap_or_else(|| panic!("{key}"));
             assert_eq!(n, *name);
             assert_eq!(l, "other");
-            assert_eq!(o, super::show_for_test(&orig[*key]));
+            assert_eq!(o, shown(Some(&orig[*key])));
             live.remove(*key);
             assert_eq!(
                 first_difference(&orig, &live).map(|d| d.2),
@@ -264,13 +269,5 @@ mod carried_tests {
             first_difference(&map(json!({"maxSizeBytes": null})), &map(json!({}))),
             None
         );
-    }
-}
-
-#[cfg(test)]
-fn show_for_test(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }

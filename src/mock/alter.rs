@@ -63,16 +63,9 @@ pub(crate) fn database(st: &mut State, body: &[u8], now: DateTime<Utc>) -> Reply
             }
         },
     };
-    let Some(srv) = st
-        .servers
-        .iter_mut()
-        .find(|s| s.name.eq_ignore_ascii_case(&b.server))
-    else {
-        return Reply::arm_error(
-            404,
-            "NotFound",
-            format!("no server '{}' in the mock", b.server),
-        );
+    let srv = match super::sql::server_named(st, &b.server) {
+        Ok(srv) => srv,
+        Err(reply) => return reply,
     };
     let found = srv.find_db(&b.name);
     if b.remove {

@@ -461,7 +461,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 server,
                 db,
             },
-        ) => sql::list_replication_links(st, sub, rg, server, db),
+        ) => sql::list_replication_links(st, (sub, rg, server, db)),
         (
             m @ ("GET" | "PUT"),
             Route::DbAtp {
@@ -480,7 +480,7 @@ fn dispatch_arm(st: &mut State, req: &Req, ctx: &Ctx, r: Route<'_>) -> Reply {
                 server,
                 db,
             },
-        ) => sql::patch_db(st, ctx.now, (sub, rg, server, db), &req.body),
+        ) => sql::patch_db(st, ctx.now, (sub, rg, server, db), req),
         (
             "GET",
             Route::DbAuditing {

@@ -6,11 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::arm::{eq, NOT_FOUND_HINT};
 use super::http::Reply;
 use super::model::{Database, Ltr};
 use super::scenario::LtrSpec;
-use super::sql::{db_not_found, find_server};
+use super::sql::{locate_db, only_default};
 use super::state::State;
 
 /// Differential backups every 12 hours: Azure's default (vCore).
@@ -37,25 +36,13 @@ impl Policy {
 /// The database a policy request addresses, or the 404 Azure gives.
 fn find<'a>(
     st: &'a mut State,
-    (sub, rg, server, db): (&str, &str, &str, &str),
+    path: (&str, &str, &str, &str),
     kind: Policy,
     policy: &str,
 ) -> Result<(String, &'a mut Database), Reply> {
-    let Some(si) = find_server(st, sub, rg, server) else {
-        return Err(db_not_found(rg, server, db));
-    };
+    let (si, di) = locate_db(st, path)?;
+    only_default(path, kind.collection(), policy)?;
     let srv = &mut st.servers[si];
-    let Some(di) = srv.find_db(db) else {
-        return Err(db_not_found(rg, server, db));
-    };
-    // The only policy a database has is `default`.
-    if !eq(policy, "default") {
-        return Err(Reply::arm_error(
-            404,
-            "ResourceNotFound",
-            format!("The Resource 'Microsoft.Sql/servers/{server}/databases/{db}/{}/{policy}' under resource group '{rg}' was not found. {NOT_FOUND_HINT}", kind.collection()),
-        ));
-    }
     let id = format!(
         "{}/{}/default",
         srv.db_id(&srv.databases[di].name),
@@ -284,16 +271,9 @@ pub(crate) fn set_retention(st: &mut State, body: &[u8], now: DateTime<Utc>) -> 
             ))
         }
     };
-    let Some(srv) = st
-        .servers
-        .iter_mut()
-        .find(|s| s.name.eq_ignore_ascii_case(&b.server))
-    else {
-        return Reply::arm_error(
-            404,
-            "NotFound",
-            format!("no server '{}' in the mock", b.server),
-        );
+    let srv = match super::sql::server_named(st, &b.server) {
+        Ok(srv) => srv,
+        Err(reply) => return reply,
     };
     let Some(di) = srv.find_db(&b.database) else {
         return Reply::arm_error(

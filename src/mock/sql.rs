@@ -28,6 +28,48 @@ pub(crate) fn db_not_found(rg: &str, server: &str, db: &str) -> Reply {
     )
 }
 
+/// The server a `/_mock/...` control names (server names are unique in
+/// the mock, as in Azure).
+pub(crate) fn server_named<'a>(
+    st: &'a mut State,
+    name: &str,
+) -> Result<&'a mut super::model::Server, Reply> {
+    st.servers
+        .iter_mut()
+        .find(|s| s.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| Reply::arm_error(404, "NotFound", format!("no server '{name}' in the mock")))
+}
+
+/// The server and database a `{DB}/...` request addresses, or the 404 Azure
+/// gives.
+pub(crate) fn locate_db(
+    st: &State,
+    (sub, rg, server, db): (&str, &str, &str, &str),
+) -> Result<(usize, usize), Reply> {
+    let si = find_server(st, sub, rg, server).ok_or_else(|| db_not_found(rg, server, db))?;
+    let di = st.servers[si]
+        .find_db(db)
+        .ok_or_else(|| db_not_found(rg, server, db))?;
+    Ok((si, di))
+}
+
+/// A database's settings resource (`auditingSettings`, a retention policy,
+/// ...) exists under one name only, `default`: the 404 for any other.
+pub(crate) fn only_default(
+    (_, rg, server, db): (&str, &str, &str, &str),
+    collection: &str,
+    name: &str,
+) -> Result<(), Reply> {
+    if eq(name, "default") {
+        return Ok(());
+    }
+    Err(Reply::arm_error(
+        404,
+        "ResourceNotFound",
+        format!("The Resource 'Microsoft.Sql/servers/{server}/databases/{db}/{collection}/{name}' under resource group '{rg}' was not found. {NOT_FOUND_HINT}"),
+    ))
+}
+
 fn server_not_found(rg: &str, server: &str) -> Reply {
     Reply::arm_error(
         404,
@@ -521,41 +563,28 @@ pub(crate) fn sql_op_result(st: &mut State, ctx: &Ctx, sub: &str, id: &str) -> R
 }
 
 /// `GET {DB}/auditingSettings/{name}` (the one a database has is `default`).
-pub(crate) fn get_auditing(
-    st: &State,
-    (sub, rg, server, db): (&str, &str, &str, &str),
-    name: &str,
-) -> Reply {
-    let Some(si) = find_server(st, sub, rg, server) else {
-        return db_not_found(rg, server, db);
-    };
-    let srv = &st.servers[si];
-    match srv.find_db(db) {
-        Some(di) if eq(name, "default") => Reply::json(200, srv.databases[di].auditing_arm(srv)),
-        Some(_) => Reply::arm_error(
-            404,
-            "ResourceNotFound",
-            format!("The Resource 'Microsoft.Sql/servers/{server}/databases/{db}/auditingSettings/{name}' under resource group '{rg}' was not found."),
-        ),
-        None => db_not_found(rg, server, db),
+pub(crate) fn get_auditing(st: &State, path: (&str, &str, &str, &str), name: &str) -> Reply {
+    let found = locate_db(st, path).and_then(|at| {
+        only_default(path, "auditingSettings", name)?;
+        Ok(at)
+    });
+    match found {
+        Ok((si, di)) => {
+            let srv = &st.servers[si];
+            Reply::json(200, srv.databases[di].auditing_arm(srv))
+        }
+        Err(reply) => reply,
     }
 }
 
 /// `GET {DB}/replicationLinks`.
-pub(crate) fn list_replication_links(
-    st: &State,
-    sub: &str,
-    rg: &str,
-    server: &str,
-    db: &str,
-) -> Reply {
-    let Some(si) = find_server(st, sub, rg, server) else {
-        return db_not_found(rg, server, db);
-    };
-    let srv = &st.servers[si];
-    match srv.find_db(db) {
-        Some(di) => Reply::json(200, srv.databases[di].replication_links_arm(srv)),
-        None => db_not_found(rg, server, db),
+pub(crate) fn list_replication_links(st: &State, path: (&str, &str, &str, &str)) -> Reply {
+    match locate_db(st, path) {
+        Ok((si, di)) => {
+            let srv = &st.servers[si];
+            Reply::json(200, srv.databases[di].replication_links_arm(srv))
+        }
+        Err(reply) => reply,
     }
 }
 
@@ -564,24 +593,18 @@ pub(crate) fn list_replication_links(
 pub(crate) fn threat_protection(
     st: &mut State,
     method: &str,
-    (sub, rg, server, db): (&str, &str, &str, &str),
+    path: (&str, &str, &str, &str),
     name: &str,
     body: &[u8],
 ) -> Reply {
-    let Some(si) = find_server(st, sub, rg, server) else {
-        return db_not_found(rg, server, db);
+    let (si, di) = match locate_db(st, path).and_then(|at| {
+        only_default(path, "advancedThreatProtectionSettings", name)?;
+        Ok(at)
+    }) {
+        Ok(at) => at,
+        Err(reply) => return reply,
     };
     let srv = &mut st.servers[si];
-    let Some(di) = srv.find_db(db) else {
-        return db_not_found(rg, server, db);
-    };
-    if !eq(name, "default") {
-        return Reply::arm_error(
-            404,
-            "ResourceNotFound",
-            format!("The Resource 'Microsoft.Sql/servers/{server}/databases/{db}/advancedThreatProtectionSettings/{name}' under resource group '{rg}' was not found."),
-        );
-    }
     let id = format!(
         "{}/advancedThreatProtectionSettings/Default",
         srv.db_id(&srv.databases[di].name)
@@ -624,24 +647,19 @@ pub(crate) fn threat_protection(
 pub(crate) fn patch_db(
     st: &mut State,
     now: chrono::DateTime<chrono::Utc>,
-    (sub, rg, server, db): (&str, &str, &str, &str),
-    body: &[u8],
+    path: (&str, &str, &str, &str),
+    req: &Req,
 ) -> Reply {
-    let Some(si) = find_server(st, sub, rg, server) else {
-        return db_not_found(rg, server, db);
+    let (si, di) = match locate_db(st, path) {
+        Ok(at) => at,
+        Err(reply) => return reply,
     };
-    let Ok(body) = serde_json::from_slice::<Value>(body) else {
-        return Reply::arm_error(
-            400,
-            "InvalidRequestContent",
-            "The request content was not valid JSON.",
-        );
+    let body = match parse_json_body(req) {
+        Ok(b) => b,
+        Err(reply) => return reply,
     };
-    let srv = &mut st.servers[si];
-    let Some(di) = srv.find_db(db) else {
-        return db_not_found(rg, server, db);
-    };
-    let d = &mut srv.databases[di];
+    let db = path.3;
+    let d = &mut st.servers[si].databases[di];
     if d.status != "Online" {
         return Reply::arm_error(
             409,

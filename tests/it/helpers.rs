@@ -468,12 +468,7 @@ pub fn restore_put_requests(journal: &[Value]) -> Vec<&Value> {
 }
 
 pub fn restore_puts(journal: &[Value]) -> usize {
-    journal
-        .iter()
-        .filter(|e| {
-            e["method"] == "PUT" && e["body"]["properties"]["createMode"] == "PointInTimeRestore"
-        })
-        .count()
+    restore_put_requests(journal).len()
 }
 
 /// Restore PUTs that Azure accepted (a throttled attempt created nothing).

@@ -17,6 +17,24 @@ fn kept_long() -> String {
     )
 }
 
+/// A run of a new request killed right after its swap (the restored
+/// database is live; `verify` has not run), for a test to change Azure
+/// before `pitr resume`.
+fn stopped_after_the_swap(scenario: &str) -> (TestEnv, String) {
+    let t = TestEnv::start(scenario);
+    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
+    let out = t
+        .command(&["run", &id])
+        .env("PITR_CRASH_AT", "swap.done")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the run was not stopped after the swap"
+    );
+    (t, id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_environment_keeps_the_originals_retention_after_the_swap() {
     let scenario = kept_long();
@@ -95,16 +113,9 @@ async fn the_environment_keeps_the_originals_retention_after_the_swap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_names_a_retention_that_did_not_hold() {
-    let t = TestEnv::start(&kept_long());
-    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
     // Stopped after the swap; meanwhile someone lowers the live
     // database's retention in Azure.
-    let out = t
-        .command(&["run", &id])
-        .env("PITR_CRASH_AT", "swap.done")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let (t, id) = stopped_after_the_swap(&kept_long());
     t.post(
         "/_mock/retention",
         json!({"server": SERVER, "database": "AxDB", "days": 3}),
@@ -334,14 +345,7 @@ async fn verify_names_a_database_property_that_did_not_hold() {
         "diff_backup_hours = 24\nlicense_type = \"BasePrice\"\n",
         1,
     );
-    let t = TestEnv::start(&scenario);
-    let id = t.submit_accepted(&rfc3339_ago(Duration::days(1)));
-    let out = t
-        .command(&["run", &id])
-        .env("PITR_CRASH_AT", "swap.done")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let (t, id) = stopped_after_the_swap(&scenario);
     assert_eq!(
         databases(&t.state().await)["AxDB"]["license_type"],
         "BasePrice"

@@ -155,7 +155,7 @@ impl Engine {
         cx.job.facts.restored_database_id = Some(restored.clone());
         self.save_job(cx.job).await?;
         // Before the swap: the environment never runs on Azure's defaults.
-        let carried = self.carry_retention(cx.job, &target).await?;
+        let carried = self.carry_over(cx.job, &target).await?;
         let carried = if carried.is_empty() {
             String::new()
         } else {

@@ -1,9 +1,10 @@
-//! Backup retention, carried from the original to the restored database:
+//! What pitr sets again on the restored database after its restore:
 //! Azure gives a restored database its defaults (7 days of point-in-time
-//! backups, no long-term copies), not its source's. `preflight` reads the
-//! original's, `restore` sets them on the restored database before the swap
-//! (so a crash cannot leave the environment on Azure's defaults), `verify`
-//! checks the live database against them.
+//! backups, no long-term copies, Defender `New`, its sku's read scale-out),
+//! not its source's. `preflight` reads the original's, `restore` sets them
+//! on the restored database before the swap (so a crash cannot leave the
+//! environment on Azure's defaults), `verify` checks the live database
+//! against them.
 use crate::azure::models::{LongTermRetention, ShortTermRetention};
 use crate::domain::retention::{LongTerm, ShortTerm};
 use crate::domain::{Job, StepName};
@@ -47,11 +48,11 @@ impl Engine {
         })
     }
 
-    /// Gives the restored database `target` the original's retention, each
-    /// policy only where it differs: run again after a crash, it sends
+    /// Gives the restored database `target` the original's retention,
+    /// Defender state and read scale-out, each only where it differs: run again after a crash, it sends
     /// only what is still missing. Returns what it did, for the step's
     /// summary.
-    pub(super) async fn carry_retention(
+    pub(super) async fn carry_over(
         &self,
         job: &Job,
         target: &str,
