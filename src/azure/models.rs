@@ -65,6 +65,11 @@ impl Database {
     pub fn database_id(&self) -> Option<&str> {
         self.properties.database_id.as_deref()
     }
+    /// A text property pitr has no field for (`readScale`,
+    /// `encryptionProtector`, ...), as Azure sent it.
+    pub fn text_property(&self, key: &str) -> Option<&str> {
+        self.properties.other.get(key).and_then(|v| v.as_str())
+    }
 }
 
 impl Database {

@@ -128,10 +128,7 @@ impl Engine {
             }
         }
         if let Some(key) = db
-            .properties
-            .other
-            .get("encryptionProtector")
-            .and_then(|k| k.as_str())
+            .text_property("encryptionProtector")
             .filter(|k| !k.is_empty())
         {
             not_carried.push(format!(
@@ -146,12 +143,7 @@ impl Engine {
         let job = &mut *cx.job;
         job.facts.not_carried = not_carried;
         job.facts.source_threat_protection = threat_protection;
-        job.facts.source_read_scale = db
-            .properties
-            .other
-            .get("readScale")
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
+        job.facts.source_read_scale = db.text_property("readScale").map(str::to_string);
         job.facts.source_properties = crate::domain::retention::CARRIED_PROPERTIES
             .iter()
             .filter_map(|(k, _)| {

@@ -133,8 +133,7 @@ impl Engine {
                 .azure
                 .get_database(target)
                 .await?
-                .and_then(|d| d.properties.other.get("readScale").cloned())
-                .and_then(|v| v.as_str().map(str::to_string));
+                .and_then(|d| d.text_property("readScale").map(str::to_string));
             if !now.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(orig)) {
                 self.note(
                     StepName::Restore,

@@ -190,11 +190,7 @@ impl Engine {
             )));
         }
         if let Some(orig) = &f.source_read_scale {
-            let live = db
-                .properties
-                .other
-                .get("readScale")
-                .and_then(|v| v.as_str());
+            let live = db.text_property("readScale");
             if !live.is_some_and(|l| l.eq_ignore_ascii_case(orig)) {
                 return Err(differs(
                     &env.database,
